@@ -1,0 +1,1 @@
+"""falsr: multi-objective NAS for fast, accurate and lightweight super-resolution."""

@@ -1,0 +1,74 @@
+"""Shared bits of the Hydra entry points: where the configs live, and one-line user errors."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+from omegaconf.errors import MissingMandatoryValue
+
+from falsr.errors import UserError
+
+# The configs live at the repository top (conf/), beside train.py and search.py; the package is
+# installed in editable mode (README), so they are found relative to this file.
+CONF_DIR = Path(os.environ.get("FALSR_CONF_DIR", Path(__file__).resolve().parents[2] / "conf"))
+
+# Errors that are the user's to fix: shown as one line, never as a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, FileNotFoundError, MissingMandatoryValue)
+
+
+def user_errors(func):
+    """Turn a user mistake raised inside a Hydra task into `error: <message>` and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - re-raised unless a user error is behind it
+            err = _user_error_in(exc)
+            if err is None or os.environ.get("FALSR_DEBUG"):
+                raise
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if isinstance(err, MissingMandatoryValue):
+                message = f"missing required value {err.full_key} (set it on the command line: {err.full_key}=...)"
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _user_error_in(exc: BaseException) -> BaseException | None:
+    """The user error behind `exc` (Hydra's instantiate wraps errors raised in targets)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, USER_ERRORS):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def check_group_choices(argv: list[str] | None = None) -> None:
+    """Reject `group=name` overrides naming a config that does not exist, in one line.
+
+    Hydra's own message for this is a multi-line dump of the search path; we check the simple
+    `group=name` form before Hydra composes and leave everything else to Hydra.
+    """
+    for arg in sys.argv[1:] if argv is None else argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        group = CONF_DIR / key
+        if not sep or "." in key or "/" in key or not group.is_dir() or value in ("null", ""):
+            continue
+        if not (group / f"{value}.yaml").is_file():
+            options = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
+            sys.exit(f"error: unknown {key} {value!r}: choose one of {options}")
+
+
+def check_conf_dir() -> str:
+    if not (CONF_DIR / "model").is_dir():
+        sys.exit(f"error: config folder {CONF_DIR} not found: install the project from its repository with "
+                 "`pip install -e .` (or set FALSR_CONF_DIR to the repository's conf/ folder)")
+    check_group_choices()
+    return str(CONF_DIR)

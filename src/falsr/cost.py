@@ -1,0 +1,82 @@
+"""Analytic cost model: params and mult-adds of a genome without building the network.
+
+Every cell's cost is affine in its input channels (only its first layer sees them), so the 192
+choices are tabulated once as (per-input-channel, constant) pairs and a genome costs a few dozen
+additions. Mult-adds count convolution multiply-accumulates (biases and residual adds excluded, as
+in the paper's Table I), for an LR input of `lr_size` (default 480x480, the paper's convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from falsr.genome import CELL_CHOICES, Cell, Genome, parse_genome
+from falsr.network import FEATURES, SCALE
+
+DEFAULT_LR_SIZE = (480, 480)
+
+
+@dataclass(frozen=True)
+class CellCost:
+    """params = p_in * cin + p_const; mult-adds per LR pixel = m_in * cin + m_const."""
+
+    p_in: int
+    p_const: int
+    m_in: int
+    m_const: int
+
+
+def cell_cost(cell: Cell) -> CellCost:
+    f, k2, g, r = cell.channels, cell.kernel ** 2, cell.groups, cell.repeats
+    if cell.op == "invbottleneck_e2":
+        # 1x1 projection cin->f, then per block: kxk f->2f, depthwise 3x3 on 2f, kxk 2f->f (all with bias).
+        block_w = 2 * k2 * f * 2 * f + 9 * 2 * f
+        block_b = 2 * f + 2 * f + f
+        return CellCost(f, f + r * (block_w + block_b), f, r * block_w)
+    # First layer kxk cin->f (grouped), then repeats-1 layers kxk f->f (grouped).
+    rest_w = (r - 1) * k2 * f * f // g
+    return CellCost(k2 * f // g, f + rest_w + (r - 1) * f, k2 * f // g, rest_w)
+
+
+CELL_COSTS: tuple[CellCost, ...] = tuple(cell_cost(c) for c in CELL_CHOICES)
+
+_HEAD_P, _HEAD_M = 9 * FEATURES + FEATURES, 9 * FEATURES
+_UP_OUT_CH = FEATURES // (SCALE * SCALE)
+_TAIL_P, _TAIL_M = 9 * _UP_OUT_CH + 1, 9 * _UP_OUT_CH * SCALE * SCALE  # the last conv runs at HR
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int
+    mult_adds: int
+
+
+def _lr_pixels(lr_size) -> int:
+    if isinstance(lr_size, int):
+        return lr_size * lr_size
+    h, w = lr_size
+    return int(h) * int(w)
+
+
+def genome_cost(genome, lr_size=DEFAULT_LR_SIZE) -> Cost:
+    """Params and mult-adds of a genome (a Genome or anything `parse_genome` accepts)."""
+    g = parse_genome(genome)
+    n = g.n_cells
+    channels = [FEATURES] + [CELL_CHOICES[c].channels for c in g.cells]
+    # Input channels of every target: its chain node plus the connected earlier nodes.
+    cin = channels[: n + 1]  # chain edge: node j feeds target j
+    cin = list(cin)
+    pos = 0
+    for i in range(n):
+        for j in range(i + 1, n + 1):
+            if g.connections[pos]:
+                cin[j] += channels[i]
+            pos += 1
+    params, macs = _HEAD_P + _TAIL_P, _HEAD_M + _TAIL_M
+    for j, c in enumerate(g.cells):
+        cc = CELL_COSTS[c]
+        params += cc.p_in * cin[j] + cc.p_const
+        macs += cc.m_in * cin[j] + cc.m_const
+    params += 9 * cin[n] * FEATURES + FEATURES
+    macs += 9 * cin[n] * FEATURES
+    return Cost(params=params, mult_adds=macs * _lr_pixels(lr_size))

@@ -1,0 +1,275 @@
+"""The FALSR genome: micro genes (one cell choice per cell) and macro genes (connection bits).
+
+Encoding (the one place that defines it):
+
+* ``cells``: n cell choices, each an index 0..191 into :data:`CELL_CHOICES`, the product
+  op {conv, gconv2, gconv4, invbottleneck_e2} x channels {16,32,48,64} x kernel {1,3}
+  x residual {isskip, noskip} x repeats {1,2,4}, enumerated in that order (repeats fastest).
+* ``connections``: n(n+1)/2 bits ``c_i^j`` for 0 <= i < j <= n, grouped by source node i
+  (``c_0^{1..n}``, then ``c_1^{2..n}``, ...). Node 0 is the feature extractor's output and node k
+  (k >= 1) the output of cell k-1; target j < n is cell j and target n is the upsampler. Bit
+  ``c_i^j = 1`` concatenates node i into target j's input, in addition to node j, which always
+  feeds target j (the chain edge present in all released FALSR graphs). Inputs are concatenated in
+  increasing node order.
+
+String form (Hydra-override friendly, no quoting needed): cell indices joined by ``.``, a ``-``, then
+the bits grouped by source node joined by ``_``, e.g. ``12.40.7-100_01_1`` for n = 3. Cells may
+also be given by name (``conv_f64_k3_b4_isskip``) when parsing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import numbers
+import random
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from falsr.errors import UserError
+
+OPS = ("conv", "gconv2", "gconv4", "invbottleneck_e2")
+CHANNELS = (16, 32, 48, 64)
+KERNELS = (1, 3)
+RESIDUALS = (True, False)
+REPEATS = (1, 2, 4)
+
+# Names used in the released TensorFlow graphs, accepted when parsing cell names.
+OP_ALIASES = {"groupConG2": "gconv2", "groupConG4": "gconv4", "invertBotConE2": "invbottleneck_e2"}
+OP_TF_NAMES = {"conv": "conv", "gconv2": "groupConG2", "gconv4": "groupConG4", "invbottleneck_e2": "invertBotConE2"}
+
+
+class GenomeError(UserError):
+    """A malformed genome; the message says what is wrong and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One micro choice: the cell's operation and its hyper-parameters."""
+
+    op: str
+    channels: int
+    kernel: int
+    residual: bool
+    repeats: int
+
+    @property
+    def groups(self) -> int:
+        return {"gconv2": 2, "gconv4": 4}.get(self.op, 1)
+
+    @property
+    def index(self) -> int:
+        return CELL_INDEX[self]
+
+    @property
+    def name(self) -> str:
+        skip = "isskip" if self.residual else "noskip"
+        return f"{self.op}_f{self.channels}_k{self.kernel}_b{self.repeats}_{skip}"
+
+    @property
+    def tf_name(self) -> str:
+        """The cell's name in the released TensorFlow graphs."""
+        skip = "isskip" if self.residual else "noskip"
+        return f"{OP_TF_NAMES[self.op]}_f{self.channels}_k{self.kernel}_b{self.repeats}_{skip}"
+
+    @property
+    def has_skip(self) -> bool:
+        """Whether the in-cell residual add exists: the released graphs add only with >1 repeat."""
+        return self.residual and self.repeats > 1
+
+    def canonical(self) -> "Cell":
+        """The same network with the residual flag normalised where it has no effect."""
+        if self.repeats == 1 and not self.residual:
+            return Cell(self.op, self.channels, self.kernel, True, self.repeats)
+        return self
+
+    @classmethod
+    def from_name(cls, name: str) -> "Cell":
+        parts = name.split("_")
+        try:
+            skip, reps, kern, chans = parts[-1], parts[-2], parts[-3], parts[-4]
+            op = "_".join(parts[:-4])
+            op = OP_ALIASES.get(op, op)
+            if op not in OPS or skip not in ("isskip", "noskip") or reps[0] != "b" or kern[0] != "k" or chans[0] != "f":
+                raise ValueError
+            cell = cls(op, int(chans[1:]), int(kern[1:]), skip == "isskip", int(reps[1:]))
+        except (ValueError, IndexError):
+            raise GenomeError(
+                f"bad cell name {name!r}: expected <op>_f<channels>_k<kernel>_b<repeats>_<isskip|noskip> with op in "
+                f"{list(OPS)}, e.g. 'conv_f64_k3_b4_isskip'") from None
+        if cell not in CELL_INDEX:
+            raise GenomeError(
+                f"cell {name!r} is not in the search space: channels {list(CHANNELS)}, kernels {list(KERNELS)}, "
+                f"repeats {list(REPEATS)}")
+        return cell
+
+
+CELL_CHOICES: tuple[Cell, ...] = tuple(
+    Cell(op, ch, k, res, rep) for op, ch, k, res, rep in itertools.product(OPS, CHANNELS, KERNELS, RESIDUALS, REPEATS)
+)
+CELL_INDEX: dict[Cell, int] = {c: i for i, c in enumerate(CELL_CHOICES)}
+NUM_CHOICES = len(CELL_CHOICES)  # 192
+
+
+def num_connection_bits(n_cells: int) -> int:
+    return n_cells * (n_cells + 1) // 2
+
+
+def connection_pairs(n_cells: int) -> list[tuple[int, int]]:
+    """(source node i, target j) of every macro bit, in genome order."""
+    return [(i, j) for i in range(n_cells) for j in range(i + 1, n_cells + 1)]
+
+
+@dataclass(frozen=True)
+class Genome:
+    """A FALSR architecture: ``cells`` (indices into CELL_CHOICES) and ``connections`` (0/1 bits)."""
+
+    cells: tuple[int, ...]
+    connections: tuple[int, ...]
+
+    def __post_init__(self):
+        cells, conns = tuple(self.cells), tuple(self.connections)
+        if not cells:
+            raise GenomeError("a genome needs at least one cell")
+        for c in cells:
+            if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < NUM_CHOICES:
+                raise GenomeError(f"bad cell choice {c!r}: each cell is an integer 0..{NUM_CHOICES - 1}")
+        expected = num_connection_bits(len(cells))
+        if len(conns) != expected:
+            raise GenomeError(
+                f"{len(cells)} cells need {expected} connection bits (n(n+1)/2), got {len(conns)}")
+        for b in conns:
+            if not isinstance(b, numbers.Integral) or b not in (0, 1):
+                raise GenomeError(f"bad connection bit {b!r}: connection bits are 0 or 1")
+        object.__setattr__(self, "cells", tuple(int(c) for c in cells))
+        object.__setattr__(self, "connections", tuple(int(b) for b in conns))
+
+    # -- structure -----------------------------------------------------------------------------
+    @property
+    def n_cells(self) -> int:
+        return len(self.cells)
+
+    @property
+    def cell_specs(self) -> tuple[Cell, ...]:
+        return tuple(CELL_CHOICES[c] for c in self.cells)
+
+    def inputs_of(self, target: int) -> list[int]:
+        """Nodes concatenated (in this order) into target j (cell j, or the upsampler for j = n)."""
+        n = self.n_cells
+        if not 0 <= target <= n:
+            raise GenomeError(f"target {target} out of range 0..{n}")
+        bits = dict(zip(connection_pairs(n), self.connections))
+        return [i for i in range(target) if bits[(i, target)]] + [target]
+
+    # -- canonical form and identity --------------------------------------------------------------
+    def canonical(self) -> "Genome":
+        """The genome with no-op residual flags normalised, so equal networks compare equal."""
+        return Genome(tuple(CELL_CHOICES[c].canonical().index for c in self.cells), self.connections)
+
+    @property
+    def key(self) -> str:
+        """Stable identity of the network (of the canonical genome), for de-duplication and caching."""
+        return hashlib.sha1(self.canonical().to_string().encode()).hexdigest()[:16]
+
+    # -- (de)serialisation ------------------------------------------------------------------------
+    def to_string(self) -> str:
+        n = self.n_cells
+        groups, pos = [], 0
+        for i in range(n):
+            size = n - i
+            groups.append("".join(map(str, self.connections[pos:pos + size])))
+            pos += size
+        return ".".join(map(str, self.cells)) + "-" + "_".join(groups)
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+    @classmethod
+    def from_string(cls, text: str) -> "Genome":
+        text = str(text).strip()
+        if text.count("-") != 1:
+            raise GenomeError(
+                f"bad genome string {text!r}: expected '<cell>.<cell>...-<connection bits>', "
+                "e.g. '12.40.7-100_01_1' (cells 0..191 or names, n(n+1)/2 bits grouped by source node)")
+        cell_part, bit_part = text.split("-")
+        cells = []
+        for tok in cell_part.split("."):
+            if tok.isdigit():
+                cells.append(int(tok))
+            else:
+                cells.append(Cell.from_name(tok).index)
+        bits = bit_part.replace("_", "")
+        if not bits or set(bits) - {"0", "1"}:
+            raise GenomeError(f"bad connection bits {bit_part!r} in genome {text!r}: only 0, 1 and '_' are allowed")
+        return cls(tuple(cells), tuple(int(b) for b in bits))
+
+    def to_dict(self) -> dict:
+        return {
+            "cells": [CELL_CHOICES[c].name for c in self.cells],
+            "cell_indices": list(self.cells),
+            "connections": list(self.connections),
+            "string": self.to_string(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Genome":
+        if "cell_indices" in data:
+            cells = data["cell_indices"]
+        elif "cells" in data:
+            cells = [c if isinstance(c, int) else Cell.from_name(c).index for c in data["cells"]]
+        else:
+            raise GenomeError("a genome dict needs 'cells' (names or indices) and 'connections'")
+        if "connections" not in data:
+            raise GenomeError("a genome dict needs 'connections' (a list of n(n+1)/2 bits)")
+        return cls(tuple(cells), tuple(data["connections"]))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Genome":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise GenomeError(f"genome JSON is not valid JSON: {err}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_cells_and_inputs(cls, cells: Sequence[Cell | str | int], inputs: Sequence[Iterable[int]]) -> "Genome":
+        """Build from per-target input node lists (n + 1 of them, each must include its chain node)."""
+        idx = [c if isinstance(c, int) else (c.index if isinstance(c, Cell) else Cell.from_name(c).index)
+               for c in cells]
+        n = len(idx)
+        if len(inputs) != n + 1:
+            raise GenomeError(f"{n} cells need {n + 1} input lists (one per cell and one for the upsampler), "
+                              f"got {len(inputs)}")
+        for j, nodes in enumerate(inputs):
+            nodes = set(nodes)
+            if j not in nodes or any(not 0 <= i <= j for i in nodes):
+                raise GenomeError(f"target {j} may take nodes 0..{j} and must include node {j}, got {sorted(nodes)}")
+        bits = tuple(int(i in set(inputs[j])) for i, j in connection_pairs(n))
+        return cls(tuple(idx), bits)
+
+    @classmethod
+    def random(cls, n_cells: int, rng: random.Random | None = None) -> "Genome":
+        rng = rng or random.Random()
+        return cls(tuple(rng.randrange(NUM_CHOICES) for _ in range(n_cells)),
+                   tuple(rng.randint(0, 1) for _ in range(num_connection_bits(n_cells))))
+
+
+def parse_genome(value) -> Genome:
+    """Accept a Genome, its string form, a JSON string or a dict (from a Hydra/OmegaConf config)."""
+    if isinstance(value, Genome):
+        return value
+    if isinstance(value, dict):
+        return Genome.from_dict(value)
+    if hasattr(value, "items"):  # an OmegaConf DictConfig
+        return Genome.from_dict(dict(value.items()))
+    if value is None:
+        raise GenomeError("no genome given: set model.genome=<string>, e.g. model.genome='12.40.7-100_01_1', "
+                          "or choose a zoo model with model=falsr_a|falsr_b|falsr_c")
+    text = str(value).strip()
+    if text.startswith("{"):
+        return Genome.from_json(text)
+    return Genome.from_string(text)

@@ -1,0 +1,142 @@
+"""The one network builder: a genome -> the FALSR super-resolution network (Y channel, x2).
+
+Every choice follows the officially released FALSR graphs, so their weights load unchanged:
+ReLU everywhere, 'same' padding, grouped convs with contiguous channel groups, inverted bottlenecks
+with a linear 1x1 input projection and a residual per block, in-cell skips only with >1 repeat,
+the upsampler's global residual from the feature extractor and TensorFlow's DepthToSpace order.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from falsr.genome import Cell, Genome, parse_genome
+
+FEATURES = 32  # feature extractor and upsampler width (fixed in FALSR)
+SCALE = 2
+
+
+def conv(cin: int, cout: int, kernel: int, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, padding=kernel // 2, groups=groups)
+
+
+class ConvCell(nn.Module):
+    """`repeats` x [kxk (group) conv + ReLU]; the first maps the cell input to f channels."""
+
+    def __init__(self, cell: Cell, in_channels: int):
+        super().__init__()
+        f, k, g = cell.channels, cell.kernel, cell.groups
+        self.layers = nn.ModuleList([conv(in_channels if r == 0 else f, f, k, g) for r in range(cell.repeats)])
+        self.skip = cell.has_skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = first = torch.relu(self.layers[0](x))
+        for layer in self.layers[1:]:
+            x = torch.relu(layer(x))
+        return x + first if self.skip else x
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2-style block with expansion 2: x + kxk(2f->f)(ReLU(dw3x3(ReLU(kxk(f->2f)(x)))))."""
+
+    def __init__(self, channels: int, kernel: int):
+        super().__init__()
+        hidden = 2 * channels
+        self.expand = conv(channels, hidden, kernel)
+        self.depthwise = conv(hidden, hidden, 3, groups=hidden)
+        self.reduce = conv(hidden, channels, kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.reduce(torch.relu(self.depthwise(torch.relu(self.expand(x)))))
+
+
+class InvertedBottleneckCell(nn.Module):
+    """A linear 1x1 projection to f channels, then `repeats` inverted-residual blocks."""
+
+    def __init__(self, cell: Cell, in_channels: int):
+        super().__init__()
+        self.project = conv(in_channels, cell.channels, 1)
+        self.blocks = nn.ModuleList([InvertedResidual(cell.channels, cell.kernel) for _ in range(cell.repeats)])
+        self.skip = cell.has_skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = first = self.project(x)
+        for block in self.blocks:
+            x = block(x)
+        return x + first if self.skip else x
+
+
+def build_cell(cell: Cell, in_channels: int) -> nn.Module:
+    if cell.op == "invbottleneck_e2":
+        return InvertedBottleneckCell(cell, in_channels)
+    return ConvCell(cell, in_channels)
+
+
+def depth_to_space(x: torch.Tensor, block: int = SCALE) -> torch.Tensor:
+    """TensorFlow's DepthToSpace (NHWC order) on NCHW tensors.
+
+    Output pixel (h*b+i, w*b+j, c) reads input channel (i*b+j)*C + c; torch's pixel_shuffle reads
+    c*b*b + i*b + j instead, so the released weights need this order.
+    """
+    n, ch, h, w = x.shape
+    c = ch // (block * block)
+    x = x.reshape(n, block, block, c, h, w).permute(0, 3, 4, 1, 5, 2)
+    return x.reshape(n, c, h * block, w * block)
+
+
+class Upsampler(nn.Module):
+    """3x3 conv to 32 + ReLU, + the feature extractor's output, DepthToSpace x2, 3x3 conv to Y."""
+
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.conv = conv(in_channels, FEATURES, 3)
+        self.out = conv(FEATURES // (SCALE * SCALE), 1, 3)
+
+    def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        return self.out(depth_to_space(torch.relu(self.conv(x)) + features))
+
+
+def node_channels(genome: Genome) -> list[int]:
+    """Channels of node 0 (feature extractor) and of every cell's output."""
+    return [FEATURES] + [c.channels for c in genome.cell_specs]
+
+
+class FALSRNet(nn.Module):
+    """Y-channel x2 SR network of a genome: (N, 1, H, W) in [0, 1] -> (N, 1, 2H, 2W)."""
+
+    def __init__(self, genome: Genome, init_std: float | None = 0.02, name: str | None = None):
+        super().__init__()
+        self.genome = genome
+        self.name = name or "custom"
+        channels = node_channels(genome)
+        self.inputs = [genome.inputs_of(j) for j in range(genome.n_cells + 1)]
+        self.head = conv(1, FEATURES, 3)
+        self.cells = nn.ModuleList([
+            build_cell(cell, sum(channels[i] for i in self.inputs[j])) for j, cell in enumerate(genome.cell_specs)
+        ])
+        self.upsampler = Upsampler(sum(channels[i] for i in self.inputs[-1]))
+        if init_std is not None:
+            self.reset_parameters(init_std)
+
+    def reset_parameters(self, std: float = 0.02) -> None:
+        """The paper's full-training init: weights ~ N(0, std), biases 0."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, std)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        nodes = [torch.relu(self.head(y))]
+        for cell, inputs in zip(self.cells, self.inputs):
+            nodes.append(cell(self._gather(nodes, inputs)))
+        return self.upsampler(self._gather(nodes, self.inputs[-1]), nodes[0])
+
+    @staticmethod
+    def _gather(nodes: list[torch.Tensor], inputs: list[int]) -> torch.Tensor:
+        return nodes[inputs[0]] if len(inputs) == 1 else torch.cat([nodes[i] for i in inputs], dim=1)
+
+
+def build_network(genome, init_std: float | None = 0.02, name: str | None = None) -> FALSRNet:
+    """Build the network of a genome (a Genome, its string form, JSON or a dict); `name` labels it."""
+    return FALSRNet(parse_genome(genome), init_std=init_std, name=name)

@@ -1,0 +1,75 @@
+"""Print a genome's architecture and costs: `python -m falsr.summary model=falsr_a`.
+
+The last line is one JSON object (params, mult_adds, ...) for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from falsr.cli import check_conf_dir, user_errors
+from falsr.cost import CELL_COSTS, genome_cost
+from falsr.errors import UserError
+from falsr.network import FEATURES, node_channels
+
+
+def _lr_size(value) -> tuple[int, int]:
+    try:
+        if isinstance(value, int):
+            size = (value, value)
+        else:
+            h, w = value
+            size = (int(h), int(w))
+    except (TypeError, ValueError):
+        raise UserError(f"bad lr_size {value!r}: give an int (square) or [height, width]") from None
+    if min(size) < 1:
+        raise UserError(f"bad lr_size {value!r}: sizes must be positive")
+    return size
+
+
+def describe(net, lr_size: tuple[int, int]) -> list[str]:
+    """Readable lines: one per cell with its inputs, channels, params and mult-adds."""
+    g = net.genome
+    pixels = lr_size[0] * lr_size[1]
+    channels = node_channels(g)
+    lines = [f"{net.name}  genome {g}  ({g.n_cells} cells, LR input {lr_size[0]}x{lr_size[1]}, x2)",
+             f"{'target':<10} {'cell':<34} {'inputs':<22} {'ch in->out':<11} {'params':>9} {'mult-adds':>10}",
+             f"{'head':<10} {'conv3x3 1->32 + ReLU':<34} {'Y':<22} {'1->32':<11} {9 * 32 + 32:>9,} "
+             f"{9 * 32 * pixels / 1e9:>9.2f}G"]
+    for j, cell in enumerate(g.cell_specs):
+        inputs = g.inputs_of(j)
+        cin = sum(channels[i] for i in inputs)
+        cc = CELL_COSTS[g.cells[j]]
+        lines.append(f"{'cell ' + str(j):<10} {cell.name:<34} {str(inputs):<22} {f'{cin}->{cell.channels}':<11} "
+                     f"{cc.p_in * cin + cc.p_const:>9,} {(cc.m_in * cin + cc.m_const) * pixels / 1e9:>9.2f}G")
+    inputs = g.inputs_of(g.n_cells)
+    cin = sum(channels[i] for i in inputs)
+    lines.append(f"{'upsampler':<10} {'conv3x3+ReLU, +node 0, d2s x2, conv3x3':<34} {str(inputs):<22} "
+                 f"{f'{cin}->1':<11} {9 * cin * FEATURES + FEATURES + 73:>9,} "
+                 f"{(9 * cin * FEATURES + 288) * pixels / 1e9:>9.2f}G")
+    return lines
+
+
+@hydra.main(version_base="1.3", config_path=check_conf_dir(), config_name="summary")
+@user_errors
+def main(cfg: DictConfig) -> dict:
+    lr_size = _lr_size(cfg.lr_size)
+    net = instantiate(cfg.model)
+    cost = genome_cost(net.genome, lr_size)
+    built = sum(p.numel() for p in net.parameters())
+    assert built == cost.params, f"cost model ({cost.params}) disagrees with the built network ({built})"
+    for line in describe(net, lr_size):
+        print(line)
+    result = {"model": net.name, "genome": str(net.genome), "n_cells": net.genome.n_cells,
+              "params": cost.params, "mult_adds": cost.mult_adds, "lr_size": list(lr_size)}
+    print(f"total: {cost.params:,} params, {cost.mult_adds / 1e9:.2f}G mult-adds")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
