@@ -137,6 +137,14 @@ class FALSRNet(nn.Module):
         return nodes[inputs[0]] if len(inputs) == 1 else torch.cat([nodes[i] for i in inputs], dim=1)
 
 
-def build_network(genome, init_std: float | None = 0.02, name: str | None = None) -> FALSRNet:
-    """Build the network of a genome (a Genome, its string form, JSON or a dict); `name` labels it."""
-    return FALSRNet(parse_genome(genome), init_std=init_std, name=name)
+def build_network(genome, init_std: float | None = 0.02, name: str | None = None, weights=None) -> FALSRNet:
+    """Build the network of a genome (a Genome, its string form, JSON or a dict); `name` labels it.
+
+    `weights`: a released FALSR .pb, a falsr .pt or a Lightning .ckpt to load (see falsr.weights).
+    """
+    net = FALSRNet(parse_genome(genome), init_std=init_std, name=name)
+    if weights:
+        from falsr.weights import load_weights
+
+        load_weights(net, weights)
+    return net

@@ -99,6 +99,7 @@ class Node:
     op: str
     inputs: list[str]
     attr: dict = field(repr=False)
+    raw_inputs: list[str] = field(default_factory=list, repr=False)  # with ':N' output indices
 
 
 class TFGraph:
@@ -119,7 +120,7 @@ class TFGraph:
         self.nodes: dict[str, Node] = {}
         for n in graph.node:
             inputs = [i.split(":")[0] for i in n.input if not i.startswith("^")]
-            self.nodes[n.name] = Node(n.name, n.op, inputs, dict(n.attr))
+            self.nodes[n.name] = Node(n.name, n.op, inputs, dict(n.attr), [i for i in n.input if not i.startswith("^")])
 
     def const(self, name: str) -> np.ndarray:
         """The value of a Const node (following Identity nodes such as `<var>/read`)."""

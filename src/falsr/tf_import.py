@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from falsr.errors import UserError
 from falsr.genome import Cell, Genome
 from falsr.tf_graph import TFGraph
@@ -80,3 +83,81 @@ def genome_from_graph(graph: TFGraph | str | Path) -> Genome:
         if nodes != sorted(nodes) or j not in nodes:
             raise NotAFALSRGraph(f"{graph.path}: target {j} takes nodes {nodes}, which the FALSR space cannot express")
     return Genome.from_cells_and_inputs([Cell.from_name(cells[k]) for k in range(len(cells))], inputs)
+
+
+def _check_layers(graph: TFGraph) -> None:
+    """Our builder assumes stride 1, dilation 1, 'SAME' padding, NHWC everywhere: verify it."""
+    for node in graph.nodes.values():
+        if node.op in ("Conv2D", "DepthwiseConv2dNative"):
+            a = node.attr
+            ok = (a["padding"].s == b"SAME" and list(a["strides"].list.i) == [1, 1, 1, 1]
+                  and ("dilations" not in a or list(a["dilations"].list.i) == [1, 1, 1, 1])
+                  and a["data_format"].s in (b"", b"NHWC"))
+            if not ok:
+                raise NotAFALSRGraph(f"{graph.path}: layer {node.name} is not a stride-1 'SAME' NHWC convolution")
+
+
+def _hwio_to_oihw(kernel: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+
+
+def _depthwise_to_torch(kernel: np.ndarray) -> torch.Tensor:
+    """TF depthwise kernels are [kh, kw, C, M]; torch wants [C*M, 1, kh, kw] (M = 1 here)."""
+    kh, kw, c, m = kernel.shape
+    return torch.from_numpy(np.ascontiguousarray(kernel.reshape(kh, kw, c * m).transpose(2, 0, 1)[:, None]))
+
+
+def state_dict_from_graph(graph: TFGraph, genome: Genome) -> dict[str, torch.Tensor]:
+    """Map every trained tensor of the graph onto the state_dict keys of `FALSRNet(genome)`.
+
+    TF kernels are HWIO, ours OIHW; grouped kernels are stored unsplit `[k, k, Cin/G, f]`, which
+    is exactly torch's `groups=G` layout once transposed. Every graph variable must be used once.
+    """
+    variables = graph.trainable()
+    used: set[str] = set()
+
+    def take(name: str) -> np.ndarray:
+        full = PREFIX + name
+        if full not in variables:
+            raise NotAFALSRGraph(f"{graph.path}: expected variable {full!r} is missing")
+        used.add(full)
+        return variables[full]
+
+    sd: dict[str, torch.Tensor] = {}
+
+    def conv(ours: str, theirs: str, w: str = "kernel", b: str = "bias") -> None:
+        sd[f"{ours}.weight"] = _hwio_to_oihw(take(f"{theirs}/{w}"))
+        sd[f"{ours}.bias"] = torch.from_numpy(take(f"{theirs}/{b}").copy())
+
+    conv("head", "n32s1/c")
+    for k, cell in enumerate(genome.cell_specs):
+        base = f"cell{k}/{cell.tf_name}"
+        if cell.op == "invbottleneck_e2":
+            conv(f"cells.{k}.project", f"{base}_conv_supple")
+            for r in range(cell.repeats):
+                conv(f"cells.{k}.blocks.{r}.expand", f"{base}_b{r}_conv_1")
+                sd[f"cells.{k}.blocks.{r}.depthwise.weight"] = _depthwise_to_torch(
+                    take(f"{base}_b{r}depth_wise/W_depthwise2d"))
+                sd[f"cells.{k}.blocks.{r}.depthwise.bias"] = torch.from_numpy(
+                    take(f"{base}_b{r}depth_wise/b_depthwise2d").copy())
+                conv(f"cells.{k}.blocks.{r}.reduce", f"{base}_b{r}_conv_2")
+        elif cell.groups > 1:
+            for r in range(cell.repeats):
+                conv(f"cells.{k}.layers.{r}", f"{base}_b{r}", "W", "b")
+        else:
+            for r in range(cell.repeats):
+                conv(f"cells.{k}.layers.{r}", f"{base}_b{r}")
+    conv("upsampler.conv", "n32s1/2/0")
+    conv("upsampler.out", "yout")
+    unused = sorted(set(variables) - used)
+    if unused:
+        raise NotAFALSRGraph(f"{graph.path}: {len(unused)} variables have no place in the network, e.g. {unused[0]}")
+    return sd
+
+
+def import_graph(path: str | Path) -> tuple[Genome, dict[str, torch.Tensor]]:
+    """A released FALSR .pb -> (its genome, a state_dict for `FALSRNet(genome)`)."""
+    graph = TFGraph(path)
+    genome = genome_from_graph(graph)
+    _check_layers(graph)
+    return genome, state_dict_from_graph(graph, genome)
