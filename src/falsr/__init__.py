@@ -1,0 +1,1 @@
+"""FALSR: neural architecture search for super-resolution."""
