@@ -61,20 +61,18 @@ def contributions(in_length: int, out_length: int, scale: float, border: str = "
 
 
 def _resize_dim(x: Tensor, dim: int, out_length: int, scale: float, border: str, quantize: bool) -> Tensor:
-    """Resize float64 ``x`` along ``dim`` with a gather of the few taps per output (no dense matrix)."""
+    """Resize float64 ``x`` along ``dim``: a weighted sum of a few gathered slices (one per tap, <= 18)."""
     weights, indices = contributions(x.shape[dim], out_length, scale, border)
-    taps = indices.shape[1]
-    gathered = x.index_select(dim, torch.from_numpy(indices.reshape(-1)).to(x.device))
-    shape = list(x.shape)
-    shape[dim : dim + 1] = [out_length, taps]
-    gathered = gathered.reshape(shape)
-    w_shape = [1] * len(shape)
-    w_shape[dim : dim + 2] = [out_length, taps]
-    w = torch.from_numpy(np.ascontiguousarray(weights)).to(x.device).reshape(w_shape)
-    out = (gathered * w).sum(dim=dim + 1)
+    w_shape = [1] * x.ndim
+    w_shape[dim] = out_length
+    w = torch.tensor(weights.T, device=x.device)  # copies: the cached arrays stay read-only
+    idx = torch.tensor(indices.T, device=x.device)
+    out = x.index_select(dim, idx[0]).mul_(w[0].view(w_shape))
+    for k in range(1, idx.shape[0]):  # accumulating tap by tap keeps memory at output size (fast)
+        out.add_(x.index_select(dim, idx[k]).mul_(w[k].view(w_shape)))
     if quantize:
         # MATLAB converts to uint8 after each pass: round half up, saturate.
-        out = torch.floor(out + 0.5).clamp_(0, 255)
+        out = torch.floor(out.add_(0.5)).clamp_(0, 255)
     return out
 
 
