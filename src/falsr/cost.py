@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from falsr.genome import CELL_CHOICES, Cell, Genome, parse_genome
+from falsr.genome import CELL_CHOICES, Cell, parse_genome
 from falsr.network import FEATURES, SCALE
 
 DEFAULT_LR_SIZE = (480, 480)

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from falsr.errors import UserError
+
 # Modes that PIL converts to RGB without changing the 8-bit sample values
 # (palette and alpha images); 16-bit or float images would be silently clipped, so they are refused.
 _CONVERTIBLE_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
@@ -25,11 +27,11 @@ def read_rgb(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             if img.mode not in _CONVERTIBLE_MODES:
-                raise ValueError(f"{path}: unsupported image mode {img.mode!r} (expected 8-bit RGB or grey)")
+                raise UserError(f"{path}: unsupported image mode {img.mode!r} (expected 8-bit RGB or grey)")
             img.load()  # decode now, so a truncated or corrupt file fails here, inside the try
             rgb = img.convert("RGB")
     except (OSError, SyntaxError, UnidentifiedImageError) as exc:
-        raise ValueError(f"{path}: cannot decode image ({exc})") from exc
+        raise UserError(f"{path}: cannot decode image ({exc}); replace or remove the file") from None
     return np.asarray(rgb, dtype=np.uint8).copy()
 
 

@@ -119,6 +119,15 @@ class FALSRNet(nn.Module):
         if init_std is not None:
             self.reset_parameters(init_std)
 
+    def receptive_radius(self) -> int:
+        """LR pixels of context each output needs on every side (the longest chain of kxk convs)."""
+        radius = [1]  # node 0: the 3x3 feature extractor
+        for cell, inputs in zip(self.genome.cell_specs, self.inputs):
+            per_repeat = cell.kernel // 2 + (1 + cell.kernel // 2 if cell.op == "invbottleneck_e2" else 0)
+            radius.append(max(radius[i] for i in inputs) + cell.repeats * per_repeat)
+        # The upsampler's 3x3 conv at LR, then a 3x3 conv at HR (one HR pixel = half an LR pixel).
+        return max(radius[i] for i in self.inputs[-1]) + 1 + 1
+
     def reset_parameters(self, std: float = 0.02) -> None:
         """The paper's full-training init: weights ~ N(0, std), biases 0."""
         for m in self.modules():

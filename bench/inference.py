@@ -1,0 +1,58 @@
+"""FALSR-A/B/C inference speed on a 480x480 LR input (the paper's mult-adds convention).
+
+Prints, per model and memory format, seconds per image, achieved GFLOP/s (2 FLOPs per mult-add)
+and that rate as a fraction of a plain large fp32 matmul timed in the same run.
+    python bench/inference.py [--size 480] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import yaml
+
+from falsr.cli import CONF_DIR
+from falsr.cost import genome_cost
+from falsr.network import build_network
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up (oneDNN primitive creation)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n ** 3 / best_time(lambda: a @ b, repeats) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=480)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    peak = matmul_gflops()
+    print(f"threads: {torch.get_num_threads()}  fp32 matmul (2048^2): {peak:.1f} GFLOP/s")
+    print(f"{'model':<8} {'format':<15} {'s/img':>7} {'GFLOP/s':>8} {'of matmul':>9}")
+    for letter in "abc":
+        cfg = yaml.safe_load((CONF_DIR / "model" / f"falsr_{letter}.yaml").read_text())
+        flops = 2 * genome_cost(cfg["genome"], args.size).mult_adds
+        x = torch.rand(1, 1, args.size, args.size)
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            net = build_network(cfg["genome"]).eval().to(memory_format=fmt)
+            xi = x.contiguous(memory_format=fmt)
+            with torch.inference_mode():
+                t = best_time(lambda: net(xi), args.repeats)
+            name = "channels_last" if fmt == torch.channels_last else "contiguous"
+            print(f"{cfg['name']:<8} {name:<15} {t:7.3f} {flops / t / 1e9:8.1f} {flops / t / 1e9 / peak:9.1%}")
+
+
+if __name__ == "__main__":
+    main()
