@@ -6,11 +6,21 @@ import io
 import itertools
 import math
 
+import pytest
 import torch
 
 from falsr.genome import NUM_CHOICES, Genome
 from falsr.search.controller import RLController, pareto_rank_rewards, scalarised_rewards
 from falsr.search.nsga import Individual
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny matrices: one thread is faster, and immune to other jobs on a loaded 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_policy_is_a_distribution_over_genomes():
@@ -30,7 +40,7 @@ def test_reinforce_raises_the_probability_of_a_rewarded_connection_pattern():
         return math.prod(p if t else 1 - p for p, t in zip(controller.connection_probabilities(cells), target))
 
     before = p_target()
-    for _ in range(60):
+    for _ in range(40):
         batch = controller.sample(32)
         rewards = [sum(a == b for a, b in zip(g.connections, target)) / len(target) for g in batch]
         controller.update(batch, rewards)
@@ -49,6 +59,22 @@ def test_reinforce_shifts_cell_choices_towards_rewarded_cells():
         controller.update(batch, [sum(c in cheap for c in g.cells) / 3 for g in batch])
     share = sum(c in cheap for g in controller.sample(300) for c in g.cells) / 900
     assert share > 0.45  # from 0.25 under the initial uniform policy
+
+
+def test_connections_only_reinforcement_leaves_the_cell_policy_alone():
+    controller = RLController(3, learning_rate=0.05, seed=2)
+    cells = (10, 20, 30)
+    target = (1, 1, 1, 0, 0, 0)
+    before = controller.net.cell_logits.detach().clone()
+    p_before = sum(p if t else 1 - p for p, t in zip(controller.connection_probabilities(cells), target)) / 6
+    for _ in range(20):
+        batch = [controller.sample_connections(cells) for _ in range(12)]
+        assert all(g.cells == cells for g in batch)
+        controller.update(batch, [sum(a == b for a, b in zip(g.connections, target)) / 6 for g in batch],
+                          [True] * len(batch))
+    p_after = sum(p if t else 1 - p for p, t in zip(controller.connection_probabilities(cells), target)) / 6
+    assert torch.equal(controller.net.cell_logits.detach(), before)
+    assert p_after > 0.8 > p_before
 
 
 def test_seeded_sampling_and_state_round_trip_are_deterministic():

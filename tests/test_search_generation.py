@@ -26,6 +26,15 @@ def toy_psnr(genome: Genome) -> float:
 SMALL = SearchSettings(n_cells=5, population_size=12)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """The controller's matrices are tiny: one thread is faster, and immune to other jobs on the machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def advance(state: SearchState, generations: int) -> list[list[tuple[str, str]]]:
     batches = []
     for _ in range(generations):
@@ -45,7 +54,7 @@ def test_generation_step_gives_new_distinct_canonical_genomes():
     assert not set(keys) & seen_before
     assert all(o.genome == o.genome.canonical() and o.genome.n_cells == 5 for o in batch)
     assert {o.origin for o in batch} <= {"mutation_random", "roulette_mult_adds", "roulette_params", "controller",
-                                         "crossover", "copy", "random"}
+                                         "controller_connections", "crossover", "copy", "random"}
 
 
 def test_plain_nsga2_never_calls_the_controller_and_hybrid_does():
@@ -53,6 +62,9 @@ def test_plain_nsga2_never_calls_the_controller_and_hybrid_does():
     _, hybrid = run_search(toy_psnr, SMALL, generations=3, seed=1)
     assert "controller" not in {i.origin for i in plain}
     assert "controller" in {i.origin for i in hybrid}
+    keeps = SearchSettings(n_cells=5, population_size=12, controller_keeps_cells=True)
+    state, history = run_search(toy_psnr, keeps, generations=3, seed=1)
+    assert "controller_connections" in {i.origin for i in history} and state.controller.updates == 3
     only_random = SearchSettings(n_cells=5, population_size=12, p_exploration=1.0, p_random_mutation=1.0)
     _, history = run_search(toy_psnr, only_random, generations=2, seed=1, use_controller=False)
     assert {i.origin for i in history[12:]} <= {"mutation_random", "random"}

@@ -55,13 +55,14 @@ class ControllerNet(nn.Module):
         """Logits of the connection bits given cells (batch, n) -> (batch, n(n+1)/2); sigmoid gives p."""
         return self.connections(self.embedding(cells).flatten(1))
 
-    def log_prob(self, cells: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-        """log pi(genome) for a batch of cells (batch, n) and bits (batch, n(n+1)/2)."""
-        cell_lp = torch.log_softmax(self.cell_logits, dim=-1)  # (n, 192)
-        lp = cell_lp.gather(1, cells.t()).t().sum(1)
+    def log_prob(self, cells: torch.Tensor, bits: torch.Tensor, connections_only: bool = False) -> torch.Tensor:
+        """log pi(genome) for a batch of cells (batch, n) and bits (batch, n(n+1)/2), or only the bits' part."""
         bit_lp = -nn.functional.binary_cross_entropy_with_logits(
             self.connection_logits(cells), bits.float(), reduction="none").sum(1)
-        return lp + bit_lp
+        if connections_only:
+            return bit_lp
+        cell_lp = torch.log_softmax(self.cell_logits, dim=-1)  # (n, 192)
+        return cell_lp.gather(1, cells.t()).t().sum(1) + bit_lp
 
 
 class RLController:
@@ -98,10 +99,18 @@ class RLController:
         bits = torch.bernoulli(p_bits, generator=self.generator).long()
         return [Genome(tuple(c), tuple(b)) for c, b in zip(cells.tolist(), bits.tolist())]
 
-    def log_prob(self, genomes: Sequence[Genome]) -> torch.Tensor:
+    @torch.no_grad()
+    def sample_connections(self, cells: Sequence[int]) -> Genome:
+        """A genome with the given cells and connections drawn from the policy given those cells."""
+        p_bits = torch.sigmoid(self.net.connection_logits(torch.tensor([list(cells)], dtype=torch.long)))
+        bits = torch.bernoulli(p_bits, generator=self.generator).long().squeeze(0)
+        return Genome(tuple(cells), tuple(bits.tolist()))
+
+    def log_prob(self, genomes: Sequence[Genome], connections_only: bool = False) -> torch.Tensor:
+        """log pi(genome), or log pi(connections | cells) with ``connections_only``."""
         cells = torch.tensor([g.cells for g in genomes], dtype=torch.long)
         bits = torch.tensor([g.connections for g in genomes], dtype=torch.long)
-        return self.net.log_prob(cells, bits)
+        return self.net.log_prob(cells, bits, connections_only)
 
     @torch.no_grad()
     def probability(self, genome: Genome) -> float:
@@ -113,15 +122,24 @@ class RLController:
         return torch.sigmoid(self.net.connection_logits(torch.tensor([list(cells)]))).squeeze(0).tolist()
 
     # -- learning ------------------------------------------------------------------------------------------
-    def update(self, genomes: Sequence[Genome], rewards: Sequence[float]) -> dict:
-        """One REINFORCE step (Eq. 6, gamma = 1) on sampled genomes and their rewards."""
+    def update(self, genomes: Sequence[Genome], rewards: Sequence[float],
+               connections_only: Optional[Sequence[bool]] = None) -> dict:
+        """One REINFORCE step (Eq. 6, gamma = 1) on sampled genomes and their rewards.
+
+        ``connections_only[k]`` marks a genome whose cells were given (``sample_connections``): only its
+        connection actions were the policy's, so only their log-probability is reinforced.
+        """
         if not genomes:
             return {"loss": 0.0, "baseline": self.baseline, "mean_reward": None, "samples": 0}
         r = torch.tensor(list(rewards), dtype=torch.float32)
         mean_reward = float(r.mean())
         baseline = mean_reward if self.baseline is None else self.baseline
         advantage = r - baseline
-        loss = -(advantage * self.log_prob(genomes)).mean()
+        log_prob = self.log_prob(genomes)
+        if connections_only is not None and any(connections_only):
+            mask = torch.tensor([bool(x) for x in connections_only])
+            log_prob = torch.where(mask, self.log_prob(genomes, connections_only=True), log_prob)
+        loss = -(advantage * log_prob).mean()
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

@@ -41,6 +41,8 @@ def _vary(child: Genome, origin: str, rng: random.Random, controller: Optional[R
         return child, origin
     if controller is None or rng.random() < settings.p_exploration:
         return exploration_mutation(child, rng, settings)
+    if settings.controller_keeps_cells:
+        return controller.sample_connections(child.cells), "controller_connections"
     return controller.sample(1)[0], "controller"
 
 
@@ -83,8 +85,9 @@ def update_controller(controller: RLController, population: Sequence[Individual]
                       evaluated: Sequence[Individual], settings: SearchSettings) -> dict:
     """REINFORCE on the evaluated offspring the controller sampled, rewarded against everyone evaluated."""
     rewards = controller_rewards(settings.reward, population, evaluated)
-    mine = [(ind.genome, r) for ind, r in zip(evaluated, rewards) if ind.origin == "controller"]
-    return controller.update([g for g, _ in mine], [r for _, r in mine])
+    mine = [(ind, r) for ind, r in zip(evaluated, rewards) if ind.origin in ("controller", "controller_connections")]
+    return controller.update([i.genome for i, _ in mine], [r for _, r in mine],
+                             [i.origin == "controller_connections" for i, _ in mine])
 
 
 # -- state ------------------------------------------------------------------------------------------------

@@ -53,6 +53,9 @@ class SearchSettings:
     controller_learning_rate: float = 0.01
     controller_baseline_decay: float = 0.8  # exponential moving average of the batch reward
     reward: str = "pareto_rank"  # "pareto_rank" or "scalarised" (see controller.py)
+    # False: exploitation replaces the child by a whole controller sample (cells and connections);
+    # True: it keeps the child's cells and draws only the connections from the controller given them.
+    controller_keeps_cells: bool = False
 
     def __post_init__(self):
         if isinstance(self.constraints, dict):
