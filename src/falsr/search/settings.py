@@ -26,7 +26,7 @@ class Constraints:
 class SearchSettings:
     # -- search space and population --------------------------------------------------------
     n_cells: int = 7  # paper: the released FALSR-A/B/C graphs all have 7 cells
-    population_size: int = 64  # paper: 64 models per generation
+    population_size: int = 64  # paper: 64 models per generation (recalled, not re-checked against the text)
     lr_size: Tuple[int, int] = (480, 480)  # LR input for mult-adds (paper's convention)
 
     # -- initialisation: categorical draw of each model's connection pattern ------------------
