@@ -1,0 +1,274 @@
+"""NSGA-II selection for FALSR: objectives, constrained domination, crowding, tournaments, hypervolume.
+
+Objectives are (PSNR, mult-adds, params) with weights (+1, -1, -1): PSNR is maximised, the two costs
+minimised. DEAP's machinery does the work (``sortNondominated``, ``assignCrowdingDist``, the
+``moocore`` hypervolume behind ``deap.benchmarks.tools.hypervolume``); the fitness and individual
+classes are defined here at module scope (not through ``deap.creator``) so they pickle by import path
+in any process, e.g. a Hydra launcher's worker, without a ``creator.create`` having run there first.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+from deap import base
+from deap.benchmarks.tools import hypervolume as deap_hypervolume
+from deap.tools import emo
+
+from falsr.genome import Genome
+from falsr.search.settings import Constraints
+
+OBJECTIVES = ("psnr", "mult_adds", "params")
+
+
+def constraint_violation(values: Sequence[float], constraints: Optional[Constraints]) -> float:
+    """Total normalised violation (0 when feasible), each constraint relative to its bound (Deb 2000).
+
+    A PSNR shortfall counts as (min_psnr - psnr) / min_psnr and an excess of mult-adds as
+    (mult_adds - max) / max, so both are dimensionless and comparable.
+    """
+    if constraints is None or not values:
+        return 0.0
+    psnr, mult_adds = values[0], values[1]
+    total = 0.0
+    if constraints.min_psnr is not None and psnr < constraints.min_psnr:
+        total += (constraints.min_psnr - psnr) / abs(constraints.min_psnr)
+    if constraints.max_mult_adds is not None and mult_adds > constraints.max_mult_adds:
+        total += (mult_adds - constraints.max_mult_adds) / constraints.max_mult_adds
+    return total
+
+
+class SRFitness(base.Fitness):
+    """(PSNR, mult-adds, params) with Deb's constrained domination.
+
+    A feasible model dominates every infeasible one; of two infeasible models the one with the smaller
+    total violation dominates; two feasible models compare by plain Pareto domination. DEAP's
+    ``sortNondominated`` calls ``dominates``, so the constraint handling reaches every ranking here.
+    """
+
+    weights = (1.0, -1.0, -1.0)
+
+    def __init__(self, values=(), constraints: Optional[Constraints] = None):
+        super().__init__(values)
+        self.constraints = constraints
+        self.rank: Optional[int] = None  # 0 = first front, set by `assign_rank_and_crowding`
+        self.crowding_dist: float = 0.0
+
+    @property
+    def violation(self) -> float:
+        return constraint_violation(self.values, self.constraints)
+
+    @property
+    def feasible(self) -> bool:
+        return self.violation == 0.0
+
+    def dominates(self, other, obj=slice(None)):
+        mine, theirs = self.violation, other.violation
+        if mine > 0.0 or theirs > 0.0:
+            return mine < theirs
+        return super().dominates(other, obj)
+
+    def __deepcopy__(self, memo):
+        copy_ = self.__class__(constraints=self.constraints)
+        copy_.wvalues = self.wvalues
+        copy_.rank, copy_.crowding_dist = self.rank, self.crowding_dist
+        return copy_
+
+
+class Individual:
+    """An evaluated (or to-be-evaluated) genome; DEAP's selection code reads ``.fitness``.
+
+    ``origin`` records which operator produced it ("init", "random", "crossover", "mutation_random",
+    "roulette_mult_adds", "roulette_params", "controller"); the controller learns only from its own
+    samples (REINFORCE is on-policy).
+    """
+
+    __slots__ = ("genome", "fitness", "origin")
+
+    def __init__(self, genome: Genome, objectives: Optional[Sequence[float]] = None,
+                 constraints: Optional[Constraints] = None, origin: str = "init"):
+        self.genome = genome
+        self.fitness = SRFitness(tuple(objectives) if objectives is not None else (), constraints)
+        self.origin = origin
+
+    @property
+    def objectives(self) -> tuple[float, ...]:
+        return self.fitness.values
+
+    def __getstate__(self):
+        return {"genome": self.genome, "fitness": self.fitness, "origin": self.origin}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    def __repr__(self) -> str:
+        return f"Individual({self.genome}, {self.objectives}, origin={self.origin!r})"
+
+    def to_dict(self) -> dict:
+        return {"genome": self.genome.to_string(), "objectives": list(self.objectives), "origin": self.origin}
+
+    @classmethod
+    def from_dict(cls, data: dict, constraints: Optional[Constraints] = None) -> "Individual":
+        return cls(Genome.from_string(data["genome"]), data["objectives"], constraints, data.get("origin", "init"))
+
+
+# -- ranking and crowding -----------------------------------------------------------------------------
+
+def nondominated_fronts(individuals: Sequence[Individual]) -> list[list[Individual]]:
+    """All fronts, best first, by DEAP's fast non-dominated sort (with constrained domination)."""
+    if not individuals:
+        return []
+    return emo.sortNondominated(list(individuals), len(individuals))
+
+
+def improved_crowding_distance(front: Sequence[Individual]) -> list[float]:
+    """Chu & Yu 2018 (arXiv 1811.12667): one-sided crowding distance.
+
+    With every objective turned into minimisation and the front sorted ascending in it, Deb's distance
+    adds (f[i+1] - f[i-1]) / (f_max - f_min), which is the same for every point inside the cuboid of its
+    two neighbours. The improved distance adds (f[i+1] - f[i]) / (f_max - f_min): the gap to the next
+    *worse* neighbour only, so within that cuboid a point nearer the Pareto front (smaller in every
+    objective) gets a larger distance and is preferred. Boundary points stay infinite, as in Deb's.
+    """
+    n = len(front)
+    distances = [0.0] * n
+    if n == 0:
+        return distances
+    nobj = len(front[0].fitness.wvalues)
+    for m in range(nobj):
+        order = sorted(range(n), key=lambda k: -front[k].fitness.wvalues[m])  # ascending in minimisation form
+        values = [-front[k].fitness.wvalues[m] for k in order]
+        distances[order[0]] = distances[order[-1]] = math.inf
+        span = values[-1] - values[0]
+        if span == 0:
+            continue
+        for pos in range(1, n - 1):
+            distances[order[pos]] += (values[pos + 1] - values[pos]) / span
+    return distances
+
+
+def assign_crowding(front: Sequence[Individual], mode: str = "improved") -> None:
+    """Set ``fitness.crowding_dist`` on every member of one front."""
+    if mode == "standard":
+        emo.assignCrowdingDist(front)  # Deb's distance (DEAP scales it by 1/n_objectives: same order)
+    elif mode == "improved":
+        for ind, dist in zip(front, improved_crowding_distance(front)):
+            ind.fitness.crowding_dist = dist
+    else:
+        raise ValueError(f"crowding={mode!r}: use 'standard' or 'improved'")
+
+
+def assign_rank_and_crowding(individuals: Sequence[Individual], mode: str = "improved") -> list[list[Individual]]:
+    """Rank (0 = first front) and crowding distance for everyone; returns the fronts."""
+    fronts = nondominated_fronts(individuals)
+    for rank, front in enumerate(fronts):
+        for ind in front:
+            ind.fitness.rank = rank
+        assign_crowding(front, mode)
+    return fronts
+
+
+# -- selection -----------------------------------------------------------------------------------------
+
+def crowded_better(a: Individual, b: Individual) -> Optional[Individual]:
+    """The crowded-comparison winner: lower rank, then larger crowding distance; None on a tie."""
+    ra, rb = a.fitness.rank, b.fitness.rank
+    if ra != rb:
+        return a if ra < rb else b
+    ca, cb = a.fitness.crowding_dist, b.fitness.crowding_dist
+    if ca != cb:
+        return a if ca > cb else b
+    return None
+
+
+def tournament_select(individuals: Sequence[Individual], k: int, rng: random.Random) -> list[Individual]:
+    """k binary tournaments (tournament size 2) on (rank, crowding distance); ties broken by ``rng``.
+
+    Needs ranks and crowding distances (:func:`assign_rank_and_crowding`). Uses our own RNG rather than
+    DEAP's ``selTournamentDCD`` (which draws from the global ``random``) so a search resumes bit for bit.
+    """
+    chosen = []
+    for _ in range(k):
+        a, b = rng.sample(list(individuals), 2) if len(individuals) > 1 else (individuals[0], individuals[0])
+        winner = crowded_better(a, b)
+        chosen.append(winner if winner is not None else (a if rng.random() < 0.5 else b))
+    return chosen
+
+
+def select_survivors(individuals: Sequence[Individual], mu: int, crowding: str = "improved") -> list[Individual]:
+    """NSGA-II environmental selection: whole fronts while they fit, the last one by crowding distance.
+
+    Leaves rank and crowding distance (computed per front of the union) on the survivors, ready for
+    the next generation's tournaments.
+    """
+    fronts = assign_rank_and_crowding(individuals, crowding)
+    survivors: list[Individual] = []
+    for front in fronts:
+        if len(survivors) + len(front) <= mu:
+            survivors.extend(front)
+            continue
+        room = mu - len(survivors)
+        order = sorted(range(len(front)), key=lambda k: -front[k].fitness.crowding_dist)  # stable on ties
+        survivors.extend(front[k] for k in order[:room])
+        break
+    return survivors
+
+
+# -- hypervolume -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HypervolumeBox:
+    """The objective box the hypervolume is measured in; its worst corner is the reference point.
+
+    Every objective is mapped to [0, 1] in minimisation form and clipped: PSNR linearly,
+    u = (psnr_max - psnr) / (psnr_max - psnr_min); mult-adds and params on a log scale,
+    u = log(x / x_min) / log(x_max / x_min). The reference point is (1, 1, 1), i.e. (psnr_min, mult_adds_max,
+    params_max); a model outside the box on any side contributes nothing there, so the
+    hypervolume is in [0, 1]. Defaults: PSNR 33.0 dB (below bicubic on Set5 x2, 33.64 dB) to 38.5 dB
+    (above every model in the paper's Table I); mult-adds 1G to 1000G and params 5K to 5M at 480x480,
+    which cover the 7-cell FALSR space (1.3G..1014G, 5.7K..4.4M) on a scale where halving a cost counts
+    the same everywhere.
+    """
+
+    psnr_min: float = 33.0
+    psnr_max: float = 38.5
+    mult_adds_min: float = 1e9
+    mult_adds_max: float = 1e12
+    params_min: float = 5e3
+    params_max: float = 5e6
+
+    def normalise(self, objectives: Iterable[Sequence[float]]) -> np.ndarray:
+        pts = np.asarray([tuple(o) for o in objectives], dtype=float).reshape(-1, 3)
+        out = np.empty_like(pts)
+        out[:, 0] = (self.psnr_max - pts[:, 0]) / (self.psnr_max - self.psnr_min)
+        out[:, 1] = np.log(np.maximum(pts[:, 1], 1e-300) / self.mult_adds_min) / math.log(self.mult_adds_max / self.mult_adds_min)
+        out[:, 2] = np.log(np.maximum(pts[:, 2], 1e-300) / self.params_min) / math.log(self.params_max / self.params_min)
+        return np.clip(out, 0.0, 1.0)
+
+
+class _NormalisedFitness(base.Fitness):
+    weights = (-1.0, -1.0, -1.0)
+
+
+class _Point:
+    __slots__ = ("fitness",)
+
+    def __init__(self, values):
+        self.fitness = _NormalisedFitness(tuple(values))
+
+
+def hypervolume(objectives: Iterable[Sequence[float]], box: HypervolumeBox = HypervolumeBox()) -> float:
+    """Hypervolume of (psnr, mult_adds, params) points in ``box`` (DEAP / moocore), in [0, 1].
+
+    Dominated points may be included: they add nothing. Feasibility is not looked at; pass only
+    feasible models when constraints apply.
+    """
+    pts = box.normalise(objectives)
+    if len(pts) == 0:
+        return 0.0
+    return float(deap_hypervolume([_Point(p) for p in pts], ref=np.ones(3)))
