@@ -72,3 +72,17 @@ def test_graph_conversion_clips_and_nearly_inverts(data_dir):
 def test_wrong_channel_count_rejected():
     with pytest.raises(ValueError, match="3 channels"):
         color.rgb_to_ypbpr(torch.zeros(1, 1, 4, 4))
+
+
+def test_ycbcr_y_torch_bit_exact_on_rounding_ties():
+    # the 194 colours whose Y is exactly halfway between integers: rounding Y (as the protocol does)
+    # depends on the last bit, so torch and the skimage-exact numpy path must agree bit for bit
+    v = np.arange(256, dtype=np.int32)
+    scaled = 65481 * v[:, None, None] + 128553 * v[None, :, None] + 24966 * v[None, None, :]  # 255000 * (Y - 16)
+    colours = np.argwhere(scaled % 255000 == 127500).astype(np.uint8)
+    assert len(colours) == 194
+    img = np.tile(colours[None], (4, 3, 1))  # a realistic-size image made of tie colours
+    y_np = color.rgb_to_ycbcr_y_np(img)
+    np.testing.assert_allclose(y_np % 1.0, 0.5, atol=1e-12)
+    y_t = color.rgb_to_ycbcr_y(torch.from_numpy(img).permute(2, 0, 1)[None])[0, 0].numpy()
+    np.testing.assert_array_equal(y_t, y_np)

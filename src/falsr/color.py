@@ -82,10 +82,14 @@ def rgb_to_ycbcr_y(rgb255: Tensor) -> Tensor:
     """
     if rgb255.shape[-3] != 3:
         raise ValueError(f"expected 3 channels at dim -3, got shape {tuple(rgb255.shape)}")
-    x = rgb255 if rgb255.is_floating_point() else rgb255.double()
-    # "* (1/255)" like skimage's img_as_float; still, torch's float64 sums may differ from numpy's in the
-    # last bit, which flips the rounding of exact .5 ties for 27 of the 2^24 colours (see rgb_to_ycbcr_y_np).
-    return _mix(x * (1.0 / 255.0), YCBCR_FROM_RGB[:1]) + YCBCR_Y_OFFSET
+    x = (rgb255 if rgb255.is_floating_point() else rgb255.double()) * (1.0 / 255.0)  # as skimage img_as_float
+    m = torch.as_tensor(YCBCR_FROM_RGB[0], dtype=x.dtype, device=x.device)
+    r, g, b = x[..., 0:1, :, :], x[..., 1:2, :, :], x[..., 2:3, :, :]
+    # Fused multiply-adds in this order reproduce numpy's BLAS product (and so skimage) bit for bit in
+    # float64 on all 2^24 colours on CPU; a plain sum flips the rounding of some of the 194 exact .5 ties
+    # (tiny tensors, a few pixels, may still take torch's unfused scalar path).
+    y = torch.addcmul(torch.addcmul(r * m[0], g, m[1]), b, m[2])
+    return y + YCBCR_Y_OFFSET
 
 
 def graph_ypbpr_to_rgb(ypbpr: Tensor) -> Tensor:

@@ -1,0 +1,140 @@
+"""PSNR and SSIM on Y exactly as the FALSR release computed Table I (see the protocol notes).
+
+Per image: RGB uint8 -> Y of BT.601 YCbCr (16..235) -> crop ``border`` pixels per side -> clip to [0, 255]
+and round -> PSNR (data range 255) and SSIM (11x11 Gaussian, sigma 1.5, reflect-101 filtering over the
+whole cropped image, then a 5-pixel margin cut before the mean). A dataset score is the mean of the
+per-image scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from falsr.color import rgb_to_ycbcr_y, rgb_to_ycbcr_y_np
+
+DATA_RANGE = 255.0
+SSIM_SIGMA = 1.5
+SSIM_MARGIN = 5  # (11 - 1) // 2: the 'valid' cut after filtering
+
+
+def to_uint8_truncate(rgb01: Tensor) -> Tensor:
+    """Network RGB output in [0, 1] -> uint8 levels as the release did: ``x * 255``, clip, then truncate."""
+    return torch.floor((rgb01 * 255.0).clamp(0.0, 255.0)).to(torch.uint8)
+
+
+def _crop_round(y: Tensor, border: int) -> Tensor:
+    if border < 0:
+        raise ValueError(f"border must be >= 0, got {border}")
+    if border:
+        y = y[..., border:-border, border:-border]
+    return y.clamp(0.0, 255.0).round()
+
+
+def protocol_y(rgb255: Tensor, border: int = 2) -> Tensor:
+    """(N, 3, H, W) RGB on the 0..255 scale (uint8 or integer-valued float) -> (N, 1, H-2b, W-2b) float64 Y.
+
+    Y is BT.601 YCbCr luma in [16, 235]; after cropping it is clipped to [0, 255] and rounded, as the
+    protocol does for both PSNR and SSIM.
+    """
+    return _crop_round(rgb_to_ycbcr_y(rgb255.to(torch.float64)), border)
+
+
+def _check_y_pair(sr_y: Tensor, hr_y: Tensor) -> None:
+    if sr_y.shape != hr_y.shape or sr_y.ndim != 4 or sr_y.shape[1] != 1:
+        raise ValueError(f"expected two (N, 1, H, W) tensors of equal shape, got {tuple(sr_y.shape)} and {tuple(hr_y.shape)}")
+
+
+def psnr_per_image(sr_y: Tensor, hr_y: Tensor) -> Tensor:
+    """Per-image PSNR in dB of (N, 1, H, W) Y tensors on 0..255; returns shape (N,), float64.
+
+    Written by hand: torchmetrics evaluates log(data_range) and log(10) as float32 scalars, which costs
+    about 1.4e-6 dB at 35 dB; the formula itself is the same.
+    """
+    _check_y_pair(sr_y, hr_y)
+    diff = sr_y.to(torch.float64) - hr_y.to(torch.float64)
+    mse = diff.square().mean(dim=(1, 2, 3))
+    return 10.0 * torch.log10(DATA_RANGE**2 / mse)
+
+
+def ssim_per_image(sr_y: Tensor, hr_y: Tensor) -> Tensor:
+    """Per-image SSIM of (N, 1, H, W) Y tensors on 0..255; returns shape (N,), float64.
+
+    torchmetrics does the filtering exactly as the protocol (its 'reflect' padding is reflect-101, like
+    OpenCV's filter2D default; same Gaussian and constants), but averages the SSIM map over the whole
+    image, so the full map is requested and the 5-pixel margin is cut here before the mean.
+    Images must be larger than 10 pixels per side after the border crop.
+    """
+    _check_y_pair(sr_y, hr_y)
+    if min(sr_y.shape[-2:]) <= 2 * SSIM_MARGIN:
+        raise ValueError(f"SSIM needs images larger than {2 * SSIM_MARGIN} px per side, got {tuple(sr_y.shape[-2:])}")
+    _, ssim_map = structural_similarity_index_measure(
+        sr_y.to(torch.float64),
+        hr_y.to(torch.float64),
+        gaussian_kernel=True,
+        sigma=SSIM_SIGMA,
+        data_range=DATA_RANGE,
+        k1=0.01,
+        k2=0.03,
+        return_full_image=True,
+    )
+    m = SSIM_MARGIN
+    return ssim_map[..., m:-m, m:-m].mean(dim=(1, 2, 3))
+
+
+def psnr_ssim_y(sr_rgb: np.ndarray, hr_rgb: np.ndarray, border: int = 2) -> tuple[float, float]:
+    """Protocol PSNR (dB) and SSIM of one SR image against its HR image, both (H, W, 3) uint8 RGB.
+
+    Y is computed with the skimage-exact numpy conversion, so rounding ties match skimage bit for bit.
+    """
+    sr, hr = np.asarray(sr_rgb), np.asarray(hr_rgb)
+    if sr.shape != hr.shape or sr.ndim != 3 or sr.shape[2] != 3:
+        raise ValueError(f"expected two (H, W, 3) RGB images of equal shape, got {sr.shape} and {hr.shape}")
+    if sr.dtype != np.uint8 or hr.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images, got {sr.dtype} and {hr.dtype}")
+    ys = [_crop_round(torch.from_numpy(rgb_to_ycbcr_y_np(img))[None, None], border) for img in (sr, hr)]
+    return float(psnr_per_image(*ys)[0]), float(ssim_per_image(*ys)[0])
+
+
+class _PerImageMean(Metric):
+    """Mean over images of a per-image score; images of any size, any batch size (e.g. 1 on Set5)."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    @staticmethod
+    def _per_image(sr_y: Tensor, hr_y: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def update(self, sr_y: Tensor, hr_y: Tensor) -> None:
+        """Add a batch of (N, 1, H, W) Y tensors on 0..255 (already cropped and rounded, see protocol_y)."""
+        scores = self._per_image(sr_y, hr_y)
+        self.total += scores.sum().to(self.total)
+        self.count += scores.numel()
+
+    def compute(self) -> Tensor:
+        return self.total / self.count
+
+
+class ProtocolPSNR(_PerImageMean):
+    """Mean per-image protocol PSNR (dB) on Y; feed ``protocol_y`` outputs."""
+
+    plot_lower_bound = 0.0
+    _per_image = staticmethod(psnr_per_image)
+
+
+class ProtocolSSIM(_PerImageMean):
+    """Mean per-image protocol SSIM on Y; feed ``protocol_y`` outputs."""
+
+    plot_lower_bound = 0.0
+    plot_upper_bound = 1.0
+    _per_image = staticmethod(ssim_per_image)
