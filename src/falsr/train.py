@@ -120,6 +120,7 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data)
+    datamodule.setup("validate" if cfg.trainer.get("max_steps") == 0 else "fit")  # bad data fails here, early
     net = instantiate(cfg.model)
     module = instantiate(cfg.module, net=net, optimizer=instantiate(cfg.optimizer),
                          scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
@@ -127,8 +128,10 @@ def train(cfg: DictConfig) -> dict:
     cost = module.cost()
     genome = str(module.genome) if module.genome is not None else None
 
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not loggers:  # nothing to monitor the learning rate into
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     hparams = {"config": OmegaConf.to_container(cfg, resolve=True), "genome": genome, **cost}
     for logger in trainer.loggers:
