@@ -17,7 +17,7 @@ import json
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -214,11 +214,13 @@ class PatchSampler(Sampler):
     """`samples_per_epoch` items `(image_index, seed)` per epoch, images in shuffled rounds.
 
     Everything derives from (seed, epoch): independent of worker count, replayable after a resume.
-    Lightning calls `set_epoch` at every epoch start.
+    The epoch is read from `epoch_of()` (the trainer's current epoch) when given: Lightning 2.6's own
+    `set_epoch` call passes a count that is one too high after resuming from an end-of-epoch checkpoint.
     """
 
-    def __init__(self, n_images: int, samples_per_epoch: int, seed: int):
+    def __init__(self, n_images: int, samples_per_epoch: int, seed: int, epoch_of: Callable[[], int] | None = None):
         self.n_images, self.samples_per_epoch, self.seed, self.epoch = n_images, samples_per_epoch, seed, 0
+        self.epoch_of = epoch_of
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -227,6 +229,8 @@ class PatchSampler(Sampler):
         return self.samples_per_epoch
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.epoch_of is not None:
+            self.epoch = self.epoch_of()
         rng = np.random.default_rng([self.seed, self.epoch])
         rounds = -(-self.samples_per_epoch // self.n_images)
         order = np.concatenate([rng.permutation(self.n_images) for _ in range(rounds)])[: self.samples_per_epoch]
@@ -295,10 +299,15 @@ class SRDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         n = len(self.train_set)
         samples = self.samples_per_epoch or n  # default: one random patch per image per epoch
-        sampler = PatchSampler(n, samples, self.seed)
+        if samples < self.batch_size:
+            raise UserError(f"data.samples_per_epoch={samples} is less than one batch (data.batch_size={self.batch_size})")
+        sampler = PatchSampler(n, samples, self.seed, epoch_of=self._current_epoch)
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=torch.cuda.is_available())
+
+    def _current_epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
 
     def val_dataloader(self) -> list[DataLoader]:
         return [DataLoader(ds, batch_size=1, num_workers=0) for ds in self.val_datasets]

@@ -14,6 +14,7 @@ import random
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from falsr.errors import UserError
+
+# Lightning 2.6 on torch 2.13 warns at every fit about its own use of a torch API; not ours to act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 # Lightning's precision names; "auto" is ours: bf16-mixed where bf16 is fast, else 32-true.
 PRECISIONS = ("auto", "32", "32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64", "64-true",
@@ -143,7 +147,7 @@ def train(cfg: DictConfig) -> dict:
 
     start = time.perf_counter()
     if cfg.trainer.get("max_steps") == 0:
-        trainer.validate(module, datamodule=datamodule, verbose=False)
+        trainer.validate(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), verbose=False)
     else:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         if trainer.interrupted:
