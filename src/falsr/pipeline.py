@@ -1,16 +1,17 @@
-"""RGB in, RGB out: the released FALSR pipeline around a Y-channel network.
+"""The released FALSR pipeline around a Y-channel network: LR RGB -> (Y input, chroma) -> SR RGB uint8.
 
 The network sees Y of YPbPr of the LR image; chroma comes from a PIL-bicubic x2 upscale of the LR
 RGB; the output is converted back with the graphs' own YCbCr->RGB, scaled by 255, clipped and
-truncated to uint8. `evaluate.py`, `upscale.py` and validation during training all use this, so
-their numbers agree by construction. Large images go through the network in overlapping tiles.
+truncated to uint8. Only composition: every conversion is the protocol's own function (falsr.color,
+falsr.resize, falsr.metrics), so `evaluate.py`, `upscale.py` and validation during training give the
+same numbers by construction. Large images go through the network in overlapping tiles.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from falsr.color import graph_ypbpr_to_rgb, rgb_to_ypbpr
 from falsr.metrics import to_uint8_truncate
@@ -18,13 +19,38 @@ from falsr.network import SCALE, FALSRNet
 from falsr.resize import pil_bicubic_upscale
 
 
+def network_input(lr_rgb: np.ndarray) -> Tensor:
+    """(H, W, 3) uint8 LR RGB -> (1, H, W) float32 Y of YPbPr in [0, 1] (the network's input)."""
+    rgb01 = torch.from_numpy(np.ascontiguousarray(lr_rgb)).permute(2, 0, 1).to(torch.float64) / 255.0
+    return rgb_to_ypbpr(rgb01)[:1].to(torch.float32)
+
+
+def chroma(lr_rgb: np.ndarray, scale: int = SCALE) -> Tensor:
+    """(H, W, 3) uint8 LR RGB -> (2, sH, sW) float64 Pb, Pr of its PIL-bicubic upscale (the release's chroma)."""
+    up = pil_bicubic_upscale(np.ascontiguousarray(lr_rgb), scale)
+    rgb01 = torch.from_numpy(up).permute(2, 0, 1).to(torch.float64) / 255.0
+    return rgb_to_ypbpr(rgb01)[1:]
+
+
+def sr_rgb(y_sr: Tensor, pbpr: Tensor) -> Tensor:
+    """Network Y (N, 1, sH, sW) + chroma (N, 2, sH, sW) -> (N, 3, sH, sW) uint8 RGB, as the released graphs output it.
+
+    The graph's JPEG YCbCr -> RGB, then *255, clip, truncate to uint8 (protocol steps 3-4).
+    """
+    ypbpr = torch.cat([y_sr.to(torch.float64), pbpr.to(torch.float64)], dim=1)
+    return to_uint8_truncate(graph_ypbpr_to_rgb(ypbpr))
+
+
 def _tiles(length: int, tile: int) -> list[int]:
-    return list(range(0, max(length - tile, 0) + 1, tile)) + ([length - tile] if length > tile and
-                                                                (length - tile) % tile else [])
+    """Tile origins covering [0, length): a regular grid, the last tile flush with the end."""
+    starts = list(range(0, max(length - tile, 0) + 1, tile))
+    if length > tile and (length - tile) % tile:
+        starts.append(length - tile)
+    return starts
 
 
 @torch.inference_mode()
-def predict_y(net: FALSRNet, y: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+def predict_y(net: FALSRNet, y: Tensor, tile: int | None = None) -> Tensor:
     """Run the network on (N, 1, H, W) Y; with `tile`, in overlapping tiles of `tile` LR pixels.
 
     Each tile is extended by the network's receptive radius on every side, so the kept centre of
@@ -52,10 +78,6 @@ def predict_y(net: FALSRNet, y: torch.Tensor, tile: int | None = None) -> torch.
 def upscale_rgb(net: nn.Module, lr_rgb: np.ndarray, tile: int | None = None) -> np.ndarray:
     """(H, W, 3) uint8 LR RGB -> (2H, 2W, 3) uint8 SR RGB, exactly as the FALSR release."""
     device = next(net.parameters()).device
-    lr = torch.from_numpy(lr_rgb).permute(2, 0, 1)[None].to(torch.float64) / 255.0
-    y = rgb_to_ypbpr(lr)[:, :1].to(device=device, dtype=torch.float32)
-    up = torch.from_numpy(pil_bicubic_upscale(lr_rgb, SCALE)).permute(2, 0, 1)[None].to(torch.float64) / 255.0
-    chroma = rgb_to_ypbpr(up)[:, 1:]
+    y = network_input(lr_rgb)[None].to(device)
     sr_y = predict_y(net, y, tile).to(device="cpu", dtype=torch.float64)
-    rgb = graph_ypbpr_to_rgb(torch.cat([sr_y, chroma], dim=1))
-    return to_uint8_truncate(rgb)[0].permute(1, 2, 0).numpy()
+    return sr_rgb(sr_y, chroma(lr_rgb)[None])[0].permute(1, 2, 0).numpy()

@@ -1,0 +1,113 @@
+"""LightningModule: an SR network trained with L1 on Y patches, validated with the evaluation protocol."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from falsr.cost import genome_cost
+from falsr.metrics import ProtocolPSNR, ProtocolSSIM, protocol_y
+from falsr.pipeline import sr_rgb
+
+
+def constant(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """The paper's incomplete training keeps the learning rate constant."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
+                  final_factor: float = 0.0) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up then cosine decay to `final_factor` x lr at `total_steps` (short CPU budgets)."""
+    total_steps = max(1, int(total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class SRModule(pl.LightningModule):
+    """L1 loss on Y; Adam; per-step scheduler; protocol PSNR/SSIM per validation set.
+
+    `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) taking the parameters / the optimizer.
+    Logged: `train/loss`, `val/<Set>/psnr`, `val/<Set>/ssim`, and `val/psnr`, `val/ssim` for the first set
+    (checkpoint monitor). Validation always runs in float32, whatever the training precision.
+    """
+
+    def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
+                 val_names: Sequence[str] = ("Set5",), channels_last: bool = True):
+        super().__init__()
+        self.net = net
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.val_names = list(val_names)
+        self.channels_last = channels_last
+        self.val_psnr = nn.ModuleList([ProtocolPSNR() for _ in self.val_names])
+        self.val_ssim = nn.ModuleList([ProtocolSSIM() for _ in self.val_names])
+        self.loss_fn = nn.L1Loss()
+        self.last_val_step = -1
+        self.val_results: dict[str, dict[str, float]] = {}
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    @property
+    def genome(self):
+        return getattr(self.net, "genome", None)
+
+    def cost(self) -> dict[str, int]:
+        """Params (counted on the network) and mult-adds for a 480x480 LR input (paper's convention)."""
+        params = sum(p.numel() for p in self.net.parameters())
+        mult_adds = genome_cost(self.genome).mult_adds if self.genome is not None else None
+        return {"params": params, "mult_adds": mult_adds}
+
+    def _in(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.net(self._in(y))
+
+    def training_step(self, batch, batch_idx):
+        lr_y, hr_y = batch
+        loss = self.loss_fn(self(lr_y).float(), hr_y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss.item()} at step {self.global_step}")
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            y_sr = self(batch["y"].float()).float()
+        sr_y = protocol_y(sr_rgb(y_sr, batch["pbpr"]))
+        self.val_psnr[dataloader_idx].update(sr_y, batch["hr_y"])
+        self.val_ssim[dataloader_idx].update(sr_y, batch["hr_y"])
+
+    def on_validation_epoch_end(self) -> None:
+        results = {}
+        for name, psnr, ssim in zip(self.val_names, self.val_psnr, self.val_ssim):
+            if psnr.update_count == 0:
+                continue
+            results[name] = {"psnr": float(psnr.compute()), "ssim": float(ssim.compute())}
+            psnr.reset()
+            ssim.reset()
+        for name, r in results.items():
+            self.log(f"val/{name}/psnr", r["psnr"])
+            self.log(f"val/{name}/ssim", r["ssim"])
+        if results:
+            first = results[next(iter(results))]
+            self.log("val/psnr", first["psnr"], prog_bar=True)
+            self.log("val/ssim", first["ssim"])
+        self.val_results = results
+        self.last_val_step = self.global_step
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

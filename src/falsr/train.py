@@ -1,0 +1,177 @@
+"""The training task behind `train.py`: build data, network, module, trainer from the config; fit; report.
+
+`task_wrapper` (after the lightning-hydra-template) makes every job end with a `metrics.json` in its run
+directory, `status` "ok" or "failed" with the `error`, and its W&B run finished (failed on a crash),
+so a Hydra multirun (the search) can treat a crashed or diverged candidate as a failed one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import random
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from falsr.errors import UserError
+
+# Lightning 2.6 on torch 2.13 warns at every fit about its own use of a torch API; not ours to act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+# Lightning's precision names; "auto" is ours: bf16-mixed where bf16 is fast, else 32-true.
+PRECISIONS = ("auto", "32", "32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64", "64-true",
+              "transformer-engine", "transformer-engine-float16")
+
+
+def fast_bf16() -> bool:
+    """True where bf16 autocast is a speed-up: a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
+def resolve_precision(precision: Any) -> str:
+    """Check a `trainer.precision` value (one line on a typo) and resolve "auto"."""
+    value = str(precision)
+    if value not in PRECISIONS:
+        raise UserError(f"unknown trainer.precision {value!r}: choose one of {', '.join(PRECISIONS)}")
+    if value == "auto":
+        return "bf16-mixed" if fast_bf16() else "32-true"
+    return value
+
+
+def run_dir(cfg: DictConfig) -> Path:
+    """The job's output folder: Hydra's run (or multirun job) folder, else paths.output_dir."""
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
+
+
+def _finish_wandb(exit_code: int) -> None:
+    """End the W&B run of this job (failed when exit_code != 0) so the next job never logs into it."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=exit_code)
+
+
+def task_wrapper(task):
+    """Run a task; always write metrics.json and finish W&B; on failure record status/error.
+
+    A failure is re-raised (user errors become one line via falsr.cli.user_errors) unless
+    `ignore_errors=true`, when the failed metrics are returned so a multirun goes on.
+    """
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> dict:
+        start = time.perf_counter()
+        out = run_dir(cfg)
+        out.mkdir(parents=True, exist_ok=True)
+        _finish_wandb(0)  # a run left open by an earlier job in this process is not ours to log into
+        try:
+            metrics = task(cfg)
+        except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised unless ignore_errors
+            metrics = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                       "psnr": None, "ssim": None, "genome": _genome_str(cfg),
+                       "train_seconds": round(time.perf_counter() - start, 3)}
+            _write(out / "metrics.json", metrics)
+            _finish_wandb(1)
+            if isinstance(exc, KeyboardInterrupt) or not cfg.get("ignore_errors", False):
+                raise
+            print(f"job failed (ignore_errors=true): {metrics['error']}", file=sys.stderr)
+            traceback.print_exc()
+            return metrics
+        _write(out / "metrics.json", metrics)
+        _finish_wandb(0)
+        return metrics
+
+    return wrapper
+
+
+def _genome_str(cfg: DictConfig) -> str | None:
+    try:
+        from falsr.genome import parse_genome
+
+        return str(parse_genome(cfg.model.genome))
+    except Exception:  # noqa: BLE001 - only a label in a failure report
+        return None
+
+
+def _write(path: Path, metrics: dict) -> None:
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+@task_wrapper
+def train(cfg: DictConfig) -> dict:
+    """Fit (or, with trainer.max_steps=0, only validate) and return the metrics of metrics.json."""
+    out = run_dir(cfg)
+    with open_dict(cfg):
+        if cfg.get("seed") is None:
+            cfg.seed = random.randrange(2**31)
+        cfg.trainer.precision = resolve_precision(cfg.trainer.get("precision", "auto"))
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("validate" if cfg.trainer.get("max_steps") == 0 else "fit")  # bad data fails here, early
+    net = instantiate(cfg.model)
+    module = instantiate(cfg.module, net=net, optimizer=instantiate(cfg.optimizer),
+                         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+                         val_names=datamodule.val_names)
+    cost = module.cost()
+    genome = str(module.genome) if module.genome is not None else None
+
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    if not loggers:  # nothing to monitor the learning rate into
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    hparams = {"config": OmegaConf.to_container(cfg, resolve=True), "genome": genome, **cost}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(hparams)
+        logger.log_metrics({"cost/params": cost["params"], "cost/mult_adds": cost["mult_adds"] or 0}, step=0)
+    print(f"model {getattr(net, 'name', type(net).__name__)}: {cost['params']:,} params, "
+          f"{(cost['mult_adds'] or 0) / 1e9:.1f}G mult-adds; precision {cfg.trainer.precision}; run dir {out}",
+          flush=True)
+
+    start = time.perf_counter()
+    if cfg.trainer.get("max_steps") == 0:
+        trainer.validate(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), verbose=False)
+    else:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        if trainer.interrupted:
+            raise KeyboardInterrupt("training interrupted")
+        if module.last_val_step != trainer.global_step:  # report the final weights, not an older validation
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+    train_seconds = time.perf_counter() - start
+
+    results = module.val_results
+    first = results[next(iter(results))] if results else {"psnr": None, "ssim": None}
+    if first["psnr"] is not None and not math.isfinite(first["psnr"]):
+        raise FloatingPointError(f"validation PSNR is {first['psnr']}")
+    ckpt = next((c for c in trainer.callbacks if isinstance(c, pl.callbacks.ModelCheckpoint)), None)
+    metrics = {
+        "status": "ok", "error": None,
+        "psnr": first["psnr"], "ssim": first["ssim"], "val": results,
+        "params": cost["params"], "mult_adds": cost["mult_adds"], "genome": genome,
+        "model": getattr(net, "name", None),
+        "train_seconds": round(train_seconds, 3), "steps": trainer.global_step, "epochs": trainer.current_epoch,
+        "seed": cfg.seed, "precision": cfg.trainer.precision,
+        "best_psnr": float(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None else None,
+        "best_ckpt": ckpt.best_model_path or None if ckpt is not None else None,
+        "last_ckpt": ckpt.last_model_path or None if ckpt is not None else None,
+    }
+    print(f"{metrics['steps']} steps in {train_seconds:.1f} s: " + ", ".join(
+        f"{name} {r['psnr']:.3f} dB / {r['ssim']:.4f}" for name, r in results.items()), flush=True)
+    return metrics
