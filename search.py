@@ -1,0 +1,20 @@
+"""Multi-objective architecture search: `python search.py +search=nsga2` (see conf/search.yaml).
+
+Each candidate is a training job (the same task as train.py) that the falsr Hydra sweeper hands to the
+configured Hydra launcher.
+"""
+
+import hydra
+
+from falsr.cli import check_conf_dir, user_errors
+from falsr.train import train
+
+
+@hydra.main(version_base="1.3", config_path=check_conf_dir(), config_name="search")
+@user_errors
+def main(cfg):
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()

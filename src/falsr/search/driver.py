@@ -1,0 +1,194 @@
+"""The search loop behind the Hydra sweeper: ask the operators, launch jobs, tell the fitnesses.
+
+Hydra-agnostic except for the `launch` callable it is given (a Hydra launcher's `launch`), so the
+same loop runs jobs in-process, on joblib workers, on SLURM through submitit or on Ray.
+State that survives a kill: the journal (one line per finished candidate, written by the jobs),
+and `search_state.pt`, written atomically after every ask and every tell.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from falsr.cost import genome_cost
+from falsr.errors import UserError
+from falsr.genome import Genome
+from falsr.search.generation import Offspring, SearchState, new_search, propose, tell
+from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, Journal
+from falsr.search.nsga import HypervolumeBox, Individual, hypervolume
+from falsr.search.report import pareto_records, write_reports
+from falsr.search.settings import SearchSettings
+
+log = logging.getLogger(__name__)
+STATE_NAME = "search_state.pt"
+# Brackets of mult-adds (at the search's LR size) for the "best PSNR per cost" summary line.
+BRACKETS = (10e9, 50e9, 100e9, 250e9, math.inf)
+
+Launch = Callable[[Sequence[Sequence[str]], int], Sequence]
+
+
+@dataclass
+class DriverOptions:
+    generations: int = 2  # after the initial population
+    seed: int = 0
+    use_controller: bool = True
+    report_k: int = 4  # models chosen by crowding distance (paper: 4)
+    hypervolume_box: HypervolumeBox = field(default_factory=HypervolumeBox)
+    extra_overrides: tuple[str, ...] = ()  # added to every candidate job (e.g. hydra.sweep.dir on resume)
+
+
+def candidate_overrides(off: Offspring, generation: int) -> list[str]:
+    g = str(off.genome)
+    return ["model=genome", f"model.genome={g}", f"+candidate.key={off.genome.key}", f"+candidate.genome={g}",
+            f"+candidate.generation={generation}", f"+candidate.origin={off.origin}"]
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class SearchDriver:
+    def __init__(self, sweep_dir: str | Path, settings: SearchSettings, options: DriverOptions, launch: Launch,
+                 on_generation: Optional[Callable[[dict], None]] = None):
+        self.dir = Path(sweep_dir)
+        self.settings = settings
+        self.options = options
+        self.launch = launch
+        self.on_generation = on_generation
+        self.journal = Journal(self.dir / JOURNAL_NAME)
+        self.state_path = self.dir / STATE_NAME
+        self.next_job = 0
+
+    # -- state -------------------------------------------------------------------------------------
+    def _save(self, state: SearchState, pending: Optional[list[Offspring]]) -> None:
+        atomic_save({"state": state.to_dict(), "next_job": self.next_job,
+                     "pending": None if pending is None else [(str(o.genome), o.origin) for o in pending]},
+                    self.state_path)
+
+    def _load_or_start(self, resume: bool) -> tuple[SearchState, Optional[list[Offspring]]]:
+        if self.state_path.is_file():
+            if not resume:
+                raise UserError(f"{self.dir} already holds a search: continue it with search.resume={self.dir}, "
+                                "or choose another hydra.sweep.dir")
+            data = torch.load(self.state_path, weights_only=False)
+            state = SearchState.from_dict(data["state"])
+            if state.settings != self.settings:
+                log.warning("search.settings differ from the resumed search's; the resumed settings are kept")
+            self.next_job = max(data["next_job"], self._max_job_dir() + 1)
+            pending = None if data["pending"] is None else [Offspring(Genome.from_string(g), o)
+                                                            for g, o in data["pending"]]
+            log.info(f"resuming {self.dir} at generation {state.generation} "
+                     f"({len(self.journal.latest())} candidates already journaled)")
+            return state, pending
+        if resume:
+            raise UserError(f"search.resume={self.dir}: no {STATE_NAME} there, so no search to resume")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return new_search(self.settings, self.options.seed, self.options.use_controller), None
+
+    def _max_job_dir(self) -> int:
+        nums = [int(p.name) for p in self.dir.iterdir() if p.is_dir() and p.name.isdigit()] if self.dir.is_dir() else []
+        return max(nums, default=-1)
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def _evaluate(self, batch: list[Offspring], generation: int) -> list[dict]:
+        """A journal record per offspring: cached, over the mult-adds cap (never trained), or trained now."""
+        known = self.journal.latest()
+        cap = self.settings.constraints.max_mult_adds
+        to_train: dict[str, Offspring] = {}
+        for off in batch:
+            key = off.genome.key
+            if key in known or key in to_train:
+                continue
+            cost = genome_cost(off.genome, self.settings.lr_size)
+            if cap is not None and cost.mult_adds > cap:
+                record = {"key": key, "genome": str(off.genome), "generation": generation, "origin": off.origin,
+                          "status": STATUS_OVER_CAP, "psnr": None, "ssim": None, "params": cost.params,
+                          "mult_adds": cost.mult_adds, "error": f"mult-adds {cost.mult_adds / 1e9:.1f}G over the cap"}
+                self.journal.append(record)
+                known[key] = record
+                continue
+            to_train[key] = off
+        if to_train:
+            jobs = list(to_train.values())
+            overrides = [candidate_overrides(o, generation) + list(self.options.extra_overrides) for o in jobs]
+            log.info(f"generation {generation}: training {len(jobs)} candidates "
+                     f"({len(batch) - len(jobs)} cached or over the cap)")
+            returns = self.launch(overrides, self.next_job)
+            self.next_job += len(jobs)
+            known = self.journal.latest()
+            for off, ret in zip(jobs, returns):
+                if off.genome.key not in known:  # the job died before its callback could journal it
+                    error = getattr(ret, "_return_value", None)
+                    record = {"key": off.genome.key, "genome": str(off.genome), "generation": generation,
+                              "origin": off.origin, "status": STATUS_FAILED,
+                              "error": f"no result from the job ({type(error).__name__}: {error})"}
+                    self.journal.append(record)
+                    known[off.genome.key] = record
+        return [known[o.genome.key] for o in batch]
+
+    def _individuals(self, batch: list[Offspring], records: list[dict], state: SearchState) -> list[Individual]:
+        """Objectives for NSGA-II; a failed candidate gets the worst fitness (the nadir of what is known)."""
+        ok = [r for r in records if r["status"] == STATUS_OK] + \
+             [{"psnr": i.objectives[0], "mult_adds": i.objectives[1], "params": i.objectives[2]} for i in state.population]
+        worst_psnr = min((r["psnr"] for r in ok), default=1.0) - 1.0
+        worst_macs = max((r["mult_adds"] for r in ok), default=1e12)
+        worst_params = max((r["params"] for r in ok), default=1e7)
+        out = []
+        for off, r in zip(batch, records):
+            cost = genome_cost(off.genome, self.settings.lr_size)
+            if r["status"] == STATUS_OK:
+                objectives = (float(r["psnr"]), float(cost.mult_adds), float(cost.params))
+            elif r["status"] == STATUS_OVER_CAP:  # infeasible through the mult-adds constraint
+                objectives = (worst_psnr, float(cost.mult_adds), float(cost.params))
+            else:
+                objectives = (worst_psnr, float(max(worst_macs, cost.mult_adds)), float(max(worst_params, cost.params)))
+            out.append(Individual(off.genome, objectives, self.settings.constraints, off.origin))
+        return out
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> dict:
+        state, pending = self._load_or_start(resume)
+        summary: dict = {}
+        while state.generation <= self.options.generations:
+            generation = state.generation
+            if pending is None:
+                pending = propose(state)
+                self._save(state, pending)
+            records = self._evaluate(pending, generation)
+            stats = tell(state, self._individuals(pending, records, state))
+            pending = None
+            self._save(state, None)
+            summary = self._report(generation, stats)
+        return summary
+
+    def _report(self, generation: int, stats: dict) -> dict:
+        records = list(self.journal.latest().values())
+        written = write_reports(self.dir, records, self.settings.constraints, self.options.report_k)
+        front = pareto_records(records, self.settings.constraints)
+        hv = hypervolume([(r["psnr"], r["mult_adds"], r["params"]) for r in front], self.options.hypervolume_box)
+        best = []
+        low = 0.0
+        for high in BRACKETS:
+            inside = [r["psnr"] for r in front if low <= r["mult_adds"] < high]
+            if inside:
+                best.append(f"<{high / 1e9:.0f}G: {max(inside):.2f}" if math.isfinite(high)
+                            else f">={low / 1e9:.0f}G: {max(inside):.2f}")
+            low = high
+        failed = sum(r["status"] == STATUS_FAILED for r in records)
+        log.info(f"generation {generation} done: {len(records)} evaluated ({failed} failed), front {len(front)}, "
+                 f"hypervolume {hv:.4f}; best PSNR by mult-adds: {', '.join(best) or '-'}")
+        summary = {"generation": generation, "evaluated": len(records), "failed": failed, "front_size": len(front),
+                   "hypervolume": hv, "controller": stats, "plots": written["plots"],
+                   "chosen": written["chosen_for_full_training"], "front": front}
+        if self.on_generation is not None:
+            self.on_generation(summary)
+        return summary

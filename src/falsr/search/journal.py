@@ -1,0 +1,67 @@
+"""The search journal: one JSON line per finished candidate, the source of truth of a search.
+
+Jobs append to it from their own processes (any Hydra launcher: in-process, joblib workers,
+SLURM nodes sharing the sweep folder), so every append takes an exclusive `flock` and writes one
+whole line, then fsyncs. A line cut short by a kill is ignored when reading.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+JOURNAL_NAME = "journal.jsonl"
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_OVER_CAP = "over_mult_adds_cap"  # violates the mult-adds constraint: never trained
+
+
+class Journal:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def append(self, record: dict) -> None:
+        record = {**record, "time": record.get("time", time.time())}
+        line = (json.dumps(record, allow_nan=True) + "\n").encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # A previous writer killed mid-line leaves no newline: start ours on a fresh line.
+            size = os.fstat(fd).st_size
+            if size:
+                with open(self.path, "rb") as f:
+                    f.seek(size - 1)
+                    if f.read(1) != b"\n":
+                        line = b"\n" + line
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def records(self) -> list[dict]:
+        """Every complete record, in order (torn or corrupt lines skipped)."""
+        if not self.path.is_file():
+            return []
+        out = []
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and "key" in record:
+                out.append(record)
+        return out
+
+    def latest(self) -> dict[str, dict]:
+        """The last record of every genome key."""
+        return {r["key"]: r for r in self.records()}
+
+
+def is_valid_psnr(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0

@@ -1,0 +1,89 @@
+"""The falsr sweeper: generations of NSGA-II + RL proposals, each candidate a job of the configured launcher.
+
+Built like Hydra's Optuna and Nevergrad sweepers: the sweeper only proposes override sets and reads
+job returns; Hydra's launcher (basic, joblib, submitit, ray) runs the jobs. The search loop itself
+lives in `falsr.search.driver`; the settings come from the `search` config node (`+search=nsga2`).
+"""
+# No `from __future__ import annotations`: Hydra execs plugin modules outside sys.modules, where
+# dataclasses cannot resolve string annotations.
+
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FalsrSweeperConf:
+    _target_: str = "hydra_plugins.falsr_sweeper.falsr_sweeper.FalsrSweeper"
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="falsr", node=FalsrSweeperConf, provider="falsr")
+
+
+class FalsrSweeper(Sweeper):
+    def __init__(self) -> None:
+        self.config: DictConfig | None = None
+        self.launcher = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from falsr.errors import UserError
+
+        if "search" not in config:
+            raise UserError("no search settings: run `python search.py +search=nsga2`")
+        self.config, self.hydra_context = config, hydra_context
+        resume = config.search.get("resume")
+        if resume:
+            sweep_dir = Path(str(resume)).resolve()
+            if not sweep_dir.is_dir():
+                raise UserError(f"search.resume={resume}: no such sweep folder")
+            with open_dict(config):
+                config.hydra.sweep.dir = str(sweep_dir)
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: List[str]) -> Any:
+        from falsr.errors import UserError
+        from falsr.search.driver import SearchDriver
+        from falsr.search.hydra_glue import driver_options, search_settings, wandb_generation_logger
+
+        assert self.config is not None and self.launcher is not None
+        for override in OverridesParser.create().parse_overrides(arguments):
+            if override.is_sweep_override():
+                raise UserError(f"{override.input_line}: the search chooses the candidates; give single values only")
+        search = self.config.search
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        extra = list(arguments)
+        if search.get("resume"):
+            extra.append(f"hydra.sweep.dir={sweep_dir}")
+        options = driver_options(search, extra)
+        settings = search_settings(search)
+
+        def launch(batch, initial_job_idx):
+            self.validate_batch_is_legal(batch[:1])  # a config mistake fails here, not in every job
+            return self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+
+        driver = SearchDriver(sweep_dir, settings, options, launch,
+                              on_generation=wandb_generation_logger(self.config, sweep_dir))
+        log.info(f"falsr search: population {settings.population_size}, {options.generations} generations after the "
+                 f"initial one, {settings.n_cells} cells; sweep dir {sweep_dir}")
+        summary = driver.run(resume=bool(search.get("resume")))
+        OmegaConf.save(OmegaConf.create({"search": OmegaConf.to_container(search, resolve=True)}),
+                       sweep_dir / "search_config.yaml")
+        if search.get("full_train"):
+            from falsr.search.hydra_glue import launch_full_training
+
+            launch_full_training(self.launcher, sweep_dir, summary["chosen"], list(arguments), driver.next_job,
+                                 list(search.get("full_train_overrides") or []))
+        return summary
