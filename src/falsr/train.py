@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -51,6 +53,20 @@ def resolve_precision(precision: Any) -> str:
     if value == "auto":
         return "bf16-mixed" if fast_bf16() else "32-true"
     return value
+
+
+def job_devices(devices: Any, accelerator: Any, job_num: int | None) -> Any:
+    """One GPU per parallel multirun job: job k of a sweep takes GPU k mod (number of GPUs).
+
+    No Hydra launcher assigns devices, so on a multi-GPU machine parallel search jobs would all land
+    on GPU 0. Only when the config leaves the choice open (devices 1/auto, accelerator auto/gpu/cuda)
+    and CUDA_VISIBLE_DEVICES is not set by the user or a scheduler (SLURM sets it per job).
+    """
+    if job_num is None or str(devices) not in ("1", "auto") or str(accelerator) not in ("auto", "gpu", "cuda"):
+        return devices
+    if "CUDA_VISIBLE_DEVICES" in os.environ or not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        return devices
+    return [job_num % torch.cuda.device_count()]
 
 
 def run_dir(cfg: DictConfig) -> Path:
@@ -121,6 +137,9 @@ def train(cfg: DictConfig) -> dict:
         if cfg.get("seed") is None:
             cfg.seed = random.randrange(2**31)
         cfg.trainer.precision = resolve_precision(cfg.trainer.get("precision", "auto"))
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            cfg.trainer.devices = job_devices(cfg.trainer.get("devices", 1), cfg.trainer.get("accelerator", "auto"),
+                                              HydraConfig.get().job.num)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data)
