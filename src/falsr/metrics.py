@@ -4,6 +4,13 @@ Per image: RGB uint8 -> Y of BT.601 YCbCr (16..235) -> crop ``border`` pixels pe
 and round -> PSNR (data range 255) and SSIM (11x11 Gaussian, sigma 1.5, reflect-101 filtering over the
 whole cropped image, then a 5-pixel margin cut before the mean). A dataset score is the mean of the
 per-image scores.
+
+In a Lightning validation step (batch size 1 is fine, images may differ in size)::
+
+    sr_y = protocol_y(to_uint8_truncate(model_rgb01), border=scale)
+    hr_y = protocol_y(hr_rgb_uint8, border=scale)
+    self.val_psnr.update(sr_y, hr_y)          # val_psnr = ProtocolPSNR(), val_ssim = ProtocolSSIM()
+    self.log("val/psnr", self.val_psnr)
 """
 
 from __future__ import annotations

@@ -89,7 +89,8 @@ def imresize(img: np.ndarray | Tensor, scale: float, border: str = "replicate") 
 
     * numpy input: (H, W) or (H, W, C), channel-last; torch input: (..., H, W), channel-first.
     * ``uint8`` input is rounded (half up) and clipped after each of the two passes, as MATLAB does,
-      and ``uint8`` is returned; float input is resized without rounding and keeps its dtype.
+      and ``uint8`` is returned; other input is resized in float64 without rounding and returned as float
+      (float dtypes are kept; numpy integer types other than uint8 come back as float64).
     * ``scale``: e.g. 0.5 for x2 downscaling (taps [-3, -9, 29, 111, 111, 29, -9, -3] / 256), 2 for x2 up.
     """
     if scale <= 0:
@@ -97,12 +98,10 @@ def imresize(img: np.ndarray | Tensor, scale: float, border: str = "replicate") 
     if isinstance(img, np.ndarray):
         if img.ndim not in (2, 3):
             raise ValueError(f"numpy image must be (H, W) or (H, W, C), got shape {img.shape}")
-        out = imresize(torch.from_numpy(img), scale, border) if img.ndim == 2 else None
-        if out is not None:
-            return out.numpy()
         quantize = img.dtype == np.uint8
-        res = _imresize_hw(torch.from_numpy(img).to(torch.float64), 0, 1, scale, border, quantize)
-        return res.numpy().astype(np.uint8) if quantize else res.numpy()
+        x = torch.from_numpy(np.ascontiguousarray(img)).to(torch.float64)
+        res = _imresize_hw(x, 0, 1, scale, border, quantize).numpy()
+        return res.astype(np.uint8) if quantize else res.astype(np.result_type(img.dtype, np.float32))
     if not isinstance(img, Tensor):
         raise TypeError(f"imresize expects a numpy array or torch tensor, got {type(img).__name__}")
     if img.ndim < 2:
