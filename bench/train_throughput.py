@@ -117,9 +117,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--accuracy", type=int, default=0, help="also train this many steps per seed and precision")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--skip-speed", action="store_true", help="only the accuracy runs")
     parser.add_argument("override", nargs="*", help="extra train.py overrides for the accuracy runs")
     args = parser.parse_args()
-    speed(args)
+    if not args.skip_speed:
+        speed(args)
     if args.accuracy:
         accuracy(args)
 

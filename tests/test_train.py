@@ -40,10 +40,10 @@ def config(data_dir: Path, out: Path, *overrides: str):
 
 
 def tiny(data_dir: Path, out: Path, *overrides: str):
-    """The tiny genome, 40 steps of batch 8, 20 steps per epoch, loss logged every step."""
+    """The tiny genome, 40 steps of batch 8, 20 steps per epoch, loss logged every step, 1 Set5 image validated."""
     return config(data_dir, out, "model=genome", f"model.genome={TINY}", "trainer.max_steps=40",
                   "data.batch_size=8", "data.patch_size=48", "data.samples_per_epoch=160",
-                  "trainer.log_every_n_steps=1", "scheduler.total_steps=40", *overrides)
+                  "trainer.log_every_n_steps=1", "scheduler.total_steps=40", "trainer.limit_val_batches=1", *overrides)
 
 
 def loss_curve(out: Path) -> dict[int, str]:
@@ -55,18 +55,21 @@ def loss_curve(out: Path) -> dict[int, str]:
 def test_training_beats_bicubic(data_dir, tmp_path):
     """FALSR-B from scratch on T91: Set5 PSNR far above the untrained network and above bicubic.
 
-    trainer=cpu's schedule (Adam 2e-3, warm-up + cosine) on 16x16 LR patches (HR 32) for 800 steps, about
-    40 s in bf16 on 2 cores. Measured: 1000 such steps give 34.74 dB (34.51 at step 750), bicubic 33.64.
+    trainer=cpu's schedule (warm-up + cosine) at Adam 1e-3 on 16x16 LR patches (HR 32) for 1000 steps,
+    about 55 s in bf16 on a quiet 2-core machine. Measured with seed 0: 34.28 dB in bf16 (this test),
+    33.92 dB in fp32; untrained 8.25 dB; bicubic 33.64 dB. The run is seeded (bit-exact on one machine);
+    the +0.2 dB bar leaves headroom for other CPUs' kernels.
     """
     untrained = train(config(data_dir, tmp_path / "v", "trainer.max_steps=0", "logger=none"))
     out = tmp_path / "t"
-    metrics = train(config(data_dir, out, "trainer.max_steps=800", "data.patch_size=32",
-                           "data.samples_per_epoch=6400"))
+    metrics = train(config(data_dir, out, "trainer.max_steps=1000", "data.patch_size=32",
+                           "data.samples_per_epoch=16000", "optimizer.lr=1e-3"))
     print(f"untrained {untrained['psnr']:.2f} dB, trained {metrics['psnr']:.2f} dB "
           f"(bicubic {BICUBIC_SET5}) in {metrics['train_seconds']:.0f} s")
-    assert metrics["status"] == "ok" and metrics["steps"] == 800
+    assert metrics["status"] == "ok" and metrics["steps"] == 1000
     assert untrained["psnr"] < 20 and untrained["steps"] == 0
-    assert metrics["psnr"] > BICUBIC_SET5 + 0.4
+    assert metrics["psnr"] > BICUBIC_SET5 + 0.2
+    assert metrics["psnr"] > untrained["psnr"] + 20
     assert json.loads((out / "metrics.json").read_text())["psnr"] == metrics["psnr"]
     assert metrics["params"] == 324_745 and metrics["mult_adds"] == 74_502_144_000
     assert Path(metrics["best_ckpt"]).is_file() and Path(metrics["last_ckpt"]).is_file()
@@ -157,6 +160,7 @@ def test_cli_bad_input_is_one_line(data_dir, tmp_path):
 def test_cli_validation_only(data_dir, tmp_path):
     """`train.py trainer.max_steps=0` validates without training; metrics.json in the run folder."""
     r = run_cli(f"paths.data_dir={data_dir}", "model=falsr_a", "trainer.max_steps=0", "logger=none",
+                "trainer.limit_val_batches=2",
                 f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
