@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from falsr.data import (BenchmarkDataset, PairStore, PatchDataset, PatchSampler, SRDataModule, list_images,
-                        load_pair, pair_store)
+                        pair_store)
+from falsr.images import read_pair
 from falsr.errors import UserError
 from falsr.images import read_rgb
 
@@ -25,7 +26,7 @@ def t91(data_dir):
 def test_on_the_fly_lr_is_the_benchmark_downscale(data_dir):
     """Training LR = the MATLAB bicubic that made the shared LR files (bit for bit)."""
     for hr_path in sorted((data_dir / "benchmarks" / "Set5").glob("*_HR.png"))[:3]:
-        hr, lr = load_pair(hr_path, None, 2)
+        hr, lr = read_pair(hr_path, None, 2)
         assert np.array_equal(lr, read_rgb(str(hr_path).replace("_HR", "_LR")))
         assert hr.shape[:2] == (2 * lr.shape[0], 2 * lr.shape[1])
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from falsr.errors import UserError
-from falsr.images import read_rgb
-from falsr.resize import matlab_downscale
+from falsr.images import read_pair
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 
@@ -27,15 +26,20 @@ class ImagePair:
 
 
 def benchmark_dir(data_dir: str | Path, name: str) -> Path:
-    folder = Path(data_dir) / "benchmarks" / name
+    return _existing(Path(data_dir) / "benchmarks" / name)
+
+
+def _existing(folder: Path) -> Path:
     if not folder.is_dir():
-        raise UserError(f"benchmark folder {folder} not found: put {name} there (release layout *_HR.png + *_LR.png, "
-                        "or HR images only) or point paths.data_dir / FALSR_DATA_DIR at the folder holding benchmarks/")
+        raise UserError(f"benchmark folder {folder} not found: put {folder.name} there (release layout *_HR.png + "
+                        "*_LR.png, or HR images only) or point paths.data_dir / FALSR_DATA_DIR at the folder holding "
+                        "benchmarks/")
     return folder
 
 
 def list_pairs(folder: Path, scale: int = 2) -> list[tuple[str, Path, Path | None]]:
     """(name, HR path, LR path or None) for every image of a benchmark folder, sorted by name."""
+    folder = _existing(Path(folder).expanduser())
     hr_files = sorted(p for p in folder.iterdir() if p.name.endswith(f"_HR{p.suffix}") and p.suffix.lower() in IMAGE_SUFFIXES)
     if hr_files:
         pairs = []
@@ -53,15 +57,7 @@ def list_pairs(folder: Path, scale: int = 2) -> list[tuple[str, Path, Path | Non
 
 
 def load_pair(name: str, hr_path: Path, lr_path: Path | None, scale: int = 2) -> ImagePair:
-    hr = read_rgb(hr_path)
-    if lr_path is None:
-        h, w = hr.shape[0] // scale * scale, hr.shape[1] // scale * scale
-        hr = hr[:h, :w]
-        return ImagePair(name, matlab_downscale(hr, scale), hr)
-    lr = read_rgb(lr_path)
-    if hr.shape[0] != lr.shape[0] * scale or hr.shape[1] != lr.shape[1] * scale:
-        raise UserError(f"{hr_path.name} is {hr.shape[1]}x{hr.shape[0]} but {lr_path.name} is {lr.shape[1]}x{lr.shape[0]}: "
-                        f"HR must be exactly x{scale} the LR size")
+    hr, lr = read_pair(hr_path, lr_path, scale)
     return ImagePair(name, lr, hr)
 
 

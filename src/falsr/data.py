@@ -27,10 +27,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from falsr.color import YPBPR_FROM_RGB
 from falsr.errors import UserError
-from falsr.images import read_rgb
+from falsr.benchmarks import list_pairs, load_pair
+from falsr.images import read_pair
 from falsr.metrics import protocol_y
 from falsr.pipeline import chroma, network_input
-from falsr.resize import matlab_downscale
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm")
 _Y_WEIGHTS = YPBPR_FROM_RGB[0].astype(np.float32)  # the Y row of the protocol's YPbPr (network input)
@@ -59,25 +59,6 @@ def _lr_partner(hr: Path, lr_dir: Path, scale: int) -> Path:
     raise UserError(f"no LR image for {hr.name} in {lr_dir} (tried {', '.join(candidates)} with image extensions)")
 
 
-def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
-    """Crop the bottom/right so both sides are multiples of `scale` (HR and LR then align exactly)."""
-    h, w = img.shape[0] - img.shape[0] % scale, img.shape[1] - img.shape[1] % scale
-    return img[:h, :w]
-
-
-def load_pair(hr_path: Path, lr_path: Path | None, scale: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decode an HR image and its LR partner (read, or MATLAB-bicubic downscaled from HR)."""
-    hr = modcrop(read_rgb(hr_path), scale)
-    if lr_path is None:
-        return hr, matlab_downscale(hr, scale)
-    lr = read_rgb(lr_path)
-    h, w = lr.shape[:2]
-    if hr.shape[0] < h * scale or hr.shape[1] < w * scale:
-        raise UserError(f"{lr_path.name} ({w}x{h}) is not x{scale} smaller than {hr_path.name} "
-                        f"({hr.shape[1]}x{hr.shape[0]})")
-    return hr[: h * scale, : w * scale], lr
-
-
 class PairStore:
     """Decoded (HR, LR) uint8 pairs: in RAM, or in a memory-mapped cache file when over `max_ram_gb`.
 
@@ -92,7 +73,7 @@ class PairStore:
         self._mmap: np.ndarray | None = None
         estimate = sum(_pixels(p) for p in hr_files) * 3 * (1 + 1 / scale**2)
         if estimate <= max_ram_gb * 2**30:
-            self._ram = [load_pair(hr, lr, scale) for hr, lr in zip(hr_files, lr_files)]
+            self._ram = [read_pair(hr, lr, scale) for hr, lr in zip(hr_files, lr_files)]
             self.path = None
             return
         if cache_dir is None:
@@ -137,7 +118,7 @@ def _build_mmap(hr_files, lr_files, scale, cache_dir: Path):
     with open(tmp, "wb") as f:
         for n, (hr_path, lr_path) in enumerate(zip(hr_files, lr_files)):
             entry = []
-            for arr in load_pair(hr_path, lr_path, scale):
+            for arr in read_pair(hr_path, lr_path, scale):
                 f.write(np.ascontiguousarray(arr).tobytes())
                 entry.append((offset, list(arr.shape)))
                 offset += arr.size
@@ -247,17 +228,13 @@ class BenchmarkDataset(Dataset):
 
     def __init__(self, folder: str | Path, scale: int = 2, border: int = 2):
         folder = Path(folder).expanduser()
-        hr_files = [p for p in list_images(folder, "benchmark") if p.stem.endswith("_HR")]
-        if not hr_files:
-            raise UserError(f"benchmark folder {folder} holds no *_HR images")
         self.name = folder.name
         self.items = []
-        for hr_path in hr_files:
-            lr_path = hr_path.with_name(hr_path.name.replace("_HR", "_LR"))
-            hr, lr = load_pair(hr_path, lr_path if lr_path.is_file() else None, scale)
-            hr_t = torch.from_numpy(hr).permute(2, 0, 1)[None]
-            self.items.append({"y": network_input(lr), "pbpr": chroma(lr, scale),
-                               "hr_y": protocol_y(hr_t, border)[0], "name": hr_path.stem[:-3]})
+        for name, hr_path, lr_path in list_pairs(folder, scale):
+            pair = load_pair(name, hr_path, lr_path, scale)
+            hr_t = torch.from_numpy(pair.hr).permute(2, 0, 1)[None]
+            self.items.append({"y": network_input(pair.lr), "pbpr": chroma(pair.lr, scale),
+                               "hr_y": protocol_y(hr_t, border)[0], "name": name})
 
     def __len__(self) -> int:
         return len(self.items)

@@ -43,3 +43,26 @@ def write_png(path: str | Path, rgb_uint8: np.ndarray) -> None:
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
         raise ValueError(f"{path}: write_png expects shape (H, W, 3) or (H, W), got {arr.shape}")
     Image.fromarray(arr).save(Path(path), format="PNG")
+
+
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom/right so both sides are multiples of `scale` (HR and LR then align exactly)."""
+    h, w = img.shape[0] - img.shape[0] % scale, img.shape[1] - img.shape[1] % scale
+    return img[:h, :w]
+
+
+def read_pair(hr_path: str | Path, lr_path: str | Path | None, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """An (HR, LR) uint8 pair: LR read from its file, or the MATLAB-bicubic downscale of HR when None.
+
+    HR is cropped to a multiple of `scale` first; a read LR must then be exactly HR / scale.
+    """
+    from falsr.resize import matlab_downscale  # resize imports torch; keep images.py light
+
+    hr = modcrop(read_rgb(hr_path), scale)
+    if lr_path is None:
+        return hr, matlab_downscale(hr, scale)
+    lr = read_rgb(lr_path)
+    if hr.shape[0] != lr.shape[0] * scale or hr.shape[1] != lr.shape[1] * scale:
+        raise UserError(f"{Path(hr_path).name} is {hr.shape[1]}x{hr.shape[0]} but {Path(lr_path).name} is "
+                        f"{lr.shape[1]}x{lr.shape[0]}: HR must be exactly x{scale} the LR size")
+    return hr, lr
