@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,3 +30,12 @@ def pretrained_dir(data_dir) -> Path:
     if not (path / "FALSR-A.pb").is_file():
         pytest.skip(f"released FALSR graphs not found in {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny matrices (the search controller): one thread is faster, and immune to other jobs on the machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

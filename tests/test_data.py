@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from falsr.data import (BenchmarkDataset, PairStore, PatchDataset, PatchSampler, SRDataModule, list_images,
                         pair_store)

@@ -14,13 +14,7 @@ from falsr.search.controller import RLController, pareto_rank_rewards, scalarise
 from falsr.search.nsga import Individual
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny matrices: one thread is faster, and immune to other jobs on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_policy_is_a_distribution_over_genomes():

@@ -14,7 +14,7 @@ from falsr.cost import genome_cost
 from falsr.genome import Genome
 from falsr.search.generation import (SearchState, evaluate, generation_step, new_search, propose, run_search,
                                      tell)
-from falsr.search.nsga import Individual
+
 from falsr.search.settings import Constraints, SearchSettings
 
 
@@ -26,13 +26,7 @@ def toy_psnr(genome: Genome) -> float:
 SMALL = SearchSettings(n_cells=5, population_size=12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The controller's matrices are tiny: one thread is faster, and immune to other jobs on the machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def advance(state: SearchState, generations: int) -> list[list[tuple[str, str]]]:
