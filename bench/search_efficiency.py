@@ -9,21 +9,40 @@ over several seeds; the hypervolume of everything a run evaluated is measured in
 reference point = the box's worst corner, hypervolume in [0, 1]).
 
     PYTHONPATH=src python bench/search_efficiency.py [--seeds 5] [--generations 10] [--population 64]
+    FALSR_DATA_DIR=... python bench/search_efficiency.py --objective real --population 8 --generations 2 \
+        --seeds 3 --methods random,nsga2,hybrid
 
-The PSNR objective is pluggable (``--objective module:function``, a function genome -> PSNR). Until the
-training code lands, the default is a STAND-IN: ``proxy_psnr`` below, a deterministic formula of the
-genome's structure and analytic cost, not a trained network's PSNR. Numbers from it say how the search
-operators behave on a plausible landscape, nothing about real super-resolution quality.
+The PSNR objective is pluggable (``--objective``):
+
+* ``proxy`` (default): a STAND-IN, ``proxy_psnr`` below, a deterministic formula of the genome's
+  structure and analytic cost, not a trained network's PSNR. Numbers from it say how the search operators
+  behave on a plausible landscape, nothing about real super-resolution quality. Box PSNR 33..38.5 dB.
+* ``real``: ``bench/_objectives.py:short_training_psnr``, a short REAL training of each candidate
+  (falsr.train.train composed from conf/ with Hydra: 80 steps x batch 8 of 32px T91 patches, fp32, fixed
+  seed, PSNR on two Set5 crops; cached per genome key, so NSGA-II and the hybrid, which share their
+  initial population for a seed, train it once). Needs FALSR_DATA_DIR. Such short training ends far below
+  bicubic, outside the 33..38.5 dB box, so the PSNR side of the box is by default pooled: the lowest and
+  highest PSNR any method reached on any seed in this invocation (one box for all methods; it changes if
+  the set of methods changes). ``--psnr-range LO HI`` fixes it instead.
+* ``module:function``: any genome -> PSNR function (pooled PSNR range by default, as for ``real``).
+
+Measured with the real objective on 2026-11-25 with the second command above (population 8, 2 generations
+after the initial one = 24 candidates per run, 3 seeds, random / NSGA-II / hybrid) on a shared 2-core CPU
+(other jobs running), one torch thread: it prints the objective, seconds per trained candidate and the
+total. The results are what the run prints; none are recorded here.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import math
 import random
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -71,6 +90,30 @@ def random_search(psnr_of: Callable[[Genome], float], settings: SearchSettings, 
     return evaluate(batch, psnr_of, settings)
 
 
+NSGA = "NSGA-II (random mutation only)"
+
+
+class _Timed:
+    """Counts the objective's calls and the seconds spent in them."""
+
+    def __init__(self, func: Callable[[Genome], float]):
+        self.func, self.calls, self.seconds = func, 0, 0.0
+
+    def __call__(self, genome: Genome) -> float:
+        start = time.perf_counter()
+        try:
+            return self.func(genome)
+        finally:
+            self.calls += 1
+            self.seconds += time.perf_counter() - start
+
+
+def _ratio(a: float, b: float | None) -> str:
+    if b is None:
+        return "-"
+    return f"{a / b:.3f}" if b > 0 else ("inf" if a > 0 else "nan")
+
+
 def hv_curve(history, box, checkpoints):
     return [hypervolume([i.objectives for i in history[:c]], box) for c in checkpoints]
 
@@ -88,22 +131,34 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=64)
     parser.add_argument("--cells", type=int, default=7)
     parser.add_argument("--crowding", default="improved", choices=["standard", "improved"])
-    parser.add_argument("--objective", default=None, help="module:function, a genome -> PSNR function")
+    parser.add_argument("--objective", default="proxy",
+                        help="proxy (STAND-IN formula, default), real (short real training, bench/_objectives.py) "
+                             "or module:function (a genome -> PSNR function)")
+    parser.add_argument("--methods", default="random,nsga2,hybrid,keeps",
+                        help="comma-separated subset of random,nsga2,hybrid,keeps")
+    parser.add_argument("--psnr-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                        help="PSNR side of the hypervolume box (default: 33..38.5 dB for proxy, pooled otherwise)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    if args.objective:
-        module, name = args.objective.split(":")
-        psnr_of, label = getattr(importlib.import_module(module), name), args.objective
-    else:
+    objective_module = None
+    if args.objective in (None, "proxy"):
         psnr_of, label = proxy_psnr, "STAND-IN proxy PSNR (deterministic formula of structure + cost, NOT trained)"
+    elif args.objective == "real":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        objective_module = importlib.import_module("_objectives")
+        psnr_of, label = objective_module.short_training_psnr, objective_module.describe()
+    else:
+        module, name = args.objective.split(":")
+        objective_module = importlib.import_module(module)
+        psnr_of, label = getattr(objective_module, name), args.objective
+    timed_psnr = _Timed(psnr_of)
     settings = SearchSettings(n_cells=args.cells, population_size=args.population, crowding=args.crowding)
     plain = SearchSettings(n_cells=args.cells, population_size=args.population, crowding=args.crowding,
                            p_exploration=1.0, p_random_mutation=1.0)
     keeps_cells = SearchSettings(n_cells=args.cells, population_size=args.population, crowding=args.crowding,
                                  controller_keeps_cells=True)
     budget = args.population * (args.generations + 1)
-    box = HypervolumeBox()
     checkpoints = sorted({args.population, budget // 4, budget // 2, budget})
 
     # Roulette-wheel mutation cost (the cached wheel makes it a handful of microseconds).
@@ -121,51 +176,94 @@ def main() -> None:
 
     print(f"objective: {label}")
     print(f"budget: {budget} distinct evaluated candidates per run ({args.population} x {args.generations + 1} "
-          f"generations), {args.cells} cells, crowding={args.crowding}, seeds 0..{args.seeds - 1}")
-    print(f"hypervolume box: PSNR {box.psnr_min}..{box.psnr_max} dB, mult-adds {box.mult_adds_min:.0e}.."
-          f"{box.mult_adds_max:.0e} (log), params {box.params_min:.0e}..{box.params_max:.0e} (log); ref = worst corner")
+          f"generations), {args.cells} cells, crowding={args.crowding}, seeds 0..{args.seeds - 1}, "
+          f"torch threads {torch.get_num_threads()}")
     print(f"roulette-wheel mutation: {warm * 1e6:.1f} us per call; first call incl. building the cached wheel "
-          f"{cold * 1e3:.2f} ms")
+          f"{cold * 1e3:.2f} ms", flush=True)
 
-    methods = {
-        "random search": lambda seed: random_search(psnr_of, settings, budget, seed),
-        "NSGA-II (random mutation only)": lambda seed: run_search(psnr_of, plain, args.generations, seed,
-                                                                  use_controller=False)[1],
-        "hybrid (EA + RL controller)": lambda seed: run_search(psnr_of, settings, args.generations, seed)[1],
-        "hybrid, controller keeps cells": lambda seed: run_search(psnr_of, keeps_cells, args.generations, seed)[1],
+    all_methods = {
+        "random": ("random search", lambda seed: random_search(timed_psnr, settings, budget, seed)),
+        "nsga2": (NSGA, lambda seed: run_search(timed_psnr, plain, args.generations, seed, use_controller=False)[1]),
+        "hybrid": ("hybrid (EA + RL controller)",
+                   lambda seed: run_search(timed_psnr, settings, args.generations, seed)[1]),
+        "keeps": ("hybrid, controller keeps cells",
+                  lambda seed: run_search(timed_psnr, keeps_cells, args.generations, seed)[1]),
     }
-    results, curves, times = {}, {}, {}
+    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in all_methods]
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(all_methods)}")
+    methods = dict(all_methods[m] for m in chosen)
+
+    stats = getattr(objective_module, "STATS", None)
+    histories, times, trained = {}, {}, {}
+    bench_start = time.perf_counter()
     for name, run in methods.items():
-        start = time.perf_counter()
-        histories = [run(seed) for seed in range(args.seeds)]
+        start, before = time.perf_counter(), (stats.trained if stats is not None else None)
+        histories[name] = []
+        for seed in range(args.seeds):
+            histories[name].append(run(seed))
+            if stats is not None:
+                print(f"  {name}, seed {seed}: done at {time.perf_counter() - bench_start:.0f} s; " + stats.line(),
+                      flush=True)
         times[name] = (time.perf_counter() - start) / args.seeds
-        assert all(len(h) == budget and len({i.genome.key for i in h}) == budget for h in histories)
-        curves[name] = [hv_curve(h, box, checkpoints) for h in histories]
-        results[name] = [c[-1] for c in curves[name]]
+        trained[name] = stats.trained - before if stats is not None else None
+        assert all(len(h) == budget and len({i.genome.key for i in h}) == budget for h in histories[name])
+    total = time.perf_counter() - bench_start
+
+    box = HypervolumeBox()
+    if args.psnr_range is not None:
+        box = dataclasses.replace(box, psnr_min=args.psnr_range[0], psnr_max=args.psnr_range[1])
+        how = "given"
+    elif psnr_of is not proxy_psnr:
+        floor = getattr(objective_module, "FAILED_PSNR", -math.inf)
+        values = [i.objectives[0] for hs in histories.values() for h in hs for i in h if i.objectives[0] > floor]
+        box = dataclasses.replace(box, psnr_min=min(values), psnr_max=max(values))
+        how = "pooled: lowest..highest PSNR reached by any method, any seed"
+    else:
+        how = "fixed"
+    curves = {name: [hv_curve(h, box, checkpoints) for h in hs] for name, hs in histories.items()}
+    results = {name: [c[-1] for c in per_seed] for name, per_seed in curves.items()}
 
     print()
+    print(f"objective calls: {timed_psnr.calls} in {timed_psnr.seconds:.1f} s; whole bench {total:.1f} s")
+    if stats is not None:
+        print(f"objective cost: {stats.line()}")
+    print(f"hypervolume box: PSNR {box.psnr_min:.3f}..{box.psnr_max:.3f} dB ({how}), mult-adds "
+          f"{box.mult_adds_min:.0e}..{box.mult_adds_max:.0e} (log), params {box.params_min:.0e}..{box.params_max:.0e} "
+          f"(log); ref = worst corner")
+    print()
+    base_random = statistics.fmean(results["random search"]) if "random search" in results else None
+    base_nsga = statistics.fmean(results[NSGA]) if NSGA in results else None
     print(f"{'method':34s} {'HV mean':>8s} {'sd':>7s} {'min':>7s} {'max':>7s}  {'vs random':>9s} {'vs NSGA-II':>10s}"
-          f"  {'s/run':>6s}")
-    base_random = statistics.fmean(results["random search"])
-    base_nsga = statistics.fmean(results["NSGA-II (random mutation only)"])
+          f"  {'s/run':>6s}" + (f"  {'trained':>7s}" if stats is not None else ""))
     for name, values in results.items():
         mean, sd, lo, hi = summarise(values)
-        print(f"{name:34s} {mean:8.4f} {sd:7.4f} {lo:7.4f} {hi:7.4f}  {mean / base_random:9.3f} "
-              f"{mean / base_nsga:10.3f}  {times[name]:6.2f}")
+        print(f"{name:34s} {mean:8.4f} {sd:7.4f} {lo:7.4f} {hi:7.4f}  {_ratio(mean, base_random):>9s} "
+              f"{_ratio(mean, base_nsga):>10s}  {times[name]:6.2f}"
+              + (f"  {trained[name]:7d}" if stats is not None else ""))
+    if stats is not None:
+        print("(s/run: wall time per seed, trained: candidates newly trained by the method, the rest cache hits)")
     print()
     print("per-seed ratios (same seed):")
-    for name in list(results)[1:]:
-        ratios = [a / b for a, b in zip(results[name], results["random search"])]
-        print(f"  {name:34s} / random: " + " ".join(f"{r:.3f}" for r in ratios))
-    for name in list(results)[2:]:
-        ratios = [a / b for a, b in zip(results[name], results["NSGA-II (random mutation only)"])]
-        print(f"  {name:34s} / NSGA-II: " + " ".join(f"{r:.3f}" for r in ratios))
+    for base in ("random search", NSGA):
+        if base not in results:
+            continue
+        for name in results:
+            if name == base or (base == NSGA and name == "random search"):
+                continue
+            ratios = [_ratio(a, b) for a, b in zip(results[name], results[base])]
+            print(f"  {name:34s} / {'random' if base == 'random search' else 'NSGA-II'}: " + " ".join(ratios))
     print()
     print("mean hypervolume vs evaluated candidates:")
     print(f"  {'evaluations':34s} " + " ".join(f"{c:>7d}" for c in checkpoints))
     for name, per_seed in curves.items():
         means = [statistics.fmean(c[k] for c in per_seed) for k in range(len(checkpoints))]
         print(f"  {name:34s} " + " ".join(f"{m:7.4f}" for m in means))
+    print()
+    print("best PSNR reached (dB), per seed:")
+    for name, hs in histories.items():
+        print(f"  {name:34s} " + " ".join(f"{max(i.objectives[0] for i in h):7.3f}" for h in hs))
 
 
 if __name__ == "__main__":
