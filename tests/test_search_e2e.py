@@ -180,3 +180,16 @@ def test_failed_candidates_are_recorded_and_the_search_goes_on(tiny_data, tmp_pa
     assert by_key[crash_key]["status"] == "failed" and "injected crash" in by_key[crash_key]["error"]
     front = json.loads((sweep / "pareto.json").read_text())["front"]
     assert nan_key not in {r["key"] for r in front} and crash_key not in {r["key"] for r in front}
+
+
+def test_full_training_of_the_chosen_models(tiny_data, tmp_path):
+    """search.full_train=true: the models chosen by crowding distance are trained through the same launcher."""
+    sweep = tmp_path / "sweep"
+    args = search_args(tiny_data, sweep, "search.generations=0", "search.report_k=2", "search.full_train=true")
+    proc = run_search(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    chosen = json.loads((sweep / "pareto.json").read_text())["chosen_for_full_training"]
+    full = json.loads((sweep / "full_training.json").read_text())
+    assert 1 <= len(chosen) <= 2 and [r["genome"] for r in full] == chosen
+    assert all(r["status"] == "ok" and np.isfinite(r["psnr"]) for r in full)
+    assert len(journal(sweep)) == POPULATION  # full-training jobs are not search candidates
