@@ -193,3 +193,15 @@ def test_full_training_of_the_chosen_models(tiny_data, tmp_path):
     assert 1 <= len(chosen) <= 2 and [r["genome"] for r in full] == chosen
     assert all(r["status"] == "ok" and np.isfinite(r["psnr"]) for r in full)
     assert len(journal(sweep)) == POPULATION  # full-training jobs are not search candidates
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ([], "no search settings: run `python search.py +search=nsga2`"),
+    (["+search=nsga2", "search.settings.crowding=foo"], "crowding='foo'"),
+    (["+search=nsga2", "search.resume=/nonexistent/sweep"], "no such sweep folder"),
+    (["+search=nsga2", "trainer.max_steps=1,2"], "give single values only"),
+])
+def test_search_user_errors_are_one_line(args, fragment, tmp_path):
+    proc = run_search(args + [f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and fragment in proc.stderr, proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -37,6 +38,19 @@ def user_errors(func):
             sys.exit(2)
 
     return wrapper
+
+
+@contextlib.contextmanager
+def exit_on_user_error():
+    """Outside a task (e.g. in the sweeper), a user error also ends the program with one line."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - re-raised unless a user error is behind it
+        err = _user_error_in(exc)
+        if err is None or os.environ.get("FALSR_DEBUG"):
+            raise
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _user_error_in(exc: BaseException) -> BaseException | None:

@@ -38,6 +38,12 @@ class FalsrSweeper(Sweeper):
         self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from falsr.cli import exit_on_user_error
+
+        with exit_on_user_error():
+            self._setup(hydra_context, task_function, config)
+
+    def _setup(self, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from falsr.errors import UserError
 
         if "search" not in config:
@@ -54,6 +60,12 @@ class FalsrSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:
+        from falsr.cli import exit_on_user_error
+
+        with exit_on_user_error():
+            return self._sweep(arguments)
+
+    def _sweep(self, arguments: List[str]) -> Any:
         from falsr.errors import UserError
         from falsr.search.driver import SearchDriver
         from falsr.search.hydra_glue import driver_options, search_settings, wandb_generation_logger
