@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from falsr.errors import UserError
-from falsr.images import read_pair
+from falsr.images import IMAGE_SUFFIXES, read_pair
 
-IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
 @dataclass

@@ -40,9 +40,10 @@ def cell_cost(cell: Cell) -> CellCost:
 
 CELL_COSTS: tuple[CellCost, ...] = tuple(cell_cost(c) for c in CELL_CHOICES)
 
-_HEAD_P, _HEAD_M = 9 * FEATURES + FEATURES, 9 * FEATURES
+HEAD_COST = CellCost(0, 9 * FEATURES + FEATURES, 0, 9 * FEATURES)  # 3x3 conv 1 -> 32
 _UP_OUT_CH = FEATURES // (SCALE * SCALE)
-_TAIL_P, _TAIL_M = 9 * _UP_OUT_CH + 1, 9 * _UP_OUT_CH * SCALE * SCALE  # the last conv runs at HR
+# Upsampler: 3x3 conv cin -> 32 at LR, then 3x3 conv 8 -> 1 at HR (SCALE^2 LR pixels each).
+UPSAMPLER_COST = CellCost(9 * FEATURES, FEATURES + 9 * _UP_OUT_CH + 1, 9 * FEATURES, 9 * _UP_OUT_CH * SCALE * SCALE)
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,7 @@ def genome_cost(genome, lr_size=DEFAULT_LR_SIZE) -> Cost:
             if g.connections[pos]:
                 cin[j] += channels[i]
             pos += 1
-    params, macs = _HEAD_P + _TAIL_P, _HEAD_M + _TAIL_M
-    for j, c in enumerate(g.cells):
-        cc = CELL_COSTS[c]
-        params += cc.p_in * cin[j] + cc.p_const
-        macs += cc.m_in * cin[j] + cc.m_const
-    params += 9 * cin[n] * FEATURES + FEATURES
-    macs += 9 * cin[n] * FEATURES
+    parts = [(HEAD_COST, 1)] + [(CELL_COSTS[c], cin[j]) for j, c in enumerate(g.cells)] + [(UPSAMPLER_COST, cin[n])]
+    params = sum(cc.p_in * ch + cc.p_const for cc, ch in parts)
+    macs = sum(cc.m_in * ch + cc.m_const for cc, ch in parts)
     return Cost(params=params, mult_adds=macs * _lr_pixels(lr_size))

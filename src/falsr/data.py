@@ -28,11 +28,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from falsr.color import YPBPR_FROM_RGB
 from falsr.errors import UserError
 from falsr.benchmarks import list_pairs, load_pair
-from falsr.images import read_pair
+from falsr.images import IMAGE_SUFFIXES, read_pair
 from falsr.metrics import protocol_y
 from falsr.pipeline import chroma, network_input
 
-IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm")
 _Y_WEIGHTS = YPBPR_FROM_RGB[0].astype(np.float32)  # the Y row of the protocol's YPbPr (network input)
 
 
@@ -41,9 +40,9 @@ def list_images(folder: str | Path, what: str = "image") -> list[Path]:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise UserError(f"{what} folder {folder} not found (set paths.data_dir or FALSR_DATA_DIR, or data.train_dir)")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise UserError(f"{what} folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        raise UserError(f"{what} folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
 
 
@@ -52,7 +51,7 @@ def _lr_partner(hr: Path, lr_dir: Path, scale: int) -> Path:
     stem = hr.stem
     candidates = [stem, stem.replace("HR", "LR"), f"{stem}x{scale}"]
     for name in candidates:
-        for ext in (hr.suffix, *IMAGE_EXTENSIONS):
+        for ext in (hr.suffix, *IMAGE_SUFFIXES):
             path = lr_dir / f"{name}{ext}"
             if path.is_file():
                 return path

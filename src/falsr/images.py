@@ -9,6 +9,9 @@ from PIL import Image, UnidentifiedImageError
 
 from falsr.errors import UserError
 
+# Image files the project reads (training folders, benchmark folders, upscale inputs).
+IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm")
+
 # Modes that PIL converts to RGB without changing the 8-bit sample values
 # (palette and alpha images); 16-bit or float images would be silently clipped, so they are refused.
 _CONVERTIBLE_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}

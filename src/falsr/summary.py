@@ -12,9 +12,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from falsr.cli import check_conf_dir, user_errors
-from falsr.cost import CELL_COSTS, genome_cost
+from falsr.cost import CELL_COSTS, HEAD_COST, UPSAMPLER_COST, genome_cost
 from falsr.errors import UserError
-from falsr.network import FEATURES, node_channels
+from falsr.network import node_channels
 
 
 def _lr_size(value) -> tuple[int, int]:
@@ -38,8 +38,8 @@ def describe(net, lr_size: tuple[int, int]) -> list[str]:
     channels = node_channels(g)
     lines = [f"{net.name}  genome {g}  ({g.n_cells} cells, LR input {lr_size[0]}x{lr_size[1]}, x2)",
              f"{'target':<10} {'cell':<34} {'inputs':<22} {'ch in->out':<11} {'params':>9} {'mult-adds':>10}",
-             f"{'head':<10} {'conv3x3 1->32 + ReLU':<34} {'Y':<22} {'1->32':<11} {9 * 32 + 32:>9,} "
-             f"{9 * 32 * pixels / 1e9:>9.2f}G"]
+             f"{'head':<10} {'conv3x3 1->32 + ReLU':<34} {'Y':<22} {'1->32':<11} {HEAD_COST.p_const:>9,} "
+             f"{HEAD_COST.m_const * pixels / 1e9:>9.2f}G"]
     for j, cell in enumerate(g.cell_specs):
         inputs = g.inputs_of(j)
         cin = sum(channels[i] for i in inputs)
@@ -49,8 +49,8 @@ def describe(net, lr_size: tuple[int, int]) -> list[str]:
     inputs = g.inputs_of(g.n_cells)
     cin = sum(channels[i] for i in inputs)
     lines.append(f"{'upsampler':<10} {'conv3x3+ReLU, +node 0, d2s x2, conv3x3':<34} {str(inputs):<22} "
-                 f"{f'{cin}->1':<11} {9 * cin * FEATURES + FEATURES + 73:>9,} "
-                 f"{(9 * cin * FEATURES + 288) * pixels / 1e9:>9.2f}G")
+                 f"{f'{cin}->1':<11} {UPSAMPLER_COST.p_in * cin + UPSAMPLER_COST.p_const:>9,} "
+                 f"{(UPSAMPLER_COST.m_in * cin + UPSAMPLER_COST.m_const) * pixels / 1e9:>9.2f}G")
     return lines
 
 

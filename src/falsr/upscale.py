@@ -14,10 +14,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from falsr.benchmarks import IMAGE_SUFFIXES
 from falsr.errors import UserError
 from falsr.evaluate import pick_device
-from falsr.images import read_rgb, write_png
+from falsr.images import IMAGE_SUFFIXES, read_rgb, write_png
 from falsr.pipeline import upscale_rgb
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ def input_images(path: Path) -> list[Path]:
         images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if images:
             return images
-        raise UserError(f"no images (.png, .bmp, .jpg, .tif) in folder {path}")
+        raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")
     raise UserError(f"input {path} not found: give an image file or a folder of images (input=<path>)")
 
 
