@@ -1,11 +1,14 @@
 """FALSR-B training throughput on this machine, fp32 vs bf16, against a plain matmul of the same dtype.
 
     python bench/train_throughput.py                  # speed only (~1 min)
-    python bench/train_throughput.py --accuracy 300   # + Set5 PSNR after 300 steps, 3 seeds each (needs data)
+    python bench/train_throughput.py --cells          # + the bf16 speed-up of each of the 160 distinct cells
+    python bench/train_throughput.py --accuracy 1000  # + Set5 PSNR after 1000 steps, 3 seeds each (needs data)
 
 Speed: training steps (forward, L1, backward, Adam) of batch 16 on 32x32 LR patches; achieved GFLOP/s counts
 forward+backward as 3 x the forward mult-adds x 2 FLOPs (falsr.cost). Each rate is also given as a ratio to a
-large matmul of the same dtype timed in the same run (what the CPU can do at best).
+large matmul of the same dtype timed in the same run (what the CPU can do at best). The configurations are
+timed in interleaved rounds (median reported) so that a noisy neighbour slows them alike, and the profiler
+gives the time inside the convolution kernels alone: their bf16/fp32 ratio is the ceiling of the speed-up.
 Accuracy: `falsr.train.train` with trainer=cpu shortened to --accuracy steps, fp32 and bf16-mixed over 3 seeds.
 """
 
@@ -19,9 +22,18 @@ import time
 import torch
 
 from falsr.cost import genome_cost
+from falsr.genome import CELL_CHOICES, Genome
 from falsr.network import build_network
 
 FALSR_B = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
+
+
+def cpu_features() -> str:
+    """What sets the bf16 ceiling: AMX tiles, else AVX512-BF16's dot product (2 bf16 FMAs per fp32 lane)."""
+    cpu = getattr(torch, "cpu", None)
+    has = {name: bool(getattr(cpu, f"_is_{probe}_supported", lambda: False)())
+           for name, probe in (("AMX", "amx_tile"), ("AVX512-BF16", "avx512_bf16"))}
+    return ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok in has.items())
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
@@ -35,10 +47,11 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> fl
     return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
 
 
-def train_rate(bf16: bool, channels_last: bool, batch: int, patch: int, steps: int, warmup: int) -> float:
-    """Seconds per training step, as Lightning's bf16-mixed runs it (autocast around forward and loss)."""
+def training_step(genome, bf16: bool, channels_last: bool, batch: int, patch: int, warmup: int):
+    """A ready-to-time training step (forward, L1, backward, Adam) as Lightning's bf16-mixed runs it
+    (autocast around the forward and the loss), after `warmup` steps (oneDNN builds kernels per shape)."""
     torch.manual_seed(0)
-    net = build_network(FALSR_B)
+    net = build_network(genome)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
     opt = torch.optim.Adam(net.parameters(), 1e-4)
@@ -53,31 +66,93 @@ def train_rate(bf16: bool, channels_last: bool, batch: int, patch: int, steps: i
         loss.backward()
         opt.step()
 
-    for _ in range(warmup):  # oneDNN builds its kernels for a new shape in the first steps
+    for _ in range(warmup):
         step()
+    return step
+
+
+def seconds_per_step(step, steps: int) -> float:
     start = time.perf_counter()
     for _ in range(steps):
         step()
     return (time.perf_counter() - start) / steps
 
 
+def interleaved(steps_by_name: dict, steps: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per step of each configuration, timed in alternating rounds so that a slow spell of a
+    shared machine hits all of them alike; the median of the rounds is what we report."""
+    times: dict[str, list[float]] = {name: [] for name in steps_by_name}
+    for _ in range(rounds):
+        for name, step in steps_by_name.items():
+            times[name].append(seconds_per_step(step, steps))
+    return times
+
+
+def conv_seconds(step, steps: int) -> float:
+    """Seconds per step spent inside oneDNN convolution kernels (forward and backward), by the profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    conv_ops = ("aten::mkldnn_convolution", "aten::convolution_backward")
+    return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in conv_ops) / 1e6 / steps
+
+
 def speed(args) -> None:
     flop_per_step = 3 * 2 * genome_cost(FALSR_B, (args.patch, args.patch)).mult_adds * args.batch
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; FALSR-B, batch {args.batch}, "
-          f"{args.patch}x{args.patch} LR patches, {flop_per_step / 1e9:.1f} GFLOP per training step")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_features()}; FALSR-B, batch "
+          f"{args.batch}, {args.patch}x{args.patch} LR patches, {flop_per_step / 1e9:.1f} GFLOP per training step")
     mm = {torch.float32: matmul_gflops(torch.float32), torch.bfloat16: matmul_gflops(torch.bfloat16)}
-    print(f"matmul 2048^2: fp32 {mm[torch.float32]:.0f} GFLOP/s, bf16 {mm[torch.bfloat16]:.0f} GFLOP/s")
-    rows = {}
-    for name, bf16, cl in (("fp32 NCHW", False, False), ("fp32 channels_last", False, True),
-                           ("bf16 NCHW", True, False), ("bf16 channels_last", True, True)):
-        t = train_rate(bf16, cl, args.batch, args.patch, args.steps, args.warmup)
+    print(f"matmul 2048^2: fp32 {mm[torch.float32]:.0f} GFLOP/s, bf16 {mm[torch.bfloat16]:.0f} GFLOP/s "
+          f"({mm[torch.bfloat16] / mm[torch.float32]:.2f}x)")
+    configs = {"fp32 NCHW": (False, False), "fp32 channels_last": (False, True),
+               "bf16 NCHW": (True, False), "bf16 channels_last": (True, True)}
+    steps = {name: training_step(FALSR_B, bf16, cl, args.batch, args.patch, args.warmup)
+             for name, (bf16, cl) in configs.items()}
+    times = interleaved(steps, args.steps, args.rounds)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    print(f"median of {args.rounds} interleaved rounds of {args.steps} steps (min-max of the rounds in brackets):")
+    for name, (bf16, _) in configs.items():
+        t = median[name]
         gflops = flop_per_step / t / 1e9
         ref = mm[torch.bfloat16 if bf16 else torch.float32]
-        rows[name] = t
-        print(f"{name:<20} {t * 1000:7.1f} ms/step {args.batch / t:7.1f} images/s {gflops:7.1f} GFLOP/s "
-              f"= {gflops / ref:6.1%} of the {'bf16' if bf16 else 'fp32'} matmul")
-    print(f"bf16 / fp32 speed-up (channels_last): {rows['fp32 channels_last'] / rows['bf16 channels_last']:.2f}x; "
-          f"channels_last / NCHW (fp32): {rows['fp32 NCHW'] / rows['fp32 channels_last']:.2f}x")
+        print(f"{name:<20} {t * 1000:7.1f} ms/step [{min(times[name]) * 1000:.0f}-{max(times[name]) * 1000:.0f}] "
+              f"{args.batch / t:7.1f} images/s {gflops:7.1f} GFLOP/s = {gflops / ref:6.1%} of the "
+              f"{'bf16' if bf16 else 'fp32'} matmul")
+    speedup = median["fp32 channels_last"] / median["bf16 channels_last"]
+    print(f"bf16 / fp32 speed-up (channels_last): {speedup:.2f}x "
+          f"[rounds {min(a / b for a, b in zip(times['fp32 channels_last'], times['bf16 channels_last'])):.2f}-"
+          f"{max(a / b for a, b in zip(times['fp32 channels_last'], times['bf16 channels_last'])):.2f}x]; "
+          f"channels_last / NCHW (fp32): {median['fp32 NCHW'] / median['fp32 channels_last']:.2f}x")
+    conv_rounds: dict[str, list[float]] = {"fp32 channels_last": [], "bf16 channels_last": []}
+    for _ in range(3):  # interleaved too, median
+        for name, seconds in conv_rounds.items():
+            seconds.append(conv_seconds(steps[name], args.steps))
+    conv = {name: statistics.median(seconds) for name, seconds in conv_rounds.items()}
+    print(f"inside the convolution kernels alone (profiler): fp32 {conv['fp32 channels_last'] * 1000:.1f} ms/step, "
+          f"bf16 {conv['bf16 channels_last'] * 1000:.1f} ms/step = {conv['fp32 channels_last'] / conv['bf16 channels_last']:.2f}x: "
+          f"the bf16 speed-up if everything outside the convolutions took no time")
+
+
+def cells(args) -> None:
+    """bf16 / fp32 speed-up of every distinct cell choice (a 3-cell chain of it), channels_last."""
+    ratios = []
+    for i, cell in enumerate(CELL_CHOICES):
+        if cell.canonical() != cell:  # a one-repeat residual flag changes nothing: same network
+            continue
+        genome = Genome.from_string(f"{i}.{i}.{i}-000_00_0")
+        steps = {bf16: training_step(genome, bf16, True, args.batch, args.patch, 2) for bf16 in (False, True)}
+        times = interleaved(steps, 3, 2)
+        ratio = statistics.median(times[False]) / statistics.median(times[True])
+        ratios.append((ratio, cell.name))
+        print(f"{cell.name:<36} fp32 {statistics.median(times[False]) * 1000:6.1f} ms/step, "
+              f"bf16 {statistics.median(times[True]) * 1000:6.1f} ms/step: {ratio:.2f}x", flush=True)
+    ratios.sort()
+    values = [r for r, _ in ratios]
+    print(f"{len(ratios)} cells: bf16 / fp32 speed-up median {statistics.median(values):.2f}x, "
+          f"slowest {ratios[0][0]:.2f}x ({ratios[0][1]}), fastest {ratios[-1][0]:.2f}x ({ratios[-1][1]}); "
+          f"bf16 slower than fp32 for {sum(r < 1 for r in values)} of them")
 
 
 def accuracy(args) -> None:
@@ -113,7 +188,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--patch", type=int, default=32, help="LR patch side")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per configuration")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration and round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (median reported)")
+    parser.add_argument("--cells", action="store_true", help="also the bf16 speed-up of every cell choice (~5 min)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--accuracy", type=int, default=0, help="also train this many steps per seed and precision")
     parser.add_argument("--seeds", type=int, default=3)
@@ -122,6 +199,8 @@ def main() -> None:
     args = parser.parse_args()
     if not args.skip_speed:
         speed(args)
+    if args.cells:
+        cells(args)
     if args.accuracy:
         accuracy(args)
 

@@ -55,20 +55,21 @@ def loss_curve(out: Path) -> dict[int, str]:
 def test_training_beats_bicubic(data_dir, tmp_path):
     """FALSR-B from scratch on T91: Set5 PSNR far above the untrained network and above bicubic.
 
-    trainer=cpu's schedule (warm-up + cosine) at Adam 1e-3 on 16x16 LR patches (HR 32) for 1000 steps,
-    about 55 s in bf16 on a quiet 2-core machine. Measured with seed 0: 34.28 dB in bf16 (this test),
-    33.92 dB in fp32; untrained 8.25 dB; bicubic 33.64 dB. The run is seeded (bit-exact on one machine);
-    the +0.2 dB bar leaves headroom for other CPUs' kernels.
+    trainer=cpu (Adam 2e-3, warm-up + cosine) on 16x16 LR patches (HR 32) for 1000 steps, about 55 s in
+    bf16 on a quiet 2-core machine. Measured with seed 0: 35.26 dB in bf16 (this test on an AVX512-BF16
+    CPU), 35.16 dB in fp32 (where precision=auto picks fp32); untrained 8.25 dB; bicubic 33.64 dB. The run
+    is seeded (bit-exact on one machine); the +0.6 dB bar leaves ~0.9 dB of headroom, more than the
+    seed-to-seed spread of 1000-step runs (0.62 dB over 3 seeds, README), for other CPUs' kernels.
     """
     untrained = train(config(data_dir, tmp_path / "v", "trainer.max_steps=0", "logger=none"))
     out = tmp_path / "t"
     metrics = train(config(data_dir, out, "trainer.max_steps=1000", "data.patch_size=32",
-                           "data.samples_per_epoch=16000", "optimizer.lr=1e-3"))
+                           "data.samples_per_epoch=16000"))
     print(f"untrained {untrained['psnr']:.2f} dB, trained {metrics['psnr']:.2f} dB "
           f"(bicubic {BICUBIC_SET5}) in {metrics['train_seconds']:.0f} s")
     assert metrics["status"] == "ok" and metrics["steps"] == 1000
     assert untrained["psnr"] < 20 and untrained["steps"] == 0
-    assert metrics["psnr"] > BICUBIC_SET5 + 0.2
+    assert metrics["psnr"] > BICUBIC_SET5 + 0.6
     assert metrics["psnr"] > untrained["psnr"] + 20
     assert json.loads((out / "metrics.json").read_text())["psnr"] == metrics["psnr"]
     assert metrics["params"] == 324_745 and metrics["mult_adds"] == 74_502_144_000
