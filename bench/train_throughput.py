@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=32, help="LR patch side")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration and round")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (median reported)")
-    parser.add_argument("--cells", action="store_true", help="also the bf16 speed-up of every cell choice (~5 min)")
+    parser.add_argument("--cells", action="store_true", help="also the bf16 speed-up of every cell choice (~3 min)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--accuracy", type=int, default=0, help="also train this many steps per seed and precision")
     parser.add_argument("--seeds", type=int, default=3)
