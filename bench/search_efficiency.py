@@ -48,7 +48,7 @@ from typing import Callable
 import torch
 
 from falsr.cost import genome_cost
-from falsr.genome import Genome
+from falsr.genome import Genome, connection_pairs
 from falsr.search import (HypervolumeBox, SearchSettings, evaluate, hypervolume, run_search)
 from falsr.search.generation import Offspring
 from falsr.search.operators import roulette_mutation, roulette_wheel, cell_costs
@@ -69,8 +69,7 @@ def proxy_psnr(genome: Genome) -> float:
         layers = 2 * cell.repeats if cell.op == "invbottleneck_e2" else cell.repeats
         receptive += (cell.kernel - 1) * layers + (2 * cell.repeats if cell.op == "invbottleneck_e2" else 0)
     n = genome.n_cells
-    up_bits = [b for (i, j), b in zip(((i, j) for i in range(n) for j in range(i + 1, n + 1)), genome.connections)
-               if j == n]
+    up_bits = [b for (_, j), b in zip(connection_pairs(n), genome.connections) if j == n]
     reuse = 0.6 * sum(up_bits) / n + 0.4 * sum(genome.connections) / len(genome.connections)
     skips = sum(c.has_skip for c in genome.cell_specs) / n
     narrow = sum(c.channels == 16 for c in genome.cell_specs) / n

@@ -136,7 +136,11 @@ def speed(args) -> None:
 
 
 def cells(args) -> None:
-    """bf16 / fp32 speed-up of every distinct cell choice (a 3-cell chain of it), channels_last."""
+    """bf16 / fp32 speed-up of every distinct cell choice (a 3-cell chain of it), channels_last.
+
+    A quick scan (2 rounds of 3 steps per cell): fine at the default batch 16 / 32x32, but at tiny sizes
+    (steps of a few ms) single cells can be off by 2x; time those again with more steps before concluding.
+    """
     ratios = []
     for i, cell in enumerate(CELL_CHOICES):
         if cell.canonical() != cell:  # a one-repeat residual flag changes nothing: same network

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from falsr.errors import UserError
-from falsr.images import IMAGE_SUFFIXES, read_pair
-
+from falsr.images import image_files, read_pair
 
 
 @dataclass
@@ -39,7 +38,8 @@ def _existing(folder: Path) -> Path:
 def list_pairs(folder: Path, scale: int = 2) -> list[tuple[str, Path, Path | None]]:
     """(name, HR path, LR path or None) for every image of a benchmark folder, sorted by name."""
     folder = _existing(Path(folder).expanduser())
-    hr_files = sorted(p for p in folder.iterdir() if p.name.endswith(f"_HR{p.suffix}") and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
+    hr_files = [p for p in files if p.name.endswith(f"_HR{p.suffix}")]
     if hr_files:
         pairs = []
         for hr in hr_files:
@@ -49,7 +49,7 @@ def list_pairs(folder: Path, scale: int = 2) -> list[tuple[str, Path, Path | Non
                                 "by bicubic downscaling")
             pairs.append((hr.name[: -len(f"_HR{hr.suffix}")], hr, lr))
         return pairs
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith("_LR"))
+    images = [p for p in files if not p.stem.endswith("_LR")]
     if not images:
         raise UserError(f"no images in benchmark folder {folder} (expected *_HR.png + *_LR.png pairs or HR images)")
     return [(p.stem, p, None) for p in images]

@@ -25,31 +25,25 @@ def user_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        try:
+        with exit_on_user_error():
             return func(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - re-raised unless a user error is behind it
-            err = _user_error_in(exc)
-            if err is None or os.environ.get("FALSR_DEBUG"):
-                raise
-            message = str(err).splitlines()[0] if str(err) else type(err).__name__
-            if isinstance(err, MissingMandatoryValue):
-                message = f"missing required value {err.full_key} (set it on the command line: {err.full_key}=...)"
-            print(f"error: {message}", file=sys.stderr)
-            sys.exit(2)
 
     return wrapper
 
 
 @contextlib.contextmanager
 def exit_on_user_error():
-    """Outside a task (e.g. in the sweeper), a user error also ends the program with one line."""
+    """A user error raised inside (a task, or the sweeper) ends the program with one line and exit code 2."""
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - re-raised unless a user error is behind it
         err = _user_error_in(exc)
         if err is None or os.environ.get("FALSR_DEBUG"):
             raise
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if isinstance(err, MissingMandatoryValue):
+            message = f"missing required value {err.full_key} (set it on the command line: {err.full_key}=...)"
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from falsr.genome import CELL_CHOICES, Cell, parse_genome
-from falsr.network import FEATURES, SCALE
+from falsr.genome import CELL_CHOICES, Cell, Genome, connection_pairs, parse_genome
+from falsr.network import FEATURES, SCALE, node_channels
 
 DEFAULT_LR_SIZE = (480, 480)
 
@@ -59,21 +59,20 @@ def _lr_pixels(lr_size) -> int:
     return int(h) * int(w)
 
 
+def part_costs(genome: Genome) -> list[tuple[CellCost, int]]:
+    """(cost table, input channels) of the head, every cell and the upsampler, in network order."""
+    n = genome.n_cells
+    channels = node_channels(genome)
+    cin = list(channels)  # the chain edge: node j always feeds target j
+    for (i, j), bit in zip(connection_pairs(n), genome.connections):
+        if bit:
+            cin[j] += channels[i]
+    return [(HEAD_COST, 1)] + [(CELL_COSTS[c], cin[j]) for j, c in enumerate(genome.cells)] + [(UPSAMPLER_COST, cin[n])]
+
+
 def genome_cost(genome, lr_size=DEFAULT_LR_SIZE) -> Cost:
     """Params and mult-adds of a genome (a Genome or anything `parse_genome` accepts)."""
-    g = parse_genome(genome)
-    n = g.n_cells
-    channels = [FEATURES] + [CELL_CHOICES[c].channels for c in g.cells]
-    # Input channels of every target: its chain node plus the connected earlier nodes.
-    cin = channels[: n + 1]  # chain edge: node j feeds target j
-    cin = list(cin)
-    pos = 0
-    for i in range(n):
-        for j in range(i + 1, n + 1):
-            if g.connections[pos]:
-                cin[j] += channels[i]
-            pos += 1
-    parts = [(HEAD_COST, 1)] + [(CELL_COSTS[c], cin[j]) for j, c in enumerate(g.cells)] + [(UPSAMPLER_COST, cin[n])]
+    parts = part_costs(parse_genome(genome))
     params = sum(cc.p_in * ch + cc.p_const for cc, ch in parts)
     macs = sum(cc.m_in * ch + cc.m_const for cc, ch in parts)
     return Cost(params=params, mult_adds=macs * _lr_pixels(lr_size))

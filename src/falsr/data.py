@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from falsr.color import YPBPR_FROM_RGB
 from falsr.errors import UserError
 from falsr.benchmarks import list_pairs, load_pair
-from falsr.images import IMAGE_SUFFIXES, read_pair
+from falsr.images import IMAGE_SUFFIXES, image_files, read_pair
 from falsr.metrics import protocol_y
 from falsr.pipeline import chroma, network_input
 
@@ -40,7 +40,7 @@ def list_images(folder: str | Path, what: str = "image") -> list[Path]:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise UserError(f"{what} folder {folder} not found (set paths.data_dir or FALSR_DATA_DIR, or data.train_dir)")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files(folder)
     if not files:
         raise UserError(f"{what} folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files

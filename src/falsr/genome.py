@@ -116,6 +116,14 @@ def num_connection_bits(n_cells: int) -> int:
     return n_cells * (n_cells + 1) // 2
 
 
+def group_starts(n_cells: int) -> list[int]:
+    """Bit offset of each source-node group c_i^{i+1..n} (i = 0..n-1), plus the total length."""
+    starts = [0]
+    for i in range(n_cells):
+        starts.append(starts[-1] + n_cells - i)
+    return starts
+
+
 def connection_pairs(n_cells: int) -> list[tuple[int, int]]:
     """(source node i, target j) of every macro bit, in genome order."""
     return [(i, j) for i in range(n_cells) for j in range(i + 1, n_cells + 1)]
@@ -174,12 +182,8 @@ class Genome:
 
     # -- (de)serialisation ------------------------------------------------------------------------
     def to_string(self) -> str:
-        n = self.n_cells
-        groups, pos = [], 0
-        for i in range(n):
-            size = n - i
-            groups.append("".join(map(str, self.connections[pos:pos + size])))
-            pos += size
+        starts = group_starts(self.n_cells)
+        groups = ("".join(map(str, self.connections[a:b])) for a, b in zip(starts, starts[1:]))
         return ".".join(map(str, self.cells)) + "-" + "_".join(groups)
 
     def __str__(self) -> str:

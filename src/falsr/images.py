@@ -17,6 +17,11 @@ IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".p
 _CONVERTIBLE_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"}
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The image files of a folder (by suffix, see IMAGE_SUFFIXES), sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as an RGB ``uint8`` array of shape (H, W, 3).
 

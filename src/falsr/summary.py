@@ -12,9 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from falsr.cli import check_conf_dir, user_errors
-from falsr.cost import CELL_COSTS, HEAD_COST, UPSAMPLER_COST, genome_cost
+from falsr.cost import genome_cost, part_costs
 from falsr.errors import UserError
-from falsr.network import node_channels
 
 
 def _lr_size(value) -> tuple[int, int]:
@@ -32,25 +31,23 @@ def _lr_size(value) -> tuple[int, int]:
 
 
 def describe(net, lr_size: tuple[int, int]) -> list[str]:
-    """Readable lines: one per cell with its inputs, channels, params and mult-adds."""
+    """Readable lines: one per cell with its inputs, channels, params and mult-adds (from falsr.cost)."""
     g = net.genome
     pixels = lr_size[0] * lr_size[1]
-    channels = node_channels(g)
+    head, *cells, upsampler = part_costs(g)
+
+    def costs(part) -> str:
+        cc, cin = part
+        return f"{cc.p_in * cin + cc.p_const:>9,} {(cc.m_in * cin + cc.m_const) * pixels / 1e9:>9.2f}G"
+
     lines = [f"{net.name}  genome {g}  ({g.n_cells} cells, LR input {lr_size[0]}x{lr_size[1]}, x2)",
              f"{'target':<10} {'cell':<34} {'inputs':<22} {'ch in->out':<11} {'params':>9} {'mult-adds':>10}",
-             f"{'head':<10} {'conv3x3 1->32 + ReLU':<34} {'Y':<22} {'1->32':<11} {HEAD_COST.p_const:>9,} "
-             f"{HEAD_COST.m_const * pixels / 1e9:>9.2f}G"]
-    for j, cell in enumerate(g.cell_specs):
-        inputs = g.inputs_of(j)
-        cin = sum(channels[i] for i in inputs)
-        cc = CELL_COSTS[g.cells[j]]
-        lines.append(f"{'cell ' + str(j):<10} {cell.name:<34} {str(inputs):<22} {f'{cin}->{cell.channels}':<11} "
-                     f"{cc.p_in * cin + cc.p_const:>9,} {(cc.m_in * cin + cc.m_const) * pixels / 1e9:>9.2f}G")
-    inputs = g.inputs_of(g.n_cells)
-    cin = sum(channels[i] for i in inputs)
-    lines.append(f"{'upsampler':<10} {'conv3x3+ReLU, +node 0, d2s x2, conv3x3':<34} {str(inputs):<22} "
-                 f"{f'{cin}->1':<11} {UPSAMPLER_COST.p_in * cin + UPSAMPLER_COST.p_const:>9,} "
-                 f"{(UPSAMPLER_COST.m_in * cin + UPSAMPLER_COST.m_const) * pixels / 1e9:>9.2f}G")
+             f"{'head':<10} {'conv3x3 1->32 + ReLU':<34} {'Y':<22} {'1->32':<11} {costs(head)}"]
+    for j, (cell, part) in enumerate(zip(g.cell_specs, cells)):
+        lines.append(f"{'cell ' + str(j):<10} {cell.name:<34} {str(g.inputs_of(j)):<22} "
+                     f"{f'{part[1]}->{cell.channels}':<11} {costs(part)}")
+    lines.append(f"{'upsampler':<10} {'conv3x3+ReLU, +node 0, d2s x2, conv3x3':<34} {str(g.inputs_of(g.n_cells)):<22} "
+                 f"{f'{upsampler[1]}->1':<11} {costs(upsampler)}")
     return lines
 
 

@@ -1,4 +1,4 @@
-"""Released FALSR TensorFlow graphs -> genome (and, later, our state_dict).
+"""Released FALSR TensorFlow graphs -> genome and a state_dict for our network.
 
 The genome is read off the graph itself: cell names spell the micro genes, and the inputs of the
 ConcatV2 node (or the single tensor) feeding each target's first layer give the macro genes.

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from falsr.errors import UserError
 from falsr.evaluate import pick_device
-from falsr.images import IMAGE_SUFFIXES, read_rgb, write_png
+from falsr.images import IMAGE_SUFFIXES, image_files, read_rgb, write_png
 from falsr.pipeline import upscale_rgb
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def input_images(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        images = image_files(path)
         if images:
             return images
         raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder {path}")

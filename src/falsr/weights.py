@@ -58,11 +58,12 @@ def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
     if genome is not None and parse_genome(genome).canonical() != net.genome.canonical():
         raise UserError(f"weights file {path} is for genome {genome}, but the model is {net.genome}: "
                         "choose the matching model= (e.g. model=falsr_b for FALSR-B.pb)")
-    sd = _strip_prefix(sd, set(net.state_dict()))
+    own = net.state_dict()
+    sd = _strip_prefix(sd, set(own))
     for key, value in sd.items():
-        if tuple(value.shape) != tuple(net.state_dict()[key].shape):
+        if tuple(value.shape) != tuple(own[key].shape):
             raise UserError(f"weights file {path}: tensor {key} has shape {tuple(value.shape)}, "
-                            f"the model needs {tuple(net.state_dict()[key].shape)}")
+                            f"the model needs {tuple(own[key].shape)}")
     net.load_state_dict(sd)
     return net
 

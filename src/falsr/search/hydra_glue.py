@@ -22,9 +22,7 @@ def search_settings(search: DictConfig) -> SearchSettings:
     data = OmegaConf.to_container(search.settings, resolve=True)
     try:
         return SearchSettings.from_dict(data)
-    except TypeError as err:  # an unknown key
-        raise UserError(f"bad search.settings: {err}") from None
-    except ValueError as err:
+    except (TypeError, ValueError) as err:  # an unknown key, a bad value
         raise UserError(f"bad search.settings: {err}") from None
 
 

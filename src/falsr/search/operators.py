@@ -17,7 +17,7 @@ from typing import Sequence
 from deap import base
 
 from falsr.cost import genome_cost
-from falsr.genome import CELL_CHOICES, NUM_CHOICES, Genome, num_connection_bits
+from falsr.genome import CELL_CHOICES, NUM_CHOICES, Genome, group_starts, num_connection_bits
 from falsr.search.settings import SearchSettings
 
 # Cell indices whose network is distinct from every other's (one-repeat cells ignore the residual flag,
@@ -65,15 +65,6 @@ def init_population(settings: SearchSettings, rng: random.Random) -> list[Genome
 
 
 # -- crossover (Eq. 4) ----------------------------------------------------------------------------------
-
-def group_starts(n_cells: int) -> list[int]:
-    """Bit offset of each source-node group c_i^{i+1..n} (i = 0..n-1), plus the total length."""
-    starts, pos = [0], 0
-    for i in range(n_cells):
-        pos += n_cells - i
-        starts.append(pos)
-    return starts
-
 
 def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Genome]:
     """Single-point crossover on the micro and the macro genes at once (the paper's Eq. 4).

@@ -16,7 +16,7 @@ from deap import base  # noqa: E402
 from deap.tools import emo  # noqa: E402
 
 from falsr.genome import Genome  # noqa: E402
-from falsr.search.journal import STATUS_OK  # noqa: E402
+from falsr.search.journal import STATUS_FAILED, STATUS_OK  # noqa: E402
 from falsr.search.nsga import Individual, nondominated_fronts  # noqa: E402
 from falsr.search.settings import Constraints  # noqa: E402
 
@@ -115,7 +115,7 @@ def write_reports(out_dir: str | Path, records: Sequence[dict], constraints: Opt
     summary = {
         "evaluated": len(records),
         "trained_ok": sum(r.get("status") == STATUS_OK for r in records),
-        "failed": sum(r.get("status") == "failed" for r in records),
+        "failed": sum(r.get("status") == STATUS_FAILED for r in records),
         "front": front,
         "chosen_for_full_training": [r["genome"] for r in chosen],
     }
