@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from falsr.color import rgb_to_ycbcr_y_np
 from falsr.images import read_rgb
 from falsr.metrics import (
     ProtocolPSNR,
@@ -164,3 +165,20 @@ def test_grey_set14_image(data_dir):
     psnr, ssim = psnr_ssim_y(sr, hr)
     assert psnr == pytest.approx(ref_psnr(ref_y(sr), ref_y(hr)), abs=1e-6)
     assert ssim == pytest.approx(ref_ssim(ref_y(sr), ref_y(hr)), abs=1e-6)
+
+
+def test_separable_ssim_equals_torchmetrics_2d_filtering(set5_bicubic):
+    """The separable SSIM gives torchmetrics' 2-D-window numbers on Set5 and on synthetic images."""
+    import torch
+
+    from falsr.metrics import ssim_per_image, ssim_per_image_torchmetrics
+
+    pairs = [(torch.from_numpy(rgb_to_ycbcr_y_np(sr))[None, None], torch.from_numpy(rgb_to_ycbcr_y_np(hr))[None, None])
+             for sr, hr in set5_bicubic]
+    gen = torch.Generator().manual_seed(0)
+    for h, w in ((11, 11), (37, 20), (130, 97)):
+        a = torch.randint(0, 256, (2, 1, h, w), generator=gen).double()
+        pairs.append((a, (a + 12 * torch.randn(a.shape, generator=gen)).clamp(0, 255).round()))
+    for sr, hr in pairs:
+        sr, hr = sr.clamp(0, 255).round(), hr.clamp(0, 255).round()
+        assert torch.allclose(ssim_per_image(sr, hr), ssim_per_image_torchmetrics(sr, hr), rtol=0, atol=1e-12)

@@ -42,7 +42,7 @@ def tiny_data(data_dir, tmp_path_factory):
 
 
 def search_args(data: Path, sweep: Path, *extra: str) -> list[str]:
-    return ["+search=nsga2", f"paths.data_dir={data}", f"data.train_dir={data}/train/T4", "data.val_sets=[Tiny]",
+    return ["+search=nsga2", f"paths.data_dir={data}", f"data.train_dir={data}/train/T4", "data.holdout=0", "data.val_sets=[Tiny]",
             "trainer.max_steps=3", "data.patch_size=32", "data.batch_size=4", "data.samples_per_epoch=12",
             f"search.settings.population_size={POPULATION}", f"search.generations={GENERATIONS}",
             f"hydra.sweep.dir={sweep}", *extra]

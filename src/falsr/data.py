@@ -134,9 +134,30 @@ _STORES: OrderedDict[tuple, PairStore] = OrderedDict()
 _MAX_STORES = 2
 
 
-def pair_store(train_dir, lr_dir=None, scale: int = 2, max_ram_gb: float = 4.0, cache_dir=None) -> PairStore:
-    """The (cached) PairStore of a training folder."""
-    hr_files = list_images(train_dir, "training HR image")
+HOLDOUT = "holdout"  # the name of the held-out training images in data.val_sets
+
+
+def split_holdout(files: Sequence[Path], holdout: int) -> tuple[list[Path], list[Path]]:
+    """(training, held-out) images: `holdout` images evenly spread over the sorted list are held out.
+
+    Validation on them measures the training distribution without touching a test benchmark; the
+    split depends only on the file names, so every run and every candidate of a search sees the same one.
+    """
+    files = list(files)
+    if holdout <= 0:
+        return files, []
+    if holdout >= len(files):
+        raise UserError(f"data.holdout={holdout} leaves no training image ({len(files)} in the folder): lower it")
+    held = set(np.linspace(0, len(files) - 1, holdout).round().astype(int).tolist())
+    if len(held) < holdout:
+        raise UserError(f"data.holdout={holdout} is too many for {len(files)} images: lower it")
+    return [f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held]
+
+
+def pair_store(train_dir, lr_dir=None, scale: int = 2, max_ram_gb: float = 4.0, cache_dir=None,
+               holdout: int = 0) -> PairStore:
+    """The (cached) PairStore of a training folder, without its `holdout` held-out images."""
+    hr_files, _ = split_holdout(list_images(train_dir, "training HR image"), holdout)
     lr_files = [_lr_partner(p, Path(lr_dir), scale) for p in hr_files] if lr_dir else [None] * len(hr_files)
     key = (tuple(str(p.resolve()) for p in hr_files), tuple(map(str, lr_files)), scale)
     if key not in _STORES:
@@ -225,11 +246,16 @@ class BenchmarkDataset(Dataset):
     protocol Y of HR, name). An HR image without an LR file gets the MATLAB downscale.
     """
 
-    def __init__(self, folder: str | Path, scale: int = 2, border: int = 2):
-        folder = Path(folder).expanduser()
-        self.name = folder.name
+    def __init__(self, folder: str | Path, scale: int = 2, border: int = 2,
+                 pairs: Sequence[tuple[str, Path, Path | None]] | None = None, name: str | None = None):
+        """A benchmark folder, or (with `pairs` and `name`) any list of (name, HR path, LR path or None)."""
+        if pairs is None:
+            folder = Path(folder).expanduser()
+            pairs = list_pairs(folder, scale)
+            name = folder.name
+        self.name = name
         self.items = []
-        for name, hr_path, lr_path in list_pairs(folder, scale):
+        for name, hr_path, lr_path in pairs:
             pair = load_pair(name, hr_path, lr_path, scale)
             hr_t = torch.from_numpy(pair.hr).permute(2, 0, 1)[None]
             self.items.append({"y": network_input(pair.lr), "pbpr": chroma(pair.lr, scale),
@@ -248,15 +274,18 @@ class SRDataModule(pl.LightningDataModule):
     def __init__(self, train_dir: str, val_sets: Sequence[str] = ("Set5",), benchmarks_dir: str | None = None,
                  train_lr_dir: str | None = None, scale: int = 2, patch_size: int = 96, batch_size: int = 16,
                  samples_per_epoch: int | None = None, augment: bool = True, num_workers: int = 0,
-                 cache_ram_gb: float = 4.0, cache_dir: str | None = None, seed: int = 0):
+                 cache_ram_gb: float = 4.0, cache_dir: str | None = None, seed: int = 0, holdout: int = 0):
         super().__init__()
+        if HOLDOUT in (val_sets or []) and holdout <= 0:
+            raise UserError(f"data.val_sets names '{HOLDOUT}' but data.holdout={holdout}: set data.holdout to the "
+                            "number of training images to hold out (e.g. 8)")
         if batch_size < 1:
             raise UserError(f"data.batch_size={batch_size} must be positive")
         self.train_dir, self.train_lr_dir, self.benchmarks_dir = train_dir, train_lr_dir, benchmarks_dir
         self.val_sets = list(val_sets or [])
         self.scale, self.patch_size, self.batch_size = scale, patch_size, batch_size
         self.samples_per_epoch, self.augment, self.num_workers = samples_per_epoch, augment, num_workers
-        self.cache_ram_gb, self.cache_dir, self.seed = cache_ram_gb, cache_dir, seed
+        self.cache_ram_gb, self.cache_dir, self.seed, self.holdout = cache_ram_gb, cache_dir, seed, holdout
         self.train_set: PatchDataset | None = None
         self.val_datasets: list[BenchmarkDataset] = []
 
@@ -266,11 +295,20 @@ class SRDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
-            store = pair_store(self.train_dir, self.train_lr_dir, self.scale, self.cache_ram_gb, self.cache_dir)
+            store = pair_store(self.train_dir, self.train_lr_dir, self.scale, self.cache_ram_gb, self.cache_dir,
+                               self.holdout)
             self.train_set = PatchDataset(store, self.patch_size, self.scale, self.augment)
         if not self.val_datasets and self.val_sets:
             root = Path(self.benchmarks_dir) if self.benchmarks_dir else None
-            self.val_datasets = [BenchmarkDataset(root / name if root else name, self.scale) for name in self.val_sets]
+            self.val_datasets = [self._holdout_set() if name == HOLDOUT else
+                                 BenchmarkDataset(root / name if root else name, self.scale) for name in self.val_sets]
+
+    def _holdout_set(self) -> BenchmarkDataset:
+        """The held-out training images, prepared like a benchmark (LR by the same MATLAB bicubic)."""
+        _, held = split_holdout(list_images(self.train_dir, "training HR image"), self.holdout)
+        lr_dir = Path(self.train_lr_dir) if self.train_lr_dir else None
+        pairs = [(p.stem, p, _lr_partner(p, lr_dir, self.scale) if lr_dir else None) for p in held]
+        return BenchmarkDataset(None, self.scale, pairs=pairs, name=HOLDOUT)
 
     def train_dataloader(self) -> DataLoader:
         n = len(self.train_set)

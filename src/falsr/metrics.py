@@ -67,27 +67,45 @@ def psnr_per_image(sr_y: Tensor, hr_y: Tensor) -> Tensor:
     return 10.0 * torch.log10(DATA_RANGE**2 / mse)
 
 
+def _gaussian_1d(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The 11-tap Gaussian (sigma 1.5) of torchmetrics' SSIM, whose outer product is its 2-D window."""
+    size = int(3.5 * SSIM_SIGMA + 0.5) * 2 + 1
+    x = torch.arange((1 - size) / 2, (1 + size) / 2, 1.0, dtype=dtype, device=device)
+    g = torch.exp(-((x / SSIM_SIGMA) ** 2) / 2)
+    return g / g.sum()
+
+
 def ssim_per_image(sr_y: Tensor, hr_y: Tensor) -> Tensor:
     """Per-image SSIM of (N, 1, H, W) Y tensors on 0..255; returns shape (N,), float64.
 
-    torchmetrics does the filtering exactly as the protocol (its 'reflect' padding is reflect-101, like
-    OpenCV's filter2D default; same Gaussian and constants), but averages the SSIM map over the whole
-    image, so the full map is requested and the 5-pixel margin is cut here before the mean.
+    The protocol's SSIM (as torchmetrics computes it: reflect-101 padding, 11x11 Gaussian window of
+    sigma 1.5, k1 0.01, k2 0.03, variances clamped at 0), then the 5-pixel margin cut before the mean.
+    Written by hand because torchmetrics filters with the full 2-D window: the window is the outer
+    product of one 1-D Gaussian, so two 1-D passes give the same sums (to float64 rounding, tested
+    against torchmetrics and a scipy reference) in about a fifth of the arithmetic.
     Images must be larger than 10 pixels per side after the border crop.
     """
     _check_y_pair(sr_y, hr_y)
     if min(sr_y.shape[-2:]) <= 2 * SSIM_MARGIN:
         raise ValueError(f"SSIM needs images larger than {2 * SSIM_MARGIN} px per side, got {tuple(sr_y.shape[-2:])}")
+    x, y = sr_y.to(torch.float64), hr_y.to(torch.float64)
+    g = _gaussian_1d(x.dtype, x.device)
+    m = SSIM_MARGIN
+    stack = torch.nn.functional.pad(torch.cat((x, y, x * x, y * y, x * y)), (m, m, m, m), mode="reflect")
+    stack = torch.nn.functional.conv2d(stack, g.view(1, 1, -1, 1))
+    mu_x, mu_y, xx, yy, xy = torch.nn.functional.conv2d(stack, g.view(1, 1, 1, -1)).split(x.shape[0])
+    c1, c2 = (0.01 * DATA_RANGE) ** 2, (0.03 * DATA_RANGE) ** 2
+    mu_xx, mu_yy, mu_xy = mu_x.pow(2), mu_y.pow(2), mu_x * mu_y
+    var_x, var_y = torch.clamp(xx - mu_xx, min=0.0), torch.clamp(yy - mu_yy, min=0.0)
+    ssim_map = ((2 * mu_xy + c1) * (2 * (xy - mu_xy) + c2)) / ((mu_xx + mu_yy + c1) * (var_x + var_y + c2))
+    return ssim_map[..., m:-m, m:-m].mean(dim=(1, 2, 3))
+
+
+def ssim_per_image_torchmetrics(sr_y: Tensor, hr_y: Tensor) -> Tensor:
+    """The same SSIM through torchmetrics' 2-D filtering: the reference `ssim_per_image` is tested against."""
     _, ssim_map = structural_similarity_index_measure(
-        sr_y.to(torch.float64),
-        hr_y.to(torch.float64),
-        gaussian_kernel=True,
-        sigma=SSIM_SIGMA,
-        data_range=DATA_RANGE,
-        k1=0.01,
-        k2=0.03,
-        return_full_image=True,
-    )
+        sr_y.to(torch.float64), hr_y.to(torch.float64), gaussian_kernel=True, sigma=SSIM_SIGMA,
+        data_range=DATA_RANGE, k1=0.01, k2=0.03, return_full_image=True)
     m = SSIM_MARGIN
     return ssim_map[..., m:-m, m:-m].mean(dim=(1, 2, 3))
 

@@ -1,0 +1,234 @@
+"""How well does the search's proxy rank architectures?  Kendall tau of proxy against a 10x longer reference.
+
+    python bench/proxy_fidelity.py                      # the full panel (hours on 2 cores; resumable)
+    python bench/proxy_fidelity.py --recipes p100 --seeds 0   # a part of it (any order, several processes)
+    python bench/proxy_fidelity.py --report             # the table from what is stored, no training
+    python bench/proxy_fidelity.py --quick              # a reduced run in CI-sized time (temp store)
+
+A fixed panel of 16 genomes (FALSR-A/B/C and candidates made by the search's own operators: single-cell
+initial models and crossover + mutation children, 9.7G-235G mult-adds, 9 of them inside 50-100G) is
+trained with each proxy recipe and with the reference recipe, seeds 0 and 1, every run validated on the
+held-out T91 images and on Set5 and Set14. Every candidate of one seed shares the seed (common random
+numbers: same patches in the same order, same initialisation stream), as in a search. Printed:
+
+* tau(proxy, reference): a search sees one proxy seed, so this is the mean over proxy seeds of the tau
+  between that seed's proxy PSNR and the reference PSNR (mean over reference seeds), on the whole
+  panel and inside the band. "mixed seeds" is the same with every genome on an independently drawn
+  seed: what a search without common random numbers would see.
+* tau(seed, seed): proxy seed 0 against proxy seed 1 (repeatability), and the same for the reference
+  (the reference's own noise: no proxy can rank better than this lets it show).
+
+Runs are stored one line each in bench/results/runs.jsonl (committed: reruns skip them), their
+checkpoints in outputs/bench-runs/ (git-ignored). The report goes to bench/results/proxy_fidelity.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _runs  # noqa: E402
+
+# name, genome string, how it was made. Candidates: falsr.search.operators with random.Random(2026) and
+# random.Random(7): init_population(160 models), children = random_mutation(crossover(a, b)), picked by
+# mult-adds bins.
+def zoo_genome(name: str) -> str:
+    """The released genome of conf/model/<name>.yaml."""
+    from omegaconf import OmegaConf
+
+    return str(OmegaConf.load(_runs.REPO / "conf" / "model" / f"{name}.yaml").genome)
+
+
+PANEL = [
+    ("FALSR-A", zoo_genome("falsr_a"), "released"),
+    ("FALSR-B", zoo_genome("falsr_b"), "released"),
+    ("FALSR-C", zoo_genome("falsr_c"), "released"),
+    ("init-9.7G", "133.133.133.133.133.133.133-0010010_111010_01100_1000_000_10_0", "init"),
+    ("child-15.3G", "126.109.109.109.109.109.109-1000101_110100_11011_1111_011_10_1", "child"),
+    ("child-23.8G", "107.107.107.107.107.107.173-1011111_110000_11010_0111_001_01_0", "child"),
+    ("init-35.3G", "127.127.127.127.127.127.127-1000001_110010_10010_1100_101_00_0", "init"),
+    ("child-42.9G", "79.158.158.158.158.158.122-0011011_110101_10110_1011_100_01_0", "child"),
+    ("init-61.7G", "40.40.40.40.40.40.40-1111111_111111_11111_1111_111_11_1", "init"),
+    ("child-61.7G", "69.181.181.181.121.38.121-1110111_100101_10111_1100_011_11_1", "child"),
+    ("init-65.4G", "82.82.82.82.82.82.82-0111010_010001_01010_0010_111_10_0", "init"),
+    ("child-66.0G", "118.118.118.118.118.30.30-1101001_111111_11111_1111_111_11_1", "child"),
+    ("child-79.6G", "34.61.34.32.97.32.32-0000000_000000_00000_0000_000_11_1", "child"),
+    ("init-88.3G", "143.143.143.143.143.143.143-1011011_000000_10001_0100_101_01_0", "init"),
+    ("child-94.9G", "46.46.181.40.40.57.40-1111111_111111_11111_1111_111_11_1", "child"),
+    ("child-109.8G", "136.187.3.19.28.29.29-1101010_011011_11001_0100_110_11_1", "child"),
+]
+BAND = (50e9, 100e9)
+VAL = "data.val_sets=[holdout,Set5,Set14]"
+
+
+def recipe(steps: int, warmup: int, final_factor: float = 0.05, batch: int = 16, patch: int = 64,
+           lr: float = 2e-3) -> list[str]:
+    """trainer=cpu's recipe (Adam, warm-up + cosine) with every knob explicit, validated once at the end."""
+    return ["trainer=cpu", f"trainer.max_steps={steps}", f"data.samples_per_epoch={steps * batch}",
+            f"data.batch_size={batch}", f"data.patch_size={patch}", f"optimizer.lr={lr}",
+            f"scheduler.warmup_steps={warmup}", f"scheduler.final_factor={final_factor}", VAL]
+
+
+# Proxy candidates (the search's incomplete training) and the reference (10x the p100 proxy's steps,
+# also the showdown's recipe R). p300 is the search's proxy before this bench existed.
+RECIPES = {
+    "p100": recipe(100, 10),
+    "p100z": recipe(100, 10, final_factor=0.0),
+    "p300": recipe(300, 50),
+    "reference": recipe(1000, 50),
+}
+PROXIES = ("p100", "p100z", "p300")
+QUICK_PANEL = [p for p in PANEL if p[0] in ("init-9.7G", "child-15.3G", "child-23.8G", "init-35.3G", "FALSR-B")]
+QUICK_RECIPES = {"q10": recipe(10, 2, batch=8, patch=32), "qref": recipe(100, 10, batch=8, patch=32)}
+
+
+def overrides(genome: str, recipe_name: str, seed: int, recipes=RECIPES) -> list[str]:
+    return ["model=genome", f"model.genome={genome}", f"seed={seed}", *recipes[recipe_name]]
+
+
+def jobs(panel, recipe_names, seeds, recipes=RECIPES):
+    for name in recipe_names:
+        for seed in seeds:
+            for label, genome, _ in panel:
+                yield f"{name}/s{seed}/{label}", overrides(genome, name, seed, recipes)
+
+
+def _score(rec: dict, target: str) -> float | None:
+    val = rec.get("val") or {}
+    if target == "test":  # mean of Set5 and Set14
+        if "Set5" not in val or "Set14" not in val:
+            return None
+        return (val["Set5"]["psnr"] + val["Set14"]["psnr"]) / 2
+    return val.get(target, {}).get("psnr")
+
+
+def table(panel, recipes, proxies, reference, seeds, store) -> str:
+    """The Markdown report: tau per proxy and validation set; missing runs are listed, never guessed."""
+    from falsr.cost import genome_cost
+    from falsr.genome import parse_genome
+
+    done = _runs.load_store(store)
+    macs = {label: genome_cost(parse_genome(g)).mult_adds for label, g, _ in panel}
+    band = [label for label in macs if BAND[0] <= macs[label] <= BAND[1]]
+
+    def scores(name, seed, target):
+        out = {}
+        for label, genome, _ in panel:
+            rec = done.get(_runs.run_key(overrides(genome, name, seed, recipes)))
+            if rec and rec.get("status") == "ok":
+                out[label] = _score(rec, target)
+        return {k: v for k, v in out.items() if v is not None}
+
+    def tau(a: dict, b: dict, labels) -> tuple[float, int]:
+        common = [k for k in labels if k in a and k in b]
+        if len(common) < 3:
+            return float("nan"), len(common)
+        return float(kendalltau([a[k] for k in common], [b[k] for k in common]).statistic), len(common)
+
+    def mean_over_seeds(name, target):
+        per = [scores(name, s, target) for s in seeds]
+        labels = set.intersection(*(set(p) for p in per)) if per else set()
+        return {k: float(np.mean([p[k] for p in per])) for k in labels}
+
+    lines = []
+    ref_test = mean_over_seeds(reference, "test")
+    ref_hold = mean_over_seeds(reference, "holdout")
+    missing = [f"{n}/s{s}/{label}" for n in (*proxies, reference) for s in seeds for label, g, _ in panel
+               if not (r := done.get(_runs.run_key(overrides(g, n, s, recipes)))) or r.get("status") != "ok"]
+    lines.append(f"Panel: {len(panel)} genomes, {len(band)} inside {BAND[0] / 1e9:.0f}-{BAND[1] / 1e9:.0f}G; "
+                 f"seeds {list(seeds)}; reference `{reference}`: {' '.join(recipes[reference][:-1])}.")
+    lines.append("")
+    lines.append("| proxy | proxy validated on | tau vs ref (panel) | tau vs ref (band) | mixed seeds (panel / band) "
+                 "| tau seed vs seed (panel / band) | proxy s / run |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+    rng = random.Random(0)
+    for name in proxies:
+        for target in ("holdout", "Set5", "test"):
+            per_seed = [scores(name, s, target) for s in seeds]
+            t_all = [tau(p, ref_test, macs) for p in per_seed]
+            t_band = [tau(p, ref_test, band) for p in per_seed]
+            mixed_all, mixed_band = [], []
+            labels = [k for k in macs if all(k in p for p in per_seed)]
+            for _ in range(200):
+                mixed = {k: per_seed[rng.randrange(len(per_seed))][k] for k in labels}
+                mixed_all.append(tau(mixed, ref_test, macs)[0])
+                mixed_band.append(tau(mixed, ref_test, band)[0])
+            ss_all = tau(per_seed[0], per_seed[1], macs) if len(per_seed) > 1 else (float("nan"), 0)
+            ss_band = tau(per_seed[0], per_seed[1], band) if len(per_seed) > 1 else (float("nan"), 0)
+            secs = [r["wall_seconds"] for r in done.values() if r.get("label", "").startswith(f"{name}/")
+                    and r.get("status") == "ok"]
+            lines.append(
+                f"| {name} | {target if target != 'test' else 'Set5+Set14'} | {_mean(t_all)} (n={t_all[0][1]}) | "
+                f"{_mean(t_band)} (n={t_band[0][1]}) | {np.nanmean(mixed_all):.3f} / {np.nanmean(mixed_band):.3f} | "
+                f"{ss_all[0]:.3f} / {ss_band[0]:.3f} | {np.mean(secs) if secs else float('nan'):.0f} |")
+    r_ss = tau(scores(reference, seeds[0], "test"), scores(reference, seeds[-1], "test"), macs)
+    r_ss_band = tau(scores(reference, seeds[0], "test"), scores(reference, seeds[-1], "test"), band)
+    lines.append("")
+    lines.append(f"Reference against itself (seed {seeds[0]} vs {seeds[-1]}, Set5+Set14): tau {r_ss[0]:.3f} on the "
+                 f"panel, {r_ss_band[0]:.3f} in the band; reference on held-out vs on Set5+Set14 (seed mean): tau "
+                 f"{tau(ref_hold, ref_test, macs)[0]:.3f}.")
+    lines.append("")
+    lines.append("| genome | mult-adds | " + " | ".join(f"{n} s{s}" for n in (*proxies, reference) for s in seeds)
+                 + " |  (Set5+Set14 mean PSNR, dB)")
+    lines.append("| --- | --- | " + " | ".join("---" for _ in (*proxies, reference) for _ in seeds) + " |")
+    for label, _, _ in panel:
+        cells = []
+        for n in (*proxies, reference):
+            for s in seeds:
+                v = scores(n, s, "test").get(label)
+                cells.append(f"{v:.2f}" if v is not None else "-")
+        lines.append(f"| {label} | {macs[label] / 1e9:.1f}G | " + " | ".join(cells) + " |")
+    if missing:
+        lines.append("")
+        lines.append(f"Missing runs ({len(missing)}): " + ", ".join(missing[:12]) + (" ..." if len(missing) > 12 else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _mean(taus) -> str:
+    vals = [t for t, _ in taus]
+    return f"{np.nanmean(vals):.3f}" if any(np.isfinite(vals)) else "nan"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipes", default=",".join((*PROXIES, "reference")),
+                        help=f"which recipes to train, in order (of {', '.join(RECIPES)})")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of this process")
+    parser.add_argument("--report", action="store_true", help="print the table from the store; train nothing")
+    parser.add_argument("--quick", action="store_true", help="5 small genomes, 10-step proxy vs 100-step reference")
+    parser.add_argument("--no-wait", action="store_true", help="leave runs held by other processes to them")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    _runs.set_threads(args.threads)
+    if args.quick:
+        store = Path(tempfile.mkdtemp(prefix="falsr-fidelity-")) / "runs.jsonl"
+        panel, recipes, proxies, reference = QUICK_PANEL, QUICK_RECIPES, ("q10",), "qref"
+        names = ["q10", "qref"]
+    else:
+        store, panel, recipes, proxies, reference = _runs.STORE, PANEL, RECIPES, PROXIES, "reference"
+        names = args.recipes.split(",")
+        unknown = [n for n in names if n not in RECIPES]
+        if unknown:
+            parser.error(f"unknown recipe {unknown[0]!r}: choose from {', '.join(RECIPES)}")
+    if not args.report:
+        _runs.work_through(jobs(panel, names, seeds, recipes), store, wait=not args.no_wait)
+    report = table(panel, recipes, [p for p in proxies], reference, seeds, store)
+    print(report)
+    if not args.quick:
+        out = _runs.REPO / "bench" / "results" / "proxy_fidelity.md"
+        out.write_text("# bench/proxy_fidelity.py\n\n" + report)
+        print(f"written {out.relative_to(_runs.REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
