@@ -70,22 +70,27 @@ VAL = "data.val_sets=[holdout,Set5,Set14]"
 
 
 def recipe(steps: int, warmup: int, final_factor: float = 0.05, batch: int = 16, patch: int = 64,
-           lr: float = 2e-3) -> list[str]:
-    """trainer=cpu's recipe (Adam, warm-up + cosine) with every knob explicit, validated once at the end."""
+           lr: float = 2e-3, torch_init: bool = True) -> list[str]:
+    """trainer=cpu's recipe (Adam, warm-up + cosine) with every knob explicit, validated once at the end.
+
+    torch_init: PyTorch's default initialisation (model.init_std=null) instead of the paper's N(0, 0.02).
+    """
     return ["trainer=cpu", f"trainer.max_steps={steps}", f"data.samples_per_epoch={steps * batch}",
             f"data.batch_size={batch}", f"data.patch_size={patch}", f"optimizer.lr={lr}",
-            f"scheduler.warmup_steps={warmup}", f"scheduler.final_factor={final_factor}", VAL]
+            f"scheduler.warmup_steps={warmup}", f"scheduler.final_factor={final_factor}",
+            *(["model.init_std=null"] if torch_init else []), VAL]
 
 
 # Proxy candidates (the search's incomplete training) and the reference (10x the p100 proxy's steps,
-# also the showdown's recipe R). p300 is the search's proxy before this bench existed.
+# also the showdown's recipe R). p300_init002 is the search's proxy before this bench existed.
 RECIPES = {
     "p100": recipe(100, 10),
-    "p100z": recipe(100, 10, final_factor=0.0),
-    "p300": recipe(300, 50),
+    "p100_lr4e-3": recipe(100, 10, lr=4e-3),
+    "p100_init002": recipe(100, 10, torch_init=False),
+    "p300_init002": recipe(300, 50, torch_init=False),
     "reference": recipe(1000, 50),
 }
-PROXIES = ("p100", "p100z", "p300")
+PROXIES = ("p100", "p100_lr4e-3", "p100_init002", "p300_init002")
 QUICK_PANEL = [p for p in PANEL if p[0] in ("init-9.7G", "child-15.3G", "child-23.8G", "init-35.3G", "FALSR-B")]
 QUICK_RECIPES = {"q10": recipe(10, 2, batch=8, patch=32), "qref": recipe(100, 10, batch=8, patch=32)}
 
@@ -146,6 +151,8 @@ def table(panel, recipes, proxies, reference, seeds, store) -> str:
     lines.append(f"Panel: {len(panel)} genomes, {len(band)} inside {BAND[0] / 1e9:.0f}-{BAND[1] / 1e9:.0f}G; "
                  f"seeds {list(seeds)}; reference `{reference}`: {' '.join(recipes[reference][:-1])}.")
     lines.append("")
+    lines.append("Proxies: " + "; ".join(f"`{n}`: {' '.join(recipes[n][1:-1])}" for n in proxies) + ".")
+    lines.append("")
     lines.append("| proxy | proxy validated on | tau vs ref (panel) | tau vs ref (band) | mixed seeds (panel / band) "
                  "| tau seed vs seed (panel / band) | proxy s / run |")
     lines.append("| --- | --- | --- | --- | --- | --- | --- |")
@@ -163,8 +170,8 @@ def table(panel, recipes, proxies, reference, seeds, store) -> str:
                 mixed_band.append(tau(mixed, ref_test, band)[0])
             ss_all = tau(per_seed[0], per_seed[1], macs) if len(per_seed) > 1 else (float("nan"), 0)
             ss_band = tau(per_seed[0], per_seed[1], band) if len(per_seed) > 1 else (float("nan"), 0)
-            secs = [r["wall_seconds"] for r in done.values() if r.get("label", "").startswith(f"{name}/")
-                    and r.get("status") == "ok"]
+            keys = {_runs.run_key(overrides(g, name, s, recipes)) for s in seeds for _, g, _ in panel}
+            secs = [done[k]["wall_seconds"] for k in keys if k in done and done[k].get("status") == "ok"]
             lines.append(
                 f"| {name} | {target if target != 'test' else 'Set5+Set14'} | {_mean(t_all)} (n={t_all[0][1]}) | "
                 f"{_mean(t_band)} (n={t_band[0][1]}) | {np.nanmean(mixed_all):.3f} / {np.nanmean(mixed_band):.3f} | "
@@ -199,7 +206,7 @@ def _mean(taus) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipes", default=",".join((*PROXIES, "reference")),
+    parser.add_argument("--recipes", default="p100,reference,p100_lr4e-3,p100_init002,p300_init002",
                         help=f"which recipes to train, in order (of {', '.join(RECIPES)})")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of this process")
