@@ -14,7 +14,7 @@ from falsr.errors import UserError
 from falsr.search.driver import DriverOptions
 from falsr.search.nsga import HypervolumeBox
 from falsr.search.settings import SearchSettings
-from falsr.search.toolbox import ENTRIES, paper_toolbox
+from falsr.search.toolbox import ENTRIES, build_toolbox, paper_toolbox
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ def toolbox_config(search: DictConfig) -> dict:
     config = OmegaConf.to_container(search.toolbox, resolve=True)
     if not isinstance(config, dict):
         raise UserError(f"search.toolbox must be a mapping of {', '.join(ENTRIES)}, got {config!r}")
+    build_toolbox(config, search=None)  # a bad entry fails here, in one line, before the search starts
     return config
 
 
