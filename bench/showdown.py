@@ -167,8 +167,6 @@ def export_weights(record: dict, name: str, zoo: Path) -> Path:
     from falsr.weights import load_weights, save_weights
 
     path = zoo / f"{name}.pt"
-    if path.is_file():
-        return path
     net = load_weights(build_network(record["genome"], name=name), checkpoint(record))
     with torch.no_grad():
         return save_weights(net, path)
@@ -187,12 +185,12 @@ def write_model_config(name: str, genome: str, note: str, conf_dir: Path) -> Pat
     return path
 
 
-def stats(values: list[float]) -> str:
+def stats(values: list[float], digits: int = 3) -> str:
     if not values:
         return "-"
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
 def report(rows: list[dict], bicubic: dict, benchmarks: list[str], search: dict, recipe: list[str],
@@ -212,7 +210,7 @@ def report(rows: list[dict], bicubic: dict, benchmarks: list[str], search: dict,
         cells = []
         for b in benchmarks:
             cells.append(stats([e["datasets"][b]["psnr"] for e in row["evals"]]))
-            cells.append(stats([e["datasets"][b]["ssim"] for e in row["evals"]]).replace("±", "±"))
+            cells.append(stats([e["datasets"][b]["ssim"] for e in row["evals"]], 4))
         lines.append(f"| {row['name']} | {row['mult_adds'] / 1e9:.1f}G | {row['params']:,} | " + " | ".join(cells)
                      + f" | {len(row['evals'])} | `{row['genome']}` |")
     lines.append("| bicubic | - | - | " + " | ".join(f"{bicubic[b]['psnr']:.3f} | {bicubic[b]['ssim']:.4f}"
@@ -269,8 +267,8 @@ def main(argv=None) -> int:
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "showdown")
     parser.add_argument("--sweep", type=Path, default=REPO / "outputs" / "showdown" / "search",
                         help="the search's sweep folder (git-ignored: checkpoints)")
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--k", type=int, default=3, help="front models per budget trained with R to choose from")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--k", type=int, default=6, help="front models per budget trained with R to choose from")
     parser.add_argument("--search", nargs="*", default=[], help="extra overrides of the search")
     parser.add_argument("--recipe", nargs="*", default=[], help="extra overrides of recipe R (e.g. a GPU's longer R)")
     parser.add_argument("--benchmarks", default="Set5,Set14")
