@@ -240,6 +240,7 @@ def plot(rows: list[dict], bicubic: dict, benchmarks: list[str], out: Path) -> N
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, len(benchmarks), figsize=(5 * len(benchmarks), 4), dpi=100, squeeze=False)
     for ax, b in zip(axes[0], benchmarks):
@@ -252,6 +253,9 @@ def plot(rows: list[dict], bicubic: dict, benchmarks: list[str], out: Path) -> N
                         xytext=(4, 4), fontsize=8)
         ax.axhline(bicubic[b]["psnr"], color="0.5", ls="--", label=f"bicubic {bicubic[b]['psnr']:.2f} dB")
         ax.set_xscale("log")
+        ax.set_xticks([10, 20, 50, 100, 200])
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("mult-adds (G, 480x480 LR)")
         ax.set_ylabel(f"{b} PSNR (dB)")
         ax.set_title(f"{b}: all trained with recipe R (mean ± std over seeds)", fontsize=9)

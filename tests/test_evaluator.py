@@ -68,7 +68,7 @@ def test_common_random_numbers_two_candidates_see_identical_batches(data_dir):
         assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
 
 
-@pytest.mark.parametrize("trainer, recipe", [("search", "p100"), ("reference", "reference")])
+@pytest.mark.parametrize("trainer, recipe", [("search", "p300"), ("reference", "reference")])
 def test_trainer_configs_are_the_measured_recipes(trainer, recipe):
     """trainer=search is the proxy bench/proxy_fidelity.py chose, trainer=reference its reference (recipe R)."""
     from proxy_fidelity import RECIPES

@@ -210,7 +210,7 @@ def main(cfg):
     key = cfg.get("candidate", {}).get("key")
     if key == os.environ["NAN_KEY"]:
         return {**train(cfg), "psnr": float("nan")}     # training "diverged"
-    if key == os.environ["CRASH_KEY"]:
+    if key == os.environ["CRASH_KEY"] or os.environ["CRASH_KEY"] == "all":
         raise RuntimeError("injected crash")             # the job itself dies
     return train(cfg)
 
@@ -242,6 +242,19 @@ def test_failed_candidates_are_recorded_and_the_search_goes_on(tiny_data, tmp_pa
     assert nan_key not in {r["key"] for r in front} and crash_key not in {r["key"] for r in front}
 
 
+def test_a_search_where_every_candidate_failed_exits_non_zero(tiny_data, tmp_path):
+    app = tmp_path / "faulty_search.py"
+    app.write_text(FAULTY_APP)
+    sweep = tmp_path / "sweep"
+    env = {**env_for(tmp_path), "NAN_KEY": "-", "CRASH_KEY": "all"}
+    proc = subprocess.run([sys.executable, str(app), *search_args(tiny_data, sweep, "search.generations=0")], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: every candidate failed") and "injected crash" in last, proc.stderr[-2000:]
+    assert all(r["status"] in ("failed", "over_mult_adds_cap") for r in journal(sweep))
+
+
 def test_full_training_of_the_chosen_models(tiny_data, tmp_path):
     """search.full_train=true: the models chosen by crowding distance are trained through the same launcher."""
     sweep = tmp_path / "sweep"
@@ -264,6 +277,10 @@ def test_full_training_of_the_chosen_models(tiny_data, tmp_path):
      "search.toolbox.mate: Error locating target 'deap.tools.cxNoSuchThing'"),
     (["+search=nsga2", "search.toolbox.mutate._target_=deap.tools.mutFlipBit"], "missing a required argument: 'indpb'"),
     (["+search=nsga2", "search.settings.p_random_mutation=0.9"], "must not exceed 1"),
+    # The data a job would read is checked before any job is launched (no candidate is trained).
+    (["+search=nsga2", "paths.data_dir=/nonexistent/data"], "training HR image folder /nonexistent/data/train/T91 not found"),
+    (["+search=nsga2", "data.patch_size=4096"], "smaller than the HR patch data.patch_size=4096"),
+    (["+search=nsga2", "data.val_sets=[NoSuchSet]"], "NoSuchSet not found"),
 ])
 def test_search_user_errors_are_one_line(args, fragment, tmp_path):
     proc = run_search(args + [f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, timeout=120)

@@ -320,6 +320,25 @@ class SRDataModule(pl.LightningDataModule):
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=torch.cuda.is_available())
 
+    def check(self) -> None:
+        """What `setup` would reject, found without decoding a pixel (image headers only): missing or empty
+        folders, too many held-out images, training images smaller than a patch, unknown benchmarks.
+        The search calls it once before launching any candidate."""
+        files = list_images(self.train_dir, "training HR image")
+        train, _ = split_holdout(files, self.holdout)
+        for path in train:
+            with Image.open(path) as img:
+                if min(img.size) < self.patch_size:
+                    raise UserError(f"training image {path.name} is {img.size[0]}x{img.size[1]}, smaller than the HR "
+                                    f"patch data.patch_size={self.patch_size}: lower the patch size or remove it")
+        if self.train_lr_dir:
+            for path in train:
+                _lr_partner(path, Path(self.train_lr_dir), self.scale)
+        root = Path(self.benchmarks_dir) if self.benchmarks_dir else None
+        for name in self.val_sets:
+            if name != HOLDOUT:
+                list_pairs(root / name if root else Path(name), self.scale)
+
     def _current_epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 

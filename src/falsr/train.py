@@ -106,8 +106,9 @@ def task_wrapper(task):
             _finish_wandb(1)
             if isinstance(exc, KeyboardInterrupt) or not cfg.get("ignore_errors", False):
                 raise
-            print(f"job failed (ignore_errors=true): {metrics['error']}", file=sys.stderr)
-            traceback.print_exc()
+            (out / "error.log").write_text(traceback.format_exc())  # the console keeps one line per candidate
+            print(f"job failed (ignore_errors=true): {metrics['error']} (traceback: {out / 'error.log'})",
+                  file=sys.stderr)
             return metrics
         _write(out / "metrics.json", metrics)
         _finish_wandb(0)

@@ -66,6 +66,26 @@ class FalsrSweeper(Sweeper):
         with exit_on_user_error():
             return self._sweep(arguments)
 
+    def _check_data(self, arguments: List[str]) -> None:
+        """The data a candidate job will read, checked once (headers only) before any job is launched."""
+        from hydra.utils import instantiate
+
+        assert self.hydra_context is not None and self.config is not None
+        job = self.hydra_context.config_loader.load_sweep_config(self.config, list(arguments))
+        instantiate(job.data).check()
+
+    @staticmethod
+    def _fail_if_nothing_trained(sweep_dir: Path) -> None:
+        """A search in which every trained candidate failed is a failure: one line, non-zero exit."""
+        from falsr.errors import UserError
+        from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, Journal
+
+        records = list(Journal(sweep_dir / JOURNAL_NAME).latest().values())
+        failed = [r for r in records if r.get("status") == STATUS_FAILED]
+        if failed and not any(r.get("status") == STATUS_OK for r in records):
+            raise UserError(f"every candidate failed ({len(failed)} of {len(records)}), e.g. {failed[0].get('error')}; "
+                            f"tracebacks in the run folders' error.log under {sweep_dir}")
+
     def _sweep(self, arguments: List[str]) -> Any:
         from falsr.errors import UserError
         from falsr.search.driver import SearchDriver
@@ -87,12 +107,14 @@ class FalsrSweeper(Sweeper):
             self.validate_batch_is_legal(batch[:1])  # a config mistake fails here, not in every job
             return self.launcher.launch(batch, initial_job_idx=initial_job_idx)
 
+        self._check_data(arguments)
         driver = SearchDriver(sweep_dir, settings, options, launch,
                               on_generation=wandb_generation_logger(self.config, sweep_dir))
         toolbox = ", ".join(f"{name}={entry.get('_target_')}" for name, entry in options.toolbox.items())
         log.info(f"falsr search: population {settings.population_size}, {options.generations} generations after the "
                  f"initial one, {settings.n_cells} cells; sweep dir {sweep_dir}; toolbox: {toolbox}")
         summary = driver.run(resume=bool(search.get("resume")))
+        self._fail_if_nothing_trained(sweep_dir)
         OmegaConf.save(OmegaConf.create({"search": OmegaConf.to_container(search, resolve=True)}),
                        sweep_dir / "search_config.yaml")
         if search.get("full_train"):
