@@ -1,9 +1,17 @@
-"""Search efficiency: hypervolume reached by random search, plain NSGA-II and the hybrid controller.
+"""Search efficiency: hypervolume reached by the search algorithms of conf/search/ at an equal budget.
 
-Methods: uniformly random genomes; NSGA-II with random mutation only (p_exploration = p_random_mutation = 1);
-the hybrid with default settings (exploration: random / roulette-wheel; exploitation: a whole controller
-sample); and the hybrid with ``controller_keeps_cells=True`` (the controller draws only the connections of
-the child's cells). Each method gets the same number of evaluated candidates (population x (generations + 1), all distinct),
+Every method is a search config composed exactly as ``python search.py +search=<name>`` composes it (its
+settings and its DEAP toolbox), run in-process on the same loop (falsr.search.generation.run_search):
+
+* ``random``: ``+search=random``, uniformly random genomes (the baseline);
+* ``nsga2``: ``+search=nsga2`` with random mutation only and no controller (plain NSGA-II);
+* ``hybrid``: ``+search=nsga2`` as it is (the paper's hybrid: Eq. 4, exploration / controller exploitation);
+* ``keeps``: the hybrid with ``controller_keeps_cells=true`` (the controller draws only the connections);
+* ``nsga3``: ``+search=nsga3`` (DEAP's selNSGA3 survival, same variation as the hybrid);
+* ``spea2``: ``+search=spea2`` (DEAP's selSPEA2 survival, same variation as the hybrid);
+* any other ``conf/search/<name>.yaml`` by its name.
+
+Each method gets the same number of evaluated candidates (population x (generations + 1), all distinct),
 over several seeds; the hypervolume of everything a run evaluated is measured in the documented box
 (falsr.search.nsga.HypervolumeBox: PSNR 33..38.5 dB, mult-adds 1G..1000G and params 5K..5M on log scales,
 reference point = the box's worst corner, hypervolume in [0, 1]).
@@ -49,9 +57,9 @@ import torch
 
 from falsr.cost import genome_cost
 from falsr.genome import Genome, connection_pairs
-from falsr.search import (HypervolumeBox, SearchSettings, evaluate, hypervolume, run_search)
-from falsr.search.generation import Offspring
-from falsr.search.operators import roulette_mutation, roulette_wheel, cell_costs
+from falsr.search import HypervolumeBox, hypervolume, run_search
+from falsr.search.generation import new_search
+from falsr.search.operators import GeneList, cell_costs, mut_roulette, roulette_wheel, wheel_pressure
 
 
 def proxy_psnr(genome: Genome) -> float:
@@ -78,18 +86,33 @@ def proxy_psnr(genome: Genome) -> float:
             - 0.3 * narrow + noise)
 
 
-def random_search(psnr_of: Callable[[Genome], float], settings: SearchSettings, budget: int, seed: int):
-    """Uniformly random distinct genomes (uniform cells and bits)."""
-    rng, keys, batch = random.Random(seed), set(), []
-    while len(batch) < budget:
-        g = Genome.random(settings.n_cells, rng).canonical()
-        if g.key not in keys:
-            keys.add(g.key)
-            batch.append(Offspring(g, "random"))
-    return evaluate(batch, psnr_of, settings)
-
-
 NSGA = "NSGA-II (random mutation only)"
+RANDOM = "random search"
+# method -> (label, search config, overrides of its `search` node)
+METHODS = {
+    "random": (RANDOM, "random", []),
+    "nsga2": (NSGA, "nsga2", ["search.use_controller=false", "search.settings.p_exploration=1.0",
+                              "search.settings.p_random_mutation=1.0", "search.settings.p_roulette_mult_adds=0.0"]),
+    "hybrid": ("hybrid (EA + RL controller)", "nsga2", []),
+    "keeps": ("hybrid, controller keeps cells", "nsga2", ["search.settings.controller_keeps_cells=true"]),
+    "nsga3": ("NSGA-III (hybrid variation)", "nsga3", []),
+    "spea2": ("SPEA2 (hybrid variation)", "spea2", []),
+}
+
+
+def compose_method(name: str, overrides: list[str]):
+    """(label, SearchSettings, toolbox config, use_controller) of a method, composed like search.py composes it."""
+    from hydra import compose, initialize_config_dir
+
+    from falsr.cli import CONF_DIR
+    from falsr.search.hydra_glue import search_settings, toolbox_config
+
+    label, config, extra = METHODS.get(name, (name, name, []))
+    if not (CONF_DIR / "search" / f"{config}.yaml").is_file():
+        raise SystemExit(f"error: unknown method {name!r}: use one of {', '.join(METHODS)} or a conf/search/ name")
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("search", overrides=[f"+search={config}", *extra, *overrides])
+    return label, search_settings(cfg.search), toolbox_config(cfg.search), bool(cfg.search.use_controller)
 
 
 class _Timed:
@@ -133,8 +156,8 @@ def main() -> None:
     parser.add_argument("--objective", default="proxy",
                         help="proxy (STAND-IN formula, default), real (short real training, bench/_objectives.py) "
                              "or module:function (a genome -> PSNR function)")
-    parser.add_argument("--methods", default="random,nsga2,hybrid,keeps",
-                        help="comma-separated subset of random,nsga2,hybrid,keeps")
+    parser.add_argument("--methods", default="random,nsga2,hybrid,nsga3,spea2",
+                        help="comma-separated methods: random, nsga2, hybrid, keeps, nsga3, spea2 or a conf/search/ name")
     parser.add_argument("--psnr-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                         help="PSNR side of the hypervolume box (default: 33..38.5 dB for proxy, pooled otherwise)")
     args = parser.parse_args()
@@ -152,25 +175,26 @@ def main() -> None:
         objective_module = importlib.import_module(module)
         psnr_of, label = getattr(objective_module, name), args.objective
     timed_psnr = _Timed(psnr_of)
-    settings = SearchSettings(n_cells=args.cells, population_size=args.population, crowding=args.crowding)
-    plain = SearchSettings(n_cells=args.cells, population_size=args.population, crowding=args.crowding,
-                           p_exploration=1.0, p_random_mutation=1.0)
-    keeps_cells = SearchSettings(n_cells=args.cells, population_size=args.population, crowding=args.crowding,
-                                 controller_keeps_cells=True)
     budget = args.population * (args.generations + 1)
     checkpoints = sorted({args.population, budget // 4, budget // 2, budget})
+    common = [f"search.settings.n_cells={args.cells}", f"search.settings.population_size={args.population}",
+              f"search.settings.crowding={args.crowding}"]
+    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+    composed = {m: compose_method(m, common) for m in chosen}
 
-    # Roulette-wheel mutation cost (the cached wheel makes it a handful of microseconds).
+    # Roulette-wheel mutation: its cost (the cached wheel makes it a handful of microseconds) and the
+    # selection pressure it really gives.
+    pressure = composed[chosen[0]][1].roulette_pressure
+    search = new_search(composed[chosen[0]][1], seed=0, use_controller=False)
     roulette_wheel.cache_clear()
     cell_costs.cache_clear()
-    rng = random.Random(0)
-    g = Genome.random(args.cells, rng)
+    g = GeneList.from_genome(Genome.random(args.cells, random.Random(0)))
     start = time.perf_counter()
-    roulette_mutation(g, rng, "mult_adds")
+    mut_roulette(GeneList(g), search=search, metric="mult_adds")
     cold = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(2000):
-        roulette_mutation(g, rng, "params")
+        mut_roulette(GeneList(g), search=search, metric="params")
     warm = (time.perf_counter() - start) / 2000
 
     print(f"objective: {label}")
@@ -178,21 +202,21 @@ def main() -> None:
           f"generations), {args.cells} cells, crowding={args.crowding}, seeds 0..{args.seeds - 1}, "
           f"torch threads {torch.get_num_threads()}")
     print(f"roulette-wheel mutation: {warm * 1e6:.1f} us per call; first call incl. building the cached wheel "
-          f"{cold * 1e3:.2f} ms", flush=True)
+          f"{cold * 1e3:.2f} ms")
+    for metric in ("mult_adds", "params"):
+        mass, ratio = wheel_pressure(args.cells, metric, pressure)
+        print(f"roulette wheel by {metric} (pressure {pressure}): the cheapest 10% of the 192 cells get {mass:.1%} "
+              f"of the draws, {ratio:.2f}x a uniform draw")
+    for m, (name, settings, toolbox, use_controller) in composed.items():
+        print(f"  {m}: {name}: " + ", ".join(f"{k}={v['_target_'].rsplit('.', 1)[-1]}" for k, v in toolbox.items())
+              + f", controller {'on' if use_controller else 'off'}")
+    sys.stdout.flush()
 
-    all_methods = {
-        "random": ("random search", lambda seed: random_search(timed_psnr, settings, budget, seed)),
-        "nsga2": (NSGA, lambda seed: run_search(timed_psnr, plain, args.generations, seed, use_controller=False)[1]),
-        "hybrid": ("hybrid (EA + RL controller)",
-                   lambda seed: run_search(timed_psnr, settings, args.generations, seed)[1]),
-        "keeps": ("hybrid, controller keeps cells",
-                  lambda seed: run_search(timed_psnr, keeps_cells, args.generations, seed)[1]),
-    }
-    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in chosen if m not in all_methods]
-    if unknown:
-        parser.error(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(all_methods)}")
-    methods = dict(all_methods[m] for m in chosen)
+    def runner(settings, toolbox, use_controller):
+        return lambda seed: run_search(timed_psnr, settings, args.generations, seed, use_controller, toolbox)[1]
+
+    methods = {name: runner(settings, toolbox, use_controller)
+               for name, settings, toolbox, use_controller in composed.values()}
 
     stats = getattr(objective_module, "STATS", None)
     histories, times, trained = {}, {}, {}
@@ -232,7 +256,7 @@ def main() -> None:
           f"{box.mult_adds_min:.0e}..{box.mult_adds_max:.0e} (log), params {box.params_min:.0e}..{box.params_max:.0e} "
           f"(log); ref = worst corner")
     print()
-    base_random = statistics.fmean(results["random search"]) if "random search" in results else None
+    base_random = statistics.fmean(results[RANDOM]) if RANDOM in results else None
     base_nsga = statistics.fmean(results[NSGA]) if NSGA in results else None
     print(f"{'method':34s} {'HV mean':>8s} {'sd':>7s} {'min':>7s} {'max':>7s}  {'vs random':>9s} {'vs NSGA-II':>10s}"
           f"  {'s/run':>6s}" + (f"  {'trained':>7s}" if stats is not None else ""))
@@ -245,14 +269,14 @@ def main() -> None:
         print("(s/run: wall time per seed, trained: candidates newly trained by the method, the rest cache hits)")
     print()
     print("per-seed ratios (same seed):")
-    for base in ("random search", NSGA):
+    for base in (RANDOM, NSGA):
         if base not in results:
             continue
         for name in results:
-            if name == base or (base == NSGA and name == "random search"):
+            if name == base or (base == NSGA and name == RANDOM):
                 continue
             ratios = [_ratio(a, b) for a, b in zip(results[name], results[base])]
-            print(f"  {name:34s} / {'random' if base == 'random search' else 'NSGA-II'}: " + " ".join(ratios))
+            print(f"  {name:34s} / {'random' if base == RANDOM else 'NSGA-II'}: " + " ".join(ratios))
     print()
     print("mean hypervolume vs evaluated candidates:")
     print(f"  {'evaluations':34s} " + " ".join(f"{c:>7d}" for c in checkpoints))

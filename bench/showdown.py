@@ -85,6 +85,9 @@ def run_search(results: Path, sweep: Path, search_args: list[str], threads: int 
                "cpu_seconds": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
                "candidates": len(records), "trained_ok": sum(r.get("status") == "ok" for r in records),
                "train_seconds": round(sum(r.get("train_seconds") or 0 for r in records), 1)}
+    if summary["trained_ok"] == 0:
+        raise SystemExit(f"error: the search in {sweep} trained no candidate (see its journal.jsonl and search.log); "
+                         "fix the cause, delete the folder and rerun")
     done_file.write_text(json.dumps(summary, indent=2) + "\n")
     log(f"search: {summary['candidates']} candidates ({summary['trained_ok']} trained) in {wall:.0f} s")
     return summary

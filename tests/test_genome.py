@@ -68,6 +68,9 @@ def test_connection_semantics():
     ("1.conv_f17_k3_b1_isskip-101", "not in the search space"),
     ("1.foo-101", "bad cell name 'foo'"),
     ("-1", "bad cell name ''"),
+    ("1.2-1_01", "2 cells need groups of 2/1 bits (one per source node), got 1/2"),  # not read as 10_1
+    ("1.2-10_1_", "got 2/1/0"),
+    ("1.2.3-10_10_01", "groups of 3/2/1 bits"),
 ])
 def test_bad_strings_name_the_problem(text, fragment):
     with pytest.raises(GenomeError, match=None) as info:

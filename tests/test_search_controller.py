@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from falsr.genome import NUM_CHOICES, Genome
+from falsr.genome import CELL_CHOICES, NUM_CHOICES, Genome
 from falsr.search.controller import RLController, pareto_rank_rewards, scalarised_rewards
 from falsr.search.nsga import Individual
 
@@ -99,3 +99,86 @@ def test_pareto_rank_reward_is_one_on_the_first_front():
     assert rewards == [1.0, 0.0, 0.5]
     scalar = scalarised_rewards(offspring)
     assert scalar[0] > scalar[2] > scalar[1]  # 37.5 dB at 50G beats 36.8 dB at 55G beats 35 dB at 80G
+
+
+# -- learning inside the search: exactly the sampled actions --------------------------------------------------
+
+def _toy_psnr(genome: Genome) -> float:
+    from falsr.cost import genome_cost
+
+    return 33.0 + 5.0 * (1.0 - math.exp(-genome_cost(genome).params / 3e5))
+
+
+def test_the_search_reinforces_the_sampled_actions_not_their_canonical_twins():
+    """REINFORCE in the loop is computed on the cells and bits the controller drew (a one-repeat cell with the
+    no-op residual flag included), and equals the loss recomputed from those actions by hand."""
+    from falsr.search.controller import action_rewards
+    from falsr.search.generation import evaluate, new_search, propose, tell
+    from falsr.search.settings import SearchSettings
+
+    # every mutation a controller sample; the scalarised reward, as nearly every toy genome is on the first front
+    settings = SearchSettings(n_cells=4, population_size=12, p_exploration=0.0, reward="scalarised")
+    state = new_search(settings, seed=7)
+    tell(state, evaluate(propose(state), _toy_psnr, settings))
+    for step in range(4):
+        batch = propose(state)
+        actions = list(state.actions)
+        sampled = [Genome(tuple(a["cells"]), tuple(a["connections"])) for a in actions]
+        assert any(g.canonical() != g for g in sampled)  # about 1 in 6 cells has a canonical twin
+        before = RLController.from_state_dict(state.controller.state_dict())
+        evaluated = evaluate(batch, _toy_psnr, settings)
+        rewards = action_rewards(settings.reward, state.population, evaluated, actions, state.archive,
+                                 settings.constraints)
+        stats = tell(state, evaluated)
+        assert stats["samples"] == len(actions)
+        r = torch.tensor(rewards)
+        advantage = r - (float(r.mean()) if before.baseline is None else before.baseline)
+        with torch.no_grad():
+            on_samples = float(-(advantage * before.log_prob(sampled)).mean())
+            on_canonical = float(-(advantage * before.log_prob([g.canonical() for g in sampled])).mean())
+        assert stats["loss"] == pytest.approx(on_samples, rel=1e-5, abs=1e-7)
+        if step == 0:
+            # The gradient of REINFORCE on the samples against the one on their canonical twins, by hand on the
+            # controller as it was; Adam's first step moves each logit by -lr * sign(gradient).
+            grads = []
+            for genomes in (sampled, [g.canonical() for g in sampled]):
+                logits = before.net.cell_logits
+                logits.grad = None
+                (-(advantage * before.log_prob(genomes)).mean()).backward()
+                grads.append(logits.grad.clone())
+            on_samples_grad, on_canonical_grad = grads
+            moved = state.controller.net.cell_logits.detach() - before.net.cell_logits.detach()
+            clear = on_samples_grad.abs() > 1e-4
+            assert clear.any() and torch.equal(torch.sign(moved[clear]), -torch.sign(on_samples_grad[clear]))
+            # where the twins' gradient would point elsewhere (the drawn redundant cell vs its twin), the step
+            # follows the drawn one
+            disagree = clear & (torch.sign(on_samples_grad) != torch.sign(on_canonical_grad))
+            assert disagree.any()
+            for pos, cell in torch.nonzero(disagree).tolist():
+                assert CELL_CHOICES[cell].canonical() != CELL_CHOICES[cell] or any(
+                    CELL_CHOICES[g.cells[pos]].canonical().index == cell for g in sampled)
+        else:
+            assert abs(on_canonical - on_samples) > 1e-5  # the canonical genomes would give another update
+
+
+def test_samples_that_duplicate_evaluated_genomes_are_learned_from_too():
+    """A sample that repeats an already evaluated genome is not trained again, but the controller still gets
+    its reward (from the recorded objectives) for having drawn it."""
+    from falsr.search.generation import evaluate, new_search, propose, tell
+    from falsr.search.settings import SearchSettings
+
+    settings = SearchSettings(n_cells=1, population_size=12, p_exploration=0.0, controller_learning_rate=0.2)
+    state = new_search(settings, seed=1)
+    tell(state, evaluate(propose(state), _toy_psnr, settings))
+    duplicates = 0
+    for _ in range(8):
+        batch = propose(state)
+        actions = list(state.actions)
+        keys = {o.genome.key for o in batch}
+        revisits = [a for a in actions if a["key"] not in keys]
+        assert all(a["key"] in state.archive for a in revisits)  # genomes evaluated in an earlier generation
+        made = sum(o.origin.endswith("+controller") for o in batch)
+        stats = tell(state, evaluate(batch, _toy_psnr, settings))
+        assert stats["samples"] == len(actions) >= made  # every sample, the offspring's and the duplicates'
+        duplicates += len(actions) - made
+    assert duplicates > 0

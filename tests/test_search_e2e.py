@@ -18,11 +18,15 @@ import pytest
 
 from falsr.images import read_rgb, write_png
 from falsr.search.generation import new_search, propose
-from falsr.search.hydra_glue import search_settings
+from falsr.search.hydra_glue import search_settings, toolbox_config
 from falsr.cost import genome_cost
+from falsr.genome import Genome
 
 REPO = Path(__file__).resolve().parents[1]
 POPULATION, GENERATIONS = 4, 1  # the initial population and one more generation: 8 candidates
+# DEAP's own two-point crossover in place of Eq. 4 (swapped from the command line): the reference search
+# and its resume run with an operator that draws from Python's global `random`.
+DEAP_MATE = "search.toolbox.mate._target_=deap.tools.cxTwoPoint"
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +45,8 @@ def tiny_data(data_dir, tmp_path_factory):
     return root
 
 
-def search_args(data: Path, sweep: Path, *extra: str) -> list[str]:
-    return ["+search=nsga2", f"paths.data_dir={data}", f"data.train_dir={data}/train/T4", "data.holdout=0", "data.val_sets=[Tiny]",
+def search_args(data: Path, sweep: Path, *extra: str, algorithm: str = "nsga2") -> list[str]:
+    return [f"+search={algorithm}", f"paths.data_dir={data}", f"data.train_dir={data}/train/T4", "data.holdout=0", "data.val_sets=[Tiny]",
             "trainer.max_steps=3", "data.patch_size=32", "data.batch_size=4", "data.samples_per_epoch=12",
             f"search.settings.population_size={POPULATION}", f"search.generations={GENERATIONS}",
             f"hydra.sweep.dir={sweep}", *extra]
@@ -78,10 +82,10 @@ def check_outputs(sweep: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def baseline(tiny_data, tmp_path_factory):
-    """One search with the basic launcher and W&B (offline): the reference for the resume test."""
+    """One search with the basic launcher, W&B (offline) and DEAP's cxTwoPoint: the reference for the resume test."""
     tmp = tmp_path_factory.mktemp("basic")
     sweep = tmp / "sweep"
-    proc = run_search(search_args(tiny_data, sweep, "logger=wandb"), tmp)
+    proc = run_search(search_args(tiny_data, sweep, "logger=wandb", DEAP_MATE), tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return sweep, proc
 
@@ -114,28 +118,84 @@ def test_search_with_submitit_local_launcher(tiny_data, tmp_path):
     check_outputs(sweep)
 
 
-def test_sigkill_mid_generation_then_resume(tiny_data, baseline, tmp_path):
-    sweep = tmp_path / "sweep"
-    args = search_args(tiny_data, sweep)
-    proc = subprocess.Popen([sys.executable, "search.py", *args], cwd=REPO, env=env_for(tmp_path),
+def trained(records: list[dict], generation: int) -> int:
+    return sum(r.get("job_num") is not None and r["generation"] == generation for r in records)
+
+
+def kill_when(args: list[str], sweep: Path, tmp: Path, done) -> None:
+    """Start a search and SIGKILL it (its whole process group) as soon as ``done(journal records)`` holds."""
+    proc = subprocess.Popen([sys.executable, "search.py", *args], cwd=REPO, env=env_for(tmp),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while time.time() < deadline:  # kill once two candidates of the initial generation are journaled
-        trained = [r for r in journal(sweep) if r.get("job_num") is not None] if (sweep / "journal.jsonl").exists() else []
-        if len(trained) >= 2:
+    while time.time() < deadline and proc.poll() is None:
+        if (sweep / "journal.jsonl").exists() and done(journal(sweep)):
             break
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def test_sigkill_mid_generation_then_resume(tiny_data, baseline, tmp_path):
+    """Killed in the initial generation and again in the next one (DEAP's cxTwoPoint in the loop), resumed
+    twice: the journal is the uninterrupted search's, and nothing finished is trained again."""
+    sweep = tmp_path / "sweep"
+    args = search_args(tiny_data, sweep, DEAP_MATE)
+    kill_when(args, sweep, tmp_path, lambda records: trained(records, 0) >= 2)
     before = journal(sweep)
-    assert 2 <= len(before) < POPULATION * (GENERATIONS + 1)
+    assert 2 <= len(before) < POPULATION
+    kill_when(args + [f"search.resume={sweep}"], sweep, tmp_path, lambda records: trained(records, 1) >= 1)
+    middle = journal(sweep)
+    assert middle[: len(before)] == before and POPULATION < len(middle) < POPULATION * (GENERATIONS + 1)
 
     resumed = run_search(args + [f"search.resume={sweep}"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     records = check_outputs(sweep)
-    assert records[: len(before)] == before  # finished candidates were not trained again
-    # The same RNG stream: the resumed search proposes exactly the genomes of the uninterrupted one.
-    assert sorted(r["genome"] for r in records) == sorted(r["genome"] for r in journal(baseline[0]))
+    assert records[: len(middle)] == middle  # finished candidates were not trained again
+    # The same random streams: the resumed search proposes exactly the genomes of the uninterrupted one,
+    # in the same order, made by the same operators.
+    reference = journal(baseline[0])
+    same = ("key", "genome", "generation", "origin", "status")
+    assert [{k: r[k] for k in same} for r in records] == [{k: r[k] for k in same} for r in reference]
+    assert any(r["origin"].startswith("cxTwoPoint+") for r in records)
+
+
+def test_swapping_a_deap_mutation_from_the_command_line(tiny_data, baseline, tmp_path):
+    """mutFlipBit on the connection bits in place of the hybrid mutation: the same initial population as the
+    reference, then other offspring, every one made by mutFlipBit with the reference's cells unmutated."""
+    sweep = tmp_path / "sweep"
+    proc = run_search(search_args(tiny_data, sweep, DEAP_MATE, "search.toolbox.mutate._target_=deap.tools.mutFlipBit",
+                                  "+search.toolbox.mutate.indpb=0.2", "search.toolbox.mutate.genes=connections"),
+                      tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records, reference = check_outputs(sweep), journal(baseline[0])
+    assert [r["key"] for r in records if r["generation"] == 0] == [r["key"] for r in reference if r["generation"] == 0]
+    children = [r for r in records if r["generation"] == 1]
+    assert {r["key"] for r in children}.isdisjoint(r["key"] for r in reference if r["generation"] == 1)
+    assert {r["origin"] for r in children} <= {"cxTwoPoint+mutFlipBit", "copy+mutFlipBit", "random"}
+    assert any(r["origin"].endswith("+mutFlipBit") for r in children)
+    # cells only come from cxTwoPoint here: each child's cells are cells of the single-cell initial models
+    initial_cells = {Genome.from_string(r["genome"]).cells[0] for r in records if r["generation"] == 0}
+    for r in children:
+        if r["origin"] != "random":
+            assert set(Genome.from_string(r["genome"]).cells) <= initial_cells
+
+
+@pytest.mark.parametrize("algorithm", ["nsga3", "spea2", "random"])
+def test_other_algorithms_run_end_to_end(algorithm, tiny_data, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_search(search_args(tiny_data, sweep, algorithm=algorithm), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = check_outputs(sweep)
+    origins = {r["origin"] for r in records if r["generation"] == 1}
+    if algorithm == "random":
+        assert origins <= {"copy+uniform", "random"}
+        assert not all(len(set(Genome.from_string(r["genome"]).cells)) == 1 for r in records if r["generation"] == 0)
+    else:
+        assert any(o.startswith(("cx_eq4+", "copy+")) for o in origins)
+    out = proc.stdout + proc.stderr
+    expected = {"nsga3": "survive=falsr.search.nsga.on_log_costs", "spea2": "survive=falsr.search.nsga.on_log_costs",
+                "random": "mutate=falsr.search.operators.mut_uniform"}[algorithm]
+    assert expected in out
 
 
 FAULTY_APP = '''
@@ -165,7 +225,7 @@ def test_failed_candidates_are_recorded_and_the_search_goes_on(tiny_data, tmp_pa
     search = OmegaConf.load(REPO / "conf" / "search" / "nsga2.yaml")
     search.settings.population_size = POPULATION
     settings = search_settings(search)
-    first = [o.genome for o in propose(new_search(settings, seed=0))
+    first = [o.genome for o in propose(new_search(settings, seed=0, toolbox=toolbox_config(search)))
              if genome_cost(o.genome).mult_adds <= settings.constraints.max_mult_adds]
     nan_key, crash_key = first[0].key, first[1].key
     app = tmp_path / "faulty_search.py"
@@ -200,6 +260,10 @@ def test_full_training_of_the_chosen_models(tiny_data, tmp_path):
     (["+search=nsga2", "search.settings.crowding=foo"], "crowding='foo'"),
     (["+search=nsga2", "search.resume=/nonexistent/sweep"], "no such sweep folder"),
     (["+search=nsga2", "trainer.max_steps=1,2"], "give single values only"),
+    (["+search=nsga2", "search.toolbox.mate._target_=deap.tools.cxNoSuchThing"],
+     "search.toolbox.mate: Error locating target 'deap.tools.cxNoSuchThing'"),
+    (["+search=nsga2", "search.toolbox.mutate._target_=deap.tools.mutFlipBit"], "missing a required argument: 'indpb'"),
+    (["+search=nsga2", "search.settings.p_random_mutation=0.9"], "must not exceed 1"),
 ])
 def test_search_user_errors_are_one_line(args, fragment, tmp_path):
     proc = run_search(args + [f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, timeout=120)

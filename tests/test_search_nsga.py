@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import pickle
 import random
@@ -10,11 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from falsr.genome import Genome
 from falsr.search.nsga import (HypervolumeBox, Individual, assign_crowding, assign_rank_and_crowding, hypervolume,
-                               improved_crowding_distance, nondominated_fronts, select_survivors, tournament_select)
+                               improved_crowding_distance, nondominated_fronts, on_log_costs, sel_crowded_tournament,
+                               select_survivors)
 from falsr.search.settings import Constraints
 
 G = Genome((0,), (0,))  # the genome does not matter to selection
@@ -86,15 +89,14 @@ def test_improved_crowding_prefers_the_point_nearer_the_front_where_standard_can
 def test_tournament_prefers_rank_then_crowding():
     best = ind(37.0, 50e9, 1e5)
     worse = ind(36.0, 60e9, 2e5)
-    assign_rank_and_crowding([best, worse])
+    random.seed(0)
+    assert all(w is best for w in sel_crowded_tournament([best, worse], 50))
     assert [i.fitness.rank for i in (best, worse)] == [0, 1]
-    rng = random.Random(0)
-    assert all(w is best for w in tournament_select([best, worse], 50, rng))
     front = [ind(38.0, 400e9), ind(37.9, 390e9), ind(37.0, 100e9), ind(34.0, 1e9)]
-    assign_rank_and_crowding(front, "standard")
     crowded, lonely = front[1], front[2]
-    assert crowded.fitness.crowding_dist < lonely.fitness.crowding_dist
-    assert all(w is lonely for w in tournament_select([crowded, lonely], 50, rng))
+    chosen = sel_crowded_tournament(front, 400)  # ranks and (improved) crowding computed on `front`
+    assert crowded.fitness.crowding_dist < lonely.fitness.crowding_dist < math.inf
+    assert crowded not in chosen and lonely in chosen  # the crowded point loses every tournament it plays
 
 
 def test_survivors_are_whole_fronts_then_the_least_crowded():
@@ -134,3 +136,22 @@ def test_individuals_pickle_and_copy_with_their_fitness(tmp_path: Path):
             "print(a.genome, a.objectives, a.fitness.violation > 0, type(a.fitness).__module__)")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == ["True", "falsr.search.nsga"]
+
+
+@pytest.mark.parametrize("selector", ["spea2", "nsga3"])
+def test_deap_selectors_on_log_costs_keep_constrained_domination(selector):
+    from deap import tools
+
+    limits = Constraints(max_mult_adds=100e9)
+    feasible = [ind(34.0 + k * 0.5, 10e9 * 1.5 ** k, 1e5 * 1.4 ** k, limits, cell=k) for k in range(6)]
+    infeasible = [ind(38.0, 150e9 + k * 1e9, 1e4, limits, cell=10 + k) for k in range(6)]  # better but over the cap
+    if selector == "spea2":
+        chosen_by = functools.partial(tools.selSPEA2)
+    else:
+        chosen_by = functools.partial(tools.selNSGA3, ref_points=tools.uniform_reference_points(3, 4), nd="standard")
+    random.seed(0)
+    np.random.seed(0)
+    chosen = on_log_costs(feasible + infeasible, 6, selector=chosen_by)
+    assert sorted(id(i) for i in chosen) == sorted(id(i) for i in feasible)  # the individuals themselves, feasible first
+    chosen = on_log_costs(feasible + infeasible, 8, selector=chosen_by)
+    assert len(chosen) == 8 and all(i in chosen for i in feasible)

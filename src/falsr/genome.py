@@ -206,6 +206,13 @@ class Genome:
         bits = bit_part.replace("_", "")
         if not bits or set(bits) - {"0", "1"}:
             raise GenomeError(f"bad connection bits {bit_part!r} in genome {text!r}: only 0, 1 and '_' are allowed")
+        if "_" in bit_part:  # grouped by source node: the groups must have n, n-1, ..., 1 bits
+            sizes = [len(group) for group in bit_part.split("_")]
+            expected = list(range(len(cells), 0, -1))
+            if sizes != expected:
+                raise GenomeError(
+                    f"bad connection bit groups {bit_part!r} in genome {text!r}: {len(cells)} cells need groups of "
+                    f"{'/'.join(map(str, expected))} bits (one per source node), got {'/'.join(map(str, sizes))}")
         return cls(tuple(cells), tuple(int(b) for b in bits))
 
     def to_dict(self) -> dict:

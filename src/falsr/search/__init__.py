@@ -1,24 +1,28 @@
-"""Multi-objective architecture search for FALSR: NSGA-II with a hybrid (EA + RL) mutation controller.
+"""Multi-objective architecture search for FALSR: an evolutionary loop on a DEAP toolbox, with the paper's
+operators (Eq. 4 crossover, hybrid EA + RL mutation, NSGA-II with improved crowding) as its defaults.
 
-- :mod:`falsr.search.settings`   ``SearchSettings`` / ``Constraints`` (what ``conf/search/nsga2.yaml`` maps onto)
-- :mod:`falsr.search.operators`  initialisation, Eq. 4 crossover, random and roulette-wheel mutation, DEAP toolbox
+- :mod:`falsr.search.settings`   ``SearchSettings`` / ``Constraints`` (the ``settings`` node of ``conf/search/*.yaml``)
+- :mod:`falsr.search.toolbox`    the ``deap.base.Toolbox`` built from the ``toolbox`` node (Hydra targets)
+- :mod:`falsr.search.operators`  the genome adapter for DEAP, initialisation, crossovers, mutations, roulette wheel
 - :mod:`falsr.search.controller` the RL controller (cell logits + 3 FC layers -> connection sigmoids), REINFORCE
-- :mod:`falsr.search.nsga`       constrained domination, standard / improved crowding, tournaments, survival, hypervolume
-- :mod:`falsr.search.generation` one generation step, ask/tell driver helpers, checkpointable ``SearchState``
+- :mod:`falsr.search.nsga`       constrained domination, standard / improved crowding, selectors, hypervolume
+- :mod:`falsr.search.generation` the loop (ask / tell), the checkpointable ``SearchState`` and its random streams
 """
 
-from falsr.search.controller import RLController, controller_rewards
+from falsr.search.controller import RLController, action_rewards
 from falsr.search.generation import (Offspring, SearchState, evaluate, generation_step, new_search, propose,
-                                     run_search, tell, update_controller)
+                                     run_search, tell)
 from falsr.search.nsga import (HypervolumeBox, Individual, SRFitness, assign_rank_and_crowding, hypervolume,
-                               improved_crowding_distance, select_survivors, tournament_select)
-from falsr.search.operators import crossover, init_population, make_toolbox, random_mutation, roulette_mutation
+                               improved_crowding_distance, on_log_costs, sel_crowded_tournament, sel_nsga2,
+                               select_survivors)
+from falsr.search.operators import GeneList, cx_eq4, cx_one_point, mut_hybrid, to_genome
 from falsr.search.settings import Constraints, SearchSettings
+from falsr.search.toolbox import PAPER_TOOLBOX, build_toolbox
 
 __all__ = [
-    "Constraints", "HypervolumeBox", "Individual", "Offspring", "RLController", "SRFitness", "SearchSettings",
-    "SearchState", "assign_rank_and_crowding", "controller_rewards", "crossover", "evaluate", "generation_step",
-    "hypervolume", "improved_crowding_distance", "init_population", "make_toolbox", "new_search", "propose",
-    "random_mutation", "roulette_mutation", "run_search", "select_survivors", "tell", "tournament_select",
-    "update_controller",
+    "Constraints", "GeneList", "HypervolumeBox", "Individual", "Offspring", "PAPER_TOOLBOX", "RLController",
+    "SRFitness", "SearchSettings", "SearchState", "action_rewards", "assign_rank_and_crowding", "build_toolbox",
+    "cx_eq4", "cx_one_point", "evaluate", "generation_step", "hypervolume", "improved_crowding_distance",
+    "mut_hybrid", "new_search", "on_log_costs", "propose", "run_search", "sel_crowded_tournament", "sel_nsga2",
+    "select_survivors", "tell", "to_genome",
 ]

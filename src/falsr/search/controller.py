@@ -10,12 +10,16 @@ Training (the paper's Eq. 6): a genome is one episode of n + n(n+1)/2 actions wi
 reward R; with discount gamma = 1 the accumulated reward of every action is R, so
 grad J = mean_k sum_t grad log pi(a_t | a_<t) (R_k - b) = mean_k grad log pi(genome_k) (R_k - b),
 with b an exponential moving average of past batch rewards (variance reduction, no bias). One Adam
-step per generation on the models the controller itself sampled and that were evaluated (REINFORCE is
-on-policy; offspring of the other operators were not drawn from pi).
+step per generation on exactly the actions the controller sampled during that generation (REINFORCE is
+on-policy; offspring of the other operators were not drawn from pi): the cells and bits as drawn, not
+the canonical genome the search evaluates (a one-repeat cell with the no-op residual flag has a
+canonical twin the policy did not choose), and every sample, also one that duplicated an already
+evaluated genome and so was not trained again (its reward comes from that genome's recorded objectives).
 
 Reward (``reward="pareto_rank"``, the default): 1 - rank / (number of fronts - 1), where rank is the
 model's non-domination rank (0 = first front) among the parent population together with all evaluated
-offspring, using the same constrained domination as selection. Why: it is scale-free (no weights
+offspring (and the earlier genomes that samples duplicated), using the same constrained domination as
+selection. Why: it is scale-free (no weights
 between dB, mult-adds and params to tune, and it does not drift as the population improves), it
 rewards a model for being good anywhere along the front rather than at one trade-off point, it is
 exactly what NSGA-II's survival uses, so the controller learns to propose models that survive, and
@@ -186,9 +190,31 @@ def scalarised_rewards(offspring: Sequence[Individual], box: HypervolumeBox = Hy
     return [float(1 - p - 0.5 * m - 0.5 * q) - ind.fitness.violation for (p, m, q), ind in zip(u, offspring)]
 
 
-def controller_rewards(kind: str, population: Sequence[Individual], offspring: Sequence[Individual]) -> list[float]:
+def action_rewards(kind: str, population: Sequence[Individual], evaluated: Sequence[Individual],
+                   actions: Sequence[dict], archive: dict, constraints=None) -> list[float]:
+    """The reward of each controller action (a dict with the sampled ``cells``, ``connections`` and the
+    ``key`` of the genome it made), through that genome.
+
+    The genome is one of ``evaluated`` or, for a sample that duplicated a genome evaluated before, the
+    one whose objectives ``archive`` (key -> objectives) holds. ``pareto_rank`` ranks the population,
+    the evaluated batch and those revisited genomes together (1 on the first front, 0 on the last);
+    ``scalarised`` scores each genome on its own.
+    """
+    pool: dict[str, Individual] = {ind.genome.key: ind for ind in population}
+    pool.update((ind.genome.key, ind) for ind in evaluated)
+    for action in actions:
+        key = action["key"]
+        if key not in pool:
+            if key not in archive:
+                raise KeyError(f"controller action for genome {key}: neither evaluated now nor before")
+            genome = Genome(tuple(action["cells"]), tuple(action["connections"])).canonical()
+            pool[key] = Individual(genome, archive[key], constraints, "archive")
+    individuals = list(pool.values())
     if kind == "pareto_rank":
-        return pareto_rank_rewards(population, offspring)
-    if kind == "scalarised":
-        return scalarised_rewards(offspring)
-    raise ValueError(f"reward={kind!r}: use 'pareto_rank' or 'scalarised'")
+        rewards = pareto_rank_rewards([], individuals)
+    elif kind == "scalarised":
+        rewards = scalarised_rewards(individuals)
+    else:
+        raise ValueError(f"reward={kind!r}: use 'pareto_rank' or 'scalarised'")
+    by_key = {ind.genome.key: r for ind, r in zip(individuals, rewards)}
+    return [by_key[a["key"]] for a in actions]

@@ -42,6 +42,7 @@ class DriverOptions:
     report_k: int = 4  # models chosen by crowding distance (paper: 4)
     hypervolume_box: HypervolumeBox = field(default_factory=HypervolumeBox)
     extra_overrides: tuple[str, ...] = ()  # added to every candidate job (e.g. hydra.sweep.dir on resume)
+    toolbox: Optional[dict] = None  # the toolbox config (falsr.search.toolbox); None: the paper's operators
 
 
 def candidate_overrides(off: Offspring, generation: int) -> list[str]:
@@ -83,6 +84,8 @@ class SearchDriver:
             state = SearchState.from_dict(data["state"])
             if state.settings != self.settings:
                 log.warning("search.settings differ from the resumed search's; the resumed settings are kept")
+            if self.options.toolbox is not None and state.toolbox_config != self.options.toolbox:
+                log.warning("search.toolbox differs from the resumed search's; the resumed toolbox is kept")
             self.next_job = max(data["next_job"], self._max_job_dir() + 1)
             pending = None if data["pending"] is None else [Offspring(Genome.from_string(g), o)
                                                             for g, o in data["pending"]]
@@ -92,7 +95,7 @@ class SearchDriver:
         if resume:
             raise UserError(f"search.resume={self.dir}: no {STATE_NAME} there, so no search to resume")
         self.dir.mkdir(parents=True, exist_ok=True)
-        return new_search(self.settings, self.options.seed, self.options.use_controller), None
+        return new_search(self.settings, self.options.seed, self.options.use_controller, self.options.toolbox), None
 
     def _max_job_dir(self) -> int:
         nums = [int(p.name) for p in self.dir.iterdir() if p.is_dir() and p.name.isdigit()] if self.dir.is_dir() else []

@@ -1,160 +1,277 @@
-"""One generation of the hybrid search, and the search state that checkpoints it bit for bit.
+"""The evolutionary loop on a DEAP toolbox, and the search state that checkpoints it bit for bit.
 
 The ask/tell shape suits a driver that evaluates candidates elsewhere (e.g. Hydra launcher jobs):
 
-    state = new_search(settings, seed=0)
+    state = new_search(settings, seed=0)            # toolbox=None: the paper's operators
     while ...:
         batch = propose(state)                      # Offspring(genome, origin) to evaluate
         evaluated = [Individual(o.genome, objectives_of(o.genome), settings.constraints, o.origin) for o in batch]
-        tell(state, evaluated)                      # controller update + NSGA-II survival
+        tell(state, evaluated)                      # controller update + survival
         torch.save(state.to_dict(), "search_state.pt")   # resume: SearchState.from_dict(torch.load(...))
 
-:func:`generation_step` is the same step as a plain function of (population, RNG, controller, settings).
+**One loop.** :func:`generation_step` calls ``toolbox.select`` (parents), ``toolbox.mate`` (with
+``crossover_probability``) and ``toolbox.mutate`` (with ``mutation_probability``); :func:`tell` calls
+``toolbox.survive`` on parents + offspring, and the first generation is ``toolbox.population``. What the
+toolbox holds comes from the config (:mod:`falsr.search.toolbox`); nothing here calls an operator directly.
+
+**Randomness.** The operators draw from Python's global ``random`` (DEAP's convention) and NumPy's
+global generator (DEAP's ``selNSGA3``). The state owns both streams, seeded from the search's seed:
+:func:`search_random` swaps them in around every ask and tell and stores them back afterwards, so
+whatever else runs in the process (a candidate's training with the basic launcher seeds the globals)
+neither disturbs the search nor is disturbed by it. The RL controller samples from its own seeded
+``torch.Generator`` (saved with its weights). The driver writes the state after every ask and every
+tell, which is DEAP's checkpoint recipe (save ``random.getstate()`` with the population) without its
+off-by-one: the recipe stores the number of the generation just finished and restarts its loop at that
+number, so that generation runs twice; here ``generation`` counts the generations *told*, a
+checkpoint written after a tell resumes with the next ask, and one written after an ask resumes by
+evaluating the pending offspring it holds, never by asking again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Collection, Optional, Sequence
+from typing import Callable, Optional, Sequence
+
+import numpy as np
 
 from falsr.cost import genome_cost
-from falsr.genome import Genome
-from falsr.search.controller import RLController, controller_rewards
-from falsr.search.nsga import Individual, assign_rank_and_crowding, select_survivors, tournament_select
-from falsr.search.operators import crossover, exploration_mutation, init_population
+from falsr.errors import UserError
+from falsr.genome import Genome, GenomeError
+from falsr.search.controller import RLController, action_rewards
+from falsr.search.nsga import Individual
+from falsr.search.operators import GeneList, as_gene_list, to_genome
 from falsr.search.settings import SearchSettings
+from falsr.search.toolbox import build_toolbox, paper_toolbox
 
 
 @dataclass(frozen=True)
 class Offspring:
-    """A canonical genome to evaluate and the operator that made it (see ``Individual.origin``)."""
+    """A canonical genome to evaluate and the operators that made it (see ``Individual.origin``)."""
 
     genome: Genome
     origin: str
 
 
-def _vary(child: Genome, origin: str, rng: random.Random, controller: Optional[RLController],
-          settings: SearchSettings) -> tuple[Genome, str]:
-    """Mutation of one child: exploration (random / roulette-wheel) or exploitation (a controller sample)."""
-    if rng.random() >= settings.mutation_probability:
-        return child, origin
-    if controller is None or rng.random() < settings.p_exploration:
-        return exploration_mutation(child, rng, settings)
-    if settings.controller_keeps_cells:
-        return controller.sample_connections(child.cells), "controller_connections"
-    return controller.sample(1)[0], "controller"
+# -- random streams ----------------------------------------------------------------------------------------
 
-
-def generation_step(population: Sequence[Individual], rng: random.Random, controller: Optional[RLController],
-                    settings: SearchSettings, seen: Collection[str] = ()) -> list[Offspring]:
-    """Offspring of an evaluated population: tournaments (k=2 on rank, crowding), Eq. 4 crossover, mutation.
-
-    Returns ``settings.population_size`` canonical genomes that differ from each other, from the population
-    and from the keys in ``seen`` (e.g. every genome evaluated so far): a duplicate child is varied again,
-    and after ``max_offspring_attempts`` duplicates it is replaced by a uniformly random genome. With
-    ``controller=None`` exploitation is off (plain NSGA-II with exploration mutations only).
-    """
-    population = list(population)
-    assign_rank_and_crowding(population, settings.crowding)
-    taken = set(seen) | {ind.genome.key for ind in population}
-    offspring: list[Offspring] = []
-    while len(offspring) < settings.population_size:
-        a, b = tournament_select(population, 2, rng)
-        if rng.random() < settings.crossover_probability:
-            children, origin = crossover(a.genome, b.genome, rng), "crossover"
-        else:
-            children, origin = (a.genome, b.genome), "copy"
-        for child in children:
-            if len(offspring) == settings.population_size:
-                break
-            for _ in range(settings.max_offspring_attempts):
-                genome, op = _vary(child, origin, rng, controller, settings)
-                if genome.key not in taken:
-                    break
-            else:
-                op = "random"
-                while genome.key in taken:
-                    genome = Genome.random(settings.n_cells, rng)
-            taken.add(genome.key)
-            offspring.append(Offspring(genome.canonical(), op))
-    return offspring
-
-
-def update_controller(controller: RLController, population: Sequence[Individual],
-                      evaluated: Sequence[Individual], settings: SearchSettings) -> dict:
-    """REINFORCE on the evaluated offspring the controller sampled, rewarded against everyone evaluated."""
-    rewards = controller_rewards(settings.reward, population, evaluated)
-    mine = [(ind, r) for ind, r in zip(evaluated, rewards) if ind.origin in ("controller", "controller_connections")]
-    return controller.update([i.genome for i, _ in mine], [r for _, r in mine],
-                             [i.origin == "controller_connections" for i, _ in mine])
-
-
-# -- state ------------------------------------------------------------------------------------------------
-
-def _rng_state_to_list(state) -> list:
+def _python_state_to_list(state) -> list:
     version, internal, gauss = state
     return [version, list(internal), gauss]
 
 
-def _rng_state_from_list(data) -> tuple:
+def _python_state_from_list(data) -> tuple:
     version, internal, gauss = data
     return (version, tuple(internal), gauss)
 
 
+def _numpy_state_to_list(state) -> list:
+    name, keys, pos, has_gauss, cached = state
+    return [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+
+
+def _numpy_state_from_list(data) -> tuple:
+    name, keys, pos, has_gauss, cached = data
+    return (name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached))
+
+
+@contextlib.contextmanager
+def search_random(state: "SearchState"):
+    """Python's and NumPy's global generators set to the search's streams inside, restored outside."""
+    outer_python, outer_numpy = random.getstate(), np.random.get_state()
+    random.setstate(state.random_state)
+    np.random.set_state(state.numpy_state)
+    try:
+        yield
+    finally:
+        state.random_state, state.numpy_state = random.getstate(), np.random.get_state()
+        random.setstate(outer_python)
+        np.random.set_state(outer_numpy)
+
+
+# -- state ---------------------------------------------------------------------------------------------------
+
 @dataclass
 class SearchState:
-    """Everything needed to continue a search exactly: settings, population, RNGs, controller, history."""
+    """Everything needed to continue a search exactly: settings, toolbox config, population, random
+    streams, controller, every evaluated genome's objectives and the controller actions awaiting a reward."""
 
     settings: SearchSettings
-    rng: random.Random
+    toolbox_config: dict
+    random_state: tuple
+    numpy_state: tuple
     controller: Optional[RLController]
     population: list[Individual] = field(default_factory=list)
     generation: int = 0  # generations told so far (0: the initial population is next)
-    seen: set[str] = field(default_factory=set)  # keys of every genome evaluated so far
+    archive: dict[str, list[float]] = field(default_factory=dict)  # key -> objectives of every evaluated genome
+    actions: list[dict] = field(default_factory=list)  # controller samples of the pending batch
+
+    def __post_init__(self):
+        self.toolbox = build_toolbox(self.toolbox_config, self)
 
     def to_dict(self) -> dict:
         """Plain containers and tensors: ``torch.save``-able, loadable with ``weights_only=True``."""
         return {
             "settings": self.settings.to_dict(),
-            "rng": _rng_state_to_list(self.rng.getstate()),
+            "toolbox": self.toolbox_config,
+            "random": _python_state_to_list(self.random_state),
+            "numpy_random": _numpy_state_to_list(self.numpy_state),
             "controller": None if self.controller is None else self.controller.state_dict(),
             "population": [ind.to_dict() for ind in self.population],
             "generation": self.generation,
-            "seen": sorted(self.seen),
+            "archive": {k: list(v) for k, v in self.archive.items()},
+            "actions": list(self.actions),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> "SearchState":
+        if "toolbox" not in data:
+            raise UserError("this search_state.pt was written by an earlier falsr (before the DEAP toolbox loop) "
+                            "and cannot be continued by this one: finish it with that version or start a new search")
         settings = SearchSettings.from_dict(data["settings"])
-        rng = random.Random()
-        rng.setstate(_rng_state_from_list(data["rng"]))
         controller = None if data["controller"] is None else RLController.from_state_dict(data["controller"])
         population = [Individual.from_dict(d, settings.constraints) for d in data["population"]]
-        return cls(settings, rng, controller, population, data["generation"], set(data["seen"]))
+        return cls(settings, dict(data["toolbox"]), _python_state_from_list(data["random"]),
+                   _numpy_state_from_list(data["numpy_random"]), controller, population, data["generation"],
+                   {k: list(v) for k, v in data["archive"].items()}, list(data["actions"]))
 
 
-def new_search(settings: SearchSettings, seed: int = 0, use_controller: bool = True) -> SearchState:
-    """A fresh search; ``use_controller=False`` gives plain NSGA-II (exploration mutations only)."""
+def new_search(settings: SearchSettings, seed: int = 0, use_controller: bool = True,
+               toolbox: Optional[dict] = None) -> SearchState:
+    """A fresh search: ``toolbox`` is the toolbox config (None: the paper's operators), the random
+    streams are seeded from ``seed``; ``use_controller=False`` gives no RL controller (the hybrid
+    mutation then always explores: plain NSGA-II)."""
     controller = RLController.from_settings(settings, seed=seed) if use_controller else None
-    return SearchState(settings, random.Random(seed), controller)
+    return SearchState(settings, paper_toolbox() if toolbox is None else dict(toolbox), random.Random(seed).getstate(),
+                       np.random.RandomState(seed).get_state(), controller)
+
+
+# -- the loop ---------------------------------------------------------------------------------------------
+
+def _genome_of(genes, entry: str, state: SearchState) -> Genome:
+    try:
+        return to_genome(genes)
+    except GenomeError as err:
+        raise UserError(f"search.toolbox.{entry} ({getattr(state.toolbox, entry).label}) made an invalid "
+                        f"genome: {err}") from None
+
+
+def _first(result):
+    """DEAP's operators return their individuals in a tuple; accept a bare one too."""
+    return result[0] if isinstance(result, tuple) else result
+
+
+def _distinct(genome: Genome, taken: set[str], n_cells: int) -> Genome:
+    while genome.key in taken:
+        genome = Genome.random(n_cells, random)
+    return genome
+
+
+def initial_population(state: SearchState) -> list[Offspring]:
+    """``toolbox.population``; a genome already taken (evaluated, or twice in the batch) is replaced by a
+    uniformly random one."""
+    s = state.settings
+    genomes = [_genome_of(g, "population", state) for g in state.toolbox.population(s.population_size)]
+    if len(genomes) != s.population_size:
+        raise UserError(f"search.toolbox.population gave {len(genomes)} genomes for a population of "
+                        f"{s.population_size}")
+    taken = set(state.archive)
+    out = []
+    for genome in genomes:
+        origin = "init" if genome.key not in taken else "random"
+        genome = _distinct(genome, taken, s.n_cells)
+        taken.add(genome.key)
+        out.append(Offspring(genome.canonical(), origin))
+    return out
+
+
+def generation_step(state: SearchState) -> tuple[list[Offspring], list[dict]]:
+    """One generation's offspring, and the controller actions sampled on the way.
+
+    Parents: ``toolbox.select(population, 2 * ceil(mu / 2))``, paired in order. Each pair is mated with
+    ``crossover_probability`` (else copied); each child is then mutated with ``mutation_probability``.
+    The ``mu`` offspring are canonical genomes that differ from each other and from every genome
+    evaluated so far: a duplicate child is mutated again from the same child, and after
+    ``max_offspring_attempts`` duplicates it is replaced by a uniformly random genome. Every controller
+    sample drawn on the way is returned as an action (its cells and bits as sampled, and the key of the
+    genome it made), duplicates included, for the controller's update.
+    """
+    s, tb = state.settings, state.toolbox
+    mu = s.population_size
+    taken = set(state.archive) | {ind.genome.key for ind in state.population}
+    parents = list(tb.select(list(state.population), 2 * ((mu + 1) // 2)))
+    if len(parents) < 2 * ((mu + 1) // 2):
+        raise UserError(f"search.toolbox.select ({tb.select.label}) chose {len(parents)} parents, "
+                        f"{2 * ((mu + 1) // 2)} were asked for")
+    offspring: list[Offspring] = []
+    actions: list[dict] = []
+    for pa, pb in zip(parents[::2], parents[1::2]):
+        a, b = GeneList.from_genome(pa.genome), GeneList.from_genome(pb.genome)
+        if random.random() < s.crossover_probability:
+            a, b = tb.mate(a, b)
+            made = tb.mate.label
+        else:
+            made = "copy"
+        for child in (a, b):
+            if len(offspring) == mu:
+                break
+            child = as_gene_list(child)
+            for _ in range(s.max_offspring_attempts):
+                trial, origin = tb.clone(child), made
+                if random.random() < s.mutation_probability:
+                    trial = as_gene_list(_first(tb.mutate(trial)))
+                    origin = f"{made}+{trial.origin or tb.mutate.label}"
+                genome = _genome_of(trial, "mutate" if "+" in origin else "mate", state)
+                if trial.sampled is not None:
+                    actions.append({**trial.sampled, "key": genome.key})
+                if genome.key not in taken:
+                    break
+            else:
+                origin = "random"
+                genome = _distinct(genome, taken, s.n_cells)
+            taken.add(genome.key)
+            offspring.append(Offspring(genome.canonical(), origin))
+    return offspring, actions
 
 
 def propose(state: SearchState) -> list[Offspring]:
-    """The next batch to evaluate: the initial population, then each generation's offspring."""
-    if state.generation == 0:
-        return [Offspring(g.canonical(), "init") for g in init_population(state.settings, state.rng)]
-    return generation_step(state.population, state.rng, state.controller, state.settings, state.seen)
+    """The next batch to evaluate: the initial population, then each generation's offspring. The
+    controller actions behind the batch wait in ``state.actions`` for :func:`tell`."""
+    with search_random(state):
+        if state.generation == 0:
+            batch, actions = initial_population(state), []
+        else:
+            batch, actions = generation_step(state)
+    state.actions = actions
+    return batch
+
+
+def learn(state: SearchState, evaluated: Sequence[Individual]) -> dict:
+    """One REINFORCE step of the controller on exactly the actions it sampled for this batch.
+
+    Each action is rewarded through the genome it made: one of ``evaluated``, or, for a sample that
+    duplicated an already evaluated genome, that genome's recorded objectives (``state.archive``, filled
+    from the journal by the driver). See :func:`falsr.search.controller.action_rewards`.
+    """
+    if state.controller is None or not state.actions:
+        return {}
+    rewards = action_rewards(state.settings.reward, state.population, evaluated, state.actions, state.archive,
+                             state.settings.constraints)
+    genomes = [Genome(tuple(a["cells"]), tuple(a["connections"])) for a in state.actions]
+    return state.controller.update(genomes, rewards, [bool(a["connections_only"]) for a in state.actions])
 
 
 def tell(state: SearchState, evaluated: Sequence[Individual]) -> dict:
-    """Feed back an evaluated batch: controller update, then elitist NSGA-II survival (parents + offspring)."""
-    stats = {}
-    if state.generation > 0 and state.controller is not None:
-        stats = update_controller(state.controller, state.population, evaluated, state.settings)
-    state.population = select_survivors(list(state.population) + list(evaluated),
-                                        state.settings.population_size, state.settings.crowding)
-    state.seen.update(ind.genome.key for ind in evaluated)
+    """Feed back an evaluated batch: controller update, then survival (``toolbox.survive`` on parents +
+    offspring)."""
+    with search_random(state):
+        stats = learn(state, evaluated)
+        survivors = list(state.toolbox.survive(list(state.population) + list(evaluated),
+                                               state.settings.population_size))
+    state.population = survivors
+    state.archive.update((ind.genome.key, [float(v) for v in ind.objectives]) for ind in evaluated)
+    state.actions = []
     state.generation += 1
     return stats
 
@@ -170,10 +287,10 @@ def evaluate(batch: Sequence[Offspring], psnr_of: Callable[[Genome], float], set
 
 
 def run_search(psnr_of: Callable[[Genome], float], settings: SearchSettings, generations: int, seed: int = 0,
-               use_controller: bool = True) -> tuple[SearchState, list[Individual]]:
+               use_controller: bool = True, toolbox: Optional[dict] = None) -> tuple[SearchState, list[Individual]]:
     """A whole in-process search (initial population + ``generations`` more); returns the state and
     every evaluated individual, in order."""
-    state = new_search(settings, seed, use_controller)
+    state = new_search(settings, seed, use_controller, toolbox)
     history: list[Individual] = []
     for _ in range(generations + 1):
         evaluated = evaluate(propose(state), psnr_of, settings)

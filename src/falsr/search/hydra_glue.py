@@ -14,6 +14,7 @@ from falsr.errors import UserError
 from falsr.search.driver import DriverOptions
 from falsr.search.nsga import HypervolumeBox
 from falsr.search.settings import SearchSettings
+from falsr.search.toolbox import ENTRIES, build_toolbox, paper_toolbox
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,23 @@ def search_settings(search: DictConfig) -> SearchSettings:
         raise UserError(f"bad search.settings: {err}") from None
 
 
+def toolbox_config(search: DictConfig) -> dict:
+    """The ``toolbox`` node as a plain dict (the paper's operators where it is absent), checked by building it."""
+    if search.get("toolbox") is None:
+        return paper_toolbox()
+    config = OmegaConf.to_container(search.toolbox, resolve=True)
+    if not isinstance(config, dict):
+        raise UserError(f"search.toolbox must be a mapping of {', '.join(ENTRIES)}, got {config!r}")
+    build_toolbox(config, search=None)  # a bad entry fails here, in one line, before the search starts
+    return config
+
+
 def driver_options(search: DictConfig, extra_overrides: Sequence[str]) -> DriverOptions:
     box = OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True)
     return DriverOptions(generations=int(search.generations), seed=int(search.seed),
                          use_controller=bool(search.use_controller), report_k=int(search.report_k),
-                         hypervolume_box=HypervolumeBox(**box), extra_overrides=tuple(extra_overrides))
+                         hypervolume_box=HypervolumeBox(**box), extra_overrides=tuple(extra_overrides),
+                         toolbox=toolbox_config(search))
 
 
 def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Callable[[dict], None]]:

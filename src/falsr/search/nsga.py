@@ -82,9 +82,8 @@ class SRFitness(base.Fitness):
 class Individual:
     """An evaluated (or to-be-evaluated) genome; DEAP's selection code reads ``.fitness``.
 
-    ``origin`` records which operator produced it ("init", "random", "crossover", "mutation_random",
-    "roulette_mult_adds", "roulette_params", "controller"); the controller learns only from its own
-    samples (REINFORCE is on-policy).
+    ``origin`` records which operators made it: "init", "random" (a duplicate replaced) or
+    "<mate or copy>+<mutation>", e.g. "cx_eq4+roulette_mult_adds" or "cxTwoPoint+mutFlipBit".
     """
 
     __slots__ = ("genome", "fitness", "origin")
@@ -186,17 +185,20 @@ def crowded_better(a: Individual, b: Individual) -> Optional[Individual]:
     return None
 
 
-def tournament_select(individuals: Sequence[Individual], k: int, rng: random.Random) -> list[Individual]:
-    """k binary tournaments (tournament size 2) on (rank, crowding distance); ties broken by ``rng``.
+def sel_crowded_tournament(individuals: Sequence[Individual], k: int, *, search=None) -> list[Individual]:
+    """Parent selection (``toolbox.select``): k binary tournaments on (rank, crowding distance).
 
-    Needs ranks and crowding distances (:func:`assign_rank_and_crowding`). Uses our own RNG rather than
-    DEAP's ``selTournamentDCD`` (which draws from the global ``random``) so a search resumes bit for bit.
+    Ranks and crowding distances (``search.settings.crowding``, improved by default) are computed
+    here on ``individuals``; each tournament draws two different individuals with the global
+    ``random`` and keeps the crowded-comparison winner, a coin flip on a tie.
     """
+    individuals = list(individuals)
+    assign_rank_and_crowding(individuals, search.settings.crowding if search is not None else "improved")
     chosen = []
     for _ in range(k):
-        a, b = rng.sample(list(individuals), 2) if len(individuals) > 1 else (individuals[0], individuals[0])
+        a, b = random.sample(individuals, 2) if len(individuals) > 1 else (individuals[0], individuals[0])
         winner = crowded_better(a, b)
-        chosen.append(winner if winner is not None else (a if rng.random() < 0.5 else b))
+        chosen.append(winner if winner is not None else (a if random.random() < 0.5 else b))
     return chosen
 
 
@@ -217,6 +219,48 @@ def select_survivors(individuals: Sequence[Individual], mu: int, crowding: str =
         survivors.extend(front[k] for k in order[:room])
         break
     return survivors
+
+
+def sel_nsga2(individuals: Sequence[Individual], k: int, *, search=None) -> list[Individual]:
+    """Survival (``toolbox.survive``): NSGA-II's environmental selection with constrained domination and the
+    crowding distance of ``search.settings.crowding`` (the improved one of Chu & Yu 2018 by default);
+    :func:`select_survivors`."""
+    return select_survivors(individuals, k, search.settings.crowding if search is not None else "improved")
+
+
+class _LogCostFitness(SRFitness):
+    """(PSNR, ln mult-adds, ln params) with the constraint violation of the individual it stands for."""
+
+    def __init__(self, values=(), violation: float = 0.0, constraints=None):
+        super().__init__(values)
+        self._violation = violation
+
+    @property
+    def violation(self) -> float:
+        return self._violation
+
+
+class _LogCostView:
+    __slots__ = ("fitness", "of")
+
+    def __init__(self, ind: Individual):
+        psnr, mult_adds, params = ind.objectives
+        self.fitness = _LogCostFitness((psnr, math.log(max(mult_adds, 1.0)), math.log(max(params, 1.0))),
+                                       ind.fitness.violation)
+        self.of = ind
+
+
+def on_log_costs(individuals: Sequence[Individual], k: int, *, selector) -> list[Individual]:
+    """Run a DEAP selector (``selSPEA2``, ``selNSGA3``, ...) on the individuals seen with log-scaled costs.
+
+    The selector sees fitness values (PSNR in dB, ln mult-adds, ln params) with the same weights and
+    the same constrained domination (the log changes no domination), so the selectors that measure
+    distances in objective space (SPEA2's density, NSGA-III's niching) compare a 1 dB step with a
+    factor e in cost instead of being ruled by the raw mult-adds (~1e10). Returns the chosen
+    individuals themselves.
+    """
+    views = [_LogCostView(ind) for ind in individuals]
+    return [view.of for view in selector(views, k)]
 
 
 # -- hypervolume -----------------------------------------------------------------------------------------

@@ -34,14 +34,19 @@ class SearchSettings:
     p_init_dense_connections: float = 0.25  # p_den: all ones; the rest (p_non) all zeros
 
     # -- variation ------------------------------------------------------------------------------
-    crossover_probability: float = 0.9  # per parent pair (Eq. 4 single-point on micro + macro)
-    mutation_probability: float = 1.0  # per child; then exploration vs exploitation is drawn
-    p_exploration: float = 0.5  # exploration (random / roulette-wheel); else exploitation (RL)
-    p_random_mutation: float = 0.5  # p_mr, inside exploration; else roulette-wheel selection
-    p_roulette_mult_adds: float = 0.5  # p_mf, inside roulette-wheel; else fitness from params
+    # The operators themselves are the toolbox entries of the search config (falsr.search.toolbox); these
+    # are the probabilities of the loop and the parameters the paper's operators read.
+    crossover_probability: float = 0.9  # per parent pair: toolbox.mate (default Eq. 4), else the parents are copied
+    mutation_probability: float = 1.0  # per child: toolbox.mutate (default the hybrid mutation below)
+    p_exploration: float = 0.5  # hybrid mutation: exploration (random / roulette-wheel); else exploitation (RL)
+    # Exploration is the paper's categorical choice, one draw p in [0, 1): random mutation for p < p_mr,
+    # roulette wheel by mult-adds for p_mr <= p < p_mr + p_mf, roulette wheel by params otherwise.
+    p_random_mutation: float = 0.5  # p_mr
+    p_roulette_mult_adds: float = 0.25  # p_mf; p_mp = 1 - p_mr - p_mf (roulette by params)
+    roulette_pressure: float = 4.0  # beta: a cell's wheel weight is exp(-beta u), u its log cost scaled to [0, 1]
     random_mutation_cell_probability: Optional[float] = None  # per cell; None: 1/n
     random_mutation_bit_probability: Optional[float] = None  # per bit; None: 1/(n(n+1)/2)
-    max_offspring_attempts: int = 50  # re-draws per child before a duplicate is accepted
+    max_offspring_attempts: int = 50  # re-draws per child before a duplicate is replaced by a random genome
 
     # -- selection ------------------------------------------------------------------------------
     crowding: str = "improved"  # "standard" (Deb 2002) or "improved" (Chu & Yu 2018, used by FALSR)
@@ -68,6 +73,12 @@ class SearchSettings:
         if self.p_init_random_connections + self.p_init_dense_connections > 1.0 + 1e-12:
             raise ValueError("p_init_random_connections + p_init_dense_connections must not exceed 1 "
                              "(the rest is the probability of no connections)")
+        if self.p_random_mutation + self.p_roulette_mult_adds > 1.0 + 1e-12:
+            raise ValueError(f"p_random_mutation + p_roulette_mult_adds = {self.p_random_mutation} + "
+                             f"{self.p_roulette_mult_adds} must not exceed 1: both are probabilities of the whole "
+                             "exploration draw (the rest is the roulette wheel by params); lower one of them")
+        if self.roulette_pressure < 0:
+            raise ValueError(f"roulette_pressure={self.roulette_pressure}: use a value >= 0 (0: a uniform wheel)")
         if self.crowding not in CROWDING_MODES:
             raise ValueError(f"crowding={self.crowding!r}: use one of {list(CROWDING_MODES)}")
         if self.reward not in REWARDS:
@@ -77,11 +88,13 @@ class SearchSettings:
 
     @property
     def cell_mutation_probability(self) -> float:
-        return self.random_mutation_cell_probability or 1.0 / self.n_cells
+        p = self.random_mutation_cell_probability
+        return 1.0 / self.n_cells if p is None else p
 
     @property
     def bit_mutation_probability(self) -> float:
-        return self.random_mutation_bit_probability or 1.0 / (self.n_cells * (self.n_cells + 1) // 2)
+        p = self.random_mutation_bit_probability
+        return 1.0 / (self.n_cells * (self.n_cells + 1) // 2) if p is None else p
 
     def to_dict(self) -> dict:
         return asdict(self)

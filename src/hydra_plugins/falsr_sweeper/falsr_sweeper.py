@@ -1,8 +1,9 @@
-"""The falsr sweeper: generations of NSGA-II + RL proposals, each candidate a job of the configured launcher.
+"""The falsr sweeper: generations of the evolutionary loop's proposals, each candidate a job of the configured launcher.
 
 Built like Hydra's Optuna and Nevergrad sweepers: the sweeper only proposes override sets and reads
 job returns; Hydra's launcher (basic, joblib, submitit, ray) runs the jobs. The search loop itself
-lives in `falsr.search.driver`; the settings come from the `search` config node (`+search=nsga2`).
+lives in `falsr.search.driver`; the settings and the DEAP toolbox come from the `search` config node
+(`+search=nsga2`, `nsga3`, `spea2` or `random`).
 """
 # No `from __future__ import annotations`: Hydra execs plugin modules outside sys.modules, where
 # dataclasses cannot resolve string annotations.
@@ -88,8 +89,9 @@ class FalsrSweeper(Sweeper):
 
         driver = SearchDriver(sweep_dir, settings, options, launch,
                               on_generation=wandb_generation_logger(self.config, sweep_dir))
+        toolbox = ", ".join(f"{name}={entry.get('_target_')}" for name, entry in options.toolbox.items())
         log.info(f"falsr search: population {settings.population_size}, {options.generations} generations after the "
-                 f"initial one, {settings.n_cells} cells; sweep dir {sweep_dir}")
+                 f"initial one, {settings.n_cells} cells; sweep dir {sweep_dir}; toolbox: {toolbox}")
         summary = driver.run(resume=bool(search.get("resume")))
         OmegaConf.save(OmegaConf.create({"search": OmegaConf.to_container(search, resolve=True)}),
                        sweep_dir / "search_config.yaml")
