@@ -305,8 +305,18 @@ def test_entries_land_where_the_configs_read(tmp_path):
     for source in sources.values():  # each has a checksum, or says plainly that it has none
         assert all(len(h) == 64 for h in source.files.values())
         assert source.files or source.sha256 or "NO SHA-256" in source.checksums
-    assert json.loads((REPO / "src/falsr/fetch_sources.json").read_text())["groups"]["default"] == [
-        "T91", "Set5", "Set14", "FALSR-weights"]
+    groups = json.loads((REPO / "src/falsr/fetch_sources.json").read_text())["groups"]
+    assert groups["default"] == ["T91", "Set5", "Set14"] and groups["weights"] == ["FALSR-weights"]
+
+
+def test_embedded_default_data_is_in_the_checkout():
+    """A fresh clone trains and evaluates on the shipped sets: nothing to fetch for the default group."""
+    data = REPO / "data"
+    assert len(list((data / "train" / "T91").iterdir())) == 53
+    for name, pairs in (("Set5", 5), ("Set14", 14)):
+        assert len(list((data / "benchmarks" / name).glob("*_HR.png"))) == pairs
+    got = fetch(["default"], data, wait=0, say=lambda _: None)  # present: no network touched
+    assert [p.name for p in got] == ["T91", "Set5", "Set14"]
 
 
 def test_default_data_dir_is_the_checkout_whatever_the_cwd(monkeypatch, tmp_path):
