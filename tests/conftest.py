@@ -1,4 +1,4 @@
-"""Shared fixtures: the data folder (FALSR_DATA_DIR, else ../shared/data beside the repository)."""
+"""Shared fixtures: the data folder (FALSR_DATA_DIR, else data/ in the checkout, else ../shared/data)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,29 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _data_dir() -> Path:
+def _data_dirs() -> list[Path]:
+    """FALSR_DATA_DIR alone where set; else the checkout's data/ (`make data` fills it), then ../shared/data."""
     env = os.environ.get("FALSR_DATA_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+    return [Path(env)] if env else [REPO / "data", REPO.parent / "shared" / "data"]
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = _data_dir()
-    if not (path / "benchmarks").is_dir():
-        pytest.skip(f"test data not found at {path} (set FALSR_DATA_DIR to a folder with benchmarks/ and pretrained/)")
-    return path
+    for path in _data_dirs():
+        if (path / "benchmarks").is_dir():
+            return path
+    pytest.skip(f"test data not found in {' or '.join(map(str, _data_dirs()))}: run `make data` (or "
+                "`python -m falsr.fetch default`), or set FALSR_DATA_DIR to a folder with benchmarks/ and train/T91/")
 
 
 @pytest.fixture(scope="session")
-def pretrained_dir(data_dir) -> Path:
-    path = data_dir / "pretrained"
-    if not (path / "FALSR-A.pb").is_file():
-        pytest.skip(f"released FALSR graphs not found in {path}")
-    return path
+def pretrained_dir() -> Path:
+    """The released graphs, wherever they are: FALSR_DATA_DIR, the fetcher's data/pretrained, ../shared/data."""
+    for path in _data_dirs():
+        if (path / "pretrained" / "FALSR-A.pb").is_file():
+            return path / "pretrained"
+    pytest.skip(f"released FALSR graphs not found in {' or '.join(str(p / 'pretrained') for p in _data_dirs())}: "
+                "run `python -m falsr.fetch FALSR-weights`, or set FALSR_DATA_DIR")
 
 
 @pytest.fixture(scope="module")

@@ -121,8 +121,10 @@ def test_weight_errors_are_clear(pretrained_dir, tmp_path):
     bad.write_bytes(b"garbage")
     with pytest.raises(UserError, match="corrupt or not a PyTorch file"):
         load_weights(build_network("1-1"), bad)
+    notes = tmp_path / "README.md"
+    notes.write_text("not weights")
     with pytest.raises(UserError, match="unsupported weights file"):
-        load_weights(build_network("1-1"), pretrained_dir.parent / "README.md")
+        load_weights(build_network("1-1"), notes)
     other = save_weights(build_network("1-1"), tmp_path / "other.pt")
     with pytest.raises(UserError, match="is for genome 1-1"):
         load_weights(build_network("2-1"), other)
