@@ -181,6 +181,7 @@ def write_model_config(name: str, genome: str, note: str, conf_dir: Path) -> Pat
     lines += [f"#   upsampler: inputs {g.inputs_of(g.n_cells)}", "_target_: falsr.network.build_network", f"name: {name}", f'genome: "{g}"', "init_std: 0.02",
              "weights: null  # e.g. zoo/" + name + ".pt"]
     path = conf_dir / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
 
