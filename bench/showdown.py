@@ -161,15 +161,12 @@ def bicubic_scores(benchmarks: list[str]) -> dict[str, dict]:
 # -- 4. results ----------------------------------------------------------------------------------------
 def export_weights(record: dict, name: str, zoo: Path) -> Path:
     """The seed-0 weights as a plain falsr .pt file (genome + state_dict, no optimizer state)."""
-    import torch
-
     from falsr.network import build_network
     from falsr.weights import load_weights, save_weights
 
     path = zoo / f"{name}.pt"
     net = load_weights(build_network(record["genome"], name=name), checkpoint(record))
-    with torch.no_grad():
-        return save_weights(net, path)
+    return save_weights(net, path)
 
 
 def write_model_config(name: str, genome: str, note: str, conf_dir: Path) -> Path:
@@ -219,7 +216,7 @@ def report(rows: list[dict], bicubic: dict, benchmarks: list[str], search: dict,
     lines.append("")
     by_name = {r["name"]: r for r in rows}
     for winner, ref in BUDGETS:
-        ref_name = dict((b, a) for a, b in RELEASED)[ref] + "(R)"
+        ref_name = {conf: name for name, conf in RELEASED}[ref] + "(R)"
         if winner not in by_name or ref_name not in by_name:
             continue
         w, r = by_name[winner], by_name[ref_name]
@@ -316,12 +313,12 @@ def main(argv=None) -> int:
         log(f"{winner}: {best['genome']} ({best['mult_adds'] / 1e9:.1f}G), held-out {best_holdout:.3f} dB after R "
             f"(of {len(scored)}: " + ", ".join(f"{h:.3f}" for h, _ in scored) + ")")
 
-    models = [(name, zoo_genome(conf), conf, None) for name, conf in RELEASED]
-    models = [(f"{n}(R)", g, c, None) for n, g, c, _ in models]
+    released_name = {conf: name for name, conf in RELEASED}
+    models = [(f"{name}(R)", zoo_genome(conf), conf, None) for name, conf in RELEASED]
     for winner, best in chosen.items():
         models.append((winner, best["genome"], winner,
                        f"best held-out PSNR after R among the {args.k} best-proxy front models under "
-                       f"{dict(BUDGETS)[winner].replace('falsr_', 'FALSR-').upper().replace('FALSR-', 'FALSR-')}'s "
+                       f"{released_name[dict(BUDGETS)[winner]]}'s "
                        f"mult-adds; proxy {best['psnr']:.3f} dB"))
     jobs = [(f"R/s{s}/{name}", r_overrides(g, s, args.recipe)) for s in seeds for name, g, _, _ in models]
     records = train_all(jobs, args.store) if not args.report else _runs.load_store(args.store)

@@ -86,7 +86,8 @@ def out_of_fold(records: Sequence[dict], kind: str = "gbr", folds: int = 5, seed
     pred, const = np.zeros(n), np.zeros(n)
     for k in range(folds):
         test = order[k::folds]
-        train = [i for i in order if i not in set(test)]
+        held = set(test)
+        train = [i for i in order if i not in held]
         model = PerformancePredictor(kind, seed)._new().fit(x[train], y[train])
         pred[test] = model.predict(x[test])
         const[test] = y[train].mean()
