@@ -1,19 +1,23 @@
 """Real PSNR objective for bench/search_efficiency.py: genome -> PSNR after a short real training.
 
-``short_training_psnr(genome)`` trains the genome's network in-process with the project's own training
-task (``falsr.train.train``), its config composed from ``conf/train.yaml`` with Hydra's compose API:
-the search's CPU budget (``trainer=search``: Adam 2e-3, warm-up + cosine) cut down to ``STEPS`` steps of
-batch ``BATCH`` on ``PATCH``x``PATCH`` HR patches of T91, fp32, no logger, no checkpoints, validated once
-at the end on a tiny benchmark set (``VAL_CROPS``: aligned HR/LR crops of Set5 written to a temp
-folder). Every candidate uses the same seed, so the objective is a deterministic function of the genome
-(same value for any thread count); results are cached per canonical genome key, so a genome is trained
-once per process however many searches or seeds meet it.
+``train_candidate(genome, inherit_from)`` trains the genome's network in-process with the project's own
+training task (``falsr.train.train``), its config composed from ``conf/train.yaml`` with Hydra's compose
+API: the search's budget (``trainer=search``: Adam 2e-3, warm-up + cosine, PyTorch's default init) cut down
+to ``STEPS`` steps of batch ``BATCH`` on ``PATCH``x``PATCH`` HR patches of the training images, fp32, no
+logger, no checkpoints, validated once at the end on the held-out training images (``data.holdout``, as the
+search validates: the test benchmarks never score a candidate). Its final weights are saved (weights.pt
+with the genome and the lineage's training steps), so a child can inherit them (``inherit_from``: the
+parents' weights files, ``model.inherit_from`` of the search).
 
-Data come from ``FALSR_DATA_DIR`` (``train/T91``, ``benchmarks/Set5``), as for train.py. This is the
-cheapest *honest* objective, not a converged PSNR: 80 small steps end far below bicubic (about 23..28 dB
-on the crops), so it ranks how fast a network starts to learn, which need not be its ranking after a
-full budget. Run it with one torch thread (the bench does): on a shared 2-core machine two threads per
-process oversubscribe the cores and made candidates 5..10x slower.
+Every candidate uses the same seed (common random numbers), so a fresh training is a deterministic
+function of the genome: :func:`fresh` caches it per canonical genome key with the CPU seconds it took,
+so a method that meets a genome another method trained is charged those seconds all the same. An
+inherited training depends on the parents' weights and is never cached.
+
+Data: the default data folder (``data/`` in the repository, or ``FALSR_DATA_DIR``), as for train.py. This
+is the cheapest *honest* objective, not a converged PSNR: 80 small steps end far below bicubic, so it
+ranks how fast a network starts to learn (bench/proxy_fidelity.py's ``e80`` recipe measures how that
+ranks against longer training). Run it with one torch thread (the bench does).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
+from typing import Sequence
 
 from falsr.genome import Genome
 
@@ -41,13 +45,24 @@ WARMUP = 8            # linear warm-up steps, then cosine decay over the rest (t
 # same on CPUs with and without bf16.
 PRECISION = "32-true"
 SEED = 0              # same seed for every candidate: same data order, same init stream
-VAL_CROPS = ((1, 96), (2, 96))  # (Set5 image number, HR crop side): the validation set
 FAILED_PSNR = 10.0    # objective of a candidate whose training failed (NaN, crash): below any trained value
 
 
 @dataclass
+class Result:
+    """One training: PSNR on the held-out images, CPU seconds, where its weights are and what it inherited."""
+
+    psnr: float
+    seconds: float
+    weights: str | None
+    inherited_fraction: float = 0.0
+    inherited_steps: int = 0
+    cached: bool = False
+
+
+@dataclass
 class Stats:
-    """What the objective cost: trained candidates, cache hits, failures, seconds of training."""
+    """What the objective cost: trainings, cache hits, failures, CPU seconds of training."""
 
     trained: int = 0
     cache_hits: int = 0
@@ -58,7 +73,7 @@ class Stats:
     def line(self) -> str:
         per = self.seconds / self.trained if self.trained else float("nan")
         spread = (f", min {min(self.times):.1f} s, max {max(self.times):.1f} s" if self.times else "")
-        return (f"{self.trained} candidates trained in {self.seconds:.0f} s ({per:.1f} s per candidate{spread}); "
+        return (f"{self.trained} candidates trained in {self.seconds:.0f} CPU s ({per:.1f} s per candidate{spread}); "
                 f"{self.cache_hits} cache hits; {self.failed} failed")
 
 
@@ -67,91 +82,81 @@ STATS = Stats()
 
 def describe() -> str:
     """One line saying what the objective is (for the bench's output)."""
-    crops = ", ".join(f"img_{i:03d} {side}px" for i, side in VAL_CROPS)
     return (f"REAL short training: falsr.train.train, trainer=search cut to {STEPS} steps x batch {BATCH} of "
-            f"{PATCH}px HR T91 patches (warm-up {WARMUP}, cosine), precision {PRECISION}, seed {SEED}; "
-            f"PSNR (Y, x2) on {len(VAL_CROPS)} Set5 crops ({crops}); failed training -> {FAILED_PSNR} dB")
-_CACHE: dict[str, float] = {}
+            f"{PATCH}px HR patches of the training images (warm-up {WARMUP}, cosine), precision {PRECISION}, "
+            f"seed {SEED}; PSNR (Y, x2) on the held-out training images; failed training -> {FAILED_PSNR} dB")
+
+
+_CACHE: dict[str, Result] = {}
 _WORK: Path | None = None
 
 
 def _workdir() -> Path:
-    """A temp folder holding the tiny validation set and the (empty) run folders; removed at exit."""
+    """A temp folder for the run folders and weights; removed at exit."""
     global _WORK
     if _WORK is None:
         _WORK = Path(tempfile.mkdtemp(prefix="falsr-bench-"))
         atexit.register(shutil.rmtree, _WORK, True)
-        _make_val_set(_WORK / "benchmarks" / "Set5crops")
     return _WORK
 
 
-def _make_val_set(folder: Path) -> None:
-    """Aligned HR/LR crops of Set5 images: HR at even offsets, LR at half of them (the x2 files stay paired)."""
-    import os
-
-    from falsr.images import read_rgb, write_png
-
-    data_dir = os.environ.get("FALSR_DATA_DIR")
-    if not data_dir:
-        raise SystemExit("error: set FALSR_DATA_DIR (a folder with train/T91 and benchmarks/Set5) "
-                         "for the real objective")
-    set5 = Path(data_dir) / "benchmarks" / "Set5"
-    folder.mkdir(parents=True)
-    for n, (image, side) in enumerate(VAL_CROPS, start=1):
-        hr = read_rgb(set5 / f"img_{image:03d}_SRF_2_HR.png")
-        lr = read_rgb(set5 / f"img_{image:03d}_SRF_2_LR.png")
-        h, w = min(hr.shape[0], 2 * lr.shape[0]), min(hr.shape[1], 2 * lr.shape[1])
-        y, x = (h - side) // 4 * 2, (w - side) // 4 * 2  # central crop, even offsets
-        write_png(folder / f"img_{n:03d}_SRF_2_HR.png", hr[y: y + side, x: x + side])
-        write_png(folder / f"img_{n:03d}_SRF_2_LR.png", lr[y // 2: (y + side) // 2, x // 2: (x + side) // 2])
+def overrides(genome: Genome, inherit_from: Sequence[str] = ()) -> list[str]:
+    """The train.py overrides of the objective (also bench/proxy_fidelity.py's ``e80`` recipe)."""
+    out = ["model=genome", f"model.genome='{genome}'",
+           "trainer=search", f"trainer.max_steps={STEPS}", f"trainer.precision={PRECISION}",
+           f"scheduler.warmup_steps={WARMUP}",
+           f"data.patch_size={PATCH}", f"data.batch_size={BATCH}", f"data.samples_per_epoch={STEPS * BATCH}",
+           "data.val_sets=[holdout]", "logger=none", "callbacks.model_checkpoint=null",
+           f"seed={SEED}", "ignore_errors=true", "save_weights=true"]
+    if inherit_from:
+        out.append("model.inherit_from=[" + ",".join(f"'{p}'" for p in inherit_from) + "]")
+    return out
 
 
-def _config(genome: Genome, out: Path):
+def _config(genome: Genome, out: Path, inherit_from: Sequence[str]):
     from hydra import compose, initialize_config_dir
 
     from falsr.cli import CONF_DIR
 
-    work = _workdir()
-    overrides = [
-        "model=genome", f"model.genome='{genome}'",
-        "trainer=search", f"trainer.max_steps={STEPS}", f"trainer.precision={PRECISION}",
-        "trainer.enable_progress_bar=false",
-        f"scheduler.warmup_steps={WARMUP}",
-        f"data.patch_size={PATCH}", f"data.batch_size={BATCH}", f"data.samples_per_epoch={STEPS * BATCH}",
-        f"data.benchmarks_dir={work / 'benchmarks'}", "data.val_sets=[Set5crops]",
-        "logger=none", "callbacks.model_checkpoint=null",
-        f"paths.output_dir={out}", f"seed={SEED}", "ignore_errors=true",
-    ]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
+        return compose("train", overrides=[*overrides(genome, inherit_from), f"paths.output_dir={out}"])
 
 
-def short_training_psnr(genome: Genome) -> float:
-    """PSNR (dB, Y, Set5 crops, x2) of the genome's network after STEPS real training steps on T91 patches.
-
-    Deterministic (fixed seed) and cached per canonical genome key; a failed training scores FAILED_PSNR.
-    """
-    key = genome.canonical().key
-    if key in _CACHE:
-        STATS.cache_hits += 1
-        return _CACHE[key]
+def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str = "fresh") -> Result:
+    """Train once (never cached): PSNR after STEPS steps, CPU seconds, the saved weights' path."""
     from falsr.train import train
 
     for name in ("lightning.pytorch", "pytorch_lightning", "lightning.fabric", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    out = _workdir() / "runs" / key
-    cfg = _config(genome, out)
-    start = time.perf_counter()
+    key = genome.canonical().key
+    out = _workdir() / "runs" / tag / key
+    cfg = _config(genome, out, inherit_from)
+    start = time.process_time()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         metrics = train(cfg)
-    seconds = time.perf_counter() - start
-    shutil.rmtree(out, ignore_errors=True)
+    seconds = time.process_time() - start
     psnr = metrics.get("psnr")
-    if metrics.get("status") != "ok" or psnr is None or not math.isfinite(psnr):
-        STATS.failed += 1
-        psnr = FAILED_PSNR
     STATS.trained += 1
     STATS.seconds += seconds
     STATS.times.append(seconds)
-    _CACHE[key] = float(psnr)
-    return float(psnr)
+    if metrics.get("status") != "ok" or psnr is None or not math.isfinite(psnr):
+        STATS.failed += 1
+        return Result(FAILED_PSNR, seconds, None)
+    return Result(float(psnr), seconds, metrics.get("weights"), float(metrics.get("inherited_fraction") or 0.0),
+                  int(metrics.get("inherited_steps") or 0))
+
+
+def fresh(genome: Genome) -> Result:
+    """A fresh (not inherited) training of the genome, cached per key with the seconds it took."""
+    key = genome.canonical().key
+    if key in _CACHE:
+        STATS.cache_hits += 1
+        hit = _CACHE[key]
+        return Result(hit.psnr, hit.seconds, hit.weights, cached=True)
+    _CACHE[key] = train_candidate(genome)
+    return _CACHE[key]
+
+
+def short_training_psnr(genome: Genome) -> float:
+    """PSNR (dB, Y, held-out training images, x2) of the genome's network after a fresh short training."""
+    return fresh(genome).psnr

@@ -97,6 +97,10 @@ METHODS = {
     "keeps": ("hybrid, controller keeps cells", "nsga2", ["search.settings.controller_keeps_cells=true"]),
     "nsga3": ("NSGA-III (hybrid variation)", "nsga3", []),
     "spea2": ("SPEA2 (hybrid variation)", "spea2", []),
+    "inherit": ("hybrid + weight inheritance", "nsga2", ["search.inherit=true"]),
+    "predictor": ("hybrid + predictor pre-screening x4", "nsga2", ["search.settings.prescreen_factor=4"]),
+    "inherit_predictor": ("hybrid + inheritance + predictor x4", "nsga2",
+                          ["search.inherit=true", "search.settings.prescreen_factor=4"]),
 }
 
 
@@ -112,7 +116,8 @@ def compose_method(name: str, overrides: list[str]):
         raise SystemExit(f"error: unknown method {name!r}: use one of {', '.join(METHODS)} or a conf/search/ name")
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("search", overrides=[f"+search={config}", *extra, *overrides])
-    return label, search_settings(cfg.search), toolbox_config(cfg.search), bool(cfg.search.use_controller)
+    return (label, search_settings(cfg.search), toolbox_config(cfg.search), bool(cfg.search.use_controller),
+            bool(cfg.search.get("inherit", False)))
 
 
 class _Timed:
@@ -160,8 +165,19 @@ def main() -> None:
                         help="comma-separated methods: random, nsga2, hybrid, keeps, nsga3, spea2 or a conf/search/ name")
     parser.add_argument("--psnr-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                         help="PSNR side of the hypervolume box (default: 33..38.5 dB for proxy, pooled otherwise)")
+    parser.add_argument("--cpu-budget", type=float, default=None, metavar="SECONDS",
+                        help="equal CPU time instead of equal candidates: every run goes on until it has spent this "
+                             "many CPU seconds (training + search), with --objective real (bench/_timed_efficiency.py)")
+    parser.add_argument("--store", type=Path, default=None, help="--cpu-budget: finished runs, one JSON line each")
+    parser.add_argument("--part", default="0/1", help="--cpu-budget: run only part i of n of the (method, seed) runs")
+    parser.add_argument("--report", action="store_true", help="--cpu-budget: the table from --store, train nothing")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.cpu_budget is not None or args.report:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import _timed_efficiency
+
+        return _timed_efficiency.main(args, compose_method)
 
     objective_module = None
     if args.objective in (None, "proxy"):
@@ -207,7 +223,7 @@ def main() -> None:
         mass, ratio = wheel_pressure(args.cells, metric, pressure)
         print(f"roulette wheel by {metric} (pressure {pressure}): the cheapest 10% of the 192 cells get {mass:.1%} "
               f"of the draws, {ratio:.2f}x a uniform draw")
-    for m, (name, settings, toolbox, use_controller) in composed.items():
+    for m, (name, settings, toolbox, use_controller, _) in composed.items():
         print(f"  {m}: {name}: " + ", ".join(f"{k}={v['_target_'].rsplit('.', 1)[-1]}" for k, v in toolbox.items())
               + f", controller {'on' if use_controller else 'off'}")
     sys.stdout.flush()
@@ -215,8 +231,10 @@ def main() -> None:
     def runner(settings, toolbox, use_controller):
         return lambda seed: run_search(timed_psnr, settings, args.generations, seed, use_controller, toolbox)[1]
 
+    if any(c[4] for c in composed.values()):
+        raise SystemExit("error: weight inheritance needs trained weights: run it with --cpu-budget and --objective real")
     methods = {name: runner(settings, toolbox, use_controller)
-               for name, settings, toolbox, use_controller in composed.values()}
+               for name, settings, toolbox, use_controller, _ in composed.values()}
 
     stats = getattr(objective_module, "STATS", None)
     histories, times, trained = {}, {}, {}

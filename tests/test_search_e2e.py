@@ -286,3 +286,30 @@ def test_search_user_errors_are_one_line(args, fragment, tmp_path):
     proc = run_search(args + [f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and fragment in proc.stderr, proc.stderr
+
+
+def test_search_with_weight_inheritance_and_predictor_prescreening(tiny_data, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_search(search_args(tiny_data, sweep, "search.generations=2", "search.inherit=true",
+                                  "search.settings.prescreen_factor=3", "search.settings.prescreen_min_trained=4"),
+                      tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = journal(sweep)
+    by_key = {r["key"]: r for r in records}
+    trained = [r for r in records if r["status"] == "ok"]
+    assert trained and all(Path(r["weights"]).is_file() for r in trained)  # every candidate can be a parent
+    children = [r for r in trained if r["generation"] >= 1 and r["parents"]]
+    assert children and any(r["inherited_fraction"] > 0 for r in children)
+    for r in children:  # what a child inherited came from its own parents' weights, primary first
+        parent_weights = [str(Path(by_key[p]["weights"]).resolve()) for p in r["parents"]
+                          if by_key.get(p, {}).get("weights")]
+        assert set(r["inherited_from"]) <= set(parent_weights)
+        lineage = {str(Path(by_key[p]["weights"]).resolve()): 3 + by_key[p]["inherited_steps"] for p in r["parents"]
+                   if by_key.get(p, {}).get("weights")}  # 3 steps of its own plus what it had inherited
+        assert r["inherited_steps"] == max((lineage[w] for w in r["inherited_from"]), default=0)
+    assert all(r["inherited_fraction"] == 0 for r in trained if r["generation"] == 0)
+    # Generation 1 is the first with >= 4 evaluated genomes: pre-screened from then on, its quality journaled.
+    assert all(r["predicted_psnr"] is not None for r in records if r["generation"] >= 1 and r["status"] == "ok")
+    lines = [json.loads(line) for line in (sweep / "predictor.jsonl").read_text().splitlines()]
+    assert [entry["generation"] for entry in lines] == [1, 2] and all(-1 <= e["tau"] <= 1 for e in lines)
+    assert "predictor on the" in proc.stdout + proc.stderr

@@ -186,3 +186,54 @@ def test_settings_map_onto_a_structured_config():
         SearchSettings(p_exploration=1.5)
     with pytest.raises(ValueError):
         SearchSettings(crowding="fancy")
+
+
+def width16_penalised(genome: Genome) -> float:
+    """toy_psnr, 2 dB lower when the first cell is 16 channels wide: a flaw the costs do not show."""
+    return toy_psnr(genome) - (2.0 if genome.cell_specs[0].channels == 16 else 0.0)
+
+
+def test_children_name_their_parents_from_the_population():
+    state = new_search(SMALL, seed=4)
+    advance(state, 2)
+    population = {ind.genome.key for ind in state.population}
+    batch = propose(state)
+    assert all(1 <= len(o.parents) <= 2 and set(o.parents) <= population for o in batch if o.origin != "random")
+    assert all(o.parents == () for o in propose(new_search(SMALL, seed=4)))  # the initial population has none
+
+
+def test_prescreening_trains_the_predictors_choice_and_measures_it_held_out():
+    def run(factor: int):
+        settings = SearchSettings(n_cells=5, population_size=12, prescreen_factor=factor, prescreen_exploration=0.0,
+                                  prescreen_min_trained=12)
+        state = new_search(settings, seed=6)
+        flawed, qualities = [], []
+        for generation in range(5):
+            batch = propose(state)
+            assert len(batch) == 12 and len({o.genome.key for o in batch}) == 12
+            kept = {o.genome.key for o in batch} | set(state.archive) | {i.genome.key for i in state.population}
+            assert all(a["key"] in kept for a in state.actions)  # only what is evaluated is rewarded
+            evaluated = evaluate(batch, width16_penalised, settings)
+            if generation >= 1:
+                flawed.append(sum(o.genome.cell_specs[0].channels == 16 for o in batch))
+            from falsr.search.generation import predictor_quality
+
+            qualities.append(predictor_quality(batch, evaluated, [True] * len(batch)))
+            tell(state, evaluated)
+        return flawed, qualities, state
+
+    flawed_plain, q_plain, _ = run(1)
+    flawed_screened, q_screened, state = run(4)
+    assert all(q is None for q in q_plain)  # nothing predicted without pre-screening
+    assert q_screened[0] is None and all(q is not None and q["n"] == 12 for q in q_screened[1:])
+    assert sum(flawed_screened) < sum(flawed_plain)  # the predictor learnt the flaw the costs hide
+    assert state.genomes and set(state.genomes) == set(state.archive)
+    roundtrip = SearchState.from_dict(state.to_dict())
+    assert roundtrip.genomes == state.genomes
+
+
+def test_prescreening_settings_are_checked():
+    with pytest.raises(ValueError, match="prescreen_factor"):
+        SearchSettings(prescreen_factor=0)
+    with pytest.raises(ValueError, match="prescreen_min_trained"):
+        SearchSettings(prescreen_min_trained=2)

@@ -151,14 +151,25 @@ class FALSRNet(nn.Module):
         return nodes[inputs[0]] if len(inputs) == 1 else torch.cat([nodes[i] for i in inputs], dim=1)
 
 
-def build_network(genome, init_std: float | None = 0.02, name: str | None = None, weights=None) -> FALSRNet:
+def build_network(genome, init_std: float | None = 0.02, name: str | None = None, weights=None,
+                  inherit_from=None) -> FALSRNet:
     """Build the network of a genome (a Genome, its string form, JSON or a dict); `name` labels it.
 
     `weights`: a released FALSR .pb, a falsr .pt or a Lightning .ckpt to load (see falsr.weights).
+    `inherit_from`: weights files of parent genomes (primary first) whose same-role tensors it starts
+    from (falsr.inherit); what it inherited is left in `net.inheritance`.
     """
     net = FALSRNet(parse_genome(genome), init_std=init_std, name=name)
+    if weights and inherit_from:
+        from falsr.errors import UserError
+
+        raise UserError("model.weights and model.inherit_from are exclusive: load a whole network or inherit parts")
     if weights:
         from falsr.weights import load_weights
 
         load_weights(net, weights)
+    if inherit_from:
+        from falsr.inherit import inherit_weights
+
+        net.inheritance = inherit_weights(net, [str(p) for p in inherit_from])
     return net

@@ -164,6 +164,10 @@ def train(cfg: DictConfig) -> dict:
     print(f"model {getattr(net, 'name', type(net).__name__)}: {cost['params']:,} params, "
           f"{(cost['mult_adds'] or 0) / 1e9:.1f}G mult-adds; precision {cfg.trainer.precision}; run dir {out}",
           flush=True)
+    if getattr(net, "inheritance", None) is not None:
+        inh = net.inheritance
+        print(f"inherited {inh.fraction:.1%} of the parameters ({', '.join(sorted(inh.units))}) from "
+              f"{len(inh.used_sources)} of {len(inh.sources)} parent(s)", flush=True)
 
     start = time.perf_counter()
     if cfg.trainer.get("max_steps") == 0:
@@ -181,6 +185,13 @@ def train(cfg: DictConfig) -> dict:
     if first["psnr"] is not None and not math.isfinite(first["psnr"]):
         raise FloatingPointError(f"validation PSNR is {first['psnr']}")
     ckpt = next((c for c in trainer.callbacks if isinstance(c, pl.callbacks.ModelCheckpoint)), None)
+    inheritance = getattr(net, "inheritance", None)
+    inherited_steps = inheritance.inherited_steps if inheritance is not None else 0
+    weights = None
+    if cfg.get("save_weights", False):  # the final weights (those validated), e.g. for a search child to inherit
+        from falsr.weights import save_weights
+
+        weights = str(save_weights(net, out / "weights.pt", lineage_steps=trainer.global_step + inherited_steps))
     metrics = {
         "status": "ok", "error": None,
         "psnr": first["psnr"], "ssim": first["ssim"], "val": results,
@@ -191,6 +202,10 @@ def train(cfg: DictConfig) -> dict:
         "best_psnr": float(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None else None,
         "best_ckpt": ckpt.best_model_path or None if ckpt is not None else None,
         "last_ckpt": ckpt.last_model_path or None if ckpt is not None else None,
+        "weights": weights,
+        "inherited_fraction": inheritance.fraction if inheritance is not None else 0.0,
+        "inherited_from": inheritance.used_sources if inheritance is not None else [],
+        "inherited_steps": inherited_steps,
     }
     print(f"{metrics['steps']} steps in {train_seconds:.1f} s: " + ", ".join(
         f"{name} {r['psnr']:.3f} dB / {r['ssim']:.4f}" for name, r in results.items()), flush=True)

@@ -14,12 +14,20 @@ FORMATS = ".pb (released FALSR graph), .pt/.pth (falsr weights) or .ckpt (Lightn
 
 def _load_state_dict(path: Path) -> tuple[dict, str | None]:
     """The state_dict in a file and the genome string stored beside it (if any)."""
+    sd, genome, _ = read_weights(path)
+    return sd, genome
+
+
+def read_weights(path: Path) -> tuple[dict, str | None, dict]:
+    """The state_dict in a file, the genome string stored beside it (if any) and the metadata that
+    :func:`save_weights` stored with it (e.g. ``lineage_steps``; empty for other files)."""
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".pb":
         from falsr.tf_import import import_graph
 
         genome, sd = import_graph(path)
-        return sd, str(genome)
+        return sd, str(genome), {}
     if suffix not in (".pt", ".pth", ".ckpt"):
         raise UserError(f"unsupported weights file {path}: use {FORMATS}")
     try:
@@ -32,10 +40,11 @@ def _load_state_dict(path: Path) -> tuple[dict, str | None]:
     if genome is None and isinstance(blob.get("hyper_parameters"), dict):
         genome = blob["hyper_parameters"].get("genome")
     sd = blob.get("state_dict", blob)
-    return sd, (str(genome) if genome is not None else None)
+    meta = blob.get("meta") if isinstance(blob.get("meta"), dict) else {}
+    return sd, (str(genome) if genome is not None else None), meta
 
 
-def _strip_prefix(sd: dict, expected: set[str]) -> dict:
+def strip_prefix(sd: dict, expected: set[str]) -> dict:
     """Lightning checkpoints prefix the network's keys (e.g. `net.`): find and drop that prefix."""
     if expected <= set(sd):
         return {k: sd[k] for k in expected}
@@ -59,7 +68,7 @@ def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
         raise UserError(f"weights file {path} is for genome {genome}, but the model is {net.genome}: "
                         "choose the matching model= (e.g. model=falsr_b for FALSR-B.pb)")
     own = net.state_dict()
-    sd = _strip_prefix(sd, set(own))
+    sd = strip_prefix(sd, set(own))
     for key, value in sd.items():
         if tuple(value.shape) != tuple(own[key].shape):
             raise UserError(f"weights file {path}: tensor {key} has shape {tuple(value.shape)}, "
@@ -68,10 +77,10 @@ def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
     return net
 
 
-def save_weights(net: torch.nn.Module, path: str | Path) -> Path:
-    """Save as a plain PyTorch file holding the genome and the state_dict."""
+def save_weights(net: torch.nn.Module, path: str | Path, **meta) -> Path:
+    """Save as a plain PyTorch file holding the genome, the state_dict and `meta` (plain values)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"genome": str(net.genome), "name": getattr(net, "name", None),
-                "state_dict": net.state_dict()}, path)
+                "state_dict": net.state_dict(), "meta": dict(meta)}, path)
     return path

@@ -24,14 +24,16 @@ def candidate_record(config: DictConfig, job_return: JobReturn) -> dict:
     cand = config.candidate
     record: dict[str, Any] = {"key": cand.key, "genome": cand.genome, "generation": int(cand.generation),
                               "origin": cand.get("origin"), "job_num": int(config.hydra.job.num),
-                              "run_dir": config.hydra.runtime.output_dir}
+                              "run_dir": config.hydra.runtime.output_dir,
+                              "parents": list(cand.get("parents") or []), "predicted_psnr": cand.get("predicted_psnr")}
     if job_return.status != JobStatus.COMPLETED:
         error = job_return._return_value  # the exception the task raised
         return {**record, "status": STATUS_FAILED, "error": f"{type(error).__name__}: {error}"}
     result = job_return.return_value
     if not isinstance(result, dict):
         return {**record, "status": STATUS_FAILED, "error": f"the task returned {type(result).__name__}, not metrics"}
-    record.update({k: result.get(k) for k in ("psnr", "ssim", "params", "mult_adds", "train_seconds")})
+    record.update({k: result.get(k) for k in ("psnr", "ssim", "params", "mult_adds", "train_seconds", "weights",
+                                              "inherited_fraction", "inherited_from", "inherited_steps")})
     if result.get("status", STATUS_OK) != STATUS_OK:
         return {**record, "status": STATUS_FAILED, "error": result.get("error") or "training failed"}
     if not is_valid_psnr(result.get("psnr")):

@@ -8,6 +8,7 @@ and `search_state.pt`, written atomically after every ask and every tell.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -20,7 +21,7 @@ import torch
 from falsr.cost import genome_cost
 from falsr.errors import UserError
 from falsr.genome import Genome
-from falsr.search.generation import Offspring, SearchState, new_search, propose, tell
+from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, Journal
 from falsr.search.nsga import HypervolumeBox, Individual, hypervolume
 from falsr.search.report import pareto_records, write_reports
@@ -28,6 +29,7 @@ from falsr.search.settings import SearchSettings
 
 log = logging.getLogger(__name__)
 STATE_NAME = "search_state.pt"
+PREDICTOR_LOG = "predictor.jsonl"  # one line per pre-screened generation: the predictor's held-out tau and MAE
 # Brackets of mult-adds (at the search's LR size) for the "best PSNR per cost" summary line.
 BRACKETS = (10e9, 50e9, 100e9, 250e9, math.inf)
 
@@ -43,12 +45,25 @@ class DriverOptions:
     hypervolume_box: HypervolumeBox = field(default_factory=HypervolumeBox)
     extra_overrides: tuple[str, ...] = ()  # added to every candidate job (e.g. hydra.sweep.dir on resume)
     toolbox: Optional[dict] = None  # the toolbox config (falsr.search.toolbox); None: the paper's operators
+    inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.inherit)
 
 
-def candidate_overrides(off: Offspring, generation: int) -> list[str]:
+def candidate_overrides(off: Offspring, generation: int, inherit_from: Sequence[str] = (),
+                        save_weights: bool = False) -> list[str]:
+    """The overrides of one candidate's train.py job: its genome, its journal fields (``+candidate.*``) and,
+    with weight inheritance, its parents' weights files and ``save_weights`` for its own children."""
     g = str(off.genome)
-    return ["model=genome", f"model.genome={g}", f"+candidate.key={off.genome.key}", f"+candidate.genome={g}",
-            f"+candidate.generation={generation}", f"+candidate.origin={off.origin}"]
+    quoted = lambda values: "[" + ",".join(f"'{v}'" for v in values) + "]"  # noqa: E731 - keys like 1e5.. stay strings
+    out = ["model=genome", f"model.genome={g}", f"+candidate.key={off.genome.key}", f"+candidate.genome={g}",
+           f"+candidate.generation={generation}", f"+candidate.origin={off.origin}",
+           f"+candidate.parents={quoted(off.parents)}"]
+    if off.predicted is not None:
+        out.append(f"+candidate.predicted_psnr={off.predicted:.6f}")
+    if save_weights:
+        out.append("save_weights=true")
+    if inherit_from:
+        out.append(f"model.inherit_from={quoted(inherit_from)}")
+    return out
 
 
 def atomic_save(obj, path: Path) -> None:
@@ -72,7 +87,8 @@ class SearchDriver:
     # -- state -------------------------------------------------------------------------------------
     def _save(self, state: SearchState, pending: Optional[list[Offspring]]) -> None:
         atomic_save({"state": state.to_dict(), "next_job": self.next_job,
-                     "pending": None if pending is None else [(str(o.genome), o.origin) for o in pending]},
+                     "pending": None if pending is None else [(str(o.genome), o.origin, list(o.parents), o.predicted)
+                                                              for o in pending]},
                     self.state_path)
 
     def _load_or_start(self, resume: bool) -> tuple[SearchState, Optional[list[Offspring]]]:
@@ -87,8 +103,9 @@ class SearchDriver:
             if self.options.toolbox is not None and state.toolbox_config != self.options.toolbox:
                 log.warning("search.toolbox differs from the resumed search's; the resumed toolbox is kept")
             self.next_job = max(data["next_job"], self._max_job_dir() + 1)
-            pending = None if data["pending"] is None else [Offspring(Genome.from_string(g), o)
-                                                            for g, o in data["pending"]]
+            pending = None if data["pending"] is None else [  # (genome, origin[, parents, predicted])
+                Offspring(Genome.from_string(p[0]), p[1], *([tuple(p[2]), p[3]] if len(p) > 2 else []))
+                for p in data["pending"]]
             log.info(f"resuming {self.dir} at generation {state.generation} "
                      f"({len(self.journal.latest())} candidates already journaled)")
             return state, pending
@@ -122,7 +139,10 @@ class SearchDriver:
             to_train[key] = off
         if to_train:
             jobs = list(to_train.values())
-            overrides = [candidate_overrides(o, generation) + list(self.options.extra_overrides) for o in jobs]
+            inherit = self.options.inherit
+            overrides = [candidate_overrides(o, generation, self._parent_weights(o, known) if inherit else (),
+                                             save_weights=inherit) + list(self.options.extra_overrides)
+                         for o in jobs]
             log.info(f"generation {generation}: training {len(jobs)} candidates "
                      f"({len(batch) - len(jobs)} cached or over the cap)")
             returns = self.launch(overrides, self.next_job)
@@ -137,6 +157,16 @@ class SearchDriver:
                     self.journal.append(record)
                     known[off.genome.key] = record
         return [known[o.genome.key] for o in batch]
+
+    @staticmethod
+    def _parent_weights(off: Offspring, known: dict[str, dict]) -> list[str]:
+        """The weights files of a child's trained parents, primary first (a failed parent has none)."""
+        out = []
+        for key in off.parents:
+            weights = (known.get(key) or {}).get("weights")
+            if weights and Path(weights).is_file():
+                out.append(str(Path(weights).resolve()))
+        return out
 
     def _individuals(self, batch: list[Offspring], records: list[dict], state: SearchState) -> list[Individual]:
         """Objectives for NSGA-II; a failed candidate gets the worst fitness (the nadir of what is known)."""
@@ -167,11 +197,25 @@ class SearchDriver:
                 pending = propose(state)
                 self._save(state, pending)
             records = self._evaluate(pending, generation)
-            stats = tell(state, self._individuals(pending, records, state))
+            individuals = self._individuals(pending, records, state)
+            quality = predictor_quality(pending, individuals, [r["status"] == STATUS_OK for r in records])
+            stats = tell(state, individuals)
+            if quality is not None:
+                self._log_predictor(state, generation, quality)
             pending = None
             self._save(state, None)
             summary = self._report(generation, stats)
         return summary
+
+    def _log_predictor(self, state: SearchState, generation: int, quality: dict) -> None:
+        """The predictor's held-out quality on the batch it pre-screened (not yet in its training data):
+        logged, kept in the search state and appended to predictor.jsonl beside the journal."""
+        entry = {"generation": generation, **quality}
+        state.predictor_log.append(entry)
+        with open(self.dir / PREDICTOR_LOG, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        log.info(f"generation {generation}: predictor on the {quality['n']} candidates it chose: Kendall tau "
+                 f"{quality['tau']:.3f}, MAE {quality['mae']:.3f} dB (held out: predicted before training)")
 
     def _report(self, generation: int, stats: dict) -> dict:
         records = list(self.journal.latest().values())

@@ -48,10 +48,14 @@ from falsr.search.toolbox import build_toolbox, paper_toolbox
 
 @dataclass(frozen=True)
 class Offspring:
-    """A canonical genome to evaluate and the operators that made it (see ``Individual.origin``)."""
+    """A canonical genome to evaluate, the operators that made it (see ``Individual.origin``), the keys of
+    the parents it was made from (primary first; none for an initial or random genome: weight inheritance
+    reads them) and, when the predictor pre-screened it, its predicted PSNR."""
 
     genome: Genome
     origin: str
+    parents: tuple[str, ...] = ()
+    predicted: Optional[float] = None
 
 
 # -- random streams ----------------------------------------------------------------------------------------
@@ -106,6 +110,8 @@ class SearchState:
     generation: int = 0  # generations told so far (0: the initial population is next)
     archive: dict[str, list[float]] = field(default_factory=dict)  # key -> objectives of every evaluated genome
     actions: list[dict] = field(default_factory=list)  # controller samples of the pending batch
+    genomes: dict[str, str] = field(default_factory=dict)  # key -> genome string of every evaluated genome
+    predictor_log: list[dict] = field(default_factory=list)  # per pre-screened generation: the predictor's quality
 
     def __post_init__(self):
         self.toolbox = build_toolbox(self.toolbox_config, self)
@@ -122,6 +128,8 @@ class SearchState:
             "generation": self.generation,
             "archive": {k: list(v) for k, v in self.archive.items()},
             "actions": list(self.actions),
+            "genomes": dict(self.genomes),
+            "predictor_log": list(self.predictor_log),
         }
 
     @classmethod
@@ -134,7 +142,8 @@ class SearchState:
         population = [Individual.from_dict(d, settings.constraints) for d in data["population"]]
         return cls(settings, dict(data["toolbox"]), _python_state_from_list(data["random"]),
                    _numpy_state_from_list(data["numpy_random"]), controller, population, data["generation"],
-                   {k: list(v) for k, v in data["archive"].items()}, list(data["actions"]))
+                   {k: list(v) for k, v in data["archive"].items()}, list(data["actions"]),
+                   dict(data.get("genomes", {})), list(data.get("predictor_log", [])))
 
 
 def new_search(settings: SearchSettings, seed: int = 0, use_controller: bool = True,
@@ -186,19 +195,20 @@ def initial_population(state: SearchState) -> list[Offspring]:
     return out
 
 
-def generation_step(state: SearchState) -> tuple[list[Offspring], list[dict]]:
-    """One generation's offspring, and the controller actions sampled on the way.
+def generation_step(state: SearchState, n: Optional[int] = None) -> tuple[list[Offspring], list[dict]]:
+    """One generation's ``n`` offspring (default ``mu``), and the controller actions sampled on the way.
 
-    Parents: ``toolbox.select(population, 2 * ceil(mu / 2))``, paired in order. Each pair is mated with
+    Parents: ``toolbox.select(population, 2 * ceil(n / 2))``, paired in order. Each pair is mated with
     ``crossover_probability`` (else copied); each child is then mutated with ``mutation_probability``.
-    The ``mu`` offspring are canonical genomes that differ from each other and from every genome
+    The offspring are canonical genomes that differ from each other and from every genome
     evaluated so far: a duplicate child is mutated again from the same child, and after
     ``max_offspring_attempts`` duplicates it is replaced by a uniformly random genome. Every controller
     sample drawn on the way is returned as an action (its cells and bits as sampled, and the key of the
-    genome it made), duplicates included, for the controller's update.
+    genome it made), duplicates included, for the controller's update. A child's parents are the pair,
+    its own first (Eq. 4 makes child a from parent a with a part of b, and b the other way round).
     """
     s, tb = state.settings, state.toolbox
-    mu = s.population_size
+    mu = s.population_size if n is None else n
     taken = set(state.archive) | {ind.genome.key for ind in state.population}
     parents = list(tb.select(list(state.population), 2 * ((mu + 1) // 2)))
     if len(parents) < 2 * ((mu + 1) // 2):
@@ -213,7 +223,7 @@ def generation_step(state: SearchState) -> tuple[list[Offspring], list[dict]]:
             made = tb.mate.label
         else:
             made = "copy"
-        for child in (a, b):
+        for child, lineage in ((a, (pa.genome.key, pb.genome.key)), (b, (pb.genome.key, pa.genome.key))):
             if len(offspring) == mu:
                 break
             child = as_gene_list(child)
@@ -228,19 +238,65 @@ def generation_step(state: SearchState) -> tuple[list[Offspring], list[dict]]:
                 if genome.key not in taken:
                     break
             else:
-                origin = "random"
+                origin, lineage = "random", ()
                 genome = _distinct(genome, taken, s.n_cells)
             taken.add(genome.key)
-            offspring.append(Offspring(genome.canonical(), origin))
+            parents = lineage[:1] if made == "copy" else tuple(dict.fromkeys(lineage))  # a pair may be one twice
+            offspring.append(Offspring(genome.canonical(), origin, parents))
     return offspring, actions
 
 
+def prescreen(state: SearchState, candidates: list[Offspring]) -> list[Offspring]:
+    """The ``mu`` of ``candidates`` to train: the predictor's choice plus an exploration share.
+
+    The predictor (:mod:`falsr.search.predictor`, fitted on every genome evaluated so far) gives each
+    candidate a predicted PSNR; with its analytic costs, ``toolbox.survive`` (NSGA-II survival by default)
+    picks ``mu - round(prescreen_exploration * mu)`` of them as if these were their objectives, and the
+    rest of the batch is drawn uniformly from the candidates left (so the predictor never fully decides
+    what it later learns from).
+    """
+    from falsr.search.predictor import PerformancePredictor
+
+    s = state.settings
+    mu = s.population_size
+    records = [{"status": "ok", "genome": state.genomes[k], "psnr": v[0]} for k, v in state.archive.items()
+               if k in state.genomes]
+    predictor = PerformancePredictor(seed=state.generation).fit(records)
+    predicted = predictor.predict([o.genome for o in candidates])
+    guesses = []
+    for off, psnr in zip(candidates, predicted):
+        cost = genome_cost(off.genome, s.lr_size)
+        guesses.append(Individual(off.genome, (float(psnr), float(cost.mult_adds), float(cost.params)),
+                                  s.constraints, off.origin))
+    n_explore = min(mu, int(round(s.prescreen_exploration * mu)))
+    chosen = {ind.genome.key for ind in state.toolbox.survive(guesses, mu - n_explore)}
+    rest = [o for o in candidates if o.genome.key not in chosen]
+    chosen |= {o.genome.key for o in random.sample(rest, min(n_explore, len(rest)))}
+    by_key = dict(zip((o.genome.key for o in candidates), predicted))
+    return [Offspring(o.genome, o.origin, o.parents, float(by_key[o.genome.key]))
+            for o in candidates if o.genome.key in chosen]
+
+
+def prescreening(state: SearchState) -> bool:
+    """Whether this generation's offspring are pre-screened by the predictor (settings.prescreen_factor > 1,
+    not the initial population, and at least ``prescreen_min_trained`` genomes to fit it on)."""
+    s = state.settings
+    return (s.prescreen_factor > 1 and state.generation > 0
+            and sum(k in state.genomes for k in state.archive) >= s.prescreen_min_trained)
+
+
 def propose(state: SearchState) -> list[Offspring]:
-    """The next batch to evaluate: the initial population, then each generation's offspring. The
+    """The next batch to evaluate: the initial population, then each generation's offspring (with
+    pre-screening, ``prescreen_factor`` times as many proposed and the predictor's choice kept). The
     controller actions behind the batch wait in ``state.actions`` for :func:`tell`."""
     with search_random(state):
         if state.generation == 0:
             batch, actions = initial_population(state), []
+        elif prescreening(state):
+            proposed, actions = generation_step(state, state.settings.prescreen_factor * state.settings.population_size)
+            batch = prescreen(state, proposed)
+            kept = {o.genome.key for o in batch} | set(state.archive) | {i.genome.key for i in state.population}
+            actions = [a for a in actions if a["key"] in kept]  # only what is evaluated can be rewarded
         else:
             batch, actions = generation_step(state)
     state.actions = actions
@@ -271,9 +327,24 @@ def tell(state: SearchState, evaluated: Sequence[Individual]) -> dict:
                                                state.settings.population_size))
     state.population = survivors
     state.archive.update((ind.genome.key, [float(v) for v in ind.objectives]) for ind in evaluated)
+    state.genomes.update((ind.genome.key, str(ind.genome)) for ind in evaluated)
     state.actions = []
     state.generation += 1
     return stats
+
+
+def predictor_quality(batch: Sequence[Offspring], evaluated: Sequence[Individual], trained: Sequence[bool]) -> Optional[dict]:
+    """Held-out quality of a pre-screened batch's predictions: Kendall tau and mean absolute error of the
+    predicted against the measured PSNR of the candidates that trained (``trained``); None without predictions."""
+    pairs = [(o.predicted, ind.objectives[0]) for o, ind, ok in zip(batch, evaluated, trained)
+             if ok and o.predicted is not None]
+    if len(pairs) < 3:
+        return None
+    from scipy.stats import kendalltau
+
+    predicted, measured = zip(*pairs)
+    return {"n": len(pairs), "tau": float(kendalltau(predicted, measured).statistic),
+            "mae": float(np.mean(np.abs(np.subtract(predicted, measured))))}
 
 
 def evaluate(batch: Sequence[Offspring], psnr_of: Callable[[Genome], float], settings: SearchSettings) -> list[Individual]:

@@ -43,7 +43,7 @@ def driver_options(search: DictConfig, extra_overrides: Sequence[str]) -> Driver
     return DriverOptions(generations=int(search.generations), seed=int(search.seed),
                          use_controller=bool(search.use_controller), report_k=int(search.report_k),
                          hypervolume_box=HypervolumeBox(**box), extra_overrides=tuple(extra_overrides),
-                         toolbox=toolbox_config(search))
+                         toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)))
 
 
 def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Callable[[dict], None]]:

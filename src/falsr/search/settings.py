@@ -48,6 +48,11 @@ class SearchSettings:
     random_mutation_bit_probability: Optional[float] = None  # per bit; None: 1/(n(n+1)/2)
     max_offspring_attempts: int = 50  # re-draws per child before a duplicate is replaced by a random genome
 
+    # -- performance predictor (falsr.search.predictor): pre-screening of offspring -------------------
+    prescreen_factor: int = 1  # offspring proposed per one trained; 1: no pre-screening (default: see README)
+    prescreen_exploration: float = 0.25  # share of the batch drawn uniformly from the proposals the predictor left
+    prescreen_min_trained: int = 16  # genomes evaluated before the predictor is fitted and used
+
     # -- selection ------------------------------------------------------------------------------
     crowding: str = "improved"  # "standard" (Deb 2002) or "improved" (Chu & Yu 2018, used by FALSR)
     constraints: Constraints = field(default_factory=Constraints)
@@ -83,6 +88,10 @@ class SearchSettings:
             raise ValueError(f"crowding={self.crowding!r}: use one of {list(CROWDING_MODES)}")
         if self.reward not in REWARDS:
             raise ValueError(f"reward={self.reward!r}: use one of {list(REWARDS)}")
+        if self.prescreen_factor < 1:
+            raise ValueError(f"prescreen_factor={self.prescreen_factor}: use an integer >= 1 (1: no pre-screening)")
+        if self.prescreen_min_trained < 4:
+            raise ValueError(f"prescreen_min_trained={self.prescreen_min_trained}: the predictor needs at least 4")
         if self.n_cells < 1 or self.population_size < 2:
             raise ValueError("n_cells must be >= 1 and population_size >= 2")
 

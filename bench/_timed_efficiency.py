@@ -1,0 +1,214 @@
+"""Search efficiency at equal CPU time (``bench/search_efficiency.py --cpu-budget S --objective real``).
+
+Every method (random search, plain NSGA-II, the hybrid, the hybrid with weight inheritance and/or the
+predictor's pre-screening) runs the search's own ask/tell loop (falsr.search.generation: ``propose``,
+``tell``; composed from conf/search/ as search.py composes it) with the real short-training objective of
+bench/_objectives.py, and goes on generation after generation until it has spent ``S`` CPU seconds:
+
+* training seconds: ``time.process_time`` of each candidate's training (one torch thread, no loader
+  workers, so this is the CPU the candidate cost, whatever else runs on the machine). A genome another
+  method (or seed) already trained fresh is charged the seconds it took then: a cache hit is free for
+  the bench, never for the method;
+* search seconds: ``process_time`` of ``propose`` and ``tell`` (operators, controller, the predictor's
+  fitting and predictions).
+
+Over-cap genomes (the search's ``max_mult_adds``) are not trained, as in the search. With inheritance, a
+child with trained parents starts from their weights (falsr.inherit, as ``search.inherit=true`` does in
+the search); to measure the bias this brings, such a child is also trained fresh, uncharged, and the
+report compares the two. Runs are stored one JSON line each (``--store``), so the bench resumes and can
+be split over processes (``--part i/n``); ``--report`` prints the tables from the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+import _objectives
+from falsr.cost import genome_cost
+from falsr.search import HypervolumeBox, hypervolume
+from falsr.search.generation import new_search, predictor_quality, propose, tell
+from falsr.search.nsga import Individual
+
+FRACTIONS = (0.25, 0.5, 0.75, 1.0)  # hypervolume reported at these shares of the CPU budget
+
+
+def run_once(method: str, composed, seed: int, budget: float) -> dict:
+    """One search run of ``method`` until ``budget`` CPU seconds are spent; every candidate with its clock."""
+    label, settings, toolbox, use_controller, inherit = composed
+    state = new_search(settings, seed, use_controller, toolbox)
+    cap = settings.constraints.max_mult_adds
+    clock, history, weights, predictor = 0.0, [], {}, []
+    tag = f"{method}-s{seed}"
+    while clock < budget:
+        start = time.process_time()
+        batch = propose(state)
+        clock += time.process_time() - start
+        evaluated, trained = [], []
+        for off in batch:
+            cost = genome_cost(off.genome, settings.lr_size)
+            row = {"key": off.genome.key, "genome": str(off.genome), "generation": state.generation,
+                   "origin": off.origin, "parents": list(off.parents), "predicted": off.predicted,
+                   "mult_adds": cost.mult_adds, "params": cost.params}
+            if cap is not None and cost.mult_adds > cap:
+                result = _objectives.Result(_objectives.FAILED_PSNR, 0.0, None)
+                row["status"] = "over_cap"
+            else:
+                sources = [weights[p] for p in off.parents if weights.get(p)] if inherit else []
+                if sources:
+                    result = _objectives.train_candidate(off.genome, sources, tag=tag)
+                    row["fresh_psnr"] = _objectives.fresh(off.genome).psnr  # uncharged: the bias check
+                else:
+                    result = _objectives.fresh(off.genome)
+                row["status"] = "ok" if result.weights else "failed"
+                weights[off.genome.key] = result.weights
+            clock += result.seconds
+            row.update(psnr=result.psnr, seconds=result.seconds, clock=clock, cached=result.cached,
+                       inherited_fraction=result.inherited_fraction, inherited_steps=result.inherited_steps)
+            history.append(row)
+            evaluated.append(Individual(off.genome, (result.psnr, float(cost.mult_adds), float(cost.params)),
+                                        settings.constraints, off.origin))
+            trained.append(row["status"] == "ok")
+        quality = predictor_quality(batch, evaluated, trained)
+        if quality is not None:
+            predictor.append({"generation": state.generation, **quality})
+        start = time.process_time()
+        tell(state, evaluated)
+        clock += time.process_time() - start
+    return {"method": method, "label": label, "seed": seed, "budget": budget, "clock": clock,
+            "generations": state.generation, "history": history, "predictor": predictor}
+
+
+def config_id(args, composed: dict) -> str:
+    """What makes runs comparable: budget, population, objective and the methods' composed settings."""
+    blob = json.dumps({"budget": args.cpu_budget, "population": args.population, "cells": args.cells,
+                       "objective": _objectives.describe(),
+                       "settings": {m: dataclasses.asdict(c[1]) for m, c in composed.items()}},
+                      sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def load(store: Path) -> list[dict]:
+    if not store.is_file():
+        return []
+    return [json.loads(line) for line in store.read_text().splitlines() if line.strip()]
+
+
+def hv_at(history: list[dict], box: HypervolumeBox, t: float) -> float:
+    return hypervolume([(r["psnr"], r["mult_adds"], r["params"]) for r in history
+                        if r["clock"] <= t and r["status"] == "ok"], box)
+
+
+def report(runs: list[dict], methods: list[str], budget: float) -> str:
+    lines = []
+    runs = [r for r in runs if r["method"] in methods]
+    values = [h["psnr"] for r in runs for h in r["history"] if h["status"] == "ok"]
+    if not values:
+        return "no finished runs in the store"
+    box = dataclasses.replace(HypervolumeBox(), psnr_min=min(values), psnr_max=max(values))
+    lines.append(f"Objective: {_objectives.describe()}.")
+    lines.append(f"CPU budget {budget:.0f} s per run; hypervolume box PSNR {box.psnr_min:.2f}..{box.psnr_max:.2f} dB "
+                 "(pooled over every run here), mult-adds 1G..1000G and params 5K..5M (log); ref = worst corner.")
+    lines.append("")
+    lines.append("| method | seeds | candidates trained (mean) | generations (mean) | "
+                 + " | ".join(f"HV @ {f:.0%} budget" for f in FRACTIONS) + " | HV sd @ 100% | best PSNR (mean) |")
+    lines.append("| --- | --- | --- | --- | " + " | ".join("---" for _ in FRACTIONS) + " | --- | --- |")
+    for m in methods:
+        rs = [r for r in runs if r["method"] == m]
+        if not rs:
+            continue
+        hv = [[hv_at(r["history"], box, f * budget) for f in FRACTIONS] for r in rs]
+        final = [h[-1] for h in hv]
+        n_ok = [sum(h["status"] == "ok" for h in r["history"]) for r in rs]
+        best = [max(h["psnr"] for h in r["history"] if h["status"] == "ok") for r in rs]
+        lines.append(f"| {rs[0]['label']} (`{m}`) | {len(rs)} | {statistics.fmean(n_ok):.0f} | "
+                     f"{statistics.fmean(r['generations'] for r in rs):.1f} | "
+                     + " | ".join(f"{statistics.fmean(h[k] for h in hv):.4f}" for k in range(len(FRACTIONS)))
+                     + f" | {statistics.stdev(final) if len(final) > 1 else 0.0:.4f} | {statistics.fmean(best):.2f} |")
+    inherited = [(h, r) for r in runs for h in r["history"] if "fresh_psnr" in h and h["status"] == "ok"]
+    if inherited:
+        lines.append("")
+        lines.append("Weight inheritance, measured on every inherited child (also trained fresh, uncharged):")
+        lines.append("")
+        lines.append("| method | inherited children | mean fraction inherited | PSNR gain over fresh (mean, dB) | "
+                     "tau(inherited, fresh) | tau(gain, inherited steps) | tau(gain, fraction) |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+        for m in methods:
+            hs = [h for h, r in inherited if r["method"] == m]
+            if len(hs) < 3:
+                continue
+            gain = [h["psnr"] - h["fresh_psnr"] for h in hs]
+            lines.append(
+                f"| `{m}` | {len(hs)} | {statistics.fmean(h['inherited_fraction'] for h in hs):.2f} | "
+                f"{statistics.fmean(gain):+.3f} | "
+                f"{kendalltau([h['psnr'] for h in hs], [h['fresh_psnr'] for h in hs]).statistic:.3f} | "
+                f"{kendalltau(gain, [h['inherited_steps'] for h in hs]).statistic:.3f} | "
+                f"{kendalltau(gain, [h['inherited_fraction'] for h in hs]).statistic:.3f} |")
+    logs = [(r["method"], p) for r in runs for p in r["predictor"]]
+    if logs:
+        lines.append("")
+        lines.append("Predictor, held out (each pre-screened batch predicted before it trained):")
+        lines.append("")
+        lines.append("| method | pre-screened generations | tau (mean) | tau (min..max) | MAE (mean, dB) |")
+        lines.append("| --- | --- | --- | --- | --- |")
+        for m in methods:
+            ps = [p for mm, p in logs if mm == m and math.isfinite(p["tau"])]
+            if ps:
+                taus = [p["tau"] for p in ps]
+                lines.append(f"| `{m}` | {len(ps)} | {statistics.fmean(taus):.3f} | {min(taus):.2f}..{max(taus):.2f} "
+                             f"| {statistics.fmean(p['mae'] for p in ps):.3f} |")
+    lines.append("")
+    lines.append("Per seed, HV at 100% of the budget:")
+    lines.append("")
+    for m in methods:
+        rs = sorted((r for r in runs if r["method"] == m), key=lambda r: r["seed"])
+        if rs:
+            lines.append(f"- `{m}`: " + ", ".join(f"seed {r['seed']} {hv_at(r['history'], box, budget):.4f}"
+                                                   for r in rs))
+    return "\n".join(lines) + "\n"
+
+
+def main(args, compose_method) -> int:
+    common = [f"search.settings.n_cells={args.cells}", f"search.settings.population_size={args.population}",
+              f"search.settings.crowding={args.crowding}"]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    composed = {m: compose_method(m, common) for m in methods}
+    if args.objective != "real":
+        raise SystemExit("error: --cpu-budget measures real training time: use --objective real")
+    if args.cpu_budget is None:
+        raise SystemExit("error: --report needs the --cpu-budget of the runs to report")
+    store = args.store or Path(__file__).resolve().parent / "results" / "search_efficiency_real.jsonl"
+    cid = config_id(args, composed)
+    done = {(r["method"], r["seed"]) for r in load(store) if r.get("config") == cid}
+    part, parts = (int(v) for v in args.part.split("/"))
+    todo = [(m, s) for s in range(args.seeds) for m in methods]
+    todo = [job for i, job in enumerate(todo) if i % parts == part and job not in done]
+    if not args.report:
+        print(f"objective: {_objectives.describe()}", flush=True)
+        print(f"{len(todo)} runs to do (config {cid}, store {store})", flush=True)
+        start = time.perf_counter()
+        for method, seed in todo:
+            run = run_once(method, composed[method], seed, args.cpu_budget)
+            run["config"] = cid
+            store.parent.mkdir(parents=True, exist_ok=True)
+            with open(store, "a") as f:
+                f.write(json.dumps(run) + "\n")
+            ok = [h for h in run["history"] if h["status"] == "ok"]
+            print(f"{method} seed {seed}: {len(run['history'])} candidates ({len(ok)} trained), "
+                  f"{run['generations']} generations, {run['clock']:.0f} CPU s; best {max(h['psnr'] for h in ok):.2f} dB; "
+                  f"wall {time.perf_counter() - start:.0f} s; {_objectives.STATS.line()}", flush=True)
+    runs = [r for r in load(store) if r.get("config") == cid]
+    text = report(runs, methods, args.cpu_budget)
+    print(text)
+    out = store.with_suffix(".md")
+    out.write_text(f"# bench/search_efficiency.py --cpu-budget {args.cpu_budget:g} --objective real\n\n" + text)
+    print(f"written {out}")
+    return 0
