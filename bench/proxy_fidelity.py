@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import random
 import sys
 import tempfile
@@ -92,7 +93,13 @@ RECIPES = {
     "p300": recipe(300, 30),  # 3x p100: the reference is only 3.3x longer, so not a proxy under the 10x rule
     "reference": recipe(1000, 50),
 }
-PROXIES = ("p100", "p100_lr4e-3", "p100_init002", "p300")
+# e80: bench/search_efficiency.py's real objective (80 steps x batch 8 of 32px patches, fp32), to know how that
+# bench's objective ranks. e80_inherit: e80 started from a parent's e80 weights (weight inheritance,
+# falsr.inherit): the parent is the genome with one cell redrawn (parent_genome), trained first with e80
+# and the same seed; what inheritance does to a proxy's ranking.
+RECIPES["e80"] = recipe(80, 8, batch=8, patch=32) + ["trainer.precision=32-true"]
+INHERIT = {"e80_inherit": "e80"}  # a recipe with inheritance -> the recipe the parent and the child train with
+PROXIES = ("p100", "p100_lr4e-3", "p100_init002", "p300", "e80", "e80_inherit")
 QUICK_PANEL = [p for p in PANEL if p[0] in ("init-9.7G", "child-15.3G", "child-23.8G", "init-35.3G", "FALSR-B")]
 QUICK_RECIPES = {"q10": recipe(10, 2, batch=8, patch=32), "qref": recipe(100, 10, batch=8, patch=32)}
 
@@ -101,11 +108,38 @@ def overrides(genome: str, recipe_name: str, seed: int, recipes=RECIPES) -> list
     return ["model=genome", f"model.genome={genome}", f"seed={seed}", *recipes[recipe_name]]
 
 
+def parent_genome(label: str, genome: str) -> str:
+    """The genome with one cell (drawn from the label) replaced by another choice: a random mutation's child."""
+    from falsr.genome import NUM_CHOICES, Genome, parse_genome
+
+    g = parse_genome(genome)
+    rng = random.Random(f"parent-of-{label}")
+    j = rng.randrange(g.n_cells)
+    choice = rng.choice([c for c in range(NUM_CHOICES) if c != g.cells[j]])
+    return str(Genome(tuple(g.cells[:j]) + (choice,) + tuple(g.cells[j + 1:]), tuple(g.connections)))
+
+
+def parent_overrides(label: str, genome: str, recipe_name: str, seed: int, recipes=RECIPES) -> list[str]:
+    return [*overrides(parent_genome(label, genome), INHERIT[recipe_name], seed, recipes), "save_weights=true"]
+
+
+def run_overrides(label: str, genome: str, recipe_name: str, seed: int, recipes=RECIPES) -> list[str]:
+    """A panel run's overrides; for an inheritance recipe the child's, reading its parent's weights (the path
+    is relative to the repository, so run keys do not depend on where the clone is)."""
+    if recipe_name not in INHERIT:
+        return overrides(genome, recipe_name, seed, recipes)
+    parent = _runs.run_key(parent_overrides(label, genome, recipe_name, seed, recipes))
+    return [*overrides(genome, INHERIT[recipe_name], seed, recipes),
+            f"model.inherit_from=['{_runs.RUNS_DIR.relative_to(_runs.REPO)}/{parent}/weights.pt']"]
+
+
 def jobs(panel, recipe_names, seeds, recipes=RECIPES):
     for name in recipe_names:
         for seed in seeds:
             for label, genome, _ in panel:
-                yield f"{name}/s{seed}/{label}", overrides(genome, name, seed, recipes)
+                if name in INHERIT:  # the parent first (one process: run inheritance recipes in one process)
+                    yield f"{name}-parent/s{seed}/{label}", parent_overrides(label, genome, name, seed, recipes)
+                yield f"{name}/s{seed}/{label}", run_overrides(label, genome, name, seed, recipes)
 
 
 def _score(rec: dict, target: str) -> float | None:
@@ -129,7 +163,7 @@ def table(panel, recipes, proxies, reference, seeds, store) -> str:
     def scores(name, seed, target):
         out = {}
         for label, genome, _ in panel:
-            rec = done.get(_runs.run_key(overrides(genome, name, seed, recipes)))
+            rec = done.get(_runs.run_key(run_overrides(label, genome, name, seed, recipes)))
             if rec and rec.get("status") == "ok":
                 out[label] = _score(rec, target)
         return {k: v for k, v in out.items() if v is not None}
@@ -149,11 +183,13 @@ def table(panel, recipes, proxies, reference, seeds, store) -> str:
     ref_test = mean_over_seeds(reference, "test")
     ref_hold = mean_over_seeds(reference, "holdout")
     missing = [f"{n}/s{s}/{label}" for n in (*proxies, reference) for s in seeds for label, g, _ in panel
-               if not (r := done.get(_runs.run_key(overrides(g, n, s, recipes)))) or r.get("status") != "ok"]
+               if not (r := done.get(_runs.run_key(run_overrides(label, g, n, s, recipes)))) or r.get("status") != "ok"]
     lines.append(f"Panel: {len(panel)} genomes, {len(band)} inside {BAND[0] / 1e9:.0f}-{BAND[1] / 1e9:.0f}G; "
                  f"seeds {list(seeds)}; reference `{reference}`: {' '.join(recipes[reference][:-1])}.")
     lines.append("")
-    lines.append("Proxies: " + "; ".join(f"`{n}`: {' '.join(recipes[n][1:-1])}" for n in proxies) + ".")
+    lines.append("Proxies: " + "; ".join(
+        f"`{n}`: {' '.join(recipes[n][1:-1])}" if n in recipes else f"`{n}`: `{INHERIT[n]}` inheriting from a parent"
+        for n in proxies) + ".")
     lines.append("")
     lines.append("| proxy | proxy validated on | tau vs ref (panel) | tau vs ref (band) | mixed seeds (panel / band) "
                  "| tau seed vs seed (panel / band) | proxy s / run |")
@@ -172,7 +208,7 @@ def table(panel, recipes, proxies, reference, seeds, store) -> str:
                 mixed_band.append(tau(mixed, ref_test, band)[0])
             ss_all = tau(per_seed[0], per_seed[1], macs) if len(per_seed) > 1 else (float("nan"), 0)
             ss_band = tau(per_seed[0], per_seed[1], band) if len(per_seed) > 1 else (float("nan"), 0)
-            keys = {_runs.run_key(overrides(g, name, s, recipes)) for s in seeds for _, g, _ in panel}
+            keys = {_runs.run_key(run_overrides(label, g, name, s, recipes)) for s in seeds for label, g, _ in panel}
             secs = [done[k]["wall_seconds"] for k in keys if k in done and done[k].get("status") == "ok"]
             lines.append(
                 f"| {name} | {target if target != 'test' else 'Set5+Set14'} | {_mean(t_all)} (n={t_all[0][1]}) | "
@@ -225,6 +261,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 small genomes, 10-step proxy vs 100-step reference")
     parser.add_argument("--no-wait", action="store_true", help="leave runs held by other processes to them")
     args = parser.parse_args(argv)
+    os.chdir(_runs.REPO)  # inheritance recipes name their parents' weights relative to the repository
     seeds = [int(s) for s in args.seeds.split(",")]
     _runs.set_threads(args.threads)
     if args.quick:
@@ -234,9 +271,9 @@ def main(argv=None) -> int:
     else:
         store, panel, recipes, proxies, reference = _runs.STORE, PANEL, RECIPES, PROXIES, "reference"
         names = args.recipes.split(",")
-        unknown = [n for n in names if n not in RECIPES]
+        unknown = [n for n in names if n not in RECIPES and n not in INHERIT]
         if unknown:
-            parser.error(f"unknown recipe {unknown[0]!r}: choose from {', '.join(RECIPES)}")
+            parser.error(f"unknown recipe {unknown[0]!r}: choose from {', '.join([*RECIPES, *INHERIT])}")
     if not args.report:
         _runs.work_through(jobs(panel, names, seeds, recipes), store, wait=not args.no_wait)
     report = table(panel, recipes, [p for p in proxies], reference, seeds, store)

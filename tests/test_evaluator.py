@@ -82,3 +82,26 @@ def test_trainer_configs_are_the_measured_recipes(trainer, recipe):
         for part in key.split("."):
             node_a, node_b = node_a[part], node_b[part]
         assert node_a == node_b, key
+
+
+def test_bf16_validation_matches_fp32_and_bad_values_are_one_line(data_dir):
+    """module.val_precision=bf16 (what trainer=search's auto picks on a CPU with fast bf16) scores a network as fp32
+    does to a few hundredths of a dB; bench/bf16_validation.py measures the ranking on the trained panel."""
+    import pytorch_lightning as pl
+
+    from falsr.module import SRModule
+    from falsr.network import build_network
+
+    dm = SRDataModule(train_dir=data_dir / "train" / "T91", benchmarks_dir=data_dir / "benchmarks", val_sets=["Set5"])
+    dm.setup("validate")
+    psnr = {}
+    for precision in ("32", "bf16"):
+        torch.manual_seed(0)
+        net = build_network("conv_f16_k3_b1_noskip.conv_f16_k3_b1_noskip-10_1", init_std=None)
+        module = SRModule(net, optimizer=None, val_names=dm.val_names, val_precision=precision)
+        pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                   limit_val_batches=2).validate(module, datamodule=dm, verbose=False)
+        psnr[precision] = module.val_results["Set5"]["psnr"]
+    assert psnr["32"] != psnr["bf16"] and abs(psnr["32"] - psnr["bf16"]) < 0.05, psnr
+    with pytest.raises(UserError, match="val_precision"):
+        SRModule(build_network("1-1"), optimizer=None, val_precision="fp16")

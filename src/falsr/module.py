@@ -38,12 +38,26 @@ class SRModule(pl.LightningModule):
 
     `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) taking the parameters / the optimizer.
     Logged: `train/loss`, `val/<Set>/psnr`, `val/<Set>/ssim`, and `val/psnr`, `val/ssim` for the first set
-    (checkpoint monitor). Validation always runs in float32, whatever the training precision.
+    (checkpoint monitor). The network's forward pass in validation runs in `val_precision` ("32", the
+    default, whatever the training precision; "bf16": bf16 autocast; "auto": bf16 where it is fast; see
+    bench/bf16_validation.py), the
+    protocol metrics always in float64/float32 as the protocol fixes them.
     """
 
+    VAL_PRECISIONS = ("32", "bf16", "auto")  # auto: bf16 where bf16 is fast (falsr.train.fast_bf16), else 32
+
     def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 val_names: Sequence[str] = ("Set5",), channels_last: bool = True):
+                 val_names: Sequence[str] = ("Set5",), channels_last: bool = True, val_precision: str = "32"):
         super().__init__()
+        if str(val_precision) not in self.VAL_PRECISIONS:
+            from falsr.errors import UserError
+
+            raise UserError(f"module.val_precision={val_precision!r}: choose one of {', '.join(self.VAL_PRECISIONS)}")
+        if str(val_precision) == "auto":
+            from falsr.train import fast_bf16
+
+            val_precision = "bf16" if fast_bf16() else "32"
+        self.val_precision = str(val_precision)
         self.net = net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.val_names = list(val_names)
@@ -81,7 +95,8 @@ class SRModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        with torch.autocast(device_type=self.device.type, enabled=False):
+        bf16 = self.val_precision == "bf16"
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
             y_sr = self(batch["y"].float()).float()
         sr_y = protocol_y(sr_rgb(y_sr, batch["pbpr"]))
         self.val_psnr[dataloader_idx].update(sr_y, batch["hr_y"])
