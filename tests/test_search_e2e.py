@@ -271,6 +271,7 @@ def test_full_training_of_the_chosen_models(tiny_data, tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     ([], "no search settings: run `python search.py +search=nsga2`"),
     (["+search=nsga2", "search.settings.crowding=foo"], "crowding='foo'"),
+    (["+search=nsga2", "search.settings.populaton_size=3"], "Key 'populaton_size' not in 'SearchSettings'"),
     (["+search=nsga2", "search.resume=/nonexistent/sweep"], "no such sweep folder"),
     (["+search=nsga2", "trainer.max_steps=1,2"], "give single values only"),
     (["+search=nsga2", "search.toolbox.mate._target_=deap.tools.cxNoSuchThing"],

@@ -23,7 +23,9 @@ def toy_psnr(genome: Genome) -> float:
     return 33.0 + 5.0 * (1.0 - math.exp(-genome_cost(genome).params / 3e5))
 
 
-SMALL = SearchSettings(n_cells=5, population_size=12)
+# No mult-adds cap (the settings' default is the CPU search's 100G): these tests are about the loop itself.
+NO_CAP = Constraints(max_mult_adds=None)
+SMALL = SearchSettings(n_cells=5, population_size=12, constraints=NO_CAP)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -71,10 +73,10 @@ def test_plain_nsga2_never_calls_the_controller_and_hybrid_does():
     _, hybrid = run_search(toy_psnr, SMALL, generations=3, seed=1)
     assert not any("controller" in i.origin for i in plain)
     assert any(i.origin.endswith("+controller") for i in hybrid)
-    keeps = SearchSettings(n_cells=5, population_size=12, controller_keeps_cells=True)
+    keeps = SearchSettings(n_cells=5, population_size=12, constraints=NO_CAP, controller_keeps_cells=True)
     state, history = run_search(toy_psnr, keeps, generations=3, seed=1)
     assert any(i.origin.endswith("+controller_connections") for i in history) and state.controller.updates == 3
-    only_random = SearchSettings(n_cells=5, population_size=12, p_exploration=1.0, p_random_mutation=1.0,
+    only_random = SearchSettings(n_cells=5, population_size=12, constraints=NO_CAP, p_exploration=1.0, p_random_mutation=1.0,
                                  p_roulette_mult_adds=0.0)
     _, history = run_search(toy_psnr, only_random, generations=2, seed=1, use_controller=False)
     assert {i.origin.split("+")[-1] for i in history[12:]} <= {"mutation_random", "random"}
@@ -142,7 +144,7 @@ def test_checkpointed_generation_resumes_bit_for_bit(use_controller, toolbox):
 
 
 def test_a_checkpoint_between_ask_and_tell_resumes_with_the_pending_actions():
-    settings = SearchSettings(n_cells=5, population_size=12, p_exploration=0.0)  # every mutation a controller sample
+    settings = SearchSettings(n_cells=5, population_size=12, constraints=NO_CAP, p_exploration=0.0)  # every mutation a controller sample
     state = new_search(settings, seed=3)
     advance(state, 2)
     batch = propose(state)
@@ -204,7 +206,7 @@ def test_children_name_their_parents_from_the_population():
 
 def test_prescreening_trains_the_predictors_choice_and_measures_it_held_out():
     def run(factor: int):
-        settings = SearchSettings(n_cells=5, population_size=12, prescreen_factor=factor, prescreen_exploration=0.0,
+        settings = SearchSettings(n_cells=5, population_size=12, constraints=NO_CAP, prescreen_factor=factor, prescreen_exploration=0.0,
                                   prescreen_min_trained=12)
         state = new_search(settings, seed=6)
         flawed, qualities = [], []

@@ -114,11 +114,11 @@ def test_hypervolume_in_the_documented_box():
     box = HypervolumeBox()
     assert hypervolume([(box.psnr_max, box.mult_adds_min, box.params_min)]) == pytest.approx(1.0)
     assert hypervolume([(box.psnr_min, box.mult_adds_max, box.params_max)]) == pytest.approx(0.0)
-    middle = (35.75, 10 ** 10.5, box.params_min * 10 ** 1.5)  # the box's centre: volume 1/8
+    middle = ((box.psnr_min + box.psnr_max) / 2, 10 ** 10.5, box.params_min * 10 ** 1.5)  # the box's centre: 1/8
     assert hypervolume([middle]) == pytest.approx(0.125)
-    dominated = (35.0, 10 ** 11, 1e6)
+    dominated = (middle[0] - 0.75, 10 ** 11, 1e6)
     assert hypervolume([middle, dominated]) == pytest.approx(0.125)
-    other = (37.0, 10 ** 11, box.params_min * 10 ** 1.5)
+    other = (middle[0] + 1.25, 10 ** 11, box.params_min * 10 ** 1.5)
     assert hypervolume([middle, other]) > hypervolume([middle])
 
 

@@ -248,8 +248,11 @@ def test_the_default_toolbox_is_the_papers_and_the_config_says_the_same():
     labels = {name: getattr(search.toolbox, name).label for name in PAPER_TOOLBOX}
     assert labels == {"population": "init_single_cell", "select": "sel_crowded_tournament", "mate": "cx_eq4",
                       "mutate": "mut_hybrid", "survive": "sel_nsga2"}
-    conf = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "search" / "nsga2.yaml").toolbox)
-    assert conf == PAPER_TOOLBOX
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        conf = OmegaConf.to_container(compose("search", overrides=["+search=nsga2"]).search.toolbox)
+    assert conf == PAPER_TOOLBOX  # the composed search config gets the toolbox from the schema's default
 
 
 def test_a_swapped_deap_crossover_is_the_one_called(monkeypatch):

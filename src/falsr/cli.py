@@ -74,9 +74,34 @@ def check_group_choices(argv: list[str] | None = None) -> None:
             sys.exit(f"error: unknown {key} {value!r}: choose one of {options}")
 
 
+def check_search_overrides(argv: list[str] | None = None) -> None:
+    """Reject a misspelt or mistyped ``search.*`` override in one line, against the schema of the search node.
+
+    Hydra rejects them too, but in several lines; the schema (falsr.search.settings.SearchConfig) is where every
+    search key and its type is defined. The toolbox entries are free-form (any DEAP operator's arguments).
+    """
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a.startswith("search.") and "=" in a
+            and not a.startswith("search.toolbox.")]
+    if not args:
+        return
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from falsr.search.settings import SearchConfig
+
+    for arg in args:
+        key, _, value = arg.partition("=")
+        try:
+            OmegaConf.merge(OmegaConf.structured(SearchConfig), OmegaConf.from_dotlist([f"{key[7:]}={value}"]))
+        except OmegaConfBaseException as err:
+            reason = str(err).splitlines()[0]
+            sys.exit(f"error: {arg}: {reason} (every search key, its type and default: falsr.search.settings)")
+
+
 def check_conf_dir() -> str:
     if not (CONF_DIR / "model").is_dir():
         sys.exit(f"error: config folder {CONF_DIR} not found: install the project from its repository with "
                  "`pip install -e .` (or set FALSR_CONF_DIR to the repository's conf/ folder)")
     check_group_choices()
+    check_search_overrides()
     return str(CONF_DIR)

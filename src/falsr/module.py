@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from falsr.cost import genome_cost
+from falsr.cost import DEFAULT_LR_SIZE, genome_cost
 from falsr.metrics import ProtocolPSNR, ProtocolSSIM, protocol_y
 from falsr.pipeline import sr_rgb
 
@@ -47,7 +47,8 @@ class SRModule(pl.LightningModule):
     VAL_PRECISIONS = ("32", "bf16", "auto")  # auto: bf16 where bf16 is fast (falsr.train.fast_bf16), else 32
 
     def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 val_names: Sequence[str] = ("Set5",), channels_last: bool = True, val_precision: str = "32"):
+                 val_names: Sequence[str] = ("Set5",), channels_last: bool = True, val_precision: str = "32",
+                 cost_lr_size: Sequence[int] | int = DEFAULT_LR_SIZE):
         super().__init__()
         if str(val_precision) not in self.VAL_PRECISIONS:
             from falsr.errors import UserError
@@ -58,6 +59,7 @@ class SRModule(pl.LightningModule):
 
             val_precision = "bf16" if fast_bf16() else "32"
         self.val_precision = str(val_precision)
+        self.cost_lr_size = cost_lr_size if isinstance(cost_lr_size, int) else tuple(int(v) for v in cost_lr_size)
         self.net = net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.val_names = list(val_names)
@@ -75,9 +77,10 @@ class SRModule(pl.LightningModule):
         return getattr(self.net, "genome", None)
 
     def cost(self) -> dict[str, int]:
-        """Params (counted on the network) and mult-adds for a 480x480 LR input (paper's convention)."""
+        """Params (counted on the network) and mult-adds for a `cost_lr_size` LR input (default 480x480, the paper's
+        convention; a search job gets the search's settings.lr_size, so its journal agrees with the selection)."""
         params = sum(p.numel() for p in self.net.parameters())
-        mult_adds = genome_cost(self.genome).mult_adds if self.genome is not None else None
+        mult_adds = genome_cost(self.genome, self.cost_lr_size).mult_adds if self.genome is not None else None
         return {"params": params, "mult_adds": mult_adds}
 
     def _in(self, x: torch.Tensor) -> torch.Tensor:

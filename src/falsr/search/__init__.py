@@ -1,7 +1,7 @@
 """Multi-objective architecture search for FALSR: an evolutionary loop on a DEAP toolbox, with the paper's
 operators (Eq. 4 crossover, hybrid EA + RL mutation, NSGA-II with improved crowding) as its defaults.
 
-- :mod:`falsr.search.settings`   ``SearchSettings`` / ``Constraints`` (the ``settings`` node of ``conf/search/*.yaml``)
+- :mod:`falsr.search.settings`   the schema of the ``search`` node (``SearchConfig``: ``SearchSettings``, ``Constraints``, ``HypervolumeBox``, the paper toolbox), every default
 - :mod:`falsr.search.toolbox`    the ``deap.base.Toolbox`` built from the ``toolbox`` node (Hydra targets)
 - :mod:`falsr.search.operators`  the genome adapter for DEAP, initialisation, crossovers, mutations, roulette wheel
 - :mod:`falsr.search.controller` the RL controller (cell logits + 3 FC layers -> connection sigmoids), REINFORCE

@@ -6,9 +6,11 @@ ends, whichever launcher ran it; a search killed mid-generation then loses no fi
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
@@ -19,6 +21,21 @@ from falsr.search.journal import STATUS_FAILED, STATUS_OK, Journal, is_valid_psn
 log = logging.getLogger(__name__)
 
 
+def job_outcome(job_return: Any) -> tuple[Any, Optional[BaseException]]:
+    """(what the task returned, None) for a completed job, (None, the exception it raised) for a failed one,
+    through Hydra's public ``JobReturn.status`` / ``return_value`` (which re-raises a failed job's exception)."""
+    if not isinstance(job_return, JobReturn):
+        return None, RuntimeError(f"the launcher returned {type(job_return).__name__}, not a JobReturn")
+    if job_return.status == JobStatus.COMPLETED:
+        return job_return.return_value, None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # Hydra prints the overrides of a failed job here
+            job_return.return_value
+    except BaseException as exc:  # noqa: BLE001 - the task's own exception, whatever it is
+        return None, exc
+    return None, RuntimeError(f"job status {job_return.status.name}")
+
+
 def candidate_record(config: DictConfig, job_return: JobReturn) -> dict:
     """A journal record from a finished job: its objectives, or why it failed."""
     cand = config.candidate
@@ -26,10 +43,9 @@ def candidate_record(config: DictConfig, job_return: JobReturn) -> dict:
                               "origin": cand.get("origin"), "job_num": int(config.hydra.job.num),
                               "run_dir": config.hydra.runtime.output_dir,
                               "parents": list(cand.get("parents") or []), "predicted_psnr": cand.get("predicted_psnr")}
-    if job_return.status != JobStatus.COMPLETED:
-        error = job_return._return_value  # the exception the task raised
+    result, error = job_outcome(job_return)
+    if error is not None:
         return {**record, "status": STATUS_FAILED, "error": f"{type(error).__name__}: {error}"}
-    result = job_return.return_value
     if not isinstance(result, dict):
         return {**record, "status": STATUS_FAILED, "error": f"the task returned {type(result).__name__}, not metrics"}
     record.update({k: result.get(k) for k in ("psnr", "ssim", "params", "mult_adds", "train_seconds", "weights",

@@ -182,8 +182,12 @@ def pareto_rank_rewards(population: Sequence[Individual], offspring: Sequence[In
     return [1.0 - rank[id(ind)] / worst for ind in offspring]
 
 
-def scalarised_rewards(offspring: Sequence[Individual], box: HypervolumeBox = HypervolumeBox()) -> list[float]:
-    """(1 - u_psnr) - 0.5 u_mult_adds - 0.5 u_params - violation, u's in the hypervolume box."""
+# The scalarised reward's scale: PSNR from 33 dB (just below bicubic on Set5), the costs as the hypervolume box.
+REWARD_BOX = HypervolumeBox(psnr_min=33.0)
+
+
+def scalarised_rewards(offspring: Sequence[Individual], box: HypervolumeBox = REWARD_BOX) -> list[float]:
+    """(1 - u_psnr) - 0.5 u_mult_adds - 0.5 u_params - violation, u's in ``box`` (:data:`REWARD_BOX`)."""
     if not offspring:
         return []
     u = box.normalise(ind.objectives for ind in offspring)

@@ -18,10 +18,11 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from falsr.cost import genome_cost
+from falsr.cost import DEFAULT_LR_SIZE, genome_cost
 from falsr.errors import UserError
 from falsr.genome import Genome
 from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
+from falsr.search.callbacks import job_outcome
 from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, Journal
 from falsr.search.nsga import HypervolumeBox, Individual, hypervolume
 from falsr.search.report import pareto_records, write_reports
@@ -48,17 +49,21 @@ class DriverOptions:
     inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.inherit)
 
 
-def candidate_overrides(off: Offspring, generation: int, inherit_from: Sequence[str] = (),
-                        save_weights: bool = False) -> list[str]:
-    """The overrides of one candidate's train.py job: its genome, its journal fields (``+candidate.*``) and,
-    with weight inheritance, its parents' weights files and ``save_weights`` for its own children."""
+def candidate_overrides(off: Offspring, generation: Optional[int], inherit_from: Sequence[str] = (),
+                        save_weights: bool = False, lr_size: Sequence[int] = DEFAULT_LR_SIZE) -> list[str]:
+    """The overrides of one train.py job of the search (the only place they are built): its genome, the LR size
+    its costs are computed at (the search's ``settings.lr_size``, so the journal and the selection agree), its
+    journal fields (``+candidate.*``; ``generation=None``, e.g. a full training after the search: none, so the
+    journal callback leaves the job alone) and, with weight inheritance, its parents' weights files and
+    ``save_weights`` for its own children."""
     g = str(off.genome)
     quoted = lambda values: "[" + ",".join(f"'{v}'" for v in values) + "]"  # noqa: E731 - keys like 1e5.. stay strings
-    out = ["model=genome", f"model.genome={g}", f"+candidate.key={off.genome.key}", f"+candidate.genome={g}",
-           f"+candidate.generation={generation}", f"+candidate.origin={off.origin}",
-           f"+candidate.parents={quoted(off.parents)}"]
-    if off.predicted is not None:
-        out.append(f"+candidate.predicted_psnr={off.predicted:.6f}")
+    out = ["model=genome", f"model.genome={g}", "module.cost_lr_size=[" + ",".join(str(int(v)) for v in lr_size) + "]"]
+    if generation is not None:
+        out += [f"+candidate.key={off.genome.key}", f"+candidate.genome={g}", f"+candidate.generation={generation}",
+                f"+candidate.origin={off.origin}", f"+candidate.parents={quoted(off.parents)}"]
+        if off.predicted is not None:
+            out.append(f"+candidate.predicted_psnr={off.predicted:.6f}")
     if save_weights:
         out.append("save_weights=true")
     if inherit_from:
@@ -141,7 +146,8 @@ class SearchDriver:
             jobs = list(to_train.values())
             inherit = self.options.inherit
             overrides = [candidate_overrides(o, generation, self._parent_weights(o, known) if inherit else (),
-                                             save_weights=inherit) + list(self.options.extra_overrides)
+                                             save_weights=inherit, lr_size=self.settings.lr_size)
+                         + list(self.options.extra_overrides)
                          for o in jobs]
             log.info(f"generation {generation}: training {len(jobs)} candidates "
                      f"({len(batch) - len(jobs)} cached or over the cap)")
@@ -150,7 +156,7 @@ class SearchDriver:
             known = self.journal.latest()
             for off, ret in zip(jobs, returns):
                 if off.genome.key not in known:  # the job died before its callback could journal it
-                    error = getattr(ret, "_return_value", None)
+                    error = job_outcome(ret)[1]
                     record = {"key": off.genome.key, "genome": str(off.genome), "generation": generation,
                               "origin": off.origin, "status": STATUS_FAILED,
                               "error": f"no result from the job ({type(error).__name__}: {error})"}

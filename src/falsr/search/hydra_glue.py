@@ -10,10 +10,13 @@ from typing import Callable, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
+from falsr.cost import DEFAULT_LR_SIZE
 from falsr.errors import UserError
-from falsr.search.driver import DriverOptions
-from falsr.search.nsga import HypervolumeBox
-from falsr.search.settings import SearchSettings
+from falsr.genome import parse_genome
+from falsr.search.callbacks import job_outcome
+from falsr.search.driver import DriverOptions, candidate_overrides
+from falsr.search.generation import Offspring
+from falsr.search.settings import HypervolumeBox, SearchSettings
 from falsr.search.toolbox import ENTRIES, build_toolbox, paper_toolbox
 
 log = logging.getLogger(__name__)
@@ -77,18 +80,20 @@ def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Cal
 
 
 def launch_full_training(launcher, sweep_dir: Path, genomes: Sequence[str], arguments: Sequence[str],
-                         initial_job_idx: int, overrides: Sequence[str]) -> list[dict]:
+                         initial_job_idx: int, overrides: Sequence[str],
+                         lr_size: Sequence[int] = DEFAULT_LR_SIZE) -> list[dict]:
     """Full training of the chosen models through the same launcher; results in full_training.json."""
     if not genomes:
         log.warning("no model on the front to train fully")
         return []
-    batch = [list(arguments) + ["model=genome", f"model.genome={g}", *overrides] for g in genomes]
+    batch = [list(arguments) + candidate_overrides(Offspring(parse_genome(g), "full_train"), None, lr_size=lr_size)
+             + list(overrides) for g in genomes]
     log.info(f"full training of {len(batch)} models chosen by crowding distance")
     returns = launcher.launch(batch, initial_job_idx=initial_job_idx)
     results = []
     for genome, ret in zip(genomes, returns):
-        value = getattr(ret, "_return_value", None)
-        results.append({"genome": genome, **(value if isinstance(value, dict) else {"status": "failed",
-                                                                                    "error": str(value)})})
+        value, error = job_outcome(ret)
+        results.append({"genome": genome, **(value if isinstance(value, dict) else {
+            "status": "failed", "error": f"{type(error).__name__}: {error}" if error else f"returned {value!r}"})})
     (sweep_dir / "full_training.json").write_text(json.dumps(results, indent=2, default=str))
     return results

@@ -20,7 +20,7 @@ from deap.benchmarks.tools import hypervolume as deap_hypervolume
 from deap.tools import emo
 
 from falsr.genome import Genome
-from falsr.search.settings import Constraints
+from falsr.search.settings import Constraints, HypervolumeBox
 
 OBJECTIVES = ("psnr", "mult_adds", "params")
 
@@ -265,34 +265,7 @@ def on_log_costs(individuals: Sequence[Individual], k: int, *, selector) -> list
 
 # -- hypervolume -----------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class HypervolumeBox:
-    """The objective box the hypervolume is measured in; its worst corner is the reference point.
-
-    Every objective is mapped to [0, 1] in minimisation form and clipped: PSNR linearly,
-    u = (psnr_max - psnr) / (psnr_max - psnr_min); mult-adds and params on a log scale,
-    u = log(x / x_min) / log(x_max / x_min). The reference point is (1, 1, 1), i.e. (psnr_min, mult_adds_max,
-    params_max); a model outside the box on any side contributes nothing there, so the
-    hypervolume is in [0, 1]. Defaults: PSNR 33.0 dB (below bicubic on Set5 x2, 33.64 dB) to 38.5 dB
-    (above every model in the paper's Table I); mult-adds 1G to 1000G and params 5K to 5M at 480x480,
-    which cover the 7-cell FALSR space (1.3G..1014G, 5.7K..4.4M) on a scale where halving a cost counts
-    the same everywhere.
-    """
-
-    psnr_min: float = 33.0
-    psnr_max: float = 38.5
-    mult_adds_min: float = 1e9
-    mult_adds_max: float = 1e12
-    params_min: float = 5e3
-    params_max: float = 5e6
-
-    def normalise(self, objectives: Iterable[Sequence[float]]) -> np.ndarray:
-        pts = np.asarray([tuple(o) for o in objectives], dtype=float).reshape(-1, 3)
-        out = np.empty_like(pts)
-        out[:, 0] = (self.psnr_max - pts[:, 0]) / (self.psnr_max - self.psnr_min)
-        out[:, 1] = np.log(np.maximum(pts[:, 1], 1e-300) / self.mult_adds_min) / math.log(self.mult_adds_max / self.mult_adds_min)
-        out[:, 2] = np.log(np.maximum(pts[:, 2], 1e-300) / self.params_min) / math.log(self.params_max / self.params_min)
-        return np.clip(out, 0.0, 1.0)
+# HypervolumeBox (the box's defaults) lives with the other search settings: falsr.search.settings.
 
 
 class _NormalisedFitness(base.Fitness):

@@ -1,14 +1,22 @@
-"""Search settings: one dataclass a Hydra config (`conf/search/nsga2.yaml`) maps onto field by field.
+"""The schema of the ``search`` config node: every search default lives here, and only here.
+
+:class:`SearchConfig` (the whole node: ``seed``, ``generations``, ..., ``settings``, ``hypervolume_box``,
+``toolbox``) is registered in Hydra's ConfigStore as ``search/base`` (as Hydra's Optuna sweeper registers
+its settings), and every ``conf/search/*.yaml`` starts from it and overrides only what differs. A
+misspelt key or a mistyped value is therefore a one-line error when the config is composed, not a
+silent default.
 
 Values the FALSR paper fixes are marked *paper*; the others are this project's defaults (the paper
 names the probabilities but the values used here could not be checked against its text; see the
 module docstring of :mod:`falsr.search` and change them in the config, not in code).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: OmegaConf reads these dataclasses' annotations as types.
 
+import copy
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 CROWDING_MODES = ("standard", "improved")
 REWARDS = ("pareto_rank", "scalarised")
@@ -19,15 +27,15 @@ class Constraints:
     """Hard limits, enforced by constrained domination (feasible models always win)."""
 
     min_psnr: Optional[float] = None  # dB on the search's validation objective
-    max_mult_adds: Optional[float] = None  # at `SearchSettings.lr_size`, e.g. 100e9
+    max_mult_adds: Optional[float] = 100e9  # at `SearchSettings.lr_size`: above it never trained (FALSR-B is 74.5G)
 
 
 @dataclass
 class SearchSettings:
     # -- search space and population --------------------------------------------------------
     n_cells: int = 7  # paper: the released FALSR-A/B/C graphs all have 7 cells
-    population_size: int = 64  # paper: 64 models per generation (recalled, not re-checked against the text)
-    lr_size: Tuple[int, int] = (480, 480)  # LR input for mult-adds (paper's convention)
+    population_size: int = 8  # CPU-sized; the paper's 64 per generation: experiment=falsr_paper
+    lr_size: Tuple[int, int] = (480, 480)  # LR input for mult-adds (paper's convention): selection and every job
 
     # -- initialisation: categorical draw of each model's connection pattern ------------------
     p_init_random_connections: float = 0.5  # p_r: uniformly random bits
@@ -111,3 +119,72 @@ class SearchSettings:
     @classmethod
     def from_dict(cls, data: dict) -> "SearchSettings":
         return cls(**dict(data))
+
+
+@dataclass
+class HypervolumeBox:
+    """The objective box the hypervolume is measured in; its worst corner is the reference point.
+
+    Every objective is mapped to [0, 1] in minimisation form and clipped: PSNR linearly,
+    u = (psnr_max - psnr) / (psnr_max - psnr_min); mult-adds and params on a log scale,
+    u = log(x / x_min) / log(x_max / x_min). The reference point is (1, 1, 1), i.e. (psnr_min, mult_adds_max,
+    params_max); a model outside the box on any side contributes nothing there, so the
+    hypervolume is in [0, 1]. Defaults: PSNR 20 dB (short CPU budgets end below bicubic, 33.64 dB on Set5;
+    raise it for long budgets) to 38.5 dB (above every model in the paper's Table I); mult-adds 1G to 1000G
+    and params 5K to 5M at 480x480, which cover the 7-cell FALSR space (1.3G..1014G, 5.7K..4.4M) on a scale
+    where halving a cost counts the same everywhere.
+    """
+
+    psnr_min: float = 20.0
+    psnr_max: float = 38.5
+    mult_adds_min: float = 1e9
+    mult_adds_max: float = 1e12
+    params_min: float = 5e3
+    params_max: float = 5e6
+
+    def normalise(self, objectives: Iterable[Sequence[float]]):
+        import numpy as np
+
+        pts = np.asarray([tuple(o) for o in objectives], dtype=float).reshape(-1, 3)
+        out = np.empty_like(pts)
+        out[:, 0] = (self.psnr_max - pts[:, 0]) / (self.psnr_max - self.psnr_min)
+        out[:, 1] = np.log(np.maximum(pts[:, 1], 1e-300) / self.mult_adds_min) / math.log(self.mult_adds_max / self.mult_adds_min)
+        out[:, 2] = np.log(np.maximum(pts[:, 2], 1e-300) / self.params_min) / math.log(self.params_max / self.params_min)
+        return np.clip(out, 0.0, 1.0)
+
+
+# The paper's operators: the default ``toolbox`` node (falsr.search.toolbox documents each entry).
+PAPER_TOOLBOX: Dict[str, Dict[str, Any]] = {
+    "population": {"_target_": "falsr.search.operators.init_single_cell", "_partial_": True},
+    "select": {"_target_": "falsr.search.nsga.sel_crowded_tournament", "_partial_": True},
+    "mate": {"_target_": "falsr.search.operators.cx_eq4", "_partial_": True, "genes": "all"},
+    "mutate": {"_target_": "falsr.search.operators.mut_hybrid", "_partial_": True, "genes": "all"},
+    "survive": {"_target_": "falsr.search.nsga.sel_nsga2", "_partial_": True},
+}
+
+
+@dataclass
+class SearchConfig:
+    """The whole ``search`` node (``python search.py +search=nsga2``); ``conf/search/*.yaml`` override it."""
+
+    seed: int = 0
+    generations: int = 2  # after the initial population: population x (generations + 1) candidates at most
+    use_controller: bool = True  # false: no RL controller (the hybrid mutation always explores: plain NSGA-II)
+    resume: Optional[str] = None  # a sweep folder (multirun/search/...) to continue after a crash or kill
+    report_k: int = 4  # models chosen by crowding distance on the PSNR / mult-adds front (paper: 4)
+    inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.inherit)
+    full_train: bool = False  # true: train the chosen models fully through the same launcher at the end
+    full_train_overrides: List[str] = field(default_factory=lambda: ["trainer=full"])  # added to each such job
+    settings: SearchSettings = field(default_factory=SearchSettings)
+    hypervolume_box: HypervolumeBox = field(default_factory=HypervolumeBox)  # of the reported hypervolume
+    toolbox: Dict[str, Any] = field(default_factory=lambda: copy.deepcopy(PAPER_TOOLBOX))
+
+
+def register_configs() -> None:
+    """``search/base`` in Hydra's ConfigStore: the schema every ``conf/search/*.yaml`` lists first."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="search", name="base", node=SearchConfig, package="search", provider="falsr")
+
+
+register_configs()

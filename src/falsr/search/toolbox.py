@@ -4,7 +4,7 @@ Every operator the evolutionary loop calls is a toolbox entry, each a Hydra ``_t
 ``_partial_: true`` (the loop supplies the individuals):
 
 ==============  ================================  ==============================================================
-entry           called as                         default (``conf/search/nsga2.yaml``, the paper's)
+entry           called as                         default (``falsr.search.settings``, the paper's)
 ==============  ================================  ==============================================================
 ``population``  ``population(k)`` -> k genomes    :func:`falsr.search.operators.init_single_cell`
 ``select``      ``select(population, k)``         :func:`falsr.search.nsga.sel_crowded_tournament` (parents)
@@ -33,19 +33,13 @@ from typing import Any, Callable
 from deap import base
 
 from falsr.errors import UserError
+from falsr.search.settings import PAPER_TOOLBOX  # noqa: F401 - the default toolbox, with the other defaults
 
 ENTRIES = ("population", "select", "mate", "mutate", "survive")
 GENE_PARTS = ("all", "cells", "connections")
 # How the loop calls each entry: dummy arguments to check a configured operator's signature against.
 _CALLS = {"population": (1,), "select": ([], 1), "mate": ([], []), "mutate": ([],), "survive": ([], 1)}
 
-PAPER_TOOLBOX: dict[str, dict[str, Any]] = {
-    "population": {"_target_": "falsr.search.operators.init_single_cell", "_partial_": True},
-    "select": {"_target_": "falsr.search.nsga.sel_crowded_tournament", "_partial_": True},
-    "mate": {"_target_": "falsr.search.operators.cx_eq4", "_partial_": True, "genes": "all"},
-    "mutate": {"_target_": "falsr.search.operators.mut_hybrid", "_partial_": True, "genes": "all"},
-    "survive": {"_target_": "falsr.search.nsga.sel_nsga2", "_partial_": True},
-}
 
 
 def paper_toolbox() -> dict[str, dict[str, Any]]:

@@ -10,6 +10,8 @@ lives in `falsr.search.driver`; the settings and the DEAP toolbox come from the 
 
 
 import logging
+
+import falsr.search.settings  # noqa: F401 - registers the search schema (search/base) in the ConfigStore
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List
@@ -121,5 +123,5 @@ class FalsrSweeper(Sweeper):
             from falsr.search.hydra_glue import launch_full_training
 
             launch_full_training(self.launcher, sweep_dir, summary["chosen"], list(arguments), driver.next_job,
-                                 list(search.get("full_train_overrides") or []))
+                                 list(search.get("full_train_overrides") or []), lr_size=settings.lr_size)
         return summary
