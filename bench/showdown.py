@@ -170,16 +170,12 @@ def export_weights(record: dict, name: str, zoo: Path) -> Path:
 
 
 def write_model_config(name: str, genome: str, note: str, conf_dir: Path) -> Path:
-    from falsr.genome import parse_genome
+    from falsr.genome import model_config_text
 
-    g = parse_genome(genome)
-    lines = [f"# {name}: found by bench/showdown.py ({note})."]
-    lines += [f"#   cell {i}: {c.name:<34} inputs {g.inputs_of(i)}" for i, c in enumerate(g.cell_specs)]
-    lines += [f"#   upsampler: inputs {g.inputs_of(g.n_cells)}", "_target_: falsr.network.build_network", f"name: {name}", f'genome: "{g}"', "init_std: 0.02",
-             "weights: null  # e.g. zoo/" + name + ".pt"]
+    text = model_config_text(genome, name, [f"{name}: found by bench/showdown.py ({note})."], f"e.g. zoo/{name}.pt")
     path = conf_dir / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(text)
     return path
 
 

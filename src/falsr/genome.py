@@ -269,6 +269,49 @@ class Genome:
                    tuple(rng.randint(0, 1) for _ in range(num_connection_bits(n_cells))))
 
 
+def model_genome(genome=None, cells=None, inputs=None) -> Genome:
+    """The genome of a model config: its string form (``model.genome``) or its data form (``model.cells``, a cell
+    name or index per cell, and ``model.inputs``, the input nodes of every cell and of the upsampler), not both.
+
+    The data form is what Hydra can override item by item (``model.cells.3=conv_f32_k3_b2_isskip``) and sweep.
+    """
+    if hasattr(cells, "_get_node") or hasattr(inputs, "_get_node"):  # OmegaConf lists: plain ones
+        from omegaconf import OmegaConf
+
+        cells = OmegaConf.to_container(cells) if hasattr(cells, "_get_node") else cells
+        inputs = OmegaConf.to_container(inputs) if hasattr(inputs, "_get_node") else inputs
+    if cells is None and inputs is None:
+        return parse_genome(genome)
+    if genome is not None:
+        raise GenomeError("model.genome and model.cells/model.inputs are both set: give one form (for a genome string "
+                          "use model=genome model.genome=<string>)")
+    if cells is None or inputs is None:
+        raise GenomeError("model.cells and model.inputs go together: the cells, and the input nodes of every cell and "
+                          "of the upsampler (n + 1 lists, e.g. cells [conv_f16_k3_b1_isskip] inputs [[0], [0, 1]])")
+    try:
+        return Genome.from_cells_and_inputs(list(cells), [list(nodes) for nodes in inputs])
+    except GenomeError as err:
+        raise GenomeError(f"model.cells / model.inputs: {err}") from None
+
+
+def model_config_text(genome, name: str, notes: Sequence[str] = (), weights_note: str = "") -> str:
+    """A ``conf/model/<name>.yaml`` holding a genome in the data form (cells + inputs), so a user can override one
+    cell or one input list from the command line; ``notes`` become its header comments."""
+    g = parse_genome(genome)
+    width = max(len(c.name) for c in g.cell_specs)
+    lines = [f"# {n}" for n in notes] + [
+        f"# Genome string: {g}",
+        "# Override a cell: model.cells.3=conv_f32_k3_b2_isskip; its inputs: model.inputs.3=[0,3] (0: the feature",
+        "# extractor, k: cell k-1's output; the last list feeds the upsampler; every list ends with its own chain node).",
+        "_target_: falsr.network.build_network", f"name: {name}", "cells:"]
+    lines += [f"  - {c.name:<{width}}  # cell {j}" for j, c in enumerate(g.cell_specs)]
+    lines += ["inputs:"] + [f"  - [{', '.join(map(str, g.inputs_of(j)))}]  # " + ("upsampler" if j == g.n_cells else f"cell {j}")
+                            for j in range(g.n_cells + 1)]
+    lines += ["genome: null  # or the string form instead of cells + inputs (model=genome model.genome=<string>)",
+              "init_std: 0.02", "weights: null" + (f"  # {weights_note}" if weights_note else "")]
+    return "\n".join(lines) + "\n"
+
+
 def parse_genome(value) -> Genome:
     """Accept a Genome, its string form, a JSON string or a dict (from a Hydra/OmegaConf config)."""
     if isinstance(value, Genome):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from falsr.genome import Cell, Genome, parse_genome
+from falsr.genome import Cell, Genome, model_genome
 
 FEATURES = 32  # feature extractor and upsampler width (fixed in FALSR)
 SCALE = 2
@@ -151,15 +151,16 @@ class FALSRNet(nn.Module):
         return nodes[inputs[0]] if len(inputs) == 1 else torch.cat([nodes[i] for i in inputs], dim=1)
 
 
-def build_network(genome, init_std: float | None = 0.02, name: str | None = None, weights=None,
-                  inherit_from=None) -> FALSRNet:
-    """Build the network of a genome (a Genome, its string form, JSON or a dict); `name` labels it.
+def build_network(genome=None, init_std: float | None = 0.02, name: str | None = None, weights=None,
+                  inherit_from=None, cells=None, inputs=None) -> FALSRNet:
+    """Build the network of a genome (a Genome, its string form, JSON or a dict), or of its data form: `cells`
+    (names or indices) and `inputs` (the input nodes of every cell, then of the upsampler); `name` labels it.
 
     `weights`: a released FALSR .pb, a falsr .pt or a Lightning .ckpt to load (see falsr.weights).
     `inherit_from`: weights files of parent genomes (primary first) whose same-role tensors it starts
     from (falsr.inherit); what it inherited is left in `net.inheritance`.
     """
-    net = FALSRNet(parse_genome(genome), init_std=init_std, name=name)
+    net = FALSRNet(model_genome(genome, cells, inputs), init_std=init_std, name=name)
     if weights and inherit_from:
         from falsr.errors import UserError
 

@@ -119,9 +119,9 @@ def task_wrapper(task):
 
 def _genome_str(cfg: DictConfig) -> str | None:
     try:
-        from falsr.genome import parse_genome
+        from falsr.genome import model_genome
 
-        return str(parse_genome(cfg.model.genome))
+        return str(model_genome(cfg.model.get("genome"), cfg.model.get("cells"), cfg.model.get("inputs")))
     except Exception:  # noqa: BLE001 - only a label in a failure report
         return None
 
