@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # end to end through the scripts: `pytest -m "not slow"` skips them
 
 
 def test_proxy_fidelity_quick(data_dir, tmp_path):

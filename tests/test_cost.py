@@ -42,3 +42,12 @@ def test_mult_adds_scale_with_input_and_default_to_480():
     g = Genome.random(7, random.Random(3))
     assert genome_cost(g).mult_adds == genome_cost(g, 480).mult_adds == genome_cost(g, (10, 10)).mult_adds * 2304
     assert genome_cost(g, (20, 10)).params == genome_cost(g).params
+
+
+def test_the_cost_model_needs_no_torch():
+    """The search's selection, its reports and summaries cost genomes analytically: no torch import behind them."""
+    import subprocess
+    import sys
+
+    code = "import sys, falsr.cost; falsr.cost.genome_cost('44.3-10_1'); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -23,6 +23,7 @@ from falsr.cost import genome_cost
 from falsr.genome import Genome
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # end to end through the scripts: `pytest -m "not slow"` skips them
 POPULATION, GENERATIONS = 4, 1  # the initial population and one more generation: 8 candidates
 # DEAP's own two-point crossover in place of Eq. 4 (swapped from the command line): the reference search
 # and its resume run with an operator that draws from Python's global `random`.

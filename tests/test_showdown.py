@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # end to end through the scripts: `pytest -m "not slow"` skips them
 TOY_SEARCH = ["search.settings.population_size=4", "search.generations=1", "trainer.max_steps=3",
               "data.samples_per_epoch=12", "data.batch_size=4", "data.patch_size=32"]
 TOY_R = ["trainer.max_steps=4", "data.samples_per_epoch=16", "data.batch_size=4", "data.patch_size=32"]

@@ -52,6 +52,7 @@ def loss_curve(out: Path) -> dict[int, str]:
         return {int(r["step"]): r["train/loss"] for r in csv.DictReader(f) if r.get("train/loss")}
 
 
+@pytest.mark.slow
 def test_training_beats_bicubic(data_dir, tmp_path):
     """FALSR-B from scratch on T91: Set5 PSNR far above the untrained network and above bicubic.
 

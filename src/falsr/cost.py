@@ -4,14 +4,14 @@ Every cell's cost is affine in its input channels (only its first layer sees the
 choices are tabulated once as (per-input-channel, constant) pairs and a genome costs a few dozen
 additions. Mult-adds count convolution multiply-accumulates (biases and residual adds excluded, as
 in the paper's Table I), for an LR input of `lr_size` (default 480x480, the paper's convention).
+Pure Python (no torch): the search, its reports and `falsr.summary` cost genomes without building them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from falsr.genome import CELL_CHOICES, Cell, Genome, connection_pairs, parse_genome
-from falsr.network import FEATURES, SCALE, node_channels
+from falsr.genome import CELL_CHOICES, FEATURES, SCALE, Cell, Genome, connection_pairs, node_channels, parse_genome
 
 DEFAULT_LR_SIZE = (480, 480)
 

@@ -21,15 +21,9 @@ from falsr.benchmarks import benchmark_dir, list_pairs, load_pair
 from falsr.cost import genome_cost
 from falsr.errors import UserError
 from falsr.metrics import psnr_ssim_y
-from falsr.pipeline import upscale_rgb
+from falsr.pipeline import pick_device, upscale_rgb
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def evaluate_dataset(net, data_dir, name: str, tile: int | None = None, progress: bool = True) -> dict:

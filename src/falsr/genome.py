@@ -34,6 +34,9 @@ CHANNELS = (16, 32, 48, 64)
 KERNELS = (1, 3)
 RESIDUALS = (True, False)
 REPEATS = (1, 2, 4)
+# The fixed parts around the cells (here, not in falsr.network, so the analytic cost model needs no torch).
+FEATURES = 32  # feature extractor and upsampler width (fixed in FALSR)
+SCALE = 2
 
 # Names used in the released TensorFlow graphs, accepted when parsing cell names.
 OP_ALIASES = {"groupConG2": "gconv2", "groupConG4": "gconv4", "invertBotConE2": "invbottleneck_e2"}
@@ -267,6 +270,11 @@ class Genome:
         rng = rng or random.Random()
         return cls(tuple(rng.randrange(NUM_CHOICES) for _ in range(n_cells)),
                    tuple(rng.randint(0, 1) for _ in range(num_connection_bits(n_cells))))
+
+
+def node_channels(genome: Genome) -> list[int]:
+    """Channels of node 0 (feature extractor) and of every cell's output."""
+    return [FEATURES] + [c.channels for c in genome.cell_specs]
 
 
 def model_genome(genome=None, cells=None, inputs=None) -> Genome:

@@ -22,7 +22,7 @@ import torch
 
 from falsr.errors import UserError
 from falsr.genome import Genome, parse_genome
-from falsr.network import node_channels
+from falsr.genome import node_channels
 
 
 def unit_signatures(genome: Genome) -> dict[str, tuple]:

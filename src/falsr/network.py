@@ -11,10 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from falsr.genome import Cell, Genome, model_genome
-
-FEATURES = 32  # feature extractor and upsampler width (fixed in FALSR)
-SCALE = 2
+from falsr.genome import FEATURES, SCALE, Cell, Genome, model_genome, node_channels  # noqa: F401 - re-exported
 
 
 # Every ReLU here is in place (torch.relu_) on a fresh convolution output, whose backward does not need it:
@@ -100,11 +97,6 @@ class Upsampler(nn.Module):
 
     def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return self.out(depth_to_space(torch.relu_(self.conv(x)) + features))
-
-
-def node_channels(genome: Genome) -> list[int]:
-    """Channels of node 0 (feature extractor) and of every cell's output."""
-    return [FEATURES] + [c.channels for c in genome.cell_specs]
 
 
 class FALSRNet(nn.Module):

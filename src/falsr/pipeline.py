@@ -19,6 +19,13 @@ from falsr.network import SCALE, FALSRNet
 from falsr.resize import pil_bicubic_upscale
 
 
+def pick_device(name: str = "auto") -> torch.device:
+    """The device inference runs on (evaluate.py, upscale.py: their `device=`): auto = CUDA if present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def network_input(lr_rgb: np.ndarray) -> Tensor:
     """(H, W, 3) uint8 LR RGB -> (1, H, W) float32 Y of YPbPr in [0, 1] (the network's input)."""
     rgb01 = torch.from_numpy(np.ascontiguousarray(lr_rgb)).permute(2, 0, 1).to(torch.float64) / 255.0

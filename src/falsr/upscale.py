@@ -15,9 +15,8 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from falsr.errors import UserError
-from falsr.evaluate import pick_device
 from falsr.images import IMAGE_SUFFIXES, image_files, read_rgb, write_png
-from falsr.pipeline import upscale_rgb
+from falsr.pipeline import pick_device, upscale_rgb
 
 log = logging.getLogger(__name__)
 
