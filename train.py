@@ -1,4 +1,4 @@
-"""Train (or validate) an SR network: `python train.py model=falsr_b trainer=cpu` (see conf/train.yaml)."""
+"""Train (or validate) an SR network: `python train.py model=falsr_b budget=cpu` (see conf/train.yaml)."""
 
 import hydra
 from omegaconf import DictConfig

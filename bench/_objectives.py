@@ -2,7 +2,7 @@
 
 ``train_candidate(genome, inherit_from)`` trains the genome's network in-process with the project's own
 training task (``falsr.train.train``), its config composed from ``conf/train.yaml`` with Hydra's compose
-API: the search's budget (``trainer=search``: Adam 2e-3, warm-up + cosine, PyTorch's default init) cut down
+API: the search's budget (``budget=search``: Adam 2e-3, warm-up + cosine, PyTorch's default init) cut down
 to ``STEPS`` steps of batch ``BATCH`` on ``PATCH``x``PATCH`` HR patches of the training images, fp32, no
 logger, no checkpoints, validated once at the end on the held-out training images (``data.holdout``, as the
 search validates: the test benchmarks never score a candidate). Its final weights are saved (weights.pt
@@ -39,7 +39,7 @@ from falsr.genome import Genome
 STEPS = 80            # optimizer steps per candidate
 BATCH = 8             # 80 x 8 costs what 40 x 16 does and ends ~5 dB higher (more updates matter this early)
 PATCH = 32            # HR patch side (LR 16)
-WARMUP = 8            # linear warm-up steps, then cosine decay over the rest (trainer=search's schedule, scaled)
+WARMUP = 8            # linear warm-up steps, then cosine decay over the rest (budget=search's schedule, scaled)
 # fp32: at this tiny size bf16 gains little and can lose (batch 8, 16x16 LR, 3-cell chains, 5 rounds of 10
 # steps: 0.83x for gconv4_f16_k1_b4, 1.0-1.1x for other small cells), and fp32 keeps the objective the
 # same on CPUs with and without bf16.
@@ -82,7 +82,7 @@ STATS = Stats()
 
 def describe() -> str:
     """One line saying what the objective is (for the bench's output)."""
-    return (f"REAL short training: falsr.train.train, trainer=search cut to {STEPS} steps x batch {BATCH} of "
+    return (f"REAL short training: falsr.train.train, budget=search cut to {STEPS} steps x batch {BATCH} of "
             f"{PATCH}px HR patches of the training images (warm-up {WARMUP}, cosine), precision {PRECISION}, "
             f"seed {SEED}; PSNR (Y, x2) on the held-out training images; failed training -> {FAILED_PSNR} dB")
 
@@ -103,7 +103,7 @@ def _workdir() -> Path:
 def overrides(genome: Genome, inherit_from: Sequence[str] = ()) -> list[str]:
     """The train.py overrides of the objective (also bench/proxy_fidelity.py's ``e80`` recipe)."""
     out = ["model=genome", f"model.genome='{genome}'",
-           "trainer=search", f"trainer.max_steps={STEPS}", f"trainer.precision={PRECISION}",
+           "budget=search", f"trainer.max_steps={STEPS}", f"trainer.precision={PRECISION}",
            f"scheduler.warmup_steps={WARMUP}",
            f"data.patch_size={PATCH}", f"data.batch_size={BATCH}", f"data.samples_per_epoch={STEPS * BATCH}",
            "data.val_sets=[holdout]", "logger=none", "callbacks.model_checkpoint=null",

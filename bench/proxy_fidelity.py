@@ -73,11 +73,11 @@ VAL = "data.val_sets=[holdout,Set5,Set14]"
 
 def recipe(steps: int, warmup: int, final_factor: float = 0.05, batch: int = 16, patch: int = 64,
            lr: float = 2e-3, torch_init: bool = True) -> list[str]:
-    """trainer=cpu's recipe (Adam, warm-up + cosine) with every knob explicit, validated once at the end.
+    """budget=cpu's recipe (Adam, warm-up + cosine) with every knob explicit, validated once at the end.
 
     torch_init: PyTorch's default initialisation (model.init_std=null) instead of the paper's N(0, 0.02).
     """
-    return ["trainer=cpu", f"trainer.max_steps={steps}", f"data.samples_per_epoch={steps * batch}",
+    return ["budget=cpu", f"trainer.max_steps={steps}", f"data.samples_per_epoch={steps * batch}",
             f"data.batch_size={batch}", f"data.patch_size={patch}", f"optimizer.lr={lr}",
             f"scheduler.warmup_steps={warmup}", f"scheduler.final_factor={final_factor}",
             *(["model.init_std=null"] if torch_init else []), VAL]

@@ -10,7 +10,7 @@
 2. The choice, per budget (FALSR-B's and FALSR-A's mult-adds): the `--k` front models under the budget with
    the best proxy PSNR are trained with R (seed 0); the one with the best held-out PSNR after R is the
    winner. Test sets are never used to choose.
-3. R (`trainer=reference`, or the overrides of `--recipe` on top) for the winners and FALSR-A/B/C, seeds of
+3. R (`budget=reference`, or the overrides of `--recipe` on top) for the winners and FALSR-A/B/C, seeds of
    `--seeds`; each R-trained model is evaluated by `evaluate.py` on Set5 and Set14.
 4. Results: `showdown.md` (one row per model: costs, Set5/Set14 PSNR/SSIM mean and spread over seeds,
    search CPU time, R), `showdown.png` (PSNR against mult-adds, FALSR-A/B/C(R) and bicubic marked),
@@ -102,7 +102,7 @@ def front_under(results: Path, budget: float, k: int, exclude=()) -> list[dict]:
 
 
 def r_overrides(genome: str, seed: int, recipe: list[str]) -> list[str]:
-    """Recipe R: the fidelity bench's reference recipe (trainer=reference), plus --recipe overrides."""
+    """Recipe R: the fidelity bench's reference recipe (budget=reference), plus --recipe overrides."""
     return ["model=genome", f"model.genome={genome}", f"seed={seed}", *RECIPES["reference"], *recipe]
 
 
@@ -190,7 +190,7 @@ def stats(values: list[float], digits: int = 3) -> str:
 def report(rows: list[dict], bicubic: dict, benchmarks: list[str], search: dict, recipe: list[str],
            seeds: list[int], results: Path) -> str:
     lines = ["# bench/showdown.py", "",
-             f"Recipe R: `{' '.join(RECIPES['reference'][:-1])}` (= trainer=reference)"
+             f"Recipe R: `{' '.join(RECIPES['reference'][:-1])}` (= budget=reference)"
              + (f" with `{' '.join(recipe)}`" if recipe else "") + f", seeds {seeds}; "
              f"PSNR/SSIM: mean ± sample std over seeds (n = seeds), evaluated by evaluate.py (Y, 2-pixel border).",
              f"Search: `python search.py {' '.join(a for a in search.get('args', []) if not a.startswith('hydra.'))}`: "

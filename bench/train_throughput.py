@@ -9,7 +9,7 @@ forward+backward as 3 x the forward mult-adds x 2 FLOPs (falsr.cost). Each rate 
 large matmul of the same dtype timed in the same run (what the CPU can do at best). The configurations are
 timed in interleaved rounds (median reported) so that a noisy neighbour slows them alike, and the profiler
 gives the time inside the convolution kernels alone: their bf16/fp32 ratio is the ceiling of the speed-up.
-Accuracy: `falsr.train.train` with trainer=cpu shortened to --accuracy steps, fp32 and bf16-mixed over 3 seeds.
+Accuracy: `falsr.train.train` with budget=cpu shortened to --accuracy steps, fp32 and bf16-mixed over 3 seeds.
 """
 
 from __future__ import annotations

@@ -68,13 +68,13 @@ def test_common_random_numbers_two_candidates_see_identical_batches(data_dir):
         assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
 
 
-@pytest.mark.parametrize("trainer, recipe", [("search", "p300"), ("reference", "reference")])
-def test_trainer_configs_are_the_measured_recipes(trainer, recipe):
-    """trainer=search is the proxy bench/proxy_fidelity.py chose, trainer=reference its reference (recipe R)."""
+@pytest.mark.parametrize("budget, recipe", [("search", "p300"), ("reference", "reference")])
+def test_budget_configs_are_the_measured_recipes(budget, recipe):
+    """budget=search is the proxy bench/proxy_fidelity.py chose, budget=reference its reference (recipe R)."""
     from proxy_fidelity import RECIPES
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        ours = compose("train", overrides=[f"trainer={trainer}"])
+        ours = compose("train", overrides=[f"budget={budget}"])
         bench = compose("train", overrides=RECIPES[recipe])
     for key in ("trainer.max_steps", "data.samples_per_epoch", "data.batch_size", "data.patch_size", "optimizer.lr",
                 "scheduler.warmup_steps", "scheduler.final_factor", "scheduler._target_", "optimizer._target_"):
@@ -85,7 +85,7 @@ def test_trainer_configs_are_the_measured_recipes(trainer, recipe):
 
 
 def test_bf16_validation_matches_fp32_and_bad_values_are_one_line(data_dir):
-    """module.val_precision=bf16 (what trainer=search's auto picks on a CPU with fast bf16) scores a network as fp32
+    """module.val_precision=bf16 (what budget=search's auto picks on a CPU with fast bf16) scores a network as fp32
     does to a few hundredths of a dB; bench/bf16_validation.py measures the ranking on the trained panel."""
     import pytorch_lightning as pl
 

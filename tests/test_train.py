@@ -56,7 +56,7 @@ def loss_curve(out: Path) -> dict[int, str]:
 def test_training_beats_bicubic(data_dir, tmp_path):
     """FALSR-B from scratch on T91: Set5 PSNR far above the untrained network and above bicubic.
 
-    trainer=cpu (Adam 2e-3, warm-up + cosine) on 16x16 LR patches (HR 32) for 1000 steps, about 55 s in
+    budget=cpu (Adam 2e-3, warm-up + cosine) on 16x16 LR patches (HR 32) for 1000 steps, about 55 s in
     bf16 on a quiet 2-core machine. Measured with seed 0: 35.26 dB in bf16 (this test on an AVX512-BF16
     CPU), 35.16 dB in fp32 (where precision=auto picks fp32); untrained 8.25 dB; bicubic 33.64 dB. The run
     is seeded (bit-exact on one machine); the +0.6 dB bar leaves ~0.9 dB of headroom, more than the

@@ -58,6 +58,11 @@ def _user_error_in(exc: BaseException) -> BaseException | None:
     return None
 
 
+# Options that moved to another group: a one-line error naming the new one (the budgets left trainer/, which now
+# holds the Lightning Trainer's settings only).
+MOVED = {("trainer", name): f"budget={name}" for name in ("cpu", "search", "reference", "incomplete", "full")}
+
+
 def check_group_choices(argv: list[str] | None = None) -> None:
     """Reject `group=name` overrides naming a config that does not exist, in one line.
 
@@ -66,6 +71,9 @@ def check_group_choices(argv: list[str] | None = None) -> None:
     """
     for arg in sys.argv[1:] if argv is None else argv:
         key, sep, value = arg.lstrip("+").partition("=")
+        if (key, value) in MOVED:
+            sys.exit(f"error: {key}={value} is now {MOVED[key, value]} (trainer/ holds the Lightning Trainer's settings "
+                     "only; a budget sets steps, batch, patch size, optimizer and schedule)")
         group = CONF_DIR / key
         if not sep or "." in key or "/" in key or not group.is_dir() or value in ("null", ""):
             continue

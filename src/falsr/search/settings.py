@@ -1,8 +1,9 @@
 """The schema of the ``search`` config node: every search default lives here, and only here.
 
 :class:`SearchConfig` (the whole node: ``seed``, ``generations``, ..., ``settings``, ``hypervolume_box``,
-``toolbox``) is registered in Hydra's ConfigStore as ``search/base`` (as Hydra's Optuna sweeper registers
-its settings), and every ``conf/search/*.yaml`` starts from it and overrides only what differs. A
+``toolbox``) is registered in Hydra's ConfigStore as ``schema/search`` (as Hydra's Optuna sweeper registers its settings);
+``conf/search.yaml`` puts it at the ``search`` node first, an experiment may then set the search's scale, and the
+algorithm (``+search=nsga2|nsga3|spea2|random``) overrides only what differs. A
 misspelt key or a mistyped value is therefore a one-line error when the config is composed, not a
 silent default.
 
@@ -174,17 +175,17 @@ class SearchConfig:
     report_k: int = 4  # models chosen by crowding distance on the PSNR / mult-adds front (paper: 4)
     inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.inherit)
     full_train: bool = False  # true: train the chosen models fully through the same launcher at the end
-    full_train_overrides: List[str] = field(default_factory=lambda: ["trainer=full"])  # added to each such job
+    full_train_overrides: List[str] = field(default_factory=lambda: ["budget=full"])  # added to each such job
     settings: SearchSettings = field(default_factory=SearchSettings)
     hypervolume_box: HypervolumeBox = field(default_factory=HypervolumeBox)  # of the reported hypervolume
     toolbox: Dict[str, Any] = field(default_factory=lambda: copy.deepcopy(PAPER_TOOLBOX))
 
 
 def register_configs() -> None:
-    """``search/base`` in Hydra's ConfigStore: the schema every ``conf/search/*.yaml`` lists first."""
+    """``schema/search`` in Hydra's ConfigStore: the typed ``search`` node conf/search.yaml starts from."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(group="search", name="base", node=SearchConfig, package="search", provider="falsr")
+    ConfigStore.instance().store(group="schema", name="search", node=SearchConfig, package="search", provider="falsr")
 
 
 register_configs()

@@ -11,7 +11,7 @@ lives in `falsr.search.driver`; the settings and the DEAP toolbox come from the 
 
 import logging
 
-import falsr.search.settings  # noqa: F401 - registers the search schema (search/base) in the ConfigStore
+import falsr.search.settings  # noqa: F401 - registers the search schema (schema/search) in the ConfigStore
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List
@@ -49,7 +49,7 @@ class FalsrSweeper(Sweeper):
     def _setup(self, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from falsr.errors import UserError
 
-        if "search" not in config:
+        if "search" not in config or not config.hydra.runtime.choices.get("search"):
             raise UserError("no search settings: run `python search.py +search=nsga2`")
         self.config, self.hydra_context = config, hydra_context
         resume = config.search.get("resume")
