@@ -28,7 +28,7 @@ from falsr.resize import pil_bicubic_upscale
 from falsr.train import train
 
 REPO = Path(__file__).resolve().parents[1]
-BICUBIC_SET5 = 33.64  # protocol PSNR of PIL bicubic on Set5 (docs/PROTOCOL.md, tests/test_metrics.py)
+BICUBIC_SET5 = 33.64  # protocol PSNR of PIL bicubic on Set5 (README, "Evaluate released or trained models"; tests/test_metrics.py)
 # A small genome (two 16-channel cells): the mechanics tests need no big network.
 TINY = "conv_f16_k3_b1_noskip.conv_f16_k3_b1_noskip-10_1"
 

@@ -14,7 +14,7 @@ which the search seeds from ``search.seed``, swaps in while its operators run an
 :mod:`falsr.search.generation`). Operators of this module that need the running search (its settings
 and RL controller) take it as the keyword ``search``; the toolbox binds it.
 
-**The paper's operators, as read here** (the defaults of ``conf/search/nsga2.yaml``):
+**The paper's operators, as read here** (the defaults of the search schema, falsr.search.settings):
 
 * initialisation (:func:`init_single_cell`): each model one cell repeated n times, all models with
   different cells, and a categorical draw of its connections (random bits p_r, all ones p_den, else none);

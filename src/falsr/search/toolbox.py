@@ -43,7 +43,7 @@ _CALLS = {"population": (1,), "select": ([], 1), "mate": ([], []), "mutate": ([]
 
 
 def paper_toolbox() -> dict[str, dict[str, Any]]:
-    """A copy of the default toolbox config (the paper's operators), as in ``conf/search/nsga2.yaml``."""
+    """A copy of the default toolbox config (the paper's operators), the ``toolbox`` default of the search schema (falsr.search.settings.PAPER_TOOLBOX)."""
     return copy.deepcopy(PAPER_TOOLBOX)
 
 
