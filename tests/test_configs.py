@@ -110,9 +110,24 @@ def test_an_experiment_sets_the_search_scale_whatever_the_algorithm(experiment, 
 
 
 @pytest.mark.parametrize("name", ["cpu", "search", "reference", "incomplete", "full"])
-def test_a_budget_under_its_old_trainer_name_is_a_one_line_error(name):
+def test_a_budget_under_its_old_trainer_name_is_a_one_line_error(name, capsys):
     from falsr.cli import check_group_choices
 
     with pytest.raises(SystemExit) as exit_:
         check_group_choices([f"trainer={name}"])
-    assert str(exit_.value).startswith(f"error: trainer={name} is now budget={name} (") and "\n" not in str(exit_.value)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(f"error: trainer={name} is now budget={name} (")
+    assert err.count("\n") == 1
+
+
+def test_the_sweeper_plugin_is_this_checkouts():
+    """Hydra finds hydra_plugins.falsr_sweeper through sys.path (a namespace package): in a second checkout (a git
+    worktree, PYTHONPATH=<it>/src) the tests must run its sweeper, not the one of the editable install."""
+    import sys
+    from pathlib import Path
+
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()
+    sweeper = Path(sys.modules["hydra_plugins.falsr_sweeper.falsr_sweeper"].__file__).resolve()
+    assert sweeper.is_relative_to(CONF_DIR.parent), sweeper

@@ -57,10 +57,12 @@ def test_every_algorithm_composes_onto_the_schema(algorithm):
 def test_a_misspelt_or_mistyped_setting_fails_at_compose_time_in_one_line(override, reason, capsys):
     with pytest.raises(ConfigCompositionException):
         compose_search(override)
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         check_search_overrides([override])
-    message = str(exit_.value)
-    assert message.startswith(f"error: {override}: ") and reason in message and "\n" not in message
+    message = capsys.readouterr().err
+    assert exit_.value.code == 2 and message.startswith(f"error: {override}: ") and reason in message
+    assert message.count("\n") == 1
     check_search_overrides(["search.settings.population_size=16", "search.settings.lr_size=[96,128]"])  # fine
 
 

@@ -63,6 +63,12 @@ def _user_error_in(exc: BaseException) -> BaseException | None:
 MOVED = {("trainer", name): f"budget={name}" for name in ("cpu", "search", "reference", "incomplete", "full")}
 
 
+def fail(message: str) -> None:
+    """A user mistake found before Hydra composes: `error: <message>` on one line and exit code 2, as in a task."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def check_group_choices(argv: list[str] | None = None) -> None:
     """Reject `group=name` overrides naming a config that does not exist, in one line.
 
@@ -72,14 +78,14 @@ def check_group_choices(argv: list[str] | None = None) -> None:
     for arg in sys.argv[1:] if argv is None else argv:
         key, sep, value = arg.lstrip("+").partition("=")
         if (key, value) in MOVED:
-            sys.exit(f"error: {key}={value} is now {MOVED[key, value]} (trainer/ holds the Lightning Trainer's settings "
-                     "only; a budget sets steps, batch, patch size, optimizer and schedule)")
+            fail(f"{key}={value} is now {MOVED[key, value]} (trainer/ holds the Lightning Trainer's settings only; "
+                 "a budget sets steps, batch, patch size, optimizer and schedule)")
         group = CONF_DIR / key
         if not sep or "." in key or "/" in key or not group.is_dir() or value in ("null", ""):
             continue
         if not (group / f"{value}.yaml").is_file():
             options = ", ".join(sorted(p.stem for p in group.glob("*.yaml")))
-            sys.exit(f"error: unknown {key} {value!r}: choose one of {options}")
+            fail(f"unknown {key} {value!r}: choose one of {options}")
 
 
 def check_search_overrides(argv: list[str] | None = None) -> None:
@@ -103,7 +109,7 @@ def check_search_overrides(argv: list[str] | None = None) -> None:
             OmegaConf.merge(OmegaConf.structured(SearchConfig), OmegaConf.from_dotlist([f"{key[7:]}={value}"]))
         except OmegaConfBaseException as err:
             reason = str(err).splitlines()[0]
-            sys.exit(f"error: {arg}: {reason} (every search key, its type and default: falsr.search.settings)")
+            fail(f"{arg}: {reason} (every search key, its type and default: falsr.search.settings)")
 
 
 def check_conf_dir() -> str:
