@@ -315,3 +315,17 @@ def test_search_with_weight_inheritance_and_predictor_prescreening(tiny_data, tm
     lines = [json.loads(line) for line in (sweep / "predictor.jsonl").read_text().splitlines()]
     assert [entry["generation"] for entry in lines] == [1, 2] and all(-1 <= e["tau"] <= 1 for e in lines)
     assert "predictor on the" in proc.stdout + proc.stderr
+
+
+def test_the_searchs_lr_size_is_the_cost_of_journal_selection_and_pareto_alike(tiny_data, tmp_path):
+    """search.settings.lr_size=[96,128]: the jobs report their mult-adds at it (journal), the cap and the
+    selection use it, and pareto.json shows it; nothing is at the 480x480 default."""
+    sweep = tmp_path / "sweep"
+    proc = run_search(search_args(tiny_data, sweep, "search.settings.lr_size=[96,128]", "search.generations=0"), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained = [r for r in journal(sweep) if r["status"] == "ok"]
+    assert trained
+    for r in trained:
+        assert r["mult_adds"] == genome_cost(r["genome"], (96, 128)).mult_adds != genome_cost(r["genome"]).mult_adds
+    front = json.loads((sweep / "pareto.json").read_text())["front"]
+    assert front and all(r["mult_adds"] == genome_cost(r["genome"], (96, 128)).mult_adds for r in front)
