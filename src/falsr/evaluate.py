@@ -21,7 +21,7 @@ from falsr.benchmarks import benchmark_dir, list_pairs, load_pair
 from falsr.cost import genome_cost
 from falsr.errors import UserError
 from falsr.metrics import psnr_ssim_y
-from falsr.pipeline import upscale_rgb
+from falsr.pipeline import precision_dtype, upscale_rgb, with_precision
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,15 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def evaluate_dataset(net, data_dir, name: str, tile: int | None = None, progress: bool = True) -> dict:
-    """Mean per-image protocol PSNR/SSIM of `net` on one benchmark folder."""
-    pairs = list_pairs(benchmark_dir(data_dir, name))
+    """Mean per-image protocol PSNR/SSIM of `net` on one benchmark folder (data_dir/benchmarks/name)."""
+    return evaluate_folder(net, benchmark_dir(data_dir, name), tile, progress, desc=name)
+
+
+def evaluate_folder(net, folder, tile: int | None = None, progress: bool = True, desc: str | None = None) -> dict:
+    """Mean per-image protocol PSNR/SSIM of `net` on a folder of benchmark images (either layout)."""
+    pairs = list_pairs(Path(folder))
     psnrs, ssims = [], []
-    for n, hr_path, lr_path in tqdm(pairs, desc=name, unit="img", disable=not progress):
+    for n, hr_path, lr_path in tqdm(pairs, desc=desc or Path(folder).name, unit="img", disable=not progress):
         pair = load_pair(n, hr_path, lr_path)
         psnr, ssim = psnr_ssim_y(upscale_rgb(net, pair.lr, tile), pair.hr)
         psnrs.append(psnr)
@@ -59,13 +64,15 @@ def run(cfg: DictConfig) -> dict:
         raise UserError("no benchmarks to evaluate: set data.benchmarks=[Set5,Set14]")
     for name in benchmarks:  # fail fast, before any model work
         list_pairs(benchmark_dir(cfg.paths.data_dir, name))
+    precision = cfg.get("precision", "fp32")
+    precision_dtype(precision)  # an unknown precision fails before the weights load
     net = instantiate(cfg.model)
     if not cfg.model.get("weights"):
         log.warning("model.weights is not set: evaluating an untrained network")
     device = pick_device(cfg.device)
-    net = net.to(device).eval().to(memory_format=torch.channels_last)
+    net = with_precision(net.to(device).eval().to(memory_format=torch.channels_last), precision)
     cost = genome_cost(net.genome)
-    results = {"model": net.name, "genome": str(net.genome), "weights": cfg.model.get("weights"),
+    results = {"model": net.name, "genome": str(net.genome), "weights": cfg.model.get("weights"), "precision": precision,
                "params": cost.params, "mult_adds": cost.mult_adds, "datasets": {}}
     for name in benchmarks:
         results["datasets"][name] = evaluate_dataset(net, cfg.paths.data_dir, name, cfg.tile)
