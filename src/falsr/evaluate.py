@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from falsr.benchmarks import benchmark_dir, list_pairs, load_pair
+from falsr.benchmarks import ImagePair, benchmark_dir, list_pairs, load_pair
 from falsr.cost import genome_cost
 from falsr.errors import UserError
 from falsr.metrics import psnr_ssim_y
@@ -32,6 +34,20 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def prefetched(pairs: list[tuple[str, Path, Path | None]]) -> Iterator[ImagePair]:
+    """Load each pair in a background thread while the previous one is being evaluated.
+
+    PNG decoding and the MATLAB-bicubic LR of HR-only folders then overlap the network (PIL and torch
+    release the GIL); errors surface in order, when their image comes up.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load_pair, *pairs[0]) if pairs else None
+        for i in range(len(pairs)):
+            pair = pending.result()
+            pending = pool.submit(load_pair, *pairs[i + 1]) if i + 1 < len(pairs) else None
+            yield pair
+
+
 def evaluate_dataset(net, data_dir, name: str, tile: int | None = None, progress: bool = True) -> dict:
     """Mean per-image protocol PSNR/SSIM of `net` on one benchmark folder (data_dir/benchmarks/name)."""
     return evaluate_folder(net, benchmark_dir(data_dir, name), tile, progress, desc=name)
@@ -41,8 +57,8 @@ def evaluate_folder(net, folder, tile: int | None = None, progress: bool = True,
     """Mean per-image protocol PSNR/SSIM of `net` on a folder of benchmark images (either layout)."""
     pairs = list_pairs(Path(folder))
     psnrs, ssims = [], []
-    for n, hr_path, lr_path in tqdm(pairs, desc=desc or Path(folder).name, unit="img", disable=not progress):
-        pair = load_pair(n, hr_path, lr_path)
+    for pair in tqdm(prefetched(pairs), total=len(pairs), desc=desc or Path(folder).name, unit="img",
+                     disable=not progress):
         psnr, ssim = psnr_ssim_y(upscale_rgb(net, pair.lr, tile), pair.hr)
         psnrs.append(psnr)
         ssims.append(ssim)
