@@ -55,7 +55,7 @@ def synth_urban(folder: Path, n: int) -> Path:
     sources = sorted(image_files(data_dir() / "benchmarks" / "Set14"), key=lambda p: -Image.open(p).size[0])
     sources = [p for p in sources if p.stem.endswith("_HR")][:n]
     for i, src in enumerate(sources):
-        hr = np.asarray(Image.open(src).convert("RGB").resize(URBAN_HR, Image.BICUBIC))
+        hr = np.array(Image.open(src).convert("RGB").resize(URBAN_HR, Image.BICUBIC))
         write_png(folder / f"img_{i:03d}_SRF_2_HR.png", hr)
         write_png(folder / f"img_{i:03d}_SRF_2_LR.png", matlab_downscale(hr, 2))
     return folder

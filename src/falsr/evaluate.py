@@ -23,15 +23,9 @@ from falsr.benchmarks import ImagePair, benchmark_dir, list_pairs, load_pair
 from falsr.cost import genome_cost
 from falsr.errors import UserError
 from falsr.metrics import psnr_ssim_y
-from falsr.pipeline import precision_dtype, upscale_rgb, with_precision
+from falsr.pipeline import pick_device, precision_dtype, upscale_rgb, with_precision
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def prefetched(pairs: list[tuple[str, Path, Path | None]]) -> Iterator[ImagePair]:

@@ -25,6 +25,12 @@ from falsr.resize import pil_bicubic_upscale
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def precision_dtype(precision: str) -> torch.dtype:
     """The torch dtype of a `precision=` value; one-line error for an unknown one."""
     if precision not in PRECISIONS:

@@ -20,6 +20,8 @@ def _load_state_dict(path: Path) -> tuple[dict, str | None]:
 
         genome, sd = import_graph(path)
         return sd, str(genome)
+    if suffix == ".onnx":
+        raise UserError(f"{path} is an exported ONNX network, not weights: run it with upscale.py onnx={path}")
     if suffix not in (".pt", ".pth", ".ckpt"):
         raise UserError(f"unsupported weights file {path}: use {FORMATS}")
     try:
