@@ -64,7 +64,8 @@ def format_table(results: dict) -> str:
     head = "| model | mult-adds | params | " + " | ".join(names) + " |"
     rule = "| --- " * (3 + len(names)) + "|"
     cells = " | ".join(f"{d['psnr']:.2f}/{d['ssim']:.4f}" for d in results["datasets"].values())
-    row = f"| {results['model']} | {results['mult_adds'] / 1e9:.1f}G | {results['params'] / 1e3:,.0f}K | {cells} |"
+    model = results["model"] + ("" if results.get("precision", "fp32") == "fp32" else f" ({results['precision']})")
+    row = f"| {model} | {results['mult_adds'] / 1e9:.1f}G | {results['params'] / 1e3:,.0f}K | {cells} |"
     return "\n".join([head, rule, row])
 
 
