@@ -8,12 +8,14 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from falsr.errors import UserError
 from falsr.export import OnnxNet, export
 from falsr.images import read_rgb
 from falsr.network import build_network
 from falsr.pipeline import network_input, predict_y, upscale_rgb
+from falsr.upscale import load_model
 
 pytest.importorskip("onnxruntime", reason="pip install onnxruntime onnx (the dev and export extras have them)")
 
@@ -48,7 +50,8 @@ def test_random_genome_exports_match_pytorch_on_set5(data_dir, tmp_path):
     """Always runs: a small random-init genome network (PyTorch default init, so outputs are not ~0)."""
     torch.manual_seed(0)
     net = build_network(SMALL, init_std=None).eval()
-    diffs = max_diffs(net, tmp_path, set5_y(data_dir))
+    inputs = set5_y(data_dir)
+    diffs = max_diffs(net, tmp_path, inputs + [inputs[0][..., 3:40, 5:58]])  # and an odd size
     print(f"random {SMALL}: max |diff| on Set5 Y {diffs}")
     assert max(diffs.values()) <= 1e-4, diffs
 
@@ -107,11 +110,12 @@ def test_bad_input_one_line_errors(data_dir, tmp_path):
         export(build_network(SMALL), "tflite", tmp_path / "x")
     with pytest.raises(UserError, match="cannot load ONNX file"):
         OnnxNet(bad)
-    cases = [
+    for onnx, precision, fragment in [(bad, "bf16", "applies to PyTorch models"), (None, "fp16", "unknown precision")]:
+        with pytest.raises(UserError, match=fragment):
+            load_model(OmegaConf.create({"onnx": str(onnx) if onnx else None, "precision": precision}))
+    cases = [  # the entry scripts turn them into one line
         (["export.py", "format=tflite"], "unknown format 'tflite'"),
         (["upscale.py", f"onnx={tmp_path / 'missing.onnx'}", f"input={image}"], "ONNX file not found"),
-        (["upscale.py", f"onnx={bad}", "precision=bf16", f"input={image}"], "applies to PyTorch models"),
-        (["upscale.py", "precision=fp16", f"input={image}"], "unknown precision 'fp16'"),
     ]
     for args, fragment in cases:
         proc = run_cli(REPO / args[0], *args[1:])
