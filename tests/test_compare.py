@@ -59,7 +59,8 @@ def test_compare_cli(data_dir, tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=300,
                           env={**__import__("os").environ, "FALSR_DATA_DIR": str(data_dir)})
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "Set5_img_003.png").is_file() and "Bicubic" in proc.stdout and "crop 48px at (10, 20)" in proc.stdout
+    assert (tmp_path / "Set5_img_003.png").is_file()
+    assert "Bicubic" in proc.stdout and "crop 48px at (10, 20)" in proc.stdout
     proc = subprocess.run([sys.executable, str(REPO / "compare.py"), "models=[nonsense]", "benchmark=Set5"],
                           capture_output=True, text=True, cwd=REPO, timeout=300,
                           env={**__import__("os").environ, "FALSR_DATA_DIR": str(data_dir)})

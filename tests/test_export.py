@@ -89,7 +89,8 @@ def test_upscale_with_onnx_equals_pb(data_dir, pretrained_dir, tmp_path):
         from pathlib import Path
         from falsr.export import OnnxNet
         from falsr.upscale import upscale_files
-        upscale_files(OnnxNet({str(onnx_file)!r}), [Path({str(src / 'bird.png')!r})], Path({str(tmp_path / 'deploy')!r}))
+        upscale_files(OnnxNet({str(onnx_file)!r}), [Path({str(src / 'bird.png')!r})],
+                      Path({str(tmp_path / 'deploy')!r}))
         loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'pytorch_lightning', 'lightning'))
         assert not loaded, loaded
     """)

@@ -169,8 +169,8 @@ def run(cfg) -> list[Figure]:
     at = tuple(cfg.at) if cfg.at is not None else None
     figures = []
     for name, hr_path, lr_path in chosen:
-        fig = compare_image(load_pair(name, hr_path, lr_path), models, Path(cfg.output) / f"{cfg.benchmark}_{short[name]}.png",
-                            cfg.crop, at, cfg.zoom, cfg.tile)
+        png = Path(cfg.output) / f"{cfg.benchmark}_{short[name]}.png"
+        fig = compare_image(load_pair(name, hr_path, lr_path), models, png, cfg.crop, at, cfg.zoom, cfg.tile)
         print(f"{fig.path}: crop {fig.crop[2]}px at {fig.crop[:2]}: " + ", ".join(p.caption for p in fig.panels[1:]))
         figures.append(fig)
     return figures

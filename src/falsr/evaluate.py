@@ -83,7 +83,8 @@ def run(cfg: DictConfig) -> dict:
     device = pick_device(cfg.device)
     net = with_precision(net.to(device).eval().to(memory_format=torch.channels_last), precision)
     cost = genome_cost(net.genome)
-    results = {"model": net.name, "genome": str(net.genome), "weights": cfg.model.get("weights"), "precision": precision,
+    results = {"model": net.name, "genome": str(net.genome), "weights": cfg.model.get("weights"),
+               "precision": precision,
                "params": cost.params, "mult_adds": cost.mult_adds, "datasets": {}}
     for name in benchmarks:
         results["datasets"][name] = evaluate_dataset(net, cfg.paths.data_dir, name, cfg.tile)
