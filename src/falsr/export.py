@@ -6,7 +6,7 @@ conversion, chroma and tiling stay in falsr.pipeline, so `upscale.py onnx=<file>
 as the PyTorch network. The ONNX file carries the genome, the name and the receptive radius (tiling
 needs it) as metadata; the TorchScript file carries them as extra files.
 ONNX goes through torch.onnx's TorchScript-based exporter (dynamo=False): it needs only `onnx`, where
-the newer dynamo exporter also needs `onnxscript`, and it exports these convolution graphs exactly.
+the newer dynamo exporter also needs `onnxscript`; on Set5 the file matches the network to 6e-7 on Y.
 """
 
 from __future__ import annotations
