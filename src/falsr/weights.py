@@ -20,8 +20,6 @@ def _load_state_dict(path: Path) -> tuple[dict, str | None]:
 
         genome, sd = import_graph(path)
         return sd, str(genome)
-    if suffix == ".onnx":
-        raise UserError(f"{path} is an exported ONNX network, not weights: run it with upscale.py onnx={path}")
     if suffix not in (".pt", ".pth", ".ckpt"):
         raise UserError(f"unsupported weights file {path}: use {FORMATS}")
     try:
@@ -56,6 +54,8 @@ def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path} (expected {FORMATS})")
+    if path.suffix.lower() == ".onnx":
+        raise UserError(f"{path} is an exported ONNX network, not weights: run it with upscale.py onnx={path}")
     sd, genome = _load_state_dict(path)
     if genome is not None and parse_genome(genome).canonical() != net.genome.canonical():
         raise UserError(f"weights file {path} is for genome {genome}, but the model is {net.genome}: "
