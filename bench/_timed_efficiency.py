@@ -17,6 +17,11 @@ child with trained parents starts from their weights (falsr.inherit, as ``search
 the search); to measure the bias this brings, such a child is also trained fresh, uncharged, and the
 report compares the two. Runs are stored one JSON line each (``--store``), so the bench resumes and can
 be split over processes (``--part i/n``); ``--report`` prints the tables from the store.
+
+Each training composes its config from conf/ on disk while the code is already imported: do not edit the
+working tree under a running bench (run it from a snapshot, e.g. a ``git worktree`` of the commit, with
+``--store`` pointing where the results should go). More than ``_objectives.MAX_FAILED`` failed trainings
+stop the bench with the last error (a failure costs ~0 s and would otherwise flood the run).
 """
 
 from __future__ import annotations
