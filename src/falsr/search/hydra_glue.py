@@ -79,11 +79,16 @@ def launch_each(launcher, batch: Sequence[Sequence[str]], initial_job_idx: int) 
 
 
 def _start_ray(launcher) -> None:
-    """ray.init as hydra-ray-launcher does it (its default object store size included)."""
+    """ray.init as hydra-ray-launcher does it, but its default object store size only for a new local Ray:
+    ray.init refuses any object_store_memory when it connects to a cluster (hydra.launcher.ray.init.address)."""
     from hydra_plugins.hydra_ray_launcher._launcher_util import start_ray
+    from omegaconf import open_dict
 
-    launcher.ray_cfg.init.setdefault("object_store_memory", 78643200)
-    start_ray(launcher.ray_cfg.init)
+    init = launcher.ray_cfg.init
+    if not init.get("address"):
+        with open_dict(init):
+            init.setdefault("object_store_memory", 78643200)
+    start_ray(init)
 
 
 def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Callable[[dict], None]]:
