@@ -36,14 +36,17 @@ start() {
   die "the Ray head does not answer after 30 s (see $DIR/start.log)"
 }
 
+# This head's processes: those naming its session folder, and its client server (naming its port). Ray's
+# agents end with their raylet. (`ray stop` would stop every Ray of this user on the machine.)
+head_pids() { pgrep -f -- "$DIR/session|ray.util.client.server --address=[0-9.]*:$PORT " || true; }
+
 stop() {
   [ -f "$DIR/address" ] || { echo "local-ray: not started here"; return; }
-  # The session folder names this head's processes; `ray stop` would stop every Ray of this user.
   local pids
-  pids="$(pgrep -f -- "$DIR/session" || true)"
+  pids="$(head_pids)"
   [ -z "$pids" ] || kill $pids 2>/dev/null || true
-  for _ in $(seq 20); do pgrep -f -- "$DIR/session" >/dev/null || break; sleep 0.5; done
-  pids="$(pgrep -f -- "$DIR/session" || true)"
+  for _ in $(seq 20); do [ -z "$(head_pids)" ] && break; sleep 0.5; done
+  pids="$(head_pids)"
   [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
   rm -f "$DIR/address"
   echo "local-ray: stopped"
