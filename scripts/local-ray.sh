@@ -36,9 +36,14 @@ start() {
   die "the Ray head does not answer after 30 s (see $DIR/start.log)"
 }
 
-# This head's processes: those naming its session folder, and its client server (naming its port). Ray's
-# agents end with their raylet. (`ray stop` would stop every Ray of this user on the machine.)
-head_pids() { pgrep -f -- "$DIR/session|ray.util.client.server --address=[0-9.]*:$PORT " || true; }
+# This head's processes: those naming its session folder, its client server (naming its port), and their
+# children (Ray's agents, workers). `ray stop` would stop every Ray of this user on the machine.
+head_pids() {
+  local pids child
+  pids="$(pgrep -f -- "$DIR/session|ray.util.client.server --address=[0-9.]*:$PORT " || true)"
+  for child in $pids; do pgrep -P "$child" || true; done
+  echo "$pids"
+}
 
 stop() {
   [ -f "$DIR/address" ] || { echo "local-ray: not started here"; return; }
