@@ -14,6 +14,9 @@ set -euo pipefail
 
 DIR="${FALSR_SLURM_DIR:-/tmp/falsr-slurm}"
 PORT="${FALSR_SLURM_PORT:-6817}"   # slurmctld; slurmd listens on PORT+1
+# FALSR_SLURM_FAKE_GPUS=N: the node also declares N GPUs as GRES (gpu), backed by /dev/null, so that
+# `--gpus-per-node` jobs are scheduled and counted as on a GPU node; there is no GPU behind them.
+FAKE_GPUS="${FALSR_SLURM_FAKE_GPUS:-0}"
 CONF="$DIR/etc/slurm.conf"
 MUNGE_SOCKET="$DIR/munge/munge.socket"
 SBIN=/usr/sbin
@@ -76,12 +79,13 @@ JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$DIR/log/jobcomp.log
 MpiDefault=none
+$([ "$FAKE_GPUS" -gt 0 ] && echo "GresTypes=gpu")
 ReturnToService=2
 # scancel sends SIGTERM (which submitit ignores), then SIGKILL after KillWait seconds.
 KillWait=5
 MinJobAge=300
 SlurmdTimeout=60
-NodeName=$node $cpus State=UNKNOWN
+NodeName=$node $cpus $([ "$FAKE_GPUS" -gt 0 ] && echo "Gres=gpu:$FAKE_GPUS") State=UNKNOWN
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
 }
@@ -121,6 +125,9 @@ start() {
   install_packages
   [ "$(id -u)" -eq 0 ] || die "slurmd must run as root (it starts jobs as their users): run as root"
   [ -f "$CONF" ] || write_config
+  if [ "$FAKE_GPUS" -gt 0 ] && [ ! -f "$DIR/etc/gres.conf" ]; then
+    for i in $(seq 0 $((FAKE_GPUS - 1))); do echo "NodeName=$(hostname -s) Name=gpu File=/dev/null"; done >"$DIR/etc/gres.conf"
+  fi
   write_sacct_shim
   export SLURM_CONF="$CONF"
   start_munge

@@ -155,3 +155,34 @@ def test_a_job_cancelled_by_slurm_is_failed_and_the_search_goes_on(tiny_data, jo
     assert any(r["generation"] == GENERATIONS for r in records)  # the search went on after it
     # submitit notices a job that died without a result at its next sacct poll (2, 4, 8 ... s after the
     # last submission, at most 10 min apart): the failure is journaled late, but journaled.
+
+
+def _gpu_gres() -> int:
+    out = subprocess.run(["sinfo", "-h", "-o", "%G"], capture_output=True, text=True).stdout
+    counts = [int(m) for m in re.findall(r"gpu(?::[\w-]+)?:(\d+)", out)]
+    return max(counts, default=0)
+
+
+def test_one_gpu_per_candidate_job_on_slurm(tiny_data, job_name, tmp_path):
+    """hydra.launcher.gpus_per_node=1: every candidate job is given one GPU by SLURM (CUDA_VISIBLE_DEVICES),
+    and a node with one GPU runs them one at a time. On the local cluster the GPU is a GRES backed by no
+    device (FALSR_SLURM_FAKE_GPUS=1): the scheduling is real, training on a GPU is not tested."""
+    if _gpu_gres() != 1:
+        pytest.skip("needs a cluster whose nodes have one GPU GRES: FALSR_SLURM_FAKE_GPUS=1 scripts/local-slurm.sh start")
+    sweep = tmp_path / "sweep"
+    marker = 'hydra.launcher.setup=["echo FALSR_GPU=$CUDA_VISIBLE_DEVICES START=$(date +%s.%N)"]'
+    proc = run_search(search_args(tiny_data, sweep, *slurm_args(job_name, "hydra.launcher.gpus_per_node=1", marker),
+                                  "search.generations=0"), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    intervals = []
+    for r in journal(sweep):
+        if r["status"] != "ok":
+            continue
+        slurm_id = re.search(r"\n    id: '?(\d+)", (Path(r["run_dir"]) / ".hydra" / "hydra.yaml").read_text()).group(1)
+        log = "".join(p.read_text() for p in (sweep / ".submitit" / slurm_id).glob("*_log.out"))
+        gpu, start = re.search(r"FALSR_GPU=(\S*) START=([\d.]+)", log).groups()
+        assert gpu == "0", log[:500]  # one GPU, numbered within the job
+        intervals.append((float(start), r["time"]))
+    assert len(intervals) >= 2
+    intervals.sort()
+    assert all(nxt[0] >= prev[1] for prev, nxt in zip(intervals, intervals[1:])), intervals  # one at a time
