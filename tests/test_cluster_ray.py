@@ -7,6 +7,7 @@ tests/test_search_e2e.py.
 """
 
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -65,7 +66,8 @@ def wait_no_task(timeout: float = 60) -> None:
 
 
 def trainings(sweep) -> int:
-    return len(list(sweep.glob("*/metrics.json")))
+    """How many candidate trainings finished: each leaves metrics.json with status ok in its job folder."""
+    return sum(json.loads(p.read_text()).get("status") == "ok" for p in sweep.glob("*/metrics.json"))
 
 
 def test_search_on_ray(tiny_data, tmp_path):

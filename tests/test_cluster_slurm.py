@@ -6,6 +6,7 @@ sacct); skipped, saying why, where there is none. Tiny budgets (tests/test_searc
 is under test, not the front. Every job of a test has the test's own SLURM job name, cancelled at the end.
 """
 
+import json
 import os
 import re
 import shutil
@@ -77,9 +78,9 @@ def wait_queue_empty(name: str, timeout: float = 300) -> None:
     assert not queue(name), queue(name)
 
 
-def trainings(sweep: Path) -> int:
-    """How many candidate trainings ran: each leaves metrics.json in its job folder."""
-    return len(list(sweep.glob("*/metrics.json")))
+def trainings(sweep) -> int:
+    """How many candidate trainings finished: each leaves metrics.json with status ok in its job folder."""
+    return sum(json.loads(p.read_text()).get("status") == "ok" for p in sweep.glob("*/metrics.json"))
 
 
 def test_search_on_slurm(tiny_data, job_name, tmp_path):
