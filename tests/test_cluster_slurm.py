@@ -36,7 +36,8 @@ def _slurm_down() -> str:
         return "sinfo did not answer in 20 s"
     states = out.stdout.split()
     if out.returncode != 0 or not any(s.rstrip("*~#") in ("idle", "mixed", "allocated") for s in states):
-        return f"no SLURM node up (sinfo: {(out.stderr or out.stdout).strip()[:200] or 'nothing'}); " \
+        said = ((out.stderr or out.stdout).strip().splitlines() or ["nothing"])[-1][:200]
+        return f"no SLURM node up (sinfo: {said}); " \
                "start one with scripts/local-slurm.sh start and eval \"$(scripts/local-slurm.sh env)\""
     return ""
 
