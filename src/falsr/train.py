@@ -104,7 +104,9 @@ def task_wrapper(task):
                        "train_seconds": round(time.perf_counter() - start, 3)}
             _write(out / "metrics.json", metrics)
             _finish_wandb(1)
-            if isinstance(exc, KeyboardInterrupt) or not cfg.get("ignore_errors", False):
+            # Stopped from outside (Ctrl-C; SIGTERM, which Ray turns into SystemExit when the search owning the
+            # task dies): not the candidate's failure, so nothing to journal; a resumed search trains it.
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)) or not cfg.get("ignore_errors", False):
                 raise
             (out / "error.log").write_text(traceback.format_exc())  # the console keeps one line per candidate
             print(f"job failed (ignore_errors=true): {metrics['error']} (traceback: {out / 'error.log'})",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -44,6 +45,50 @@ def driver_options(search: DictConfig, extra_overrides: Sequence[str]) -> Driver
                          use_controller=bool(search.use_controller), report_k=int(search.report_k),
                          hypervolume_box=HypervolumeBox(**box), extra_overrides=tuple(extra_overrides),
                          toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)))
+
+
+def engine_launcher(launcher) -> bool:
+    """Whether the launcher hands jobs to a cluster engine that can kill one of them (SLURM, Ray)."""
+    cls = type(launcher)
+    return (cls.__module__.startswith("hydra_plugins.hydra_submitit_launcher") and cls.__name__ == "SlurmLauncher") \
+        or cls.__module__.startswith("hydra_plugins.hydra_ray_launcher")
+
+
+def launch_each(launcher, batch: Sequence[Sequence[str]], initial_job_idx: int) -> list:
+    """The batch as one launcher call per job, all in flight at once; a job that raises fails alone.
+
+    Hydra's submitit and Ray launchers collect a batch's results in one list: a job the engine killed
+    (scancel, a lost Ray worker) raises out of the whole batch while the other jobs still run. Launched one
+    by one, it becomes that job's failed JobReturn and the search goes on.
+    """
+    from hydra.core.utils import JobReturn, JobStatus
+
+    if type(launcher).__module__.startswith("hydra_plugins.hydra_ray_launcher"):
+        _start_ray(launcher)  # once, here: concurrent launches would each call ray.init
+
+    def one(i: int):
+        try:
+            return launcher.launch([list(batch[i])], initial_job_idx=initial_job_idx + i)[0]
+        except Exception as err:  # noqa: BLE001 - any engine error is this job's failure
+            first = (str(err).strip().splitlines() or [""])[0]
+            log.warning(f"job #{initial_job_idx + i} gave no result: {type(err).__name__}: {first}")
+            return JobReturn(status=JobStatus.FAILED, _return_value=err)
+
+    with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+        return list(pool.map(one, range(len(batch))))
+
+
+def _start_ray(launcher) -> None:
+    """ray.init as hydra-ray-launcher does it, but its default object store size only for a new local Ray:
+    ray.init refuses any object_store_memory when it connects to a cluster (hydra.launcher.ray.init.address)."""
+    from hydra_plugins.hydra_ray_launcher._launcher_util import start_ray
+    from omegaconf import open_dict
+
+    init = launcher.ray_cfg.init
+    if not init.get("address"):
+        with open_dict(init):
+            init.setdefault("object_store_memory", 78643200)
+    start_ray(init)
 
 
 def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Callable[[dict], None]]:
