@@ -24,7 +24,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from falsr.cost import DEFAULT_LR_SIZE, genome_cost
 from falsr.genome import Genome
@@ -68,8 +68,7 @@ def fill_run_identity(cfg: DictConfig) -> None:
 def lr_size(cfg: DictConfig) -> tuple[tuple[int, int], str]:
     """The LR input size costs are measured at: the search's ``search.settings.lr_size`` where the job
     config has it (every search candidate), else the paper's 480x480; and which of the two it is."""
-    size = cfg.get("search", {}).get("settings", {}).get("lr_size") if isinstance(cfg.get("search"), DictConfig) \
-        else None
+    size = OmegaConf.select(cfg, "search.settings.lr_size", default=None)
     if size is not None:
         h, w = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
         return (h, w), "search.settings.lr_size"
