@@ -195,9 +195,21 @@ def read_run(path: str | Path) -> dict[str, Any]:
                 run["config"][item.key] = json.loads(item.value_json)
         elif kind == "summary":
             for item in record.summary.update:
-                key = item.key or "/".join(item.nested_key)
-                run["summary"][key] = json.loads(item.value_json)
+                _set(run["summary"], item, json.loads(item.value_json))
         elif kind == "history":
-            run["history"].append({(item.key or "/".join(item.nested_key)): json.loads(item.value_json)
-                                   for item in record.history.item})
+            row: dict[str, Any] = {}
+            for item in record.history.item:
+                _set(row, item, json.loads(item.value_json))
+            run["history"].append(row)
     return run
+
+
+def _set(out: dict, item, value) -> None:
+    """An item's value at its key, or at its nested key (wandb-core flattens a dict value into its leaves)."""
+    if item.key:
+        out[item.key] = value
+        return
+    *parents, leaf = item.nested_key
+    for part in parents:
+        out = out.setdefault(part, {})
+    out[leaf] = value
