@@ -132,3 +132,30 @@ def test_the_reader_reads_what_wandb_wrote(tmp_path):
     assert (back["group"], back["name"]) == ("G", "N")
     assert back["config"]["big"] == "x" * 100_000 and back["config"]["arch/cell0/op"] == "conv"
     assert back["summary"]["psnr/Set5"] == 37.123456789
+
+
+def test_a_train_run_and_a_failed_run_read_back(data_dir, tmp_path):
+    """Outside a search: group <task>, name <task>-<model>, costs at 480x480 (no search.settings.lr_size);
+    a job that fails after its run started (a missing checkpoint) still says so in the run summary."""
+    from test_train import TINY, tiny
+
+    from falsr.train import train
+
+    metrics = train(tiny(data_dir, tmp_path / "ok", "logger=wandb", "trainer.max_steps=2"))
+    assert metrics["status"] == "ok"
+    run = read_run(next((tmp_path / "ok" / "wandb").glob("offline-run-*")))
+    assert (run["group"], run["name"]) == ("train", "train-custom")
+    genome = Genome.from_string(TINY)
+    assert run["config"]["arch/mult_adds"] == genome_cost(genome).mult_adds == metrics["mult_adds"]
+    assert run["config"]["arch/lr_size_from"] == "default" and run["config"]["arch/cell1/width"] == 16
+    assert run["summary"]["status"] == "ok" and run["summary"]["psnr"] == metrics["psnr"]
+    assert run["summary"]["train_seconds"] == metrics["train_seconds"]
+    for name, result in metrics["val"].items():  # every validation set (here the held-out images)
+        assert [run["summary"][f"{m}/{name}"] for m in ("psnr", "ssim")] == [result["psnr"], result["ssim"]]
+
+    failed = train(tiny(data_dir, tmp_path / "failed", "logger=wandb", "ignore_errors=true",
+                        "logger.wandb.name=mine", f"ckpt_path={tmp_path / 'missing.ckpt'}"))
+    assert failed["status"] == "failed"
+    run = read_run(next((tmp_path / "failed" / "wandb").glob("offline-run-*")))
+    assert run["name"] == "mine"  # a name given on the command line is kept
+    assert run["summary"]["status"] == "failed" and run["summary"]["error"] == failed["error"]
