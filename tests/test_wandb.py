@@ -106,16 +106,25 @@ def check_search(sweep: Path, lr_size: tuple[int, int], generations: int) -> str
 
 
 def test_two_searches_in_one_project_read_back(tiny_data, tmp_path):  # noqa: F811 - the imported fixture
-    searches = {"a": ((480, 480), 1), "b": ((240, 240), 0)}
+    # b also trains its chosen model "fully" (3 steps too) after the search: that run joins b's group.
+    searches = {"a": ((480, 480), 1, []), "b": ((240, 240), 0, ["search.full_train=true", "search.report_k=1"])}
     groups = {}
-    for name, (lr_size, generations) in searches.items():
+    for name, (lr_size, generations, extra) in searches.items():
         sweep = tmp_path / name / "sweep"
         proc = run_search(search_args(tiny_data, sweep, "logger=wandb", f"search.generations={generations}",
                                       f"search.settings.lr_size=[{lr_size[0]},{lr_size[1]}]",
-                                      "search.hypervolume_box.psnr_min=0.0"), tmp_path / name)
+                                      "search.hypervolume_box.psnr_min=0.0", *extra), tmp_path / name)
         assert proc.returncode == 0, proc.stderr[-3000:]
         groups[name] = check_search(sweep, lr_size, generations)
     assert groups["a"] != groups["b"]  # same folder name "sweep", different searches
+
+    sweep = tmp_path / "b" / "sweep"
+    full = json.loads((sweep / "full_training.json").read_text())
+    candidates = {str(Path(r["run_dir"]).resolve()) for r in journal(sweep) if r.get("run_dir")}
+    runs = [read_run(p) for p in sorted(sweep.glob("*/wandb/offline-run-*")) if str(p.parents[1].resolve()) not in candidates]
+    assert len(full) == len(runs) == 1 and full[0]["status"] == "ok"
+    assert runs[0]["group"] == groups["b"] and runs[0]["name"] == f"full-{Genome.from_string(full[0]['genome']).key[:8]}"
+    assert runs[0]["summary"]["psnr"] == full[0]["psnr"] and "candidate/key" not in runs[0]["config"]
 
 
 def test_the_reader_reads_what_wandb_wrote(tmp_path):

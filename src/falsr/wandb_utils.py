@@ -3,7 +3,8 @@
 * group: one per search, ``search-<sweep folder>-<hash of its absolute path>``, so two searches in one
   project never mix (the same for every candidate job and for the search's own run); ``<task_name>``
   outside a search.
-* name: a search candidate is ``g<generation>-<key[:8]>``; any other run ``<task_name>-<model name>``.
+* name: a search candidate is ``g<generation>-<key[:8]>``, a full-training job after a search
+  ``full-<key[:8]>``; any other run ``<task_name>-<model name>``.
   Either is only filled where ``logger.wandb.group`` / ``logger.wandb.name`` is null (the default).
 * config: the genome decomposed into flat keys (``arch/cell3/op``, ``arch/cell3/width``, ...,
   ``arch/connections``, ``arch/mult_adds`` at the search's LR input size), for W&B's parallel
@@ -41,28 +42,47 @@ def candidate_name(generation: Any, key: str) -> str:
 
 
 def _sweep_dir(cfg: DictConfig) -> Optional[str]:
+    """The multirun's sweep folder, or None outside a multirun."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    if HydraConfig.initialized():
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return str(HydraConfig.get().sweep.dir)
     return None
 
 
 def fill_run_identity(cfg: DictConfig) -> None:
-    """Set ``logger.wandb.group`` and ``.name`` where they are null (see the module docstring)."""
+    """Set ``logger.wandb.group`` and ``.name`` where they are null (see the module docstring).
+
+    A job of a search (a candidate, or a full-training job launched after it: the config has ``search``
+    and runs in the search's multirun) goes into the search's group; a candidate is named
+    ``g<generation>-<key[:8]>``, a full-training job ``full-<key[:8]>``.
+    """
     logger = (cfg.get("logger") or {}).get("wandb")
     if logger is None:
         return
     candidate = cfg.get("candidate")
     sweep_dir = _sweep_dir(cfg)
+    in_search = sweep_dir is not None and (candidate is not None or cfg.get("search") is not None)
     with open_dict(cfg):
         if logger.get("group") is None:
-            logger.group = search_group(sweep_dir) if candidate is not None and sweep_dir else str(cfg.task_name)
+            logger.group = search_group(sweep_dir) if in_search else str(cfg.task_name)
         if logger.get("name") is None:
             if candidate is not None and candidate.get("key") is not None:
                 logger.name = candidate_name(candidate.get("generation", 0), candidate.key)
+            elif in_search and _genome_key(cfg) is not None:
+                logger.name = f"full-{_genome_key(cfg)[:8]}"
             else:
                 logger.name = f"{cfg.task_name}-{cfg.model.get('name') or 'model'}"
+
+
+def _genome_key(cfg: DictConfig) -> Optional[str]:
+    try:
+        from falsr.genome import parse_genome
+
+        return parse_genome(cfg.model.genome).key
+    except Exception:  # noqa: BLE001 - a model without a genome string: no key to name it by
+        return None
 
 
 def lr_size(cfg: DictConfig) -> tuple[tuple[int, int], str]:
