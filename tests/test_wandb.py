@@ -49,7 +49,8 @@ def check_search(sweep: Path, lr_size: tuple[int, int], generations: int) -> str
     records = journal(sweep)
     trained = [r for r in records if r.get("job_num") is not None]
     # every candidate not cached or over the mult-adds cap was trained: one job, one W&B run each
-    assert {r["generation"] for r in trained} == set(range(generations + 1)) and len(trained) <= POPULATION * (generations + 1)
+    assert {r["generation"] for r in trained} == set(range(generations + 1))
+    assert len(trained) <= POPULATION * (generations + 1)
     assert any(r["status"] == "ok" for r in trained)
     group = search_group(sweep)
     for r in trained:
@@ -121,9 +122,11 @@ def test_two_searches_in_one_project_read_back(tiny_data, tmp_path):  # noqa: F8
     sweep = tmp_path / "b" / "sweep"
     full = json.loads((sweep / "full_training.json").read_text())
     candidates = {str(Path(r["run_dir"]).resolve()) for r in journal(sweep) if r.get("run_dir")}
-    runs = [read_run(p) for p in sorted(sweep.glob("*/wandb/offline-run-*")) if str(p.parents[1].resolve()) not in candidates]
+    runs = [read_run(p) for p in sorted(sweep.glob("*/wandb/offline-run-*"))
+            if str(p.parents[1].resolve()) not in candidates]
     assert len(full) == len(runs) == 1 and full[0]["status"] == "ok"
-    assert runs[0]["group"] == groups["b"] and runs[0]["name"] == f"full-{Genome.from_string(full[0]['genome']).key[:8]}"
+    assert runs[0]["group"] == groups["b"]
+    assert runs[0]["name"] == f"full-{Genome.from_string(full[0]['genome']).key[:8]}"
     assert runs[0]["summary"]["psnr"] == full[0]["psnr"] and "candidate/key" not in runs[0]["config"]
 
 
