@@ -65,6 +65,10 @@ def fill_run_identity(cfg: DictConfig) -> None:
     sweep_dir = _sweep_dir(cfg)
     in_search = sweep_dir is not None and (candidate is not None or cfg.get("search") is not None)
     with open_dict(cfg):
+        if logger.get("offline") and logger.get("mode") is None:
+            # Lightning asks for offline through WANDB_MODE, which W&B reads once per process: a process that
+            # already used W&B (the search's run, a notebook) would go online and ask for a login.
+            logger.mode = "offline"
         if logger.get("group") is None:
             logger.group = search_group(sweep_dir) if in_search else str(cfg.task_name)
         if logger.get("name") is None:
