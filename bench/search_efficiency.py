@@ -95,15 +95,19 @@ def proxy_psnr(genome: Genome) -> float:
 NSGA = "NSGA-II (random mutation only)"
 RANDOM = "random search"
 # method -> (label, search config, overrides of its `search` node)
+# Every method but the predictor ones trains what its operators propose (prescreen_factor=1), whatever the
+# search configs' default, so that each row measures one idea.
+NO_PREDICTOR = "search.settings.prescreen_factor=1"
 METHODS = {
-    "random": (RANDOM, "random", []),
+    "random": (RANDOM, "random", [NO_PREDICTOR]),
     "nsga2": (NSGA, "nsga2", ["search.use_controller=false", "search.settings.p_exploration=1.0",
-                              "search.settings.p_random_mutation=1.0", "search.settings.p_roulette_mult_adds=0.0"]),
-    "hybrid": ("hybrid (EA + RL controller)", "nsga2", []),
-    "keeps": ("hybrid, controller keeps cells", "nsga2", ["search.settings.controller_keeps_cells=true"]),
-    "nsga3": ("NSGA-III (hybrid variation)", "nsga3", []),
-    "spea2": ("SPEA2 (hybrid variation)", "spea2", []),
-    "inherit": ("hybrid + weight inheritance", "nsga2", ["search.inherit=true"]),
+                              "search.settings.p_random_mutation=1.0", "search.settings.p_roulette_mult_adds=0.0",
+                              NO_PREDICTOR]),
+    "hybrid": ("hybrid (EA + RL controller)", "nsga2", [NO_PREDICTOR]),
+    "keeps": ("hybrid, controller keeps cells", "nsga2", ["search.settings.controller_keeps_cells=true", NO_PREDICTOR]),
+    "nsga3": ("NSGA-III (hybrid variation)", "nsga3", [NO_PREDICTOR]),
+    "spea2": ("SPEA2 (hybrid variation)", "spea2", [NO_PREDICTOR]),
+    "inherit": ("hybrid + weight inheritance", "nsga2", ["search.inherit=true", NO_PREDICTOR]),
     "predictor": ("hybrid + predictor pre-screening x4", "nsga2", ["search.settings.prescreen_factor=4"]),
     "inherit_predictor": ("hybrid + inheritance + predictor x4", "nsga2",
                           ["search.inherit=true", "search.settings.prescreen_factor=4"]),
