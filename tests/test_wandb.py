@@ -132,12 +132,14 @@ def test_two_searches_in_one_project_read_back(tiny_data, tmp_path):  # noqa: F8
 
 def test_the_reader_reads_what_wandb_wrote(tmp_path):
     """The framing reader against a run written here: multi-block records (a 100 KB config value) included."""
-    import wandb
-
-    run = wandb.init(project="falsr-test", group="G", name="N", mode="offline", dir=str(tmp_path),
-                     config={"big": "x" * 100_000, "arch/cell0/op": "conv"}, reinit="finish_previous")
-    run.summary.update({"psnr/Set5": 37.123456789})
-    run.finish()
+    # Written by a fresh interpreter, as a search job writes its run: W&B state left in this process by other
+    # tests (earlier runs, Lightning's WandbLogger) must not decide what the file holds.
+    code = ("import wandb; run = wandb.init(project='falsr-test', group='G', name='N', mode='offline', "
+            f"dir={str(tmp_path)!r}, config={{'big': 'x' * 100_000, 'arch/cell0/op': 'conv'}}); "
+            "run.summary.update({'psnr/Set5': 37.123456789}); run.finish()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "WANDB_SILENT": "true"})
+    assert done.returncode == 0, done.stderr[-2000:]
     path = next((tmp_path / "wandb").glob("offline-run-*"))
     assert any(r.WhichOneof("record_type") == "run" for r in read_records(next(path.glob("run-*.wandb"))))
     back = read_run(path)
