@@ -205,7 +205,7 @@ def train(cfg: DictConfig) -> dict:
         "params": cost["params"], "mult_adds": cost["mult_adds"], "genome": genome,
         "model": getattr(net, "name", None),
         "train_seconds": round(train_seconds, 3), "steps": trainer.global_step, "epochs": trainer.current_epoch,
-        "seed": cfg.seed, "precision": cfg.trainer.precision,
+        "seed": cfg.seed, "precision": cfg.trainer.precision, "device": str(trainer.strategy.root_device),
         "best_psnr": float(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None else None,
         "best_ckpt": ckpt.best_model_path or None if ckpt is not None else None,
         "last_ckpt": ckpt.last_model_path or None if ckpt is not None else None,
