@@ -7,13 +7,15 @@ configured Hydra launcher.
 import hydra
 
 from falsr.cli import check_conf_dir, user_errors
+from falsr.search.callbacks import journaled_result
 from falsr.train import train
 
 
 @hydra.main(version_base="1.3", config_path=check_conf_dir(), config_name="search")
 @user_errors
 def main(cfg):
-    return train(cfg)
+    # A job launched again by a resumed search while its first launch (on a cluster) already finished it.
+    return journaled_result(cfg) or train(cfg)
 
 
 if __name__ == "__main__":

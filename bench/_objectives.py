@@ -46,6 +46,7 @@ WARMUP = 8            # linear warm-up steps, then cosine decay over the rest (b
 PRECISION = "32-true"
 SEED = 0              # same seed for every candidate: same data order, same init stream
 FAILED_PSNR = 10.0    # objective of a candidate whose training failed (NaN, crash): below any trained value
+MAX_FAILED = 20       # more failed trainings than this in one process: the set-up is broken, the bench stops
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Stats:
     failed: int = 0
     seconds: float = 0.0
     times: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
 
     def line(self) -> str:
         per = self.seconds / self.trained if self.trained else float("nan")
@@ -141,6 +143,9 @@ def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str =
     STATS.times.append(seconds)
     if metrics.get("status") != "ok" or psnr is None or not math.isfinite(psnr):
         STATS.failed += 1
+        STATS.errors.append(str(metrics.get("error")))
+        if STATS.failed > MAX_FAILED:  # a broken set-up, not a bad network: stop rather than rank failures
+            raise SystemExit(f"error: {STATS.failed} trainings failed, the last with: {STATS.errors[-1]}")
         return Result(FAILED_PSNR, seconds, None)
     return Result(float(psnr), seconds, metrics.get("weights"), float(metrics.get("inherited_fraction") or 0.0),
                   int(metrics.get("inherited_steps") or 0))

@@ -27,7 +27,7 @@ STORE = REPO / "bench" / "results" / "runs.jsonl"
 RUNS_DIR = REPO / "outputs" / "bench-runs"
 # What a run record keeps of metrics.json (small, committed).
 KEEP = ("status", "error", "psnr", "ssim", "val", "params", "mult_adds", "genome", "train_seconds", "steps",
-        "seed", "precision")
+        "seed", "precision", "device")
 
 
 def run_key(overrides: Sequence[str]) -> str:

@@ -1,6 +1,6 @@
 """Does validating in bf16 change the search's ranking, and what does it save?  (issue: the evaluator)
 
-    python bench/bf16_validation.py [--recipes p300,reference] [--seeds 0,1] [--repeats 2]
+    python bench/bf16_validation.py [--recipes p300,p1000] [--seeds 0,1] [--repeats 2]
 
 Takes the trained panel networks of bench/proxy_fidelity.py (their checkpoints in outputs/bench-runs/,
 written by that bench) and validates each on the held-out training images (the search's validation set)
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     from hydra.utils import instantiate
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipes", default="p300,reference")
+    parser.add_argument("--recipes", default="p300,p1000")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)

@@ -17,8 +17,17 @@ over several seeds; the hypervolume of everything a run evaluated is measured in
 reference point = the box's worst corner, hypervolume in [0, 1]).
 
     PYTHONPATH=src python bench/search_efficiency.py [--seeds 5] [--generations 10] [--population 64]
-    FALSR_DATA_DIR=... python bench/search_efficiency.py --objective real --population 8 --generations 2 \
-        --seeds 3 --methods random,nsga2,hybrid
+    python bench/search_efficiency.py --objective real --population 8 --generations 2 --seeds 3 \
+        --methods random,nsga2,hybrid
+    python bench/search_efficiency.py --objective real --cpu-budget 300 --population 8 --seeds 3 \
+        --methods random,inherit,nsga2,predictor,inherit_predictor,hybrid [--part 0/2] [--report]
+
+``--cpu-budget S`` compares the methods at equal CPU time instead of an equal number of candidates (every
+run goes on until it has spent S CPU seconds of training and search; bench/_timed_efficiency.py), with
+the methods ``inherit`` (the hybrid with ``search.inherit=true``), ``predictor`` (the hybrid with
+``search.settings.prescreen_factor=4``) and ``inherit_predictor`` (both); finished runs go to
+``bench/results/search_efficiency_real.jsonl`` (resumable, ``--part i/n`` splits them over processes) and
+the report to ``bench/results/search_efficiency_real.md``.
 
 The PSNR objective is pluggable (``--objective``):
 
@@ -27,17 +36,14 @@ The PSNR objective is pluggable (``--objective``):
   behave on a plausible landscape, nothing about real super-resolution quality. Box PSNR 33..38.5 dB.
 * ``real``: ``bench/_objectives.py:short_training_psnr``, a short REAL training of each candidate
   (falsr.train.train composed from conf/ with Hydra: 80 steps x batch 8 of 32px T91 patches, fp32, fixed
-  seed, PSNR on two Set5 crops; cached per genome key, so NSGA-II and the hybrid, which share their
-  initial population for a seed, train it once). Needs FALSR_DATA_DIR. Such short training ends far below
+  seed, PSNR on the held-out training images; cached per genome key, so NSGA-II and the hybrid, which share
+  their initial population for a seed, train it once). Such short training ends far below
   bicubic, outside the 33..38.5 dB box, so the PSNR side of the box is by default pooled: the lowest and
   highest PSNR any method reached on any seed in this invocation (one box for all methods; it changes if
   the set of methods changes). ``--psnr-range LO HI`` fixes it instead.
 * ``module:function``: any genome -> PSNR function (pooled PSNR range by default, as for ``real``).
 
-Measured with the real objective on 2026-11-25 with the second command above (population 8, 2 generations
-after the initial one = 24 candidates per run, 3 seeds, random / NSGA-II / hybrid) on a shared 2-core CPU
-(other jobs running), one torch thread: it prints the objective, seconds per trained candidate and the
-total. The results are what the run prints; none are recorded here.
+The results are what the run prints (README, Search efficiency); none are recorded here.
 """
 
 from __future__ import annotations
@@ -89,15 +95,19 @@ def proxy_psnr(genome: Genome) -> float:
 NSGA = "NSGA-II (random mutation only)"
 RANDOM = "random search"
 # method -> (label, search config, overrides of its `search` node)
+# Every method but the predictor ones trains what its operators propose (prescreen_factor=1), whatever the
+# search configs' default, so that each row measures one idea.
+NO_PREDICTOR = "search.settings.prescreen_factor=1"
 METHODS = {
-    "random": (RANDOM, "random", []),
+    "random": (RANDOM, "random", [NO_PREDICTOR]),
     "nsga2": (NSGA, "nsga2", ["search.use_controller=false", "search.settings.p_exploration=1.0",
-                              "search.settings.p_random_mutation=1.0", "search.settings.p_roulette_mult_adds=0.0"]),
-    "hybrid": ("hybrid (EA + RL controller)", "nsga2", []),
-    "keeps": ("hybrid, controller keeps cells", "nsga2", ["search.settings.controller_keeps_cells=true"]),
-    "nsga3": ("NSGA-III (hybrid variation)", "nsga3", []),
-    "spea2": ("SPEA2 (hybrid variation)", "spea2", []),
-    "inherit": ("hybrid + weight inheritance", "nsga2", ["search.inherit=true"]),
+                              "search.settings.p_random_mutation=1.0", "search.settings.p_roulette_mult_adds=0.0",
+                              NO_PREDICTOR]),
+    "hybrid": ("hybrid (EA + RL controller)", "nsga2", [NO_PREDICTOR]),
+    "keeps": ("hybrid, controller keeps cells", "nsga2", ["search.settings.controller_keeps_cells=true", NO_PREDICTOR]),
+    "nsga3": ("NSGA-III (hybrid variation)", "nsga3", [NO_PREDICTOR]),
+    "spea2": ("SPEA2 (hybrid variation)", "spea2", [NO_PREDICTOR]),
+    "inherit": ("hybrid + weight inheritance", "nsga2", ["search.inherit=true", NO_PREDICTOR]),
     "predictor": ("hybrid + predictor pre-screening x4", "nsga2", ["search.settings.prescreen_factor=4"]),
     "inherit_predictor": ("hybrid + inheritance + predictor x4", "nsga2",
                           ["search.inherit=true", "search.settings.prescreen_factor=4"]),

@@ -103,7 +103,7 @@ def front_under(results: Path, budget: float, k: int, exclude=()) -> list[dict]:
 
 def r_overrides(genome: str, seed: int, recipe: list[str]) -> list[str]:
     """Recipe R: the fidelity bench's reference recipe (budget=reference), plus --recipe overrides."""
-    return ["model=genome", f"model.genome={genome}", f"seed={seed}", *RECIPES["reference"], *recipe]
+    return ["model=genome", f"model.genome={genome}", f"seed={seed}", *RECIPES["p1000"], *recipe]
 
 
 def train_all(jobs: list[tuple[str, list[str]]], store: Path) -> dict[str, dict]:
@@ -190,7 +190,7 @@ def stats(values: list[float], digits: int = 3) -> str:
 def report(rows: list[dict], bicubic: dict, benchmarks: list[str], search: dict, recipe: list[str],
            seeds: list[int], results: Path) -> str:
     lines = ["# bench/showdown.py", "",
-             f"Recipe R: `{' '.join(RECIPES['reference'][:-1])}` (= budget=reference)"
+             f"Recipe R: `{' '.join(RECIPES['p1000'][:-1])}` (= budget=reference)"
              + (f" with `{' '.join(recipe)}`" if recipe else "") + f", seeds {seeds}; "
              f"PSNR/SSIM: mean ± sample std over seeds (n = seeds), evaluated by evaluate.py (Y, 2-pixel border).",
              f"Search: `python search.py {' '.join(a for a in search.get('args', []) if not a.startswith('hydra.'))}`: "

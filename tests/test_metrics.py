@@ -182,3 +182,18 @@ def test_separable_ssim_equals_torchmetrics_2d_filtering(set5_bicubic):
     for sr, hr in pairs:
         sr, hr = sr.clamp(0, 255).round(), hr.clamp(0, 255).round()
         assert torch.allclose(ssim_per_image(sr, hr), ssim_per_image_torchmetrics(sr, hr), rtol=0, atol=1e-12)
+
+
+def test_fast_ssim_equals_torchmetrics_on_set14(data_dir):
+    """The shifted-add SSIM against torchmetrics' 2-D filtering on every Set14 image (bicubic x2 vs HR)."""
+    from falsr.metrics import ssim_per_image_torchmetrics
+
+    hr_paths = sorted((data_dir / "benchmarks" / "Set14").glob("*_HR.png"))
+    assert len(hr_paths) == 14
+    for hr_path in hr_paths:
+        hr = read_rgb(hr_path)
+        sr = pil_bicubic_upscale(read_rgb(hr_path.with_name(hr_path.name.replace("_HR", "_LR"))), 2)
+        ys, yh = protocol_y(_t(sr)), protocol_y(_t(hr))
+        fast, reference = ssim_per_image(ys, yh), ssim_per_image_torchmetrics(ys, yh)
+        assert torch.allclose(fast, reference, rtol=0, atol=1e-12), hr_path.name
+        assert float(fast[0]) == pytest.approx(ref_ssim(ref_y(sr), ref_y(hr)), abs=1e-7), hr_path.name

@@ -48,6 +48,15 @@ def test_every_algorithm_composes_onto_the_schema(algorithm):
     toolbox_config(cfg.search)  # builds every entry
 
 
+@pytest.mark.parametrize("algorithm, factor", [("nsga2", 4), ("nsga3", 4), ("spea2", 4), ("random", 1)])
+def test_prescreening_is_on_by_default_except_for_random_search(algorithm, factor):
+    """The measured default (x4, README: Search efficiency) lives in the schema; random search trains what it draws."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("search", overrides=[f"+search={algorithm}"])
+    assert search_settings(cfg.search).prescreen_factor == factor
+    assert SearchSettings().prescreen_factor == 4
+
+
 @pytest.mark.parametrize("override, reason", [
     ("search.settings.populaton_size=3", "Key 'populaton_size' not in 'SearchSettings'"),
     ("search.settings.population_size=many", "could not be converted to Integer"),

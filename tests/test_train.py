@@ -70,6 +70,7 @@ def test_training_beats_bicubic(data_dir, tmp_path):
     print(f"untrained {untrained['psnr']:.2f} dB, trained {metrics['psnr']:.2f} dB "
           f"(bicubic {BICUBIC_SET5}) in {metrics['train_seconds']:.0f} s")
     assert metrics["status"] == "ok" and metrics["steps"] == 1000
+    assert metrics["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")  # where it trained, recorded
     assert untrained["psnr"] < 20 and untrained["steps"] == 0
     assert metrics["psnr"] > BICUBIC_SET5 + 0.6
     assert metrics["psnr"] > untrained["psnr"] + 20

@@ -14,9 +14,15 @@ import torch
 from torch import Tensor, nn
 
 from falsr.color import graph_ypbpr_to_rgb, rgb_to_ypbpr
+from falsr.errors import UserError
 from falsr.metrics import to_uint8_truncate
 from falsr.network import SCALE, FALSRNet
 from falsr.resize import pil_bicubic_upscale
+
+
+# Inference precisions (`precision=` of upscale.py and evaluate.py). Table I figures are fp32 figures;
+# bf16 is a speed option (measured in bench/evaluate_speed.py --precision).
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -24,6 +30,26 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a `precision=` value; one-line error for an unknown one."""
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
+def with_precision(net: nn.Module, precision: str = "fp32") -> nn.Module:
+    """Cast the network's weights to `precision` (fp32 or bf16); predict_y then feeds it that dtype."""
+    return net.to(precision_dtype(precision))
+
+
+def _net_dtype_device(net) -> tuple[torch.dtype, torch.device]:
+    """dtype and device of a network's weights (an exported-ONNX runner says its own)."""
+    if isinstance(net, nn.Module):
+        param = next(net.parameters())
+        return param.dtype, param.device
+    return net.dtype, net.device
 
 
 def network_input(lr_rgb: np.ndarray) -> Tensor:
@@ -63,11 +89,13 @@ def predict_y(net: FALSRNet, y: Tensor, tile: int | None = None) -> Tensor:
     Each tile is extended by the network's receptive radius on every side, so the kept centre of
     every tile sees exactly the context it sees in whole-image inference: the result equals
     whole-image inference up to float rounding, with memory bounded by the tile size.
+    The network runs in its weights' dtype (see with_precision); the result is in y's dtype.
     """
-    x = y.to(memory_format=torch.channels_last)
+    dtype, _ = _net_dtype_device(net)
+    x = y.to(dtype=dtype, memory_format=torch.channels_last)
     _, _, h, w = y.shape
     if tile is None or (h <= tile and w <= tile):
-        return net(x).contiguous()
+        return net(x).to(y.dtype).contiguous()
     pad = net.receptive_radius()
     out = torch.empty(y.shape[0], 1, h * SCALE, w * SCALE, dtype=y.dtype, device=y.device)
     for top in _tiles(h, tile):
@@ -83,8 +111,12 @@ def predict_y(net: FALSRNet, y: Tensor, tile: int | None = None) -> Tensor:
 
 
 def upscale_rgb(net: nn.Module, lr_rgb: np.ndarray, tile: int | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 LR RGB -> (2H, 2W, 3) uint8 SR RGB, exactly as the FALSR release."""
-    device = next(net.parameters()).device
+    """(H, W, 3) uint8 LR RGB -> (2H, 2W, 3) uint8 SR RGB, exactly as the FALSR release.
+
+    `net`: a FALSRNet, or anything with its call signature and `dtype`, `device`, `receptive_radius()`
+    (falsr.export.OnnxNet runs an exported ONNX file).
+    """
+    _, device = _net_dtype_device(net)
     y = network_input(lr_rgb)[None].to(device)
     sr_y = predict_y(net, y, tile).to(device="cpu", dtype=torch.float64)
     return sr_rgb(sr_y, chroma(lr_rgb)[None])[0].permute(1, 2, 0).numpy()

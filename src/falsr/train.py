@@ -27,6 +27,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from falsr.errors import UserError
+from falsr.wandb_utils import arch_config, candidate_config, fill_run_identity, lr_size, summarize_run
 
 # Lightning 2.6 on torch 2.13 warns at every fit about its own use of a torch API; not ours to act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -103,14 +104,18 @@ def task_wrapper(task):
                        "psnr": None, "ssim": None, "genome": _genome_str(cfg),
                        "train_seconds": round(time.perf_counter() - start, 3)}
             _write(out / "metrics.json", metrics)
+            summarize_run(metrics)
             _finish_wandb(1)
-            if isinstance(exc, KeyboardInterrupt) or not cfg.get("ignore_errors", False):
+            # Stopped from outside (Ctrl-C; SIGTERM, which Ray turns into SystemExit when the search owning the
+            # task dies): not the candidate's failure, so nothing to journal; a resumed search trains it.
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)) or not cfg.get("ignore_errors", False):
                 raise
             (out / "error.log").write_text(traceback.format_exc())  # the console keeps one line per candidate
             print(f"job failed (ignore_errors=true): {metrics['error']} (traceback: {out / 'error.log'})",
                   file=sys.stderr)
             return metrics
         _write(out / "metrics.json", metrics)
+        summarize_run(metrics)
         _finish_wandb(0)
         return metrics
 
@@ -152,12 +157,14 @@ def train(cfg: DictConfig) -> dict:
     cost = module.cost()
     genome = str(module.genome) if module.genome is not None else None
 
+    fill_run_identity(cfg)  # W&B group (one per search) and name (g<generation>-<key>) where left null
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not loggers:  # nothing to monitor the learning rate into
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    hparams = {"config": OmegaConf.to_container(cfg, resolve=True), "genome": genome, **cost}
+    hparams = {"config": OmegaConf.to_container(cfg, resolve=True), "genome": genome, **cost,
+               **arch_config(module.genome, *lr_size(cfg)), **candidate_config(cfg)}
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
         logger.log_metrics({"cost/params": cost["params"], "cost/mult_adds": cost["mult_adds"] or 0}, step=0)
@@ -198,7 +205,7 @@ def train(cfg: DictConfig) -> dict:
         "params": cost["params"], "mult_adds": cost["mult_adds"], "genome": genome,
         "model": getattr(net, "name", None),
         "train_seconds": round(train_seconds, 3), "steps": trainer.global_step, "epochs": trainer.current_epoch,
-        "seed": cfg.seed, "precision": cfg.trainer.precision,
+        "seed": cfg.seed, "precision": cfg.trainer.precision, "device": str(trainer.strategy.root_device),
         "best_psnr": float(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None else None,
         "best_ckpt": ckpt.best_model_path or None if ckpt is not None else None,
         "last_ckpt": ckpt.last_model_path or None if ckpt is not None else None,

@@ -63,6 +63,8 @@ def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path} (expected {FORMATS})")
+    if path.suffix.lower() == ".onnx":
+        raise UserError(f"{path} is an exported ONNX network, not weights: run it with upscale.py onnx={path}")
     sd, genome = _load_state_dict(path)
     if genome is not None and parse_genome(genome).canonical() != net.genome.canonical():
         raise UserError(f"weights file {path} is for genome {genome}, but the model is {net.genome}: "

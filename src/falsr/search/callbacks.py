@@ -2,14 +2,24 @@
 
 A callback (not the sweeper) writes the journal so a candidate is recorded the moment its job
 ends, whichever launcher ran it; a search killed mid-generation then loses no finished work.
+
+On a cluster the jobs outlive a killed search: a resumed search launches again every candidate not yet
+journaled, some of which still run (or wait in the queue) from before. Each job therefore holds a lock on
+its candidate (`<sweep dir>/.claims/<key>.lock`, flock: released by the kernel when the job dies) from its
+start until it has journaled, and the task skips training when the journal already has the candidate
+(`journaled_result`): whichever job comes second waits, then finds the record. Each candidate is trained
+and journaled once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import logging
 import math
+import os
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -19,6 +29,35 @@ from omegaconf import DictConfig
 from falsr.search.journal import STATUS_FAILED, STATUS_OK, Journal, is_valid_psnr
 
 log = logging.getLogger(__name__)
+CLAIMS_DIR = ".claims"
+JOURNALED = "journaled_by_another_job"  # in a task's return: the candidate was already journaled, not trained
+
+
+def claim_candidate(sweep_dir: Path, key: str) -> int:
+    """Lock the candidate for this job (waiting while another live job holds it); returns the lock's fd."""
+    path = Path(sweep_dir) / CLAIMS_DIR / f"{key}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info(f"candidate {key}: another job holds it (launched before a resume); waiting for it")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def journaled_result(cfg: DictConfig) -> Optional[dict]:
+    """In a search job: the candidate's journal record when another job already trained it, else None."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if "candidate" not in cfg or not HydraConfig.initialized():
+        return None
+    journal = HydraConfig.get().get("callbacks", {}).get("search_journal", {}).get("journal")
+    record = Journal(journal).latest().get(cfg.candidate.key) if journal else None
+    if record is None or record.get("status") not in (STATUS_OK, STATUS_FAILED):
+        return None
+    log.info(f"candidate {record['key']} is already journaled ({record['status']}): not trained again")
+    return {**record, JOURNALED: True}
 
 
 def job_outcome(job_return: Any) -> tuple[Any, Optional[BaseException]]:
@@ -62,10 +101,26 @@ class SearchJournalCallback(Callback):
 
     def __init__(self, journal: str):
         self.journal = Journal(journal)
+        self._claim: Optional[int] = None
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if "candidate" in config:
+            self._claim = claim_candidate(self.journal.path.parent, config.candidate.key)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if "candidate" not in config:
             return  # e.g. a full-training job launched after the search
+        try:
+            self._journal(config, job_return)
+        finally:
+            if self._claim is not None:
+                os.close(self._claim)  # releases the lock
+                self._claim = None
+
+    def _journal(self, config: DictConfig, job_return: JobReturn) -> None:
+        if job_return.status == JobStatus.COMPLETED and isinstance(job_return.return_value, dict) \
+                and job_return.return_value.get(JOURNALED):
+            return  # another job trained and journaled this candidate
         record = candidate_record(config, job_return)
         self.journal.append(record)
         psnr = record.get("psnr")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -49,8 +51,96 @@ def driver_options(search: DictConfig, extra_overrides: Sequence[str]) -> Driver
                          toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)))
 
 
+def engine_launcher(launcher) -> bool:
+    """Whether the launcher hands jobs to a cluster engine that can kill one of them (SLURM, Ray)."""
+    cls = type(launcher)
+    return (cls.__module__.startswith("hydra_plugins.hydra_submitit_launcher") and cls.__name__ == "SlurmLauncher") \
+        or cls.__module__.startswith("hydra_plugins.hydra_ray_launcher")
+
+
+def launch_each(launcher, batch: Sequence[Sequence[str]], initial_job_idx: int) -> list:
+    """The batch as one launcher call per job, all in flight at once; a job that raises fails alone.
+
+    Hydra's submitit and Ray launchers collect a batch's results in one list: a job the engine killed
+    (scancel, a lost Ray worker) raises out of the whole batch while the other jobs still run. Launched one
+    by one, it becomes that job's failed JobReturn and the search goes on.
+    """
+    from hydra.core.utils import JobReturn, JobStatus
+
+    if type(launcher).__module__.startswith("hydra_plugins.hydra_ray_launcher"):
+        _start_ray(launcher)  # once, here: concurrent launches would each call ray.init
+
+    def one(i: int):
+        try:
+            return launcher.launch([list(batch[i])], initial_job_idx=initial_job_idx + i)[0]
+        except Exception as err:  # noqa: BLE001 - any engine error is this job's failure
+            first = (str(err).strip().splitlines() or [""])[0]
+            log.warning(f"job #{initial_job_idx + i} gave no result: {type(err).__name__}: {first}")
+            failed = JobReturn(status=JobStatus.FAILED)
+            failed.return_value = err  # the public setter; reading it re-raises err
+            return failed
+
+    with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+        return list(pool.map(one, range(len(batch))))
+
+
+def _start_ray(launcher) -> None:
+    """ray.init as hydra-ray-launcher does it, but its default object store size only for a new local Ray:
+    ray.init refuses any object_store_memory when it connects to a cluster (hydra.launcher.ray.init.address)."""
+    from hydra_plugins.hydra_ray_launcher._launcher_util import start_ray
+    from omegaconf import open_dict
+
+    init = launcher.ray_cfg.init
+    if not init.get("address"):
+        with open_dict(init):
+            init.setdefault("object_store_memory", 78643200)
+    start_ray(init)
+
+
+CANDIDATE_COLUMNS = ("name", "key", "generation", "origin", "status", "psnr", "ssim", "mult_adds", "params",
+                     "train_seconds", "n_cells", "connections", "cells", "genome", "parents", "error", "run_dir")
+
+
+def candidate_rows(records: Sequence[dict]) -> list[list]:
+    """One row per journaled candidate (trained, failed or over the cap), in `CANDIDATE_COLUMNS` order."""
+    from falsr.genome import Genome
+    from falsr.wandb_utils import candidate_name
+
+    rows = []
+    for r in records:
+        genome = Genome.from_string(r["genome"])
+        row = {**r, "name": candidate_name(r["generation"], r["key"]), "n_cells": genome.n_cells,
+               "connections": int(sum(genome.connections)), "cells": " ".join(c.name for c in genome.cell_specs),
+               "parents": " ".join(r.get("parents") or [])}
+        rows.append([_finite_or_none(row.get(c)) for c in CANDIDATE_COLUMNS])
+    return rows
+
+
+def _finite_or_none(value):
+    """NaN/inf (a diverged candidate's PSNR) as a missing value: W&B Tables are JSON."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def hypervolume_history(records: Sequence[dict], search: DictConfig, last_generation: int) -> list[list]:
+    """[generation, hypervolume, front size] after every generation up to `last_generation`, recomputed from
+    the journal as the driver computes it (the front of everything journaled by then), so a resumed search
+    still logs its whole history."""
+    from falsr.search.nsga import hypervolume
+    from falsr.search.report import pareto_records
+
+    constraints = search_settings(search).constraints
+    box = HypervolumeBox(**OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True))
+    out = []
+    for g in range(last_generation + 1):
+        front = pareto_records([r for r in records if int(r["generation"]) <= g], constraints)
+        out.append([g, hypervolume([(r["psnr"], r["mult_adds"], r["params"]) for r in front], box), len(front)])
+    return out
+
+
 def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Callable[[dict], None]]:
-    """Per generation: hypervolume, front size and the pairwise front plots into one W&B run of the search.
+    """Per generation, into one W&B run of the search (in the search's own group, like its candidates):
+    a Table of ALL candidates from the journal, the hypervolume history (a Table and a line plot), the
+    pairwise front plots, and hypervolume / front size / counts against the generation.
 
     The run is opened and finished around each log (same id, resumed), so it is never open while a
     candidate job (possibly in this very process, with the basic launcher) has its own run.
@@ -58,21 +148,35 @@ def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Cal
     logger = (config.get("logger") or {}).get("wandb")
     if logger is None:
         return None
+    from falsr.search.journal import JOURNAL_NAME, Journal
+    from falsr.wandb_utils import search_group
+
     run_id = "search-" + hashlib.sha1(str(sweep_dir.resolve()).encode()).hexdigest()[:10]
+    group = logger.get("group") or search_group(sweep_dir)
 
     def log_generation(summary: dict) -> None:
         import wandb
 
-        run = wandb.init(project=logger.get("project"), group=logger.get("group"), job_type="search",
+        records = list(Journal(sweep_dir / JOURNAL_NAME).latest().values())
+        run = wandb.init(project=logger.get("project"), group=group, job_type="search",
                          name=f"search-{sweep_dir.name}", id=run_id, resume="allow", dir=str(sweep_dir),
                          mode="offline" if logger.get("offline", True) else "online", reinit="finish_previous",
-                         config={"search": OmegaConf.to_container(config.search, resolve=True)})
-        table = wandb.Table(columns=["genome", "psnr", "mult_adds", "params", "generation"],
+                         config={"search": OmegaConf.to_container(config.search, resolve=True),
+                                 "sweep_dir": str(sweep_dir.resolve())})
+        for metric in ("hypervolume", "front_size", "evaluated", "failed"):
+            run.define_metric(metric, step_metric="generation")
+        history = hypervolume_history(records, config.search, int(summary["generation"]))
+        hv_table = wandb.Table(columns=["generation", "hypervolume", "front_size"], data=history)
+        front = wandb.Table(columns=["genome", "psnr", "mult_adds", "params", "generation"],
                             data=[[r["genome"], r["psnr"], r["mult_adds"], r["params"], r["generation"]]
                                   for r in summary["front"]])
         run.log({"generation": summary["generation"], "hypervolume": summary["hypervolume"],
                  "front_size": summary["front_size"], "evaluated": summary["evaluated"],
-                 "failed": summary["failed"], "front": table,
+                 "failed": summary["failed"], "front": front,
+                 "candidates": wandb.Table(columns=list(CANDIDATE_COLUMNS), data=candidate_rows(records)),
+                 "hypervolume_history": hv_table,
+                 "hypervolume_plot": wandb.plot.line(hv_table, "generation", "hypervolume",
+                                                     title="hypervolume per generation"),
                  **{f"plots/{Path(p).stem}": wandb.Image(p) for p in summary["plots"]}})
         run.finish()
 

@@ -91,7 +91,8 @@ class FalsrSweeper(Sweeper):
     def _sweep(self, arguments: List[str]) -> Any:
         from falsr.errors import UserError
         from falsr.search.driver import SearchDriver
-        from falsr.search.hydra_glue import driver_options, search_settings, wandb_generation_logger
+        from falsr.search.hydra_glue import (driver_options, engine_launcher, launch_each, search_settings,
+                                             wandb_generation_logger)
 
         assert self.config is not None and self.launcher is not None
         for override in OverridesParser.create().parse_overrides(arguments):
@@ -107,6 +108,8 @@ class FalsrSweeper(Sweeper):
 
         def launch(batch, initial_job_idx):
             self.validate_batch_is_legal(batch[:1])  # a config mistake fails here, not in every job
+            if engine_launcher(self.launcher):  # SLURM, Ray: a job the engine kills must fail alone
+                return launch_each(self.launcher, batch, initial_job_idx)
             return self.launcher.launch(batch, initial_job_idx=initial_job_idx)
 
         self._check_data(arguments)
