@@ -43,3 +43,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def require_engine(reason: str, require_env: str) -> None:
+    """Skip a cluster test module, saying why, where its engine is down; fail instead where `require_env` is set
+    (CI started the engine: a skip would hide that it is broken)."""
+    if reason and os.environ.get(require_env):
+        pytest.fail(reason)
+    if reason:
+        pytest.skip(reason)

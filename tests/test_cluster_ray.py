@@ -16,6 +16,7 @@ import sys
 import time
 
 import pytest
+from conftest import require_engine
 
 from test_search_e2e import (GENERATIONS, POPULATION, REPO, check_outputs, env_for, journal, run_search,
                              search_args, tiny_data, trained)  # noqa: F401 - tiny_data is a fixture
@@ -40,11 +41,7 @@ def _ray_down() -> str:
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_up():
-    reason = _ray_down()
-    if reason and os.environ.get("FALSR_REQUIRE_RAY"):  # CI started the cluster: a skip would hide that it is broken
-        pytest.fail(reason)
-    if reason:
-        pytest.skip(reason)
+    require_engine(_ray_down(), "FALSR_REQUIRE_RAY")
 
 
 def ray_args(*extra: str) -> list[str]:

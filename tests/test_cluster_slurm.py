@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import require_engine
 
 from test_search_e2e import (GENERATIONS, POPULATION, REPO, check_outputs, env_for, journal, run_search,
                              search_args, tiny_data, trained)  # noqa: F401 - tiny_data is a fixture
@@ -44,11 +45,7 @@ def _slurm_down() -> str:
 
 @pytest.fixture(scope="module", autouse=True)
 def slurm_up():
-    reason = _slurm_down()
-    if reason and os.environ.get("FALSR_REQUIRE_SLURM"):  # CI started the cluster: a skip would hide that it is broken
-        pytest.fail(reason)
-    if reason:
-        pytest.skip(reason)
+    require_engine(_slurm_down(), "FALSR_REQUIRE_SLURM")
 
 
 @pytest.fixture

@@ -44,17 +44,6 @@ def _unit_of(key: str, units) -> str | None:
     return None
 
 
-def _network_keys(sd: dict) -> dict:
-    """A Lightning checkpoint prefixes the network's keys (``net.``): drop that prefix."""
-    if "head.weight" in sd:
-        return sd
-    for key in sd:
-        if key.endswith(".head.weight"):
-            prefix = key[: -len("head.weight")]
-            return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-    return sd
-
-
 @dataclass
 class Inheritance:
     """What a network inherited: per unit the index of the source it came from, and the totals."""
@@ -84,7 +73,7 @@ def inherit_weights(net: torch.nn.Module, sources: Sequence[str | Path]) -> Inhe
     ``.pb``), the primary parent first. A missing or genome-less file is a one-line error: a child that
     silently started fresh would be journaled as inherited.
     """
-    from falsr.weights import read_weights
+    from falsr.weights import network_keys, read_weights
 
     own = net.state_dict()
     signatures = unit_signatures(net.genome)
@@ -104,7 +93,7 @@ def inherit_weights(net: torch.nn.Module, sources: Sequence[str | Path]) -> Inhe
             raise UserError(f"cannot inherit weights from {path}: it does not name its genome (use a .pt "
                             "written by falsr.weights.save_weights, e.g. a search candidate's weights.pt)")
         theirs = unit_signatures(parse_genome(genome))
-        sd = _network_keys(sd)
+        sd = network_keys(sd)
         used = False
         for unit, signature in signatures.items():
             if unit in report.units or theirs.get(unit) != signature:

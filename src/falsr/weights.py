@@ -12,12 +12,6 @@ from falsr.genome import parse_genome
 FORMATS = ".pb (released FALSR graph), .pt/.pth (falsr weights) or .ckpt (Lightning checkpoint)"
 
 
-def _load_state_dict(path: Path) -> tuple[dict, str | None]:
-    """The state_dict in a file and the genome string stored beside it (if any)."""
-    sd, genome, _ = read_weights(path)
-    return sd, genome
-
-
 def read_weights(path: Path) -> tuple[dict, str | None, dict]:
     """The state_dict in a file, the genome string stored beside it (if any) and the metadata that
     :func:`save_weights` stored with it (e.g. ``lineage_steps``; empty for other files)."""
@@ -44,18 +38,15 @@ def read_weights(path: Path) -> tuple[dict, str | None, dict]:
     return sd, (str(genome) if genome is not None else None), meta
 
 
-def strip_prefix(sd: dict, expected: set[str]) -> dict:
-    """Lightning checkpoints prefix the network's keys (e.g. `net.`): find and drop that prefix."""
-    if expected <= set(sd):
-        return {k: sd[k] for k in expected}
+def network_keys(sd: dict) -> dict:
+    """The network's tensors under its own names: Lightning checkpoints prefix them (``net.``), our files do not."""
+    if "head.weight" in sd:
+        return sd
     for key in sd:
-        if key.endswith("head.weight"):
+        if key.endswith(".head.weight"):
             prefix = key[: -len("head.weight")]
-            stripped = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-            if expected <= set(stripped):
-                return {k: stripped[k] for k in expected}
-    missing = sorted(expected - set(sd))
-    raise UserError(f"weights do not fit the network: {len(missing)} tensors missing, e.g. {missing[0]!r}")
+            return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    return sd
 
 
 def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
@@ -65,12 +56,16 @@ def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
         raise FileNotFoundError(f"weights file not found: {path} (expected {FORMATS})")
     if path.suffix.lower() == ".onnx":
         raise UserError(f"{path} is an exported ONNX network, not weights: run it with upscale.py onnx={path}")
-    sd, genome = _load_state_dict(path)
+    sd, genome, _ = read_weights(path)
     if genome is not None and parse_genome(genome).canonical() != net.genome.canonical():
         raise UserError(f"weights file {path} is for genome {genome}, but the model is {net.genome}: "
                         "choose the matching model= (e.g. model=falsr_b for FALSR-B.pb)")
     own = net.state_dict()
-    sd = strip_prefix(sd, set(own))
+    sd = network_keys(sd)
+    missing = sorted(set(own) - set(sd))
+    if missing:
+        raise UserError(f"weights do not fit the network: {len(missing)} tensors missing, e.g. {missing[0]!r}")
+    sd = {k: sd[k] for k in own}
     for key, value in sd.items():
         if tuple(value.shape) != tuple(own[key].shape):
             raise UserError(f"weights file {path}: tensor {key} has shape {tuple(value.shape)}, "
