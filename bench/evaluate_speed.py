@@ -27,6 +27,7 @@ from PIL import Image
 from falsr.benchmarks import list_pairs, load_pair
 from falsr.cli import CONF_DIR
 from falsr.evaluate import evaluate_folder
+from falsr.genome import config_genome
 from falsr.images import image_files, write_png
 from falsr.metrics import psnr_ssim_y
 from falsr.network import build_network
@@ -43,7 +44,7 @@ def data_dir() -> Path:
 def load_model(name: str, precision: str) -> torch.nn.Module:
     cfg = yaml.safe_load((CONF_DIR / "model" / f"{name}.yaml").read_text())
     pb = data_dir() / "pretrained" / f"{cfg['name']}.pb"
-    net = build_network(cfg["genome"], name=cfg["name"], weights=pb if pb.is_file() else None)
+    net = build_network(config_genome(cfg), name=cfg["name"], weights=pb if pb.is_file() else None)
     if not pb.is_file():
         print(f"note: {pb} not found, {name} runs with random weights (timings only)")
     return with_precision(net.eval().to(memory_format=torch.channels_last), precision)

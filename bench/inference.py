@@ -15,6 +15,7 @@ import yaml
 
 from falsr.cli import CONF_DIR
 from falsr.cost import genome_cost
+from falsr.genome import config_genome
 from falsr.network import build_network
 
 
@@ -43,10 +44,11 @@ def main() -> None:
     print(f"{'model':<8} {'format':<15} {'s/img':>7} {'GFLOP/s':>8} {'of matmul':>9}")
     for letter in "abc":
         cfg = yaml.safe_load((CONF_DIR / "model" / f"falsr_{letter}.yaml").read_text())
-        flops = 2 * genome_cost(cfg["genome"], args.size).mult_adds
+        genome = config_genome(cfg)
+        flops = 2 * genome_cost(genome, args.size).mult_adds
         x = torch.rand(1, 1, args.size, args.size)
         for fmt in (torch.contiguous_format, torch.channels_last):
-            net = build_network(cfg["genome"]).eval().to(memory_format=fmt)
+            net = build_network(genome).eval().to(memory_format=fmt)
             xi = x.contiguous(memory_format=fmt)
             with torch.inference_mode():
                 t = best_time(lambda: net(xi), args.repeats)

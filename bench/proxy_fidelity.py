@@ -48,7 +48,9 @@ def zoo_genome(name: str) -> str:
     """The released genome of conf/model/<name>.yaml."""
     from omegaconf import OmegaConf
 
-    return str(OmegaConf.load(_runs.REPO / "conf" / "model" / f"{name}.yaml").genome)
+    from falsr.genome import config_genome
+
+    return str(config_genome(OmegaConf.load(_runs.REPO / "conf" / "model" / f"{name}.yaml")))
 
 
 PANEL = [

@@ -12,6 +12,7 @@ import yaml
 
 from falsr.benchmarks import load_benchmark
 from falsr.evaluate import evaluate_dataset
+from falsr.genome import config_genome
 from falsr.images import read_rgb
 from falsr.network import build_network
 from falsr.pipeline import predict_y, upscale_rgb
@@ -21,7 +22,7 @@ FALSR_B = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
 
 
 def zoo_genome(letter):
-    return yaml.safe_load((REPO / "conf" / "model" / f"falsr_{letter}.yaml").read_text())["genome"]
+    return config_genome(yaml.safe_load((REPO / "conf" / "model" / f"falsr_{letter}.yaml").read_text()))
 
 
 @pytest.fixture(scope="module")

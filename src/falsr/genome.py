@@ -302,6 +302,11 @@ def model_genome(genome=None, cells=None, inputs=None) -> Genome:
         raise GenomeError(f"model.cells / model.inputs: {err}") from None
 
 
+def config_genome(model) -> Genome:
+    """The genome of a model config node (a ``conf/model/*.yaml`` loaded, or ``cfg.model``), either form."""
+    return model_genome(model.get("genome"), model.get("cells"), model.get("inputs"))
+
+
 def model_config_text(genome, name: str, notes: Sequence[str] = (), weights_note: str = "") -> str:
     """A ``conf/model/<name>.yaml`` holding a genome in the data form (cells + inputs), so a user can override one
     cell or one input list from the command line; ``notes`` become its header comments."""
@@ -313,8 +318,8 @@ def model_config_text(genome, name: str, notes: Sequence[str] = (), weights_note
         "# extractor, k: cell k-1's output; the last list feeds the upsampler; every list ends with its own chain node).",
         "_target_: falsr.network.build_network", f"name: {name}", "cells:"]
     lines += [f"  - {c.name:<{width}}  # cell {j}" for j, c in enumerate(g.cell_specs)]
-    lines += ["inputs:"] + [f"  - [{', '.join(map(str, g.inputs_of(j)))}]  # " + ("upsampler" if j == g.n_cells else f"cell {j}")
-                            for j in range(g.n_cells + 1)]
+    lines += ["inputs:"] + [f"  - [{', '.join(map(str, g.inputs_of(j)))}]  # "
+                            + ("upsampler" if j == g.n_cells else f"cell {j}") for j in range(g.n_cells + 1)]
     lines += ["genome: null  # or the string form instead of cells + inputs (model=genome model.genome=<string>)",
               "init_std: 0.02", "weights: null" + (f"  # {weights_note}" if weights_note else "")]
     return "\n".join(lines) + "\n"

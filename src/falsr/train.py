@@ -124,9 +124,9 @@ def task_wrapper(task):
 
 def _genome_str(cfg: DictConfig) -> str | None:
     try:
-        from falsr.genome import model_genome
+        from falsr.genome import config_genome
 
-        return str(model_genome(cfg.model.get("genome"), cfg.model.get("cells"), cfg.model.get("inputs")))
+        return str(config_genome(cfg.model))
     except Exception:  # noqa: BLE001 - only a label in a failure report
         return None
 

@@ -82,10 +82,10 @@ def fill_run_identity(cfg: DictConfig) -> None:
 
 def _genome_key(cfg: DictConfig) -> Optional[str]:
     try:
-        from falsr.genome import parse_genome
+        from falsr.genome import config_genome
 
-        return parse_genome(cfg.model.genome).key
-    except Exception:  # noqa: BLE001 - a model without a genome string: no key to name it by
+        return config_genome(cfg.model).key
+    except Exception:  # noqa: BLE001 - a model without a genome: no key to name it by
         return None
 
 

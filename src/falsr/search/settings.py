@@ -1,9 +1,9 @@
 """The schema of the ``search`` config node: every search default lives here, and only here.
 
 :class:`SearchConfig` (the whole node: ``seed``, ``generations``, ..., ``settings``, ``hypervolume_box``,
-``toolbox``) is registered in Hydra's ConfigStore as ``schema/search`` (as Hydra's Optuna sweeper registers its settings);
-``conf/search.yaml`` puts it at the ``search`` node first, an experiment may then set the search's scale, and the
-algorithm (``+search=nsga2|nsga3|spea2|random``) overrides only what differs. A
+``toolbox``) is registered in Hydra's ConfigStore as ``schema/search`` (as Hydra's Optuna sweeper registers
+its settings); ``conf/search.yaml`` puts it at the ``search`` node first, an experiment may then set the
+search's scale, and the algorithm (``+search=nsga2|nsga3|spea2|random``) overrides only what differs. A
 misspelt key or a mistyped value is therefore a one-line error when the config is composed, not a
 silent default.
 
@@ -58,7 +58,9 @@ class SearchSettings:
     max_offspring_attempts: int = 50  # re-draws per child before a duplicate is replaced by a random genome
 
     # -- performance predictor (falsr.search.predictor): pre-screening of offspring -------------------
-    prescreen_factor: int = 4  # offspring proposed per one trained (the predictor's choice is trained); 1: off; 4 measured: README, Search efficiency
+    # offspring proposed per one trained, the predictor's choice trained; 1: off (random search). 4: measured
+    # (README, Search efficiency)
+    prescreen_factor: int = 4
     prescreen_exploration: float = 0.25  # share of the batch drawn uniformly from the proposals the predictor left
     prescreen_min_trained: int = 16  # genomes evaluated before the predictor is fitted and used
 
