@@ -112,6 +112,22 @@ def test_model_weights_loads_pb_pt_and_lightning_style_ckpt(pretrained_dir, tmp_
     assert torch.equal(third.upsampler.out.weight, net.upsampler.out.weight)
 
 
+def test_a_bare_weights_name_is_found_in_the_data_folder(pretrained_dir, tmp_path, monkeypatch):
+    """model.weights=FALSR-B.pb (README) reads <data dir>/pretrained/FALSR-B.pb from any working directory."""
+    monkeypatch.setenv("FALSR_DATA_DIR", str(pretrained_dir.parent))
+    monkeypatch.chdir(tmp_path)
+    genome = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
+    bare = build_network(genome, weights="FALSR-B.pb")
+    full = build_network(genome, weights=pretrained_dir / "FALSR-B.pb")
+    for key, value in full.state_dict().items():
+        assert torch.equal(bare.state_dict()[key], value)
+    (tmp_path / "FALSR-B.pb").write_bytes(b"not a graph")  # a file in the working directory comes first
+    with pytest.raises(UserError):
+        build_network(genome, weights="FALSR-B.pb")
+    with pytest.raises(FileNotFoundError, match=r"weights file not found: FALSR-X.pb, nor .*pretrained/FALSR-X.pb"):
+        build_network(genome, weights="FALSR-X.pb")
+
+
 def test_weight_errors_are_clear(pretrained_dir, tmp_path):
     with pytest.raises(UserError, match="is for genome .* choose the matching model"):
         build_network("44.24.44.44.44.41.44-0001011_000001_11011_0001_001_11_1", weights=pretrained_dir / "FALSR-B.pb")

@@ -49,11 +49,27 @@ def network_keys(sd: dict) -> dict:
     return sd
 
 
+def find_weights(path: str | Path) -> Path:
+    """`path` where it is a file; else a relative one found in ``<data dir>/pretrained/`` (where
+    ``python -m falsr.fetch weights`` puts the released .pb files), so ``model.weights=FALSR-B.pb`` works from
+    any working directory; else `path` unchanged."""
+    from falsr import default_data_dir
+
+    path = Path(path).expanduser()
+    if path.is_file() or path.is_absolute():
+        return path
+    found = default_data_dir() / "pretrained" / path
+    return found if found.is_file() else path
+
+
 def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
     """Load weights into `net` (a FALSRNet), checking they belong to the same genome."""
-    path = Path(path)
+    from falsr import default_data_dir
+
+    path = find_weights(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path} (expected {FORMATS})")
+        nor = "" if path.is_absolute() else f", nor {default_data_dir() / 'pretrained' / path}"
+        raise FileNotFoundError(f"weights file not found: {path}{nor} (expected {FORMATS})")
     if path.suffix.lower() == ".onnx":
         raise UserError(f"{path} is an exported ONNX network, not weights: run it with upscale.py onnx={path}")
     sd, genome, _ = read_weights(path)
