@@ -68,9 +68,9 @@ def test_common_random_numbers_two_candidates_see_identical_batches(data_dir):
         assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
 
 
-@pytest.mark.parametrize("budget, recipe", [("search", "p300"), ("reference", "reference")])
+@pytest.mark.parametrize("budget, recipe", [("search", "p300"), ("reference", "p1000")])
 def test_budget_configs_are_the_measured_recipes(budget, recipe):
-    """budget=search is the proxy bench/proxy_fidelity.py chose, budget=reference its reference (recipe R)."""
+    """budget=search is the proxy bench/proxy_fidelity.py chose, budget=reference its p1000 (recipe R)."""
     from proxy_fidelity import RECIPES
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
