@@ -221,10 +221,13 @@ if __name__ == "__main__":
 
 
 def test_failed_candidates_are_recorded_and_the_search_goes_on(tiny_data, tmp_path):
-    from omegaconf import OmegaConf
+    from hydra import compose, initialize_config_dir
 
-    search = OmegaConf.load(REPO / "conf" / "search" / "nsga2.yaml")
-    search.settings.population_size = POPULATION
+    from falsr.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        search = compose("search", overrides=["+search=nsga2",
+                                              f"search.settings.population_size={POPULATION}"]).search
     settings = search_settings(search)
     first = [o.genome for o in propose(new_search(settings, seed=0, toolbox=toolbox_config(search)))
              if genome_cost(o.genome).mult_adds <= settings.constraints.max_mult_adds]
