@@ -3,7 +3,7 @@
 import hydra
 
 from falsr.cli import check_conf_dir, user_errors
-from falsr.compare import run
+from falsr.protocol.compare import run
 
 
 @hydra.main(version_base="1.3", config_path=check_conf_dir(), config_name="compare")

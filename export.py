@@ -3,7 +3,7 @@
 import hydra
 
 from falsr.cli import check_conf_dir, user_errors
-from falsr.export import run
+from falsr.weights.export import run
 
 
 @hydra.main(version_base="1.3", config_path=check_conf_dir(), config_name="export")

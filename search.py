@@ -8,7 +8,7 @@ import hydra
 
 from falsr.cli import check_conf_dir, user_errors
 from falsr.search.callbacks import journaled_result
-from falsr.train import train
+from falsr.training.train import train
 
 
 @hydra.main(version_base="1.3", config_path=check_conf_dir(), config_name="search")

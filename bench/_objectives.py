@@ -1,7 +1,7 @@
 """Real PSNR objective for bench/search_efficiency.py: genome -> PSNR after a short real training.
 
 ``train_candidate(genome, inherit_from)`` trains the genome's network in-process with the project's own
-training task (``falsr.train.train``), its config composed from ``conf/train.yaml`` with Hydra's compose
+training task (``falsr.training.train.train``), its config composed from ``conf/train.yaml`` with Hydra's compose
 API: the search's budget (``budget=search``: Adam 2e-3, warm-up + cosine, PyTorch's default init) cut down
 to ``STEPS`` steps of batch ``BATCH`` on ``PATCH``x``PATCH`` HR patches of the training images, fp32, no
 logger, no checkpoints, validated once at the end on the held-out training images (``data.holdout``, as the
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from falsr.genome import Genome
+from falsr.space.genome import Genome
 
 STEPS = 80            # optimizer steps per candidate
 BATCH = 8             # 80 x 8 costs what 40 x 16 does and ends ~5 dB higher (more updates matter this early)
@@ -126,7 +126,7 @@ def _config(genome: Genome, out: Path, inherit_from: Sequence[str]):
 
 def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str = "fresh") -> Result:
     """Train once (never cached): PSNR after STEPS steps, CPU seconds, the saved weights' path."""
-    from falsr.train import train
+    from falsr.training.train import train
 
     for name in ("lightning.pytorch", "pytorch_lightning", "lightning.fabric", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,6 +1,6 @@
 """Keyed, resumable training runs shared by the long benches (proxy fidelity, showdown).
 
-A run is `falsr.train.train` on a config composed from `conf/train.yaml` with a list of overrides, in
+A run is `falsr.training.train.train` on a config composed from `conf/train.yaml` with a list of overrides, in
 this process (no interpreter start-up per run). Its key is a hash of the sorted overrides. Finished runs
 are one JSON line each in a committed store (`bench/results/runs.jsonl`), so a rerun, in this sitting or
 a later one, skips them; checkpoints and logs go to a git-ignored folder (`outputs/bench-runs/<key>/`).
@@ -100,7 +100,7 @@ def train_run(overrides: Sequence[str], label: str = "", store: Path = STORE, qu
         done = load_store(store)  # it may have finished while we waited for the lock
         if key in done and done[key].get("status") == "ok":
             return done[key]
-        from falsr.train import train
+        from falsr.training.train import train
 
         for name in ("lightning.pytorch", "pytorch_lightning", "lightning.fabric", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.ERROR)

@@ -13,7 +13,7 @@ bench/_objectives.py, and goes on generation after generation until it has spent
   fitting and predictions).
 
 Over-cap genomes (the search's ``max_mult_adds``) are not trained, as in the search. With inheritance, a
-child with trained parents starts from their weights (falsr.inherit, as ``search.inherit=true`` does in
+child with trained parents starts from their weights (falsr.weights.inherit, as ``search.inherit=true`` does in
 the search); to measure the bias this brings, such a child is also trained fresh, uncharged, and the
 report compares the two. Runs are stored one JSON line each (``--store``), so the bench resumes and can
 be split over processes (``--part i/n``); ``--report`` prints the tables from the store.
@@ -38,7 +38,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 import _objectives
-from falsr.cost import genome_cost
+from falsr.space.cost import genome_cost
 from falsr.search import HypervolumeBox, hypervolume
 from falsr.search.generation import new_search, predictor_quality, propose, tell
 from falsr.search.nsga import Individual

@@ -37,8 +37,8 @@ def validate(genome: str, ckpt: Path, datamodule, precision: str, repeats: int) 
     """(PSNR on the held-out images, best validation seconds of `repeats`)."""
     import pytorch_lightning as pl
 
-    from falsr.module import SRModule
-    from falsr.network import build_network
+    from falsr.training.module import SRModule
+    from falsr.space.network import build_network
 
     net = build_network(genome, init_std=None, weights=ckpt)
     module = SRModule(net, optimizer=None, val_names=datamodule.val_names, val_precision=precision)

@@ -12,9 +12,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from falsr.cost import genome_cost
-from falsr.genome import Genome
-from falsr.network import build_network
+from falsr.space.cost import genome_cost
+from falsr.space.genome import Genome
+from falsr.space.network import build_network
 
 
 def main() -> None:

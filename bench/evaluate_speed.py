@@ -1,7 +1,7 @@
 """Where an evaluation's time goes: decode, colour (Y in, chroma, RGB out), network, protocol metrics.
 
 Per benchmark folder, times each step of `evaluate.py`'s per-image work with the same functions, then
-the whole evaluation (falsr.evaluate.evaluate_folder) as a ratio to network-only time; with
+the whole evaluation (falsr.protocol.evaluate.evaluate_folder) as a ratio to network-only time; with
 `--precision fp32 bf16` also the bf16 speed-up and the PSNR/SSIM difference against fp32.
     python bench/evaluate_speed.py [--model falsr_a] [--sets Set5 Set14] [--folder DIR ...]
                                    [--urban N] [--precision fp32 bf16]
@@ -24,15 +24,15 @@ import torch
 import yaml
 from PIL import Image
 
-from falsr.benchmarks import list_pairs, load_pair
+from falsr.protocol.benchmarks import list_pairs, load_pair
 from falsr.cli import CONF_DIR
-from falsr.evaluate import evaluate_folder
-from falsr.genome import config_genome
-from falsr.images import image_files, write_png
-from falsr.metrics import psnr_ssim_y
-from falsr.network import build_network
-from falsr.pipeline import chroma, network_input, predict_y, sr_rgb, with_precision
-from falsr.resize import matlab_downscale
+from falsr.protocol.evaluate import evaluate_folder
+from falsr.space.genome import config_genome
+from falsr.protocol.images import image_files, write_png
+from falsr.protocol.metrics import psnr_ssim_y
+from falsr.space.network import build_network
+from falsr.protocol.pipeline import chroma, network_input, predict_y, sr_rgb, with_precision
+from falsr.protocol.resize import matlab_downscale
 
 URBAN_HR = (1024, 768)  # (W, H): the typical Urban100 image (1024 x 680..1024 x 1024)
 

@@ -14,9 +14,9 @@ import torch
 import yaml
 
 from falsr.cli import CONF_DIR
-from falsr.cost import genome_cost
-from falsr.genome import config_genome
-from falsr.network import build_network
+from falsr.space.cost import genome_cost
+from falsr.space.genome import config_genome
+from falsr.space.network import build_network
 
 
 def best_time(fn, repeats: int) -> float:

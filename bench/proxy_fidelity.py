@@ -48,7 +48,7 @@ def zoo_genome(name: str) -> str:
     """The released genome of conf/model/<name>.yaml."""
     from omegaconf import OmegaConf
 
-    from falsr.genome import config_genome
+    from falsr.space.genome import config_genome
 
     return str(config_genome(OmegaConf.load(_runs.REPO / "conf" / "model" / f"{name}.yaml")))
 
@@ -102,7 +102,7 @@ RECIPES = {
 }
 # e80: bench/search_efficiency.py's real objective (80 steps x batch 8 of 32px patches, fp32), to know how that
 # bench's objective ranks. e80_inherit: e80 started from a parent's e80 weights (weight inheritance,
-# falsr.inherit): the parent is the genome with one cell redrawn (parent_genome), trained first with e80
+# falsr.weights.inherit): the parent is the genome with one cell redrawn (parent_genome), trained first with e80
 # and the same seed; what inheritance does to a proxy's ranking.
 # Validated on the held-out images only (as that bench's objective): 3 s per run instead of a Set14 pass.
 RECIPES["e80"] = recipe(80, 8, batch=8, patch=32)[:-1] + ["trainer.precision=32-true", "data.val_sets=[holdout]"]
@@ -118,7 +118,7 @@ def overrides(genome: str, recipe_name: str, seed: int, recipes=RECIPES) -> list
 
 def parent_genome(label: str, genome: str) -> str:
     """The genome with one cell (drawn from the label) replaced by another choice: a random mutation's child."""
-    from falsr.genome import NUM_CHOICES, Genome, parse_genome
+    from falsr.space.genome import NUM_CHOICES, Genome, parse_genome
 
     g = parse_genome(genome)
     rng = random.Random(f"parent-of-{label}")
@@ -164,8 +164,8 @@ def table(panel, recipes, proxies, reference, seeds, store, ref_seeds=None) -> s
 
     The reference score of a genome is its mean over the reference seeds it has (ref_seeds, default seeds)."""
     ref_seeds = list(ref_seeds or seeds)
-    from falsr.cost import genome_cost
-    from falsr.genome import parse_genome
+    from falsr.space.cost import genome_cost
+    from falsr.space.genome import parse_genome
 
     done = _runs.load_store(store)
     macs = {label: genome_cost(parse_genome(g)).mult_adds for label, g, _ in panel}

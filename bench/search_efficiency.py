@@ -35,7 +35,7 @@ The PSNR objective is pluggable (``--objective``):
   structure and analytic cost, not a trained network's PSNR. Numbers from it say how the search operators
   behave on a plausible landscape, nothing about real super-resolution quality. Box PSNR 33..38.5 dB.
 * ``real``: ``bench/_objectives.py:short_training_psnr``, a short REAL training of each candidate
-  (falsr.train.train composed from conf/ with Hydra: 80 steps x batch 8 of 32px T91 patches, fp32, fixed
+  (falsr.training.train.train composed from conf/ with Hydra: 80 steps x batch 8 of 32px T91 patches, fp32, fixed
   seed, PSNR on the held-out training images; cached per genome key, so NSGA-II and the hybrid, which share
   their initial population for a seed, train it once). Such short training ends far below
   bicubic, outside the 33..38.5 dB box, so the PSNR side of the box is by default pooled: the lowest and
@@ -61,8 +61,8 @@ from typing import Callable
 
 import torch
 
-from falsr.cost import genome_cost
-from falsr.genome import Genome, connection_pairs
+from falsr.space.cost import genome_cost
+from falsr.space.genome import Genome, connection_pairs
 from falsr.search import HypervolumeBox, hypervolume, run_search
 from falsr.search.generation import new_search
 from falsr.search.operators import GeneList, cell_costs, mut_roulette, roulette_wheel, wheel_pressure

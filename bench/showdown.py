@@ -146,9 +146,9 @@ def evaluate(record: dict, benchmarks: list[str], evals: Path) -> dict:
 
 def bicubic_scores(benchmarks: list[str]) -> dict[str, dict]:
     """PSNR/SSIM of PIL bicubic x2 under the same protocol (the floor every model must clear)."""
-    from falsr.benchmarks import load_benchmark
-    from falsr.metrics import psnr_ssim_y
-    from falsr.resize import pil_bicubic_upscale
+    from falsr.protocol.benchmarks import load_benchmark
+    from falsr.protocol.metrics import psnr_ssim_y
+    from falsr.protocol.resize import pil_bicubic_upscale
 
     data_dir = os.environ.get("FALSR_DATA_DIR", str(REPO / "data"))
     out = {}
@@ -161,7 +161,7 @@ def bicubic_scores(benchmarks: list[str]) -> dict[str, dict]:
 # -- 4. results ----------------------------------------------------------------------------------------
 def export_weights(record: dict, name: str, zoo: Path) -> Path:
     """The seed-0 weights as a plain falsr .pt file (genome + state_dict, no optimizer state)."""
-    from falsr.network import build_network
+    from falsr.space.network import build_network
     from falsr.weights import load_weights, save_weights
 
     path = zoo / f"{name}.pt"
@@ -170,7 +170,7 @@ def export_weights(record: dict, name: str, zoo: Path) -> Path:
 
 
 def write_model_config(name: str, genome: str, note: str, conf_dir: Path) -> Path:
-    from falsr.genome import model_config_text
+    from falsr.space.genome import model_config_text
 
     text = model_config_text(genome, name, [f"{name}: found by bench/showdown.py ({note})."], f"e.g. zoo/{name}.pt")
     path = conf_dir / f"{name}.yaml"
@@ -281,7 +281,7 @@ def main(argv=None) -> int:
     _runs.set_threads(args.threads)
     args.results.mkdir(parents=True, exist_ok=True)
     evals = args.results / "evals.jsonl"
-    from falsr.cost import genome_cost
+    from falsr.space.cost import genome_cost
 
     if args.report:
         search = json.loads((args.results / "search" / "search_done.json").read_text())

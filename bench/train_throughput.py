@@ -5,11 +5,11 @@
     python bench/train_throughput.py --accuracy 1000  # + Set5 PSNR after 1000 steps, 3 seeds each (needs data)
 
 Speed: training steps (forward, L1, backward, Adam) of batch 16 on 32x32 LR patches; achieved GFLOP/s counts
-forward+backward as 3 x the forward mult-adds x 2 FLOPs (falsr.cost). Each rate is also given as a ratio to a
+forward+backward as 3 x the forward mult-adds x 2 FLOPs (falsr.space.cost). Each rate is also given as a ratio to a
 large matmul of the same dtype timed in the same run (what the CPU can do at best). The configurations are
 timed in interleaved rounds (median reported) so that a noisy neighbour slows them alike, and the profiler
 gives the time inside the convolution kernels alone: their bf16/fp32 ratio is the ceiling of the speed-up.
-Accuracy: `falsr.train.train` with budget=cpu shortened to --accuracy steps, fp32 and bf16-mixed over 3 seeds.
+Accuracy: `falsr.training.train.train` with budget=cpu shortened to --accuracy steps, fp32 and bf16-mixed over 3 seeds.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import time
 
 import torch
 
-from falsr.cost import genome_cost
-from falsr.genome import CELL_CHOICES, Genome
-from falsr.network import build_network
+from falsr.space.cost import genome_cost
+from falsr.space.genome import CELL_CHOICES, Genome
+from falsr.space.network import build_network
 
 FALSR_B = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
 
@@ -163,7 +163,7 @@ def accuracy(args) -> None:
     from hydra import compose, initialize_config_dir
 
     from falsr.cli import CONF_DIR
-    from falsr.train import train
+    from falsr.training.train import train
 
     results: dict[str, list[float]] = {"32-true": [], "bf16-mixed": []}
     with tempfile.TemporaryDirectory() as tmp:

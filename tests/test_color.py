@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from falsr import color
-from falsr.images import read_rgb
+from falsr.protocol import color
+from falsr.protocol.images import read_rgb
 
 
 def _chw(rgb_hwc: np.ndarray) -> torch.Tensor:

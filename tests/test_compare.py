@@ -8,20 +8,20 @@ import pytest
 import torch
 from PIL import Image
 
-from falsr.benchmarks import load_benchmark
-from falsr.compare import GAP, CAPTION, compare_image, worst_crop
+from falsr.protocol.benchmarks import load_benchmark
+from falsr.protocol.compare import GAP, CAPTION, compare_image, worst_crop
 from falsr.errors import UserError
-from falsr.metrics import protocol_y, psnr_per_image
-from falsr.network import build_network
-from falsr.pipeline import upscale_rgb
-from falsr.resize import pil_bicubic_upscale
+from falsr.protocol.metrics import protocol_y, psnr_per_image
+from falsr.space.network import build_network
+from falsr.protocol.pipeline import upscale_rgb
+from falsr.protocol.resize import pil_bicubic_upscale
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 SMALL = "conv_f16_k3_b2_isskip.invbottleneck_e2_f16_k3_b1_noskip-11_1"
 
 
 def protocol_crop_psnr(sr, hr, top, left, size):
-    """Written out from falsr.metrics' steps: Y of each crop, clipped and rounded, then PSNR."""
+    """Written out from falsr.protocol.metrics' steps: Y of each crop, clipped and rounded, then PSNR."""
     window = (slice(top, top + size), slice(left, left + size))
     to_t = [torch.from_numpy(np.ascontiguousarray(img[window])).permute(2, 0, 1)[None] for img in (sr, hr)]
     return float(psnr_per_image(*(protocol_y(t, border=0) for t in to_t))[0])

@@ -3,9 +3,9 @@ import random
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from falsr.cost import genome_cost
-from falsr.genome import CELL_CHOICES, Genome
-from falsr.network import build_network
+from falsr.space.cost import genome_cost
+from falsr.space.genome import CELL_CHOICES, Genome
+from falsr.space.network import build_network
 
 
 def counted_cost(genome: Genome, h: int, w: int) -> tuple[int, int]:
@@ -49,5 +49,5 @@ def test_the_cost_model_needs_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, falsr.cost; falsr.cost.genome_cost('44.3-10_1'); assert 'torch' not in sys.modules"
+    code = "import sys, falsr.space.cost; falsr.space.cost.genome_cost('44.3-10_1'); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

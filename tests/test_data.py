@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from falsr.data import (BenchmarkDataset, PairStore, PatchDataset, PatchSampler, SRDataModule, list_images,
+from falsr.training.data import (BenchmarkDataset, PairStore, PatchDataset, PatchSampler, SRDataModule, list_images,
                         pair_store)
-from falsr.images import read_pair
+from falsr.protocol.images import read_pair
 from falsr.errors import UserError
-from falsr.images import read_rgb
+from falsr.protocol.images import read_rgb
 
 
 @pytest.fixture(scope="module")

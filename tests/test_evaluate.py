@@ -10,12 +10,12 @@ import pytest
 import torch
 import yaml
 
-from falsr.benchmarks import load_benchmark
-from falsr.evaluate import evaluate_dataset
-from falsr.genome import config_genome
-from falsr.images import read_rgb
-from falsr.network import build_network
-from falsr.pipeline import predict_y, upscale_rgb
+from falsr.protocol.benchmarks import load_benchmark
+from falsr.protocol.evaluate import evaluate_dataset
+from falsr.space.genome import config_genome
+from falsr.protocol.images import read_rgb
+from falsr.space.network import build_network
+from falsr.protocol.pipeline import predict_y, upscale_rgb
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 FALSR_B = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
@@ -131,7 +131,7 @@ def test_bad_input_one_line_errors(data_dir, pretrained_dir, tmp_path):
 def test_bf16_inference_close_to_fp32_on_set5(data_dir, pretrained_dir):
     """precision=bf16 runs the network in bf16: close to, not equal to, the fp32 (Table I) figure."""
     from falsr.errors import UserError
-    from falsr.pipeline import with_precision
+    from falsr.protocol.pipeline import with_precision
 
     fp32 = build_network(FALSR_B, weights=pretrained_dir / "FALSR-B.pb").eval()
     bf16 = with_precision(build_network(FALSR_B, weights=pretrained_dir / "FALSR-B.pb").eval(), "bf16")

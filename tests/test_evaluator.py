@@ -10,11 +10,11 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from falsr.cli import CONF_DIR
-from falsr.data import HOLDOUT, SRDataModule, list_images, split_holdout
+from falsr.training.data import HOLDOUT, SRDataModule, list_images, split_holdout
 from falsr.errors import UserError
 from falsr.search.driver import candidate_overrides
 from falsr.search.generation import Offspring
-from falsr.genome import parse_genome
+from falsr.space.genome import parse_genome
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
@@ -89,8 +89,8 @@ def test_bf16_validation_matches_fp32_and_bad_values_are_one_line(data_dir):
     does to a few hundredths of a dB; bench/bf16_validation.py measures the ranking on the trained panel."""
     import pytorch_lightning as pl
 
-    from falsr.module import SRModule
-    from falsr.network import build_network
+    from falsr.training.module import SRModule
+    from falsr.space.network import build_network
 
     dm = SRDataModule(train_dir=data_dir / "train" / "T91", benchmarks_dir=data_dir / "benchmarks", val_sets=["Set5"])
     dm.setup("validate")

@@ -11,11 +11,11 @@ import torch
 from omegaconf import OmegaConf
 
 from falsr.errors import UserError
-from falsr.export import OnnxNet, export
-from falsr.images import read_rgb
-from falsr.network import build_network
-from falsr.pipeline import network_input, predict_y, upscale_rgb
-from falsr.upscale import load_model
+from falsr.weights.export import OnnxNet, export
+from falsr.protocol.images import read_rgb
+from falsr.space.network import build_network
+from falsr.protocol.pipeline import network_input, predict_y, upscale_rgb
+from falsr.protocol.upscale import load_model
 
 pytest.importorskip("onnxruntime", reason="pip install onnxruntime onnx (the dev and export extras have them)")
 
@@ -87,8 +87,8 @@ def test_upscale_with_onnx_equals_pb(data_dir, pretrained_dir, tmp_path):
     deploy = textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from falsr.export import OnnxNet
-        from falsr.upscale import upscale_files
+        from falsr.weights.export import OnnxNet
+        from falsr.protocol.upscale import upscale_files
         upscale_files(OnnxNet({str(onnx_file)!r}), [Path({str(src / 'bird.png')!r})],
                       Path({str(tmp_path / 'deploy')!r}))
         loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'pytorch_lightning', 'lightning'))

@@ -4,7 +4,7 @@ import random
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from falsr.genome import (CELL_CHOICES, NUM_CHOICES, Cell, Genome, GenomeError, connection_pairs,
+from falsr.space.genome import (CELL_CHOICES, NUM_CHOICES, Cell, Genome, GenomeError, connection_pairs,
                           num_connection_bits, parse_genome)
 
 

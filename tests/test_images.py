@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from falsr.images import read_rgb, write_png
+from falsr.protocol.images import read_rgb, write_png
 
 
 def test_read_rgb_shapes_and_grey_replication(data_dir):

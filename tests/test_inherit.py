@@ -10,9 +10,9 @@ from hydra import compose, initialize_config_dir
 
 from falsr.cli import CONF_DIR
 from falsr.errors import UserError
-from falsr.inherit import inherit_weights, unit_signatures
-from falsr.network import build_network
-from falsr.train import train
+from falsr.weights.inherit import inherit_weights, unit_signatures
+from falsr.space.network import build_network
+from falsr.training.train import train
 from falsr.weights import read_weights, save_weights
 
 # Four cells; no connections but the chain (each cell reads the one before), so a cell's input width is

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy import ndimage
 
-from falsr.color import rgb_to_ycbcr_y_np
-from falsr.images import read_rgb
-from falsr.metrics import (
+from falsr.protocol.color import rgb_to_ycbcr_y_np
+from falsr.protocol.images import read_rgb
+from falsr.protocol.metrics import (
     ProtocolPSNR,
     ProtocolSSIM,
     protocol_y,
@@ -18,7 +18,7 @@ from falsr.metrics import (
     ssim_per_image,
     to_uint8_truncate,
 )
-from falsr.resize import pil_bicubic_upscale
+from falsr.protocol.resize import pil_bicubic_upscale
 
 YCBCR_MATRIX = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
 
@@ -171,7 +171,7 @@ def test_separable_ssim_equals_torchmetrics_2d_filtering(set5_bicubic):
     """The separable SSIM gives torchmetrics' 2-D-window numbers on Set5 and on synthetic images."""
     import torch
 
-    from falsr.metrics import ssim_per_image, ssim_per_image_torchmetrics
+    from falsr.protocol.metrics import ssim_per_image, ssim_per_image_torchmetrics
 
     pairs = [(torch.from_numpy(rgb_to_ycbcr_y_np(sr))[None, None], torch.from_numpy(rgb_to_ycbcr_y_np(hr))[None, None])
              for sr, hr in set5_bicubic]
@@ -186,7 +186,7 @@ def test_separable_ssim_equals_torchmetrics_2d_filtering(set5_bicubic):
 
 def test_fast_ssim_equals_torchmetrics_on_set14(data_dir):
     """The shifted-add SSIM against torchmetrics' 2-D filtering on every Set14 image (bicubic x2 vs HR)."""
-    from falsr.metrics import ssim_per_image_torchmetrics
+    from falsr.protocol.metrics import ssim_per_image_torchmetrics
 
     hr_paths = sorted((data_dir / "benchmarks" / "Set14").glob("*_HR.png"))
     assert len(hr_paths) == 14

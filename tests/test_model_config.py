@@ -14,8 +14,8 @@ from hydra.utils import instantiate
 
 from falsr.cli import CONF_DIR
 from falsr.errors import UserError
-from falsr.genome import Cell, model_genome, parse_genome
-from falsr.network import build_network
+from falsr.space.genome import Cell, model_genome, parse_genome
+from falsr.space.network import build_network
 
 REPO = Path(__file__).resolve().parents[1]
 # The genomes the zoo configs held as strings before they became cells + inputs (read off the released graphs).
@@ -102,7 +102,7 @@ def test_written_model_configs_are_the_data_form(tmp_path):
     """bench/showdown.py writes its winners with model_config_text: cells + inputs that build the same genome."""
     import yaml
 
-    from falsr.genome import model_config_text
+    from falsr.space.genome import model_config_text
 
     for name, genome in ZOO_STRINGS.items():
         written = yaml.safe_load(model_config_text(genome, name, ["a note"]))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from falsr.genome import Cell, Genome
-from falsr.network import InvertedBottleneckCell, build_network, depth_to_space
+from falsr.space.genome import Cell, Genome
+from falsr.space.network import InvertedBottleneckCell, build_network, depth_to_space
 
 
 def test_depth_to_space_follows_tensorflow_order():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from falsr.images import read_rgb
-from falsr.resize import contributions, imresize, matlab_downscale, pil_bicubic_upscale
+from falsr.protocol.images import read_rgb
+from falsr.protocol.resize import contributions, imresize, matlab_downscale, pil_bicubic_upscale
 
 
 def _pairs(data_dir, name):

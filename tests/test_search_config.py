@@ -10,8 +10,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from falsr.cli import CONF_DIR, check_search_overrides
-from falsr.cost import genome_cost
-from falsr.genome import parse_genome
+from falsr.space.cost import genome_cost
+from falsr.space.genome import parse_genome
 from falsr.search.driver import candidate_overrides
 from falsr.search.generation import Offspring
 from falsr.search.hydra_glue import driver_options, search_settings, toolbox_config

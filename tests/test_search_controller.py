@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from falsr.genome import CELL_CHOICES, NUM_CHOICES, Genome
+from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome
 from falsr.search.controller import RLController, pareto_rank_rewards, scalarised_rewards
 from falsr.search.nsga import Individual
 
@@ -104,7 +104,7 @@ def test_pareto_rank_reward_is_one_on_the_first_front():
 # -- learning inside the search: exactly the sampled actions --------------------------------------------------
 
 def _toy_psnr(genome: Genome) -> float:
-    from falsr.cost import genome_cost
+    from falsr.space.cost import genome_cost
 
     return 33.0 + 5.0 * (1.0 - math.exp(-genome_cost(genome).params / 3e5))
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from falsr.images import read_rgb, write_png
+from falsr.protocol.images import read_rgb, write_png
 from falsr.search.generation import new_search, propose
 from falsr.search.hydra_glue import search_settings, toolbox_config
-from falsr.cost import genome_cost
-from falsr.genome import Genome
+from falsr.space.cost import genome_cost
+from falsr.space.genome import Genome
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # end to end through the scripts: `pytest -m "not slow"` skips them
@@ -204,7 +204,7 @@ import os, sys
 import hydra
 from omegaconf import open_dict
 from falsr.cli import CONF_DIR
-from falsr.train import train
+from falsr.training.train import train
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")
 def main(cfg):

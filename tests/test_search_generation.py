@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from falsr.cost import genome_cost
-from falsr.genome import Genome
+from falsr.space.cost import genome_cost
+from falsr.space.genome import Genome
 from falsr.search.generation import SearchState, evaluate, generation_step, new_search, propose, run_search, tell
 from falsr.search.settings import Constraints, SearchSettings
 from falsr.search.toolbox import paper_toolbox

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from falsr.genome import Genome
+from falsr.space.genome import Genome
 from falsr.search.nsga import (HypervolumeBox, Individual, assign_crowding, assign_rank_and_crowding, hypervolume,
                                improved_crowding_distance, nondominated_fronts, on_log_costs, sel_crowded_tournament,
                                select_survivors)

@@ -13,9 +13,9 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats
 
-from falsr.cost import genome_cost
+from falsr.space.cost import genome_cost
 from falsr.errors import UserError
-from falsr.genome import CELL_CHOICES, NUM_CHOICES, Genome, GenomeError, group_starts, num_connection_bits
+from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome, GenomeError, group_starts, num_connection_bits
 from falsr.search.generation import new_search
 from falsr.search.operators import (GeneList, cell_costs, cx_eq4, cx_one_point, init_single_cell, init_uniform,
                                     initial_connections, mut_explore, mut_hybrid, mut_random, mut_roulette,

@@ -17,15 +17,15 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from falsr.cli import CONF_DIR
-from falsr.color import graph_ypbpr_to_rgb, rgb_to_ypbpr_np
-from falsr.data import SRDataModule
+from falsr.protocol.color import graph_ypbpr_to_rgb, rgb_to_ypbpr_np
+from falsr.training.data import SRDataModule
 from falsr.errors import UserError
-from falsr.images import read_rgb
-from falsr.metrics import psnr_ssim_y, to_uint8_truncate
-from falsr.module import SRModule
-from falsr.network import build_network
-from falsr.resize import pil_bicubic_upscale
-from falsr.train import train
+from falsr.protocol.images import read_rgb
+from falsr.protocol.metrics import psnr_ssim_y, to_uint8_truncate
+from falsr.training.module import SRModule
+from falsr.space.network import build_network
+from falsr.protocol.resize import pil_bicubic_upscale
+from falsr.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 BICUBIC_SET5 = 33.64  # protocol PSNR of PIL bicubic on Set5 (README, "Evaluate released or trained models"; tests/test_metrics.py)

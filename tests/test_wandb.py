@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from falsr.cost import genome_cost
-from falsr.genome import Genome
-from falsr.wandb_utils import arch_config, read_records, read_run, search_group
+from falsr.space.cost import genome_cost
+from falsr.space.genome import Genome
+from falsr.training.wandb_utils import arch_config, read_records, read_run, search_group
 
 pytest.importorskip("wandb")
 
@@ -153,7 +153,7 @@ def test_a_train_run_and_a_failed_run_read_back(data_dir, tmp_path):
     a job that fails after its run started (a missing checkpoint) still says so in the run summary."""
     from test_train import TINY, tiny
 
-    from falsr.train import train
+    from falsr.training.train import train
 
     metrics = train(tiny(data_dir, tmp_path / "ok", "logger=wandb", "trainer.max_steps=2"))
     assert metrics["status"] == "ok"

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from falsr.errors import UserError
-from falsr.network import build_network
-from falsr.tf_graph import TFGraph
-from falsr.tf_import import PREFIX, import_graph
+from falsr.space.network import build_network
+from falsr.weights.tf_graph import TFGraph
+from falsr.weights.tf_import import PREFIX, import_graph
 from falsr.weights import load_weights, save_weights
 
 

@@ -7,11 +7,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from falsr.cli import CONF_DIR
-from falsr.cost import genome_cost
+from falsr.space.cost import genome_cost
 from falsr.errors import UserError
-from falsr.genome import Genome
-from falsr.tf_graph import TFGraph
-from falsr.tf_import import genome_from_graph
+from falsr.space.genome import Genome
+from falsr.weights.tf_graph import TFGraph
+from falsr.weights.tf_import import genome_from_graph
 
 # Trainable values in the released graphs, and the paper's Table I (params, mult-adds at 480x480).
 GRAPH_PARAMS = {"a": 1_021_401, "b": 324_745, "c": 426_569}

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from falsr.cli import check_conf_dir, user_errors
-from falsr.cost import genome_cost, part_costs
+from falsr.space.cost import genome_cost, part_costs
 from falsr.errors import UserError
 
 
@@ -31,7 +31,7 @@ def _lr_size(value) -> tuple[int, int]:
 
 
 def describe(net, lr_size: tuple[int, int]) -> list[str]:
-    """Readable lines: one per cell with its inputs, channels, params and mult-adds (from falsr.cost)."""
+    """Readable lines: one per cell with its inputs, channels, params and mult-adds (from falsr.space.cost)."""
     g = net.genome
     pixels = lr_size[0] * lr_size[1]
     head, *cells, upsampler = part_costs(g)

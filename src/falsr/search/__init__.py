@@ -7,6 +7,12 @@ operators (Eq. 4 crossover, hybrid EA + RL mutation, NSGA-II with improved crowd
 - :mod:`falsr.search.controller` the RL controller (cell logits + 3 FC layers -> connection sigmoids), REINFORCE
 - :mod:`falsr.search.nsga`       constrained domination, standard / improved crowding, selectors, hypervolume
 - :mod:`falsr.search.generation` the loop (ask / tell), the checkpointable ``SearchState`` and its random streams
+- :mod:`falsr.search.predictor`  the performance predictor (gradient boosting) that pre-screens offspring
+- :mod:`falsr.search.driver`     the loop driven through Hydra launches: candidate overrides, state file, resume
+- :mod:`falsr.search.journal`    ``journal.jsonl``, the search's source of truth
+- :mod:`falsr.search.callbacks`  the Hydra callback each job journals itself with (and claims its candidate)
+- :mod:`falsr.search.report`     ``pareto.json``, ``pareto.md`` and the front plots
+- :mod:`falsr.search.hydra_glue` the sweeper's helpers: settings, toolbox, cluster launches, W&B search run
 """
 
 from falsr.search.controller import RLController, action_rewards

@@ -39,7 +39,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from falsr.genome import NUM_CHOICES, Genome, num_connection_bits
+from falsr.space.genome import NUM_CHOICES, Genome, num_connection_bits
 from falsr.search.nsga import HypervolumeBox, Individual, nondominated_fronts
 
 

@@ -18,9 +18,9 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from falsr.cost import DEFAULT_LR_SIZE, genome_cost
+from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
 from falsr.errors import UserError
-from falsr.genome import Genome
+from falsr.space.genome import Genome
 from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.callbacks import job_outcome
 from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, Journal
@@ -46,7 +46,7 @@ class DriverOptions:
     hypervolume_box: HypervolumeBox = field(default_factory=HypervolumeBox)
     extra_overrides: tuple[str, ...] = ()  # added to every candidate job (e.g. hydra.sweep.dir on resume)
     toolbox: Optional[dict] = None  # the toolbox config (falsr.search.toolbox); None: the paper's operators
-    inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.inherit)
+    inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
 
 
 def candidate_overrides(off: Offspring, generation: Optional[int], inherit_from: Sequence[str] = (),

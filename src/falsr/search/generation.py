@@ -36,9 +36,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from falsr.cost import genome_cost
+from falsr.space.cost import genome_cost
 from falsr.errors import UserError
-from falsr.genome import Genome, GenomeError
+from falsr.space.genome import Genome, GenomeError
 from falsr.search.controller import RLController, action_rewards
 from falsr.search.nsga import Individual
 from falsr.search.operators import GeneList, as_gene_list, to_genome

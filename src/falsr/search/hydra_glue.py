@@ -12,9 +12,9 @@ from typing import Callable, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from falsr.cost import DEFAULT_LR_SIZE
+from falsr.space.cost import DEFAULT_LR_SIZE
 from falsr.errors import UserError
-from falsr.genome import parse_genome
+from falsr.space.genome import parse_genome
 from falsr.search.callbacks import job_outcome
 from falsr.search.driver import DriverOptions, candidate_overrides
 from falsr.search.generation import Offspring
@@ -103,8 +103,8 @@ CANDIDATE_COLUMNS = ("name", "key", "generation", "origin", "status", "psnr", "s
 
 def candidate_rows(records: Sequence[dict]) -> list[list]:
     """One row per journaled candidate (trained, failed or over the cap), in `CANDIDATE_COLUMNS` order."""
-    from falsr.genome import Genome
-    from falsr.wandb_utils import candidate_name
+    from falsr.space.genome import Genome
+    from falsr.training.wandb_utils import candidate_name
 
     rows = []
     for r in records:
@@ -149,7 +149,7 @@ def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Cal
     if logger is None:
         return None
     from falsr.search.journal import JOURNAL_NAME, Journal
-    from falsr.wandb_utils import search_group
+    from falsr.training.wandb_utils import search_group
 
     run_id = "search-" + hashlib.sha1(str(sweep_dir.resolve()).encode()).hexdigest()[:10]
     group = logger.get("group") or search_group(sweep_dir)

@@ -19,7 +19,7 @@ from deap import base
 from deap.benchmarks.tools import hypervolume as deap_hypervolume
 from deap.tools import emo
 
-from falsr.genome import Genome
+from falsr.space.genome import Genome
 from falsr.search.settings import Constraints, HypervolumeBox
 
 OBJECTIVES = ("psnr", "mult_adds", "params")

@@ -34,8 +34,8 @@ import math
 import random
 from typing import Sequence
 
-from falsr.cost import genome_cost
-from falsr.genome import CELL_CHOICES, NUM_CHOICES, Genome, GenomeError, group_starts, num_connection_bits
+from falsr.space.cost import genome_cost
+from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome, GenomeError, group_starts, num_connection_bits
 
 # Cell indices whose network is distinct from every other's (one-repeat cells ignore the residual flag,
 # so 32 of the 192 choices duplicate another one), then the 32 redundant ones.

@@ -16,9 +16,9 @@ from typing import Sequence
 
 import numpy as np
 
-from falsr.cost import genome_cost
+from falsr.space.cost import genome_cost
 from falsr.errors import UserError
-from falsr.genome import CHANNELS, OPS, REPEATS, Genome, parse_genome
+from falsr.space.genome import CHANNELS, OPS, REPEATS, Genome, parse_genome
 
 KINDS = ("gbr",)
 

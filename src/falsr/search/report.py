@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from deap import base  # noqa: E402
 from deap.tools import emo  # noqa: E402
 
-from falsr.genome import Genome  # noqa: E402
+from falsr.space.genome import Genome  # noqa: E402
 from falsr.search.journal import STATUS_FAILED, STATUS_OK  # noqa: E402
 from falsr.search.nsga import Individual, nondominated_fronts  # noqa: E402
 from falsr.search.settings import Constraints  # noqa: E402

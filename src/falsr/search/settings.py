@@ -175,7 +175,7 @@ class SearchConfig:
     use_controller: bool = True  # false: no RL controller (the hybrid mutation always explores: plain NSGA-II)
     resume: Optional[str] = None  # a sweep folder (multirun/search/...) to continue after a crash or kill
     report_k: int = 4  # models chosen by crowding distance on the PSNR / mult-adds front (paper: 4)
-    inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.inherit)
+    inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
     full_train: bool = False  # true: train the chosen models fully through the same launcher at the end
     full_train_overrides: List[str] = field(default_factory=lambda: ["budget=full"])  # added to each such job
     settings: SearchSettings = field(default_factory=SearchSettings)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from falsr.errors import UserError
-from falsr.images import image_files, read_pair
+from falsr.protocol.images import image_files, read_pair
 
 
 @dataclass

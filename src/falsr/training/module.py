@@ -9,9 +9,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from falsr.cost import DEFAULT_LR_SIZE, genome_cost
-from falsr.metrics import ProtocolPSNR, ProtocolSSIM, protocol_y
-from falsr.pipeline import sr_rgb
+from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
+from falsr.protocol.metrics import ProtocolPSNR, ProtocolSSIM, protocol_y
+from falsr.protocol.pipeline import sr_rgb
 
 
 def constant(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
@@ -44,7 +44,7 @@ class SRModule(pl.LightningModule):
     protocol metrics always in float64/float32 as the protocol fixes them.
     """
 
-    VAL_PRECISIONS = ("32", "bf16", "auto")  # auto: bf16 where bf16 is fast (falsr.train.fast_bf16), else 32
+    VAL_PRECISIONS = ("32", "bf16", "auto")  # auto: bf16 where bf16 is fast (falsr.training.train.fast_bf16), else 32
 
     def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
                  val_names: Sequence[str] = ("Set5",), channels_last: bool = True, val_precision: str = "32",
@@ -55,7 +55,7 @@ class SRModule(pl.LightningModule):
 
             raise UserError(f"module.val_precision={val_precision!r}: choose one of {', '.join(self.VAL_PRECISIONS)}")
         if str(val_precision) == "auto":
-            from falsr.train import fast_bf16
+            from falsr.training.train import fast_bf16
 
             val_precision = "bf16" if fast_bf16() else "32"
         self.val_precision = str(val_precision)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from falsr.errors import UserError
-from falsr.genome import parse_genome
+from falsr.space.genome import parse_genome
 
 FORMATS = ".pb (released FALSR graph), .pt/.pth (falsr weights) or .ckpt (Lightning checkpoint)"
 
@@ -18,7 +18,7 @@ def read_weights(path: Path) -> tuple[dict, str | None, dict]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".pb":
-        from falsr.tf_import import import_graph
+        from falsr.weights.tf_import import import_graph
 
         genome, sd = import_graph(path)
         return sd, str(genome), {}

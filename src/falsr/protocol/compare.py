@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from falsr.benchmarks import ImagePair, benchmark_dir, list_pairs, load_pair
-from falsr.color import rgb_to_ycbcr_y_np
+from falsr.protocol.benchmarks import ImagePair, benchmark_dir, list_pairs, load_pair
+from falsr.protocol.color import rgb_to_ycbcr_y_np
 from falsr.errors import UserError
-from falsr.images import write_png
-from falsr.metrics import psnr_ssim_y
-from falsr.pipeline import pick_device, upscale_rgb
-from falsr.resize import pil_bicubic_upscale
+from falsr.protocol.images import write_png
+from falsr.protocol.metrics import psnr_ssim_y
+from falsr.protocol.pipeline import pick_device, upscale_rgb
+from falsr.protocol.resize import pil_bicubic_upscale
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,8 @@ def load_models(names, weights, data_dir: Path, device: torch.device) -> dict[st
     from omegaconf import OmegaConf
 
     from falsr.cli import CONF_DIR
-    from falsr.genome import GenomeError
-    from falsr.network import build_network
+    from falsr.space.genome import GenomeError
+    from falsr.space.network import build_network
 
     models = {}
     for entry in names:

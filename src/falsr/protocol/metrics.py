@@ -21,7 +21,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from falsr.color import rgb_to_ycbcr_y, rgb_to_ycbcr_y_np
+from falsr.protocol.color import rgb_to_ycbcr_y, rgb_to_ycbcr_y_np
 
 DATA_RANGE = 255.0
 SSIM_SIGMA = 1.5

@@ -64,7 +64,7 @@ def read_pair(hr_path: str | Path, lr_path: str | Path | None, scale: int) -> tu
 
     HR is cropped to a multiple of `scale` first; a read LR must then be exactly HR / scale.
     """
-    from falsr.resize import matlab_downscale  # resize imports torch; keep images.py light
+    from falsr.protocol.resize import matlab_downscale  # resize imports torch; keep images.py light
 
     hr = modcrop(read_rgb(hr_path), scale)
     if lr_path is None:

@@ -2,7 +2,7 @@
 
 `python upscale.py model=falsr_b model.weights=FALSR-B.pb input=photo.png output=out/`
 `python upscale.py onnx=falsr_b.onnx input=photo.png output=out/` runs a file made by export.py with
-onnxruntime instead (upscale_files with falsr.export.OnnxNet needs neither Lightning nor Hydra).
+onnxruntime instead (upscale_files with falsr.weights.export.OnnxNet needs neither Lightning nor Hydra).
 Large images run in overlapping tiles (`tile=`, LR pixels) so memory stays bounded.
 """
 
@@ -15,8 +15,8 @@ import torch
 from tqdm import tqdm
 
 from falsr.errors import UserError
-from falsr.images import IMAGE_SUFFIXES, image_files, read_rgb, write_png
-from falsr.pipeline import pick_device, precision_dtype, upscale_rgb, with_precision
+from falsr.protocol.images import IMAGE_SUFFIXES, image_files, read_rgb, write_png
+from falsr.protocol.pipeline import pick_device, precision_dtype, upscale_rgb, with_precision
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def load_model(cfg):
     precision = cfg.get("precision", "fp32")
     precision_dtype(precision)  # an unknown value fails before any weights load
     if cfg.get("onnx"):
-        from falsr.export import OnnxNet
+        from falsr.weights.export import OnnxNet
 
         if precision != "fp32":
             raise UserError(f"precision={precision} applies to PyTorch models: an ONNX file runs as exported (fp32)")

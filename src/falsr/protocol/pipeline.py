@@ -2,8 +2,8 @@
 
 The network sees Y of YPbPr of the LR image; chroma comes from a PIL-bicubic x2 upscale of the LR
 RGB; the output is converted back with the graphs' own YCbCr->RGB, scaled by 255, clipped and
-truncated to uint8. Only composition: every conversion is the protocol's own function (falsr.color,
-falsr.resize, falsr.metrics), so `evaluate.py`, `upscale.py` and validation during training give the
+truncated to uint8. Only composition: every conversion is the protocol's own function (falsr.protocol.color,
+falsr.protocol.resize, falsr.protocol.metrics), so `evaluate.py`, `upscale.py` and validation during training give the
 same numbers by construction. Large images go through the network in overlapping tiles.
 """
 
@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from falsr.color import graph_ypbpr_to_rgb, rgb_to_ypbpr
+from falsr.protocol.color import graph_ypbpr_to_rgb, rgb_to_ypbpr
 from falsr.errors import UserError
-from falsr.metrics import to_uint8_truncate
-from falsr.network import SCALE, FALSRNet
-from falsr.resize import pil_bicubic_upscale
+from falsr.protocol.metrics import to_uint8_truncate
+from falsr.space.network import SCALE, FALSRNet
+from falsr.protocol.resize import pil_bicubic_upscale
 
 
 # Inference precisions (`precision=` of upscale.py and evaluate.py). Table I figures are fp32 figures;
@@ -114,7 +114,7 @@ def upscale_rgb(net: nn.Module, lr_rgb: np.ndarray, tile: int | None = None) -> 
     """(H, W, 3) uint8 LR RGB -> (2H, 2W, 3) uint8 SR RGB, exactly as the FALSR release.
 
     `net`: a FALSRNet, or anything with its call signature and `dtype`, `device`, `receptive_radius()`
-    (falsr.export.OnnxNet runs an exported ONNX file).
+    (falsr.weights.export.OnnxNet runs an exported ONNX file).
     """
     _, device = _net_dtype_device(net)
     y = network_input(lr_rgb)[None].to(device)

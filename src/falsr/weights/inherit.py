@@ -21,8 +21,7 @@ from typing import Sequence
 import torch
 
 from falsr.errors import UserError
-from falsr.genome import Genome, parse_genome
-from falsr.genome import node_channels
+from falsr.space.genome import Genome, node_channels, parse_genome
 
 
 def unit_signatures(genome: Genome) -> dict[str, tuple]:
@@ -81,7 +80,7 @@ def inherit_weights(net: torch.nn.Module, sources: Sequence[str | Path]) -> Inhe
     for key in own:
         unit = _unit_of(key, signatures)
         if unit is None:
-            raise RuntimeError(f"tensor {key} belongs to no inheritance unit: update falsr.inherit.unit_signatures")
+            raise RuntimeError(f"tensor {key} belongs to no inheritance unit: update falsr.weights.inherit.unit_signatures")
         by_unit[unit].append(key)
     report = Inheritance([str(s) for s in sources], total_params=sum(v.numel() for v in own.values()))
     for index, source in enumerate(sources):

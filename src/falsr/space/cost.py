@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from falsr.genome import CELL_CHOICES, FEATURES, SCALE, Cell, Genome, connection_pairs, node_channels, parse_genome
+from falsr.space.genome import CELL_CHOICES, FEATURES, SCALE, Cell, Genome, connection_pairs, node_channels, parse_genome
 
 DEFAULT_LR_SIZE = (480, 480)
 

@@ -27,8 +27,8 @@ from typing import Any, Iterator, Optional
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from falsr.cost import DEFAULT_LR_SIZE, genome_cost
-from falsr.genome import Genome
+from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
+from falsr.space.genome import Genome
 
 
 def search_group(sweep_dir: str | Path) -> str:
@@ -82,7 +82,7 @@ def fill_run_identity(cfg: DictConfig) -> None:
 
 def _genome_key(cfg: DictConfig) -> Optional[str]:
     try:
-        from falsr.genome import config_genome
+        from falsr.space.genome import config_genome
 
         return config_genome(cfg.model).key
     except Exception:  # noqa: BLE001 - a model without a genome: no key to name it by

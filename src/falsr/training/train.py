@@ -27,7 +27,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from falsr.errors import UserError
-from falsr.wandb_utils import arch_config, candidate_config, fill_run_identity, lr_size, summarize_run
+from falsr.training.wandb_utils import arch_config, candidate_config, fill_run_identity, lr_size, summarize_run
 
 # Lightning 2.6 on torch 2.13 warns at every fit about its own use of a torch API; not ours to act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -124,7 +124,7 @@ def task_wrapper(task):
 
 def _genome_str(cfg: DictConfig) -> str | None:
     try:
-        from falsr.genome import config_genome
+        from falsr.space.genome import config_genome
 
         return str(config_genome(cfg.model))
     except Exception:  # noqa: BLE001 - only a label in a failure report

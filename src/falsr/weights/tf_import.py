@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from falsr.errors import UserError
-from falsr.genome import Cell, Genome
-from falsr.tf_graph import TFGraph
+from falsr.space.genome import Cell, Genome
+from falsr.weights.tf_graph import TFGraph
 
 PREFIX = "test_sr_evaluator_i1_b0_g/"
 FEATURE_NODE = PREFIX + "n32s1/c/Relu"

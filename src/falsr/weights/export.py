@@ -2,7 +2,7 @@
 
 `python export.py model=falsr_b model.weights=FALSR-B.pb format=onnx output=falsr_b.onnx`
 The exported graph is the network alone: (N, 1, H, W) Y in [0, 1] -> (N, 1, 2H, 2W) Y, fp32. Colour
-conversion, chroma and tiling stay in falsr.pipeline, so `upscale.py onnx=<file>` gives the same images
+conversion, chroma and tiling stay in falsr.protocol.pipeline, so `upscale.py onnx=<file>` gives the same images
 as the PyTorch network. The ONNX file carries the genome, the name and the receptive radius (tiling
 needs it) as metadata; the TorchScript file carries them as extra files.
 ONNX goes through torch.onnx's TorchScript-based exporter (dynamo=False): it needs only `onnx`, where
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from falsr.errors import UserError
-from falsr.network import SCALE, FALSRNet
+from falsr.space.network import SCALE, FALSRNet
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def export(net: FALSRNet, fmt: str, path: str | Path) -> Path:
 
 
 class OnnxNet:
-    """An exported ONNX file run by onnxruntime, usable wherever falsr.pipeline takes a network.
+    """An exported ONNX file run by onnxruntime, usable wherever falsr.protocol.pipeline takes a network.
 
     Needs neither Lightning nor Hydra (nor the network code): only onnxruntime, torch and the pipeline's
     colour conversions, so a deployment can upscale with the file alone.

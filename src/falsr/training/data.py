@@ -6,7 +6,7 @@
   memory-mapped file on disk), so a sample is a crop, never a PNG decode.
 * Samples are drawn by `PatchSampler`, which hands each sample its own seed: crops are the same for
   any number of workers, and resuming at an epoch boundary replays the same data.
-* Validation uses the evaluation protocol (falsr.pipeline / falsr.metrics) on benchmark folders
+* Validation uses the evaluation protocol (falsr.protocol.pipeline / falsr.protocol.metrics) on benchmark folders
   `<dir>/<Name>/img_XXX_SRF_2_{HR,LR}.png`.
 """
 
@@ -25,12 +25,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from falsr.color import YPBPR_FROM_RGB
+from falsr.protocol.color import YPBPR_FROM_RGB
 from falsr.errors import UserError
-from falsr.benchmarks import list_pairs, load_pair
-from falsr.images import IMAGE_SUFFIXES, image_files, read_pair
-from falsr.metrics import protocol_y
-from falsr.pipeline import chroma, network_input
+from falsr.protocol.benchmarks import list_pairs, load_pair
+from falsr.protocol.images import IMAGE_SUFFIXES, image_files, read_pair
+from falsr.protocol.metrics import protocol_y
+from falsr.protocol.pipeline import chroma, network_input
 
 _Y_WEIGHTS = YPBPR_FROM_RGB[0].astype(np.float32)  # the Y row of the protocol's YPbPr (network input)
 

@@ -19,11 +19,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from falsr.benchmarks import ImagePair, benchmark_dir, list_pairs, load_pair
-from falsr.cost import genome_cost
+from falsr.protocol.benchmarks import ImagePair, benchmark_dir, list_pairs, load_pair
+from falsr.space.cost import genome_cost
 from falsr.errors import UserError
-from falsr.metrics import psnr_ssim_y
-from falsr.pipeline import pick_device, precision_dtype, upscale_rgb, with_precision
+from falsr.protocol.metrics import psnr_ssim_y
+from falsr.protocol.pipeline import pick_device, precision_dtype, upscale_rgb, with_precision
 
 log = logging.getLogger(__name__)
 

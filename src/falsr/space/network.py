@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from falsr.genome import FEATURES, SCALE, Cell, Genome, model_genome, node_channels  # noqa: F401 - re-exported
+from falsr.space.genome import FEATURES, SCALE, Cell, Genome, model_genome, node_channels  # noqa: F401 - re-exported
 
 
 # Every ReLU here is in place (torch.relu_) on a fresh convolution output, whose backward does not need it:
@@ -150,7 +150,7 @@ def build_network(genome=None, init_std: float | None = 0.02, name: str | None =
 
     `weights`: a released FALSR .pb, a falsr .pt or a Lightning .ckpt to load (see falsr.weights).
     `inherit_from`: weights files of parent genomes (primary first) whose same-role tensors it starts
-    from (falsr.inherit); what it inherited is left in `net.inheritance`.
+    from (falsr.weights.inherit); what it inherited is left in `net.inheritance`.
     """
     net = FALSRNet(model_genome(genome, cells, inputs), init_std=init_std, name=name)
     if weights and inherit_from:
@@ -162,7 +162,7 @@ def build_network(genome=None, init_std: float | None = 0.02, name: str | None =
 
         load_weights(net, weights)
     if inherit_from:
-        from falsr.inherit import inherit_weights
+        from falsr.weights.inherit import inherit_weights
 
         net.inheritance = inherit_weights(net, [str(p) for p in inherit_from])
     return net

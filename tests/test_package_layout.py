@@ -1,0 +1,57 @@
+"""The sub-packages (space, weights, protocol, training, search) and the former flat module names."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import falsr
+
+REPO = Path(__file__).resolve().parents[1]
+FALSR_B = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
+
+
+def test_every_module_lives_in_the_sub_package_its_init_names():
+    src = REPO / "src" / "falsr"
+    assert sorted(p.name for p in src.glob("*.py")) == ["__init__.py", "cli.py", "errors.py", "fetch.py", "summary.py"]
+    for pkg in ("space", "weights", "protocol", "training", "search"):
+        doc = importlib.import_module(f"falsr.{pkg}").__doc__
+        modules = sorted(p.stem for p in (src / pkg).glob("*.py") if p.stem != "__init__")
+        assert modules and all(f"falsr.{pkg}.{m}" in doc for m in modules), (pkg, modules)
+
+
+@pytest.mark.parametrize("old", sorted(falsr.MOVED))
+def test_a_former_module_name_is_the_moved_module(old):
+    assert importlib.import_module(f"falsr.{old}") is importlib.import_module(f"falsr.{falsr.MOVED[old]}")
+
+
+def test_configs_written_with_the_former_targets_still_instantiate():
+    """A run folder's .hydra/config.yaml from before the move (`_target_: falsr.network.build_network`)."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    old = OmegaConf.create({"_target_": "falsr.network.build_network", "genome": FALSR_B, "name": "FALSR-B"})
+    new = OmegaConf.create({"_target_": "falsr.space.network.build_network", "genome": FALSR_B, "name": "FALSR-B"})
+    a, b = instantiate(old), instantiate(new)
+    assert type(a) is type(b) and str(a.genome) == str(b.genome) == FALSR_B
+    from falsr.weights import load_weights, save_weights  # the file functions, from the package
+    from falsr.weights.files import load_weights as direct
+
+    assert load_weights is direct and callable(save_weights)
+
+
+def test_the_torch_free_parts_stay_torch_free():
+    code = "import sys, falsr.space.cost, falsr.weights.tf_graph; assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_module_entry_points_still_run():
+    proc = subprocess.run([sys.executable, "-m", "falsr.summary", "model=falsr_b"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "total: 324,745 params, 74.50G mult-adds" in proc.stdout
