@@ -16,7 +16,10 @@ changes every key. This script rewrites the store in place so the benches find t
   id the bench computes now (an id that does not match is reported and left as it is).
 
 Idempotent: a migrated record maps to itself, so rerun it after merging a store that gained lines with
-the old names (the old key of a migrated parent is recomputed from its overrides). Lines are kept in order,
+the old names (the old key of a migrated parent is recomputed from its overrides). A merge of a branch that
+appended to runs.jsonl conflicts there (every line changed here): take that branch's file as a whole
+(`git checkout --theirs bench/results/runs.jsonl` when merging it into this one, `--ours` the other way),
+rerun this script, then `git add` it. Lines are kept in order,
 one per line, and the store is rewritten in place under the lock the benches append with.
 
     python scripts/migrate_bench_runs.py [--store bench/results/runs.jsonl] [--runs-dir outputs/bench-runs]
