@@ -43,3 +43,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def paper_space():
+    """Every test starts and ends in the paper's search space (falsr.genome's process-wide space)."""
+    from falsr.genome import set_space
+
+    set_space(None)
+    yield
+    set_space(None)
