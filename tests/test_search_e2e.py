@@ -352,3 +352,8 @@ def test_search_in_a_configured_space(tiny_data, tmp_path, space_overrides, spac
                 assert r["params"] == genome_cost(g).params, r["genome"]
         widths = {c.channels for g in genomes for c in g.cell_specs}
     assert widths <= set(configured.channels)
+    if "n_cells" in space:  # resumed in another space (the default one): a one-line error naming the space to use
+        again = run_search(search_args(tiny_data, sweep, f"search.resume={sweep}"), tmp_path)
+        last = again.stderr.strip().splitlines()[-1]
+        assert again.returncode == 2 and last.startswith("error: search.resume=") and "space.n_cells=5" in last, \
+            again.stderr[-2000:]

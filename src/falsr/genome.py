@@ -182,12 +182,13 @@ class SearchSpace:
         return (f"ops {list(self.ops)}, channels {list(self.channels)}, kernels {list(self.kernels)}, "
                 f"repeats {list(self.repeats)}, {'/'.join(skips)}: {self.num_choices} choices")
 
-    def check(self, genome: "Genome") -> "Genome":
-        """The genome, if it has this space's number of cells (its cell choices were checked when it was made)."""
-        if genome.n_cells != self.n_cells:
-            raise GenomeError(f"genome {genome} has {genome.n_cells} cells, the search space {self.n_cells}: "
-                              f"set space.n_cells={genome.n_cells} or give a {self.n_cells}-cell genome")
-        return genome
+    def overrides(self) -> str:
+        """The command-line overrides that select this space."""
+        def value(v):
+            return str(v).lower() if isinstance(v, bool) else str(v)
+
+        return " ".join(f"space.{k}=" + (f"[{','.join(map(value, v))}]" if isinstance(v, list) else value(v))
+                        for k, v in self.to_dict().items())
 
     def to_dict(self) -> dict:
         return {"ops": list(self.ops), "channels": list(self.channels), "kernels": list(self.kernels),

@@ -135,7 +135,7 @@ def _write(path: Path, metrics: dict) -> None:
 def train(cfg: DictConfig) -> dict:
     """Fit (or, with trainer.max_steps=0, only validate) and return the metrics of metrics.json."""
     out = run_dir(cfg)
-    space = use_space_of(cfg)  # before any genome is read (also for callers that bypass the entry point)
+    use_space_of(cfg)  # before any genome is read (also for callers that bypass the entry point)
     with open_dict(cfg):
         if cfg.get("seed") is None:
             cfg.seed = random.randrange(2**31)
@@ -148,8 +148,6 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data)
     datamodule.setup("validate" if cfg.trainer.get("max_steps") == 0 else "fit")  # bad data fails here, early
     net = instantiate(cfg.model)
-    if cfg.get("space") is not None and getattr(net, "genome", None) is not None:
-        space.check(net.genome)  # the search space's number of cells (its choices were checked when parsed)
     module = instantiate(cfg.module, net=net, optimizer=instantiate(cfg.optimizer),
                          scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
                          val_names=datamodule.val_names)
