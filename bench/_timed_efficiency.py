@@ -96,7 +96,8 @@ def config_id(args, composed: dict) -> str:
     """What makes runs comparable: budget, population, objective and the methods' composed settings."""
     blob = json.dumps({"budget": args.cpu_budget, "population": args.population, "cells": args.cells,
                        "objective": _objectives.describe(),
-                       "settings": {m: dataclasses.asdict(c[1]) for m, c in composed.items()}},
+                       # n_cells: a search setting until the space became a config group (same ids as before)
+                       "settings": {m: {**dataclasses.asdict(c[1]), "n_cells": args.cells} for m, c in composed.items()}},
                       sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
@@ -197,7 +198,7 @@ def report(runs: list[dict], methods: list[str], budget: float) -> str:
 
 
 def main(args, compose_method) -> int:
-    common = [f"search.settings.n_cells={args.cells}", f"search.settings.population_size={args.population}",
+    common = [f"space.n_cells={args.cells}", f"search.settings.population_size={args.population}",
               f"search.settings.crowding={args.crowding}"]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     composed = {m: compose_method(m, common) for m in methods}

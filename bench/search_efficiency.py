@@ -118,7 +118,7 @@ def compose_method(name: str, overrides: list[str]):
     """(label, SearchSettings, toolbox config, use_controller) of a method, composed like search.py composes it."""
     from hydra import compose, initialize_config_dir
 
-    from falsr.cli import CONF_DIR
+    from falsr.cli import CONF_DIR, use_space_of
     from falsr.search.hydra_glue import search_settings, toolbox_config
 
     label, config, extra = METHODS.get(name, (name, name, []))
@@ -126,6 +126,7 @@ def compose_method(name: str, overrides: list[str]):
         raise SystemExit(f"error: unknown method {name!r}: use one of {', '.join(METHODS)} or a conf/search/ name")
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("search", overrides=[f"+search={config}", *extra, *overrides])
+    use_space_of(cfg)  # the search runs in this process: its genomes are read in the config's space
     return (label, search_settings(cfg.search), toolbox_config(cfg.search), bool(cfg.search.use_controller),
             bool(cfg.search.get("inherit", False)))
 
@@ -203,7 +204,7 @@ def main() -> None:
     timed_psnr = _Timed(psnr_of)
     budget = args.population * (args.generations + 1)
     checkpoints = sorted({args.population, budget // 4, budget // 2, budget})
-    common = [f"search.settings.n_cells={args.cells}", f"search.settings.population_size={args.population}",
+    common = [f"space.n_cells={args.cells}", f"search.settings.population_size={args.population}",
               f"search.settings.crowding={args.crowding}"]
     chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
     composed = {m: compose_method(m, common) for m in chosen}

@@ -52,3 +52,13 @@ def require_engine(reason: str, require_env: str) -> None:
         pytest.fail(reason)
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def paper_space():
+    """Every test starts and ends in the paper's search space (falsr.space.genome's process-wide space)."""
+    from falsr.space.genome import set_space
+
+    set_space(None)
+    yield
+    set_space(None)

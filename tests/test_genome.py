@@ -1,4 +1,5 @@
 import json
+import re
 import random
 
 import pytest
@@ -104,3 +105,72 @@ def test_canonical_form_and_key():
     keys = {Genome.random(5, random.Random(s)).canonical().key for s in range(200)}
     assert len(keys) == 200
     assert num_connection_bits(7) == 28
+
+
+# -- the search space (conf/space/) ---------------------------------------------------------------------------
+
+def test_the_default_space_is_the_papers_in_its_index_order():
+    from falsr.space.genome import FALSR_SPACE, SearchSpace
+
+    assert SearchSpace() == FALSR_SPACE and FALSR_SPACE.choices == CELL_CHOICES and FALSR_SPACE.n_cells == 7
+    b = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"  # FALSR-B's string reads the same
+    assert str(parse_genome(b)) == b and parse_genome(b).cell_specs[0].name == "invbottleneck_e2_f16_k3_b1_isskip"
+
+
+def test_a_space_with_an_extra_width_and_fewer_cells():
+    from falsr.space.cost import genome_cost
+    from falsr.space.genome import SearchSpace, using_space
+    from falsr.space.network import build_network
+
+    wide = SearchSpace(channels=[16, 32, 48, 64, 96], n_cells=5)
+    assert wide.num_choices == 240 and set(CELL_CHOICES) < set(wide.choices)
+    with using_space(wide):
+        g = Genome.random(rng=random.Random(0))
+        assert g.n_cells == 5 and Genome.from_string(str(g)) == g
+        cell = Cell.from_name("conv_f96_k3_b2_isskip")
+        one = Genome.from_cells_and_inputs([cell], [[0], [0, 1]])
+        assert one.cells == (wide.index[cell],) and one.cell_specs == (cell,)
+        net = build_network(one)  # the builder and the cost model read the same space
+        assert sum(p.numel() for p in net.parameters()) == genome_cost(one).params
+        assert net.cells[0].layers[0].out_channels == 96
+    with pytest.raises(GenomeError, match="not in the search space"):  # back in the paper's space
+        Cell.from_name("conv_f96_k3_b2_isskip")
+
+
+def test_a_genome_invalid_for_the_space_is_a_one_line_error():
+    from falsr.space.genome import SearchSpace, using_space
+
+    with using_space(SearchSpace(ops=["conv"], channels=[16, 32])):  # 2 x 2 x 2 x 3 = 24 choices
+        with pytest.raises(GenomeError, match=r"integer 0..23 \(the search space: ops \['conv'\]"):
+            parse_genome("150.1-10_1")
+        with pytest.raises(GenomeError, match="not in the search space"):
+            parse_genome("invbottleneck_e2_f16_k3_b1_isskip.1-10_1")
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"ops": ["conv", "dilated"]}, "unknown op 'dilated'"),
+    ({"kernels": [2, 3]}, "space.kernels: 2 is not allowed: use odd positive integers"),
+    ({"channels": [16, 30], "ops": ["gconv4"]}, "30 channels cannot be split into the 4 groups of gconv4"),
+    ({"repeats": []}, "space.repeats=[]: give a non-empty list"),
+    ({"channels": 16}, "space.channels=16: give a list"),
+    ({"n_cells": 0}, "space.n_cells=0: use an integer >= 1"),
+    ({"residuals": ["yes"]}, "space.residuals: 'yes' is not allowed"),
+])
+def test_bad_spaces_name_the_key_and_the_fix(kwargs, fragment):
+    from falsr.space.genome import SearchSpace, SpaceError
+
+    with pytest.raises(SpaceError, match=re.escape(fragment)):
+        SearchSpace(**kwargs)
+
+
+def test_genomes_move_between_spaces_by_their_cells():
+    from falsr.space.genome import FALSR_SPACE, SearchSpace, translate_genome, using_space
+
+    wide = SearchSpace(channels=[16, 32, 48, 64, 96])
+    b = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
+    with using_space(wide):
+        in_wide = translate_genome(b, FALSR_SPACE)
+        names = [c.name for c in parse_genome(in_wide).cell_specs]
+    assert in_wide != b  # other indices, ...
+    assert names == [c.name for c in parse_genome(b).cell_specs]  # ... the same cells
+    assert translate_genome(in_wide, wide) == b  # and back

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome
+from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome, SearchSpace, set_space
 from falsr.search.controller import RLController, pareto_rank_rewards, scalarised_rewards
 from falsr.search.nsga import Individual
 
@@ -117,7 +117,8 @@ def test_the_search_reinforces_the_sampled_actions_not_their_canonical_twins():
     from falsr.search.settings import SearchSettings
 
     # every mutation a controller sample; the scalarised reward, as nearly every toy genome is on the first front
-    settings = SearchSettings(n_cells=4, population_size=12, p_exploration=0.0, reward="scalarised")
+    set_space(SearchSpace(n_cells=4))
+    settings = SearchSettings(population_size=12, p_exploration=0.0, reward="scalarised")
     state = new_search(settings, seed=7)
     tell(state, evaluate(propose(state), _toy_psnr, settings))
     for step in range(4):
@@ -167,7 +168,8 @@ def test_samples_that_duplicate_evaluated_genomes_are_learned_from_too():
     from falsr.search.generation import evaluate, new_search, propose, tell
     from falsr.search.settings import SearchSettings
 
-    settings = SearchSettings(n_cells=1, population_size=12, p_exploration=0.0, controller_learning_rate=0.2)
+    set_space(SearchSpace(n_cells=1))
+    settings = SearchSettings(population_size=12, p_exploration=0.0, controller_learning_rate=0.2)
     state = new_search(settings, seed=1)
     tell(state, evaluate(propose(state), _toy_psnr, settings))
     duplicates = 0

@@ -332,3 +332,31 @@ def test_the_searchs_lr_size_is_the_cost_of_journal_selection_and_pareto_alike(t
         assert r["mult_adds"] == genome_cost(r["genome"], (96, 128)).mult_adds != genome_cost(r["genome"]).mult_adds
     front = json.loads((sweep / "pareto.json").read_text())["front"]
     assert front and all(r["mult_adds"] == genome_cost(r["genome"], (96, 128)).mult_adds for r in front)
+
+
+@pytest.mark.parametrize("space_overrides, space", [
+    (["space.n_cells=5"], {"n_cells": 5}),
+    (["space.channels=[16,32,48,64,96]"], {"channels": (16, 32, 48, 64, 96)}),
+], ids=["5_cells", "extra_width"])
+def test_search_in_a_configured_space(tiny_data, tmp_path, space_overrides, space):
+    """The space group reaches the operators, the controller, every job's builder and the cost model alike: each
+    journaled genome reads in that space, and its job's parameter count is the space's analytic cost of it."""
+    from falsr.space.genome import SearchSpace, using_space
+
+    sweep = tmp_path / "sweep"
+    proc = run_search(search_args(tiny_data, sweep, *space_overrides), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = check_outputs(sweep)
+    with using_space(SearchSpace(**space)) as configured:
+        genomes = [Genome.from_string(r["genome"]) for r in records]
+        assert all(g.n_cells == configured.n_cells for g in genomes)
+        for r, g in zip(records, genomes):
+            if r["status"] == "ok":
+                assert r["params"] == genome_cost(g).params, r["genome"]
+        widths = {c.channels for g in genomes for c in g.cell_specs}
+    assert widths <= set(configured.channels)
+    if "n_cells" in space:  # resumed in another space (the default one): a one-line error naming the space to use
+        again = run_search(search_args(tiny_data, sweep, f"search.resume={sweep}"), tmp_path)
+        last = again.stderr.strip().splitlines()[-1]
+        assert again.returncode == 2 and last.startswith("error: search.resume=") and "space.n_cells=5" in last, \
+            again.stderr[-2000:]

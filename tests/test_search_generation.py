@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from falsr.space.cost import genome_cost
-from falsr.space.genome import Genome
+from falsr.space.genome import Genome, SearchSpace, set_space
 from falsr.search.generation import SearchState, evaluate, generation_step, new_search, propose, run_search, tell
 from falsr.search.settings import Constraints, SearchSettings
 from falsr.search.toolbox import paper_toolbox
@@ -25,10 +25,16 @@ def toy_psnr(genome: Genome) -> float:
 
 # No mult-adds cap (the settings' default is the CPU search's 100G): these tests are about the loop itself.
 NO_CAP = Constraints(max_mult_adds=None)
-SMALL = SearchSettings(n_cells=5, population_size=12, constraints=NO_CAP)
+SMALL = SearchSettings(population_size=12, constraints=NO_CAP)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(autouse=True)
+def five_cells(paper_space):
+    """These tests search a 5-cell space (the paper's cell choices)."""
+    set_space(SearchSpace(n_cells=5))
 
 
 def deap_toolbox() -> dict:
@@ -73,10 +79,10 @@ def test_plain_nsga2_never_calls_the_controller_and_hybrid_does():
     _, hybrid = run_search(toy_psnr, SMALL, generations=3, seed=1)
     assert not any("controller" in i.origin for i in plain)
     assert any(i.origin.endswith("+controller") for i in hybrid)
-    keeps = SearchSettings(n_cells=5, population_size=12, constraints=NO_CAP, controller_keeps_cells=True)
+    keeps = SearchSettings(population_size=12, constraints=NO_CAP, controller_keeps_cells=True)
     state, history = run_search(toy_psnr, keeps, generations=3, seed=1)
     assert any(i.origin.endswith("+controller_connections") for i in history) and state.controller.updates == 3
-    only_random = SearchSettings(n_cells=5, population_size=12, constraints=NO_CAP, p_exploration=1.0, p_random_mutation=1.0,
+    only_random = SearchSettings(population_size=12, constraints=NO_CAP, p_exploration=1.0, p_random_mutation=1.0,
                                  p_roulette_mult_adds=0.0)
     _, history = run_search(toy_psnr, only_random, generations=2, seed=1, use_controller=False)
     assert {i.origin.split("+")[-1] for i in history[12:]} <= {"mutation_random", "random"}
@@ -92,7 +98,7 @@ def test_population_keeps_its_size_and_elitism():
 
 
 def test_constraints_steer_the_population_into_the_feasible_region():
-    limits = SearchSettings(n_cells=5, population_size=12, constraints=Constraints(max_mult_adds=20e9))
+    limits = SearchSettings(population_size=12, constraints=Constraints(max_mult_adds=20e9))
     state = new_search(limits, seed=4)
     advance(state, 1)
     feasible_at_start = sum(i.fitness.feasible for i in state.population)
@@ -144,7 +150,7 @@ def test_checkpointed_generation_resumes_bit_for_bit(use_controller, toolbox):
 
 
 def test_a_checkpoint_between_ask_and_tell_resumes_with_the_pending_actions():
-    settings = SearchSettings(n_cells=5, population_size=12, constraints=NO_CAP, p_exploration=0.0)  # every mutation a controller sample
+    settings = SearchSettings(population_size=12, constraints=NO_CAP, p_exploration=0.0)  # every mutation a controller sample
     state = new_search(settings, seed=3)
     advance(state, 2)
     batch = propose(state)
@@ -206,7 +212,7 @@ def test_children_name_their_parents_from_the_population():
 
 def test_prescreening_trains_the_predictors_choice_and_measures_it_held_out():
     def run(factor: int):
-        settings = SearchSettings(n_cells=5, population_size=12, constraints=NO_CAP, prescreen_factor=factor, prescreen_exploration=0.0,
+        settings = SearchSettings(population_size=12, constraints=NO_CAP, prescreen_factor=factor, prescreen_exploration=0.0,
                                   prescreen_min_trained=12)
         state = new_search(settings, seed=6)
         flawed, qualities = [], []

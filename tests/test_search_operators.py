@@ -15,11 +15,11 @@ from scipy import stats
 
 from falsr.space.cost import genome_cost
 from falsr.errors import UserError
-from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome, GenomeError, group_starts, num_connection_bits
+from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome, GenomeError, group_starts, num_connection_bits, SearchSpace, set_space
 from falsr.search.generation import new_search
 from falsr.search.operators import (GeneList, cell_costs, cx_eq4, cx_one_point, init_single_cell, init_uniform,
                                     initial_connections, mut_explore, mut_hybrid, mut_random, mut_roulette,
-                                    mut_uniform, roulette_wheel, to_genome, wheel_pressure)
+                                    mut_uniform, roulette_wheel, to_genome, wheel_pressure, _cell_costs, _roulette_wheel)
 from falsr.search.settings import SearchSettings
 from falsr.search.toolbox import PAPER_TOOLBOX, paper_toolbox
 
@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def search_for(**settings):
+def search_for(n_cells: int = 7, **settings):
+    set_space(SearchSpace(n_cells=n_cells))
     return new_search(SearchSettings(**settings), seed=0)
 
 
@@ -227,8 +228,8 @@ def test_roulette_wheel_favours_cheaper_cells(metric):
 def test_roulette_wheel_mutation_is_fast():
     search = search_for()
     g = GeneList.from_genome(Genome.random(7, random.Random(0)))
-    roulette_wheel.cache_clear()
-    cell_costs.cache_clear()
+    _roulette_wheel.cache_clear()
+    _cell_costs.cache_clear()
     start = time.perf_counter()
     mut_roulette(GeneList(g), search=search)  # first call builds the cached wheel (192 cost evaluations)
     first = time.perf_counter() - start
@@ -318,7 +319,8 @@ def test_an_operator_that_breaks_the_genome_is_a_one_line_user_error():
 
     config = paper_toolbox()
     config["mutate"] = {"_target_": "deap.tools.mutUniformInt", "_partial_": True, "low": 0, "up": 500, "indpb": 1.0}
-    state = new_search(SearchSettings(n_cells=3, population_size=4), toolbox=config)
+    set_space(SearchSpace(n_cells=3))
+    state = new_search(SearchSettings(population_size=4), toolbox=config)
     tell(state, evaluate(propose(state), lambda g: 30.0, state.settings))
     with pytest.raises(UserError, match=r"search.toolbox.mutate \(mutUniformInt\) made an invalid genome: bad"):
         propose(state)

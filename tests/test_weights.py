@@ -144,3 +144,18 @@ def test_weight_errors_are_clear(pretrained_dir, tmp_path):
     other = save_weights(build_network("1-1"), tmp_path / "other.pt")
     with pytest.raises(UserError, match="is for genome 1-1"):
         load_weights(build_network("2-1"), other)
+
+
+def test_weights_saved_in_another_space_load_by_their_cells(tmp_path):
+    """A .pt names its space: a network found in a wider space loads in the paper's when its cells are in it."""
+    from falsr.space.genome import FALSR_SPACE, SearchSpace, translate_genome, using_space
+
+    b = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
+    with using_space(SearchSpace(channels=[16, 32, 48, 64, 96])):
+        wide = translate_genome(b, FALSR_SPACE)  # FALSR-B's cells, indexed in the wider space
+        wide_net = build_network(wide, init_std=None)
+        saved = save_weights(wide_net, tmp_path / "wide.pt")
+    assert wide != b
+    net = build_network(b, weights=saved)  # the paper's indices, the same network
+    for key, value in wide_net.state_dict().items():
+        assert torch.equal(net.state_dict()[key], value)

@@ -92,6 +92,9 @@ def test_summary_cli_prints_table_and_json():
     (["model=genome"], "missing required value model.genome"),
     (["model=falsr_x"], "unknown model 'falsr_x': choose one of falsr_a, falsr_b, falsr_c, genome"),
     (["model=falsr_a", "lr_size=abc"], "bad lr_size"),
+    (["space.foo=1"], "unknown key space.foo: the search space (conf/space/falsr.yaml) has channels"),
+    (["space.kernels=[2]"], "space.kernels: 2 is not allowed: use odd positive integers"),
+    (["model=falsr_b", "space.channels=[16,32]"], "cell 'invbottleneck_e2_f48_k1_b2_isskip' is not in the search space"),
 ])
 def test_summary_cli_user_errors_are_one_line(args, fragment):
     proc = run_summary(*args)

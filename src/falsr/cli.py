@@ -26,9 +26,20 @@ def user_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with exit_on_user_error():
+            if args and hasattr(args[0], "get"):
+                use_space_of(args[0])
             return func(*args, **kwargs)
 
     return wrapper
+
+
+def use_space_of(cfg):
+    """Make the config's ``space`` (the paper's where it has none) the process's search space (falsr.space.genome)."""
+    from falsr.space.genome import set_space, space_from_config
+
+    space = space_from_config(cfg.get("space"))
+    set_space(space)
+    return space
 
 
 @contextlib.contextmanager
@@ -112,10 +123,23 @@ def check_search_overrides(argv: list[str] | None = None) -> None:
             fail(f"{arg}: {reason} (every search key, its type and default: falsr.search.settings)")
 
 
+def check_space_overrides(argv: list[str] | None = None) -> None:
+    """Reject a ``space.<key>`` override the search space does not have, in one line (Hydra's error takes five)."""
+    from falsr.space.genome import SearchSpace
+
+    keys = {"ops", "channels", "kernels", "residuals", "repeats", "n_cells"}
+    assert keys == set(SearchSpace.__dataclass_fields__)
+    for arg in sys.argv[1:] if argv is None else argv:
+        key = arg.lstrip("+~").partition("=")[0]
+        if key.startswith("space.") and key[6:].split(".")[0] not in keys:
+            fail(f"unknown key {key}: the search space (conf/space/falsr.yaml) has {', '.join(sorted(keys))}")
+
+
 def check_conf_dir() -> str:
     if not (CONF_DIR / "model").is_dir():
         sys.exit(f"error: config folder {CONF_DIR} not found: install the project from its repository with "
                  "`pip install -e .` (or set FALSR_CONF_DIR to the repository's conf/ folder)")
     check_group_choices()
     check_search_overrides()
+    check_space_overrides()
     return str(CONF_DIR)

@@ -1,7 +1,7 @@
 """The RL half of FALSR's hybrid controller: a policy over whole genomes trained with REINFORCE.
 
 Policy (as the paper describes it): per-position cell logits give a categorical distribution over the
-192 choices for each of the n cells; the embeddings of the sampled cells are concatenated and passed
+the search space's choices (192 in the paper's) for each of the n cells; the embeddings of the sampled cells are concatenated and passed
 through 3 fully connected layers whose last layer has n(n+1)/2 sigmoid outputs, one Bernoulli
 probability per connection bit. log pi(genome) = sum of the cell log-softmaxes + sum of the bit
 log-likelihoods, so any genome (not only a sampled one) has a probability under the policy.
@@ -39,16 +39,16 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from falsr.space.genome import NUM_CHOICES, Genome, num_connection_bits
+from falsr.space.genome import Genome, active_space, num_connection_bits
 from falsr.search.nsga import HypervolumeBox, Individual, nondominated_fronts
 
 
 class ControllerNet(nn.Module):
-    def __init__(self, n_cells: int, embedding_dim: int = 16, hidden_units: int = 64):
+    def __init__(self, n_cells: int, embedding_dim: int = 16, hidden_units: int = 64, num_choices: int = 192):
         super().__init__()
         self.n_cells = n_cells
-        self.cell_logits = nn.Parameter(torch.zeros(n_cells, NUM_CHOICES))  # uniform at the start
-        self.embedding = nn.Embedding(NUM_CHOICES, embedding_dim)
+        self.cell_logits = nn.Parameter(torch.zeros(n_cells, num_choices))  # uniform at the start
+        self.embedding = nn.Embedding(num_choices, embedding_dim)
         self.connections = nn.Sequential(
             nn.Linear(n_cells * embedding_dim, hidden_units), nn.ReLU(),
             nn.Linear(hidden_units, hidden_units), nn.ReLU(),
@@ -65,7 +65,7 @@ class ControllerNet(nn.Module):
             self.connection_logits(cells), bits.float(), reduction="none").sum(1)
         if connections_only:
             return bit_lp
-        cell_lp = torch.log_softmax(self.cell_logits, dim=-1)  # (n, 192)
+        cell_lp = torch.log_softmax(self.cell_logits, dim=-1)  # (n, choices)
         return cell_lp.gather(1, cells.t()).t().sum(1) + bit_lp
 
 
@@ -73,12 +73,15 @@ class RLController:
     """Samples genomes and learns from their rewards (see the module docstring)."""
 
     def __init__(self, n_cells: int, embedding_dim: int = 16, hidden_units: int = 64,
-                 learning_rate: float = 0.01, baseline_decay: float = 0.8, seed: int = 0):
+                 learning_rate: float = 0.01, baseline_decay: float = 0.8, seed: int = 0,
+                 num_choices: Optional[int] = None):
+        num_choices = active_space().num_choices if num_choices is None else num_choices
         self.config = dict(n_cells=n_cells, embedding_dim=embedding_dim, hidden_units=hidden_units,
-                           learning_rate=learning_rate, baseline_decay=baseline_decay, seed=seed)
+                           learning_rate=learning_rate, baseline_decay=baseline_decay, seed=seed,
+                           num_choices=num_choices)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net = ControllerNet(n_cells, embedding_dim, hidden_units)
+            self.net = ControllerNet(n_cells, embedding_dim, hidden_units, num_choices)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate)
         self.generator = torch.Generator().manual_seed(seed)
         self.baseline: Optional[float] = None

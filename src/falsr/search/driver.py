@@ -20,7 +20,7 @@ import torch
 
 from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
 from falsr.errors import UserError
-from falsr.space.genome import Genome
+from falsr.space.genome import Genome, active_space, space_from_config
 from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.callbacks import job_outcome
 from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, Journal
@@ -92,6 +92,7 @@ class SearchDriver:
     # -- state -------------------------------------------------------------------------------------
     def _save(self, state: SearchState, pending: Optional[list[Offspring]]) -> None:
         atomic_save({"state": state.to_dict(), "next_job": self.next_job,
+                     "space": active_space().to_dict(),  # its genomes' indices mean cells of this space
                      "pending": None if pending is None else [(str(o.genome), o.origin, list(o.parents), o.predicted)
                                                               for o in pending]},
                     self.state_path)
@@ -102,6 +103,9 @@ class SearchDriver:
                 raise UserError(f"{self.dir} already holds a search: continue it with search.resume={self.dir}, "
                                 "or choose another hydra.sweep.dir")
             data = torch.load(self.state_path, weights_only=False)
+            if (ran := space_from_config(data.get("space"))) != active_space():
+                raise UserError(f"search.resume={self.dir}: that search ran in another search space; resume it in "
+                                f"the same one: {ran.overrides()}")
             state = SearchState.from_dict(data["state"])
             if state.settings != self.settings:
                 log.warning("search.settings differ from the resumed search's; the resumed settings are kept")

@@ -35,12 +35,15 @@ import random
 from typing import Sequence
 
 from falsr.space.cost import genome_cost
-from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome, GenomeError, group_starts, num_connection_bits
+from falsr.space.genome import Genome, GenomeError, SearchSpace, active_space, group_starts, num_connection_bits
 
-# Cell indices whose network is distinct from every other's (one-repeat cells ignore the residual flag,
-# so 32 of the 192 choices duplicate another one), then the 32 redundant ones.
-CANONICAL_CELLS: tuple[int, ...] = tuple(i for i, c in enumerate(CELL_CHOICES) if c.canonical() == c)
-REDUNDANT_CELLS: tuple[int, ...] = tuple(i for i, c in enumerate(CELL_CHOICES) if c.canonical() != c)
+
+@functools.lru_cache(maxsize=None)
+def canonical_cells(space: SearchSpace) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The space's cell indices whose network is distinct from every other's (one-repeat cells ignore the
+    residual flag: 32 of the paper's 192 choices duplicate another one), then the redundant ones."""
+    distinct = tuple(i for i, c in enumerate(space.choices) if space.index.get(c.canonical(), i) == i)
+    return distinct, tuple(i for i in range(space.num_choices) if i not in set(distinct))
 
 
 # -- the adapter -----------------------------------------------------------------------------------------
@@ -113,14 +116,14 @@ def initial_connections(n_cells: int, p_random: float, p_dense: float) -> tuple[
 def initial_cells(population_size: int) -> list[int]:
     """One cell choice per model, all different while the population allows it.
 
-    Models first get the 160 network-distinct cells in random order, then the 32 redundant choices
-    (one-repeat cells differing only in the no-op residual flag), so up to 192 models all have different
-    cell indices and up to 160 all differ as networks. Larger populations start again with a fresh
-    shuffle, so cells repeat across models only then, each at most ceil(N / 192) times.
+    Models first get the space's network-distinct cells in random order (160 in the paper's space), then the
+    redundant choices (one-repeat cells differing only in the no-op residual flag; 32), so up to 192 models all
+    have different cell indices and up to 160 all differ as networks. Larger populations start again with a
+    fresh shuffle, so cells repeat across models only then, each at most ceil(N / 192) times.
     """
     cells: list[int] = []
     while len(cells) < population_size:
-        distinct, redundant = list(CANONICAL_CELLS), list(REDUNDANT_CELLS)
+        distinct, redundant = map(list, canonical_cells(active_space()))
         random.shuffle(distinct)
         random.shuffle(redundant)
         cells.extend(distinct + redundant)
@@ -185,7 +188,7 @@ def _random_mutation(ind: GeneList, cell_probability: float, bit_probability: fl
     n = ind.n_cells
     for k in range(n):
         if random.random() < cell_probability:
-            ind[k] = random.choice([c for c in range(NUM_CHOICES) if c != ind[k]])
+            ind[k] = random.choice([c for c in range(active_space().num_choices) if c != ind[k]])
     for k in range(n, len(ind)):
         if random.random() < bit_probability:
             ind[k] = 1 - ind[k]
@@ -201,12 +204,16 @@ def mut_random(ind: GeneList, *, search) -> tuple[GeneList]:
     return (ind,)
 
 
-@functools.lru_cache(maxsize=None)
 def cell_costs(n_cells: int, lr_size: tuple[int, int] = (480, 480)) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mult-adds, params) of each of the 192 cells, as the analytic cost of a model made of that cell
-    repeated n times with chain connections only. Cached: computed once per (n, lr_size)."""
+    """(mult-adds, params) of each cell choice of the active space, as the analytic cost of a model made of that
+    cell repeated n times with chain connections only. Cached: computed once per (space, n, lr_size)."""
+    return _cell_costs(active_space(), n_cells, tuple(lr_size))
+
+
+@functools.lru_cache(maxsize=None)
+def _cell_costs(space: SearchSpace, n_cells: int, lr_size: tuple[int, int]):
     costs = [genome_cost(Genome((c,) * n_cells, (0,) * num_connection_bits(n_cells)), lr_size)
-             for c in range(NUM_CHOICES)]
+             for c in range(space.num_choices)]
     return tuple(float(c.mult_adds) for c in costs), tuple(float(c.params) for c in costs)
 
 
@@ -226,11 +233,15 @@ def wheel_weights(costs: Sequence[float], pressure: float) -> tuple[float, ...]:
     return tuple(math.exp(-pressure * (math.log(c) - lo) / span) for c in costs)
 
 
-@functools.lru_cache(maxsize=None)
 def roulette_wheel(n_cells: int, metric: str, pressure: float = 4.0,
                    lr_size: tuple[int, int] = (480, 480)) -> tuple[float, ...]:
-    """Cumulative roulette-wheel weights over the 192 cells for 'mult_adds' or 'params' (cached)."""
-    mult_adds, params = cell_costs(n_cells, tuple(lr_size))
+    """Cumulative roulette-wheel weights over the active space's cells for 'mult_adds' or 'params' (cached)."""
+    return _roulette_wheel(active_space(), n_cells, metric, float(pressure), tuple(lr_size))
+
+
+@functools.lru_cache(maxsize=None)
+def _roulette_wheel(space: SearchSpace, n_cells: int, metric: str, pressure: float, lr_size: tuple[int, int]):
+    mult_adds, params = _cell_costs(space, n_cells, lr_size)
     costs = {"mult_adds": mult_adds, "params": params}[metric]
     return tuple(itertools.accumulate(wheel_weights(costs, pressure)))
 
@@ -241,10 +252,11 @@ def wheel_pressure(n_cells: int, metric: str, pressure: float, lr_size: tuple[in
     192 cells, that mass divided by the uniform draw's)."""
     costs = cell_costs(n_cells, tuple(lr_size))[{"mult_adds": 0, "params": 1}[metric]]
     weights = wheel_weights(costs, pressure)
-    k = round(share * NUM_CHOICES)
-    cheapest = sorted(range(NUM_CHOICES), key=lambda c: (costs[c], c))[:k]
+    num = len(costs)
+    k = round(share * num)
+    cheapest = sorted(range(num), key=lambda c: (costs[c], c))[:k]
     mass = sum(weights[c] for c in cheapest) / sum(weights)
-    return mass, mass / (k / NUM_CHOICES)
+    return mass, mass / (k / num)
 
 
 def mut_roulette(ind: GeneList, *, search, metric: str = "mult_adds") -> tuple[GeneList]:
@@ -255,7 +267,7 @@ def mut_roulette(ind: GeneList, *, search, metric: str = "mult_adds") -> tuple[G
     s = search.settings
     n = ind.n_cells
     cum = roulette_wheel(n, metric, float(s.roulette_pressure), tuple(s.lr_size))
-    ind[:n] = random.choices(range(NUM_CHOICES), cum_weights=cum, k=n)
+    ind[:n] = random.choices(range(len(cum)), cum_weights=cum, k=n)
     ind.origin = f"roulette_{metric}"
     return (ind,)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from falsr.space.cost import genome_cost
 from falsr.errors import UserError
-from falsr.space.genome import CHANNELS, OPS, REPEATS, Genome, parse_genome
+from falsr.space.genome import Genome, active_space, parse_genome
 
 KINDS = ("gbr",)
 
@@ -26,11 +26,12 @@ KINDS = ("gbr",)
 def features(genome: Genome | str) -> np.ndarray:
     """Per cell: one-hot op, width, kernel 3, in-cell skip, log2 repeats, inputs; the connection bits; log costs."""
     g = parse_genome(genome)
+    space = active_space()
     out: list[float] = []
     for j, cell in enumerate(g.cell_specs):
-        out += [float(cell.op == op) for op in OPS]
-        out += [cell.channels / max(CHANNELS), float(cell.kernel == 3), float(cell.has_skip),
-                math.log2(cell.repeats) / math.log2(max(REPEATS)), len(g.inputs_of(j)) / (j + 1)]
+        out += [float(cell.op == op) for op in space.ops]
+        out += [cell.channels / max(space.channels), cell.kernel / max(space.kernels), float(cell.has_skip),
+                math.log2(cell.repeats) / max(math.log2(max(space.repeats)), 1.0), len(g.inputs_of(j)) / (j + 1)]
     out += [float(b) for b in g.connections]
     cost = genome_cost(g)
     out += [math.log(cost.mult_adds), math.log(cost.params), len(g.inputs_of(g.n_cells)) / (g.n_cells + 1)]

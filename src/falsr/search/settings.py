@@ -33,8 +33,7 @@ class Constraints:
 
 @dataclass
 class SearchSettings:
-    # -- search space and population --------------------------------------------------------
-    n_cells: int = 7  # paper: the released FALSR-A/B/C graphs all have 7 cells
+    # -- population (the search space, its cells and their number, is the `space` config group) ------
     population_size: int = 8  # CPU-sized; the paper's 64 per generation: experiment=falsr_paper
     lr_size: Tuple[int, int] = (480, 480)  # LR input for mult-adds (paper's convention): selection and every job
 
@@ -103,8 +102,15 @@ class SearchSettings:
             raise ValueError(f"prescreen_factor={self.prescreen_factor}: use an integer >= 1 (1: no pre-screening)")
         if self.prescreen_min_trained < 4:
             raise ValueError(f"prescreen_min_trained={self.prescreen_min_trained}: the predictor needs at least 4")
-        if self.n_cells < 1 or self.population_size < 2:
-            raise ValueError("n_cells must be >= 1 and population_size >= 2")
+        if self.population_size < 2:
+            raise ValueError(f"population_size={self.population_size}: use 2 or more")
+
+    @property
+    def n_cells(self) -> int:
+        """Cells per network: the search space's (``space.n_cells``)."""
+        from falsr.space.genome import active_space
+
+        return active_space().n_cells
 
     @property
     def cell_mutation_probability(self) -> float:

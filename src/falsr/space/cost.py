@@ -1,7 +1,7 @@
 """Analytic cost model: params and mult-adds of a genome without building the network.
 
-Every cell's cost is affine in its input channels (only its first layer sees them), so the 192
-choices are tabulated once as (per-input-channel, constant) pairs and a genome costs a few dozen
+Every cell's cost is affine in its input channels (only its first layer sees them), so each cell
+choice is tabulated once as a (per-input-channel, constant) pair and a genome costs a few dozen
 additions. Mult-adds count convolution multiply-accumulates (biases and residual adds excluded, as
 in the paper's Table I), for an LR input of `lr_size` (default 480x480, the paper's convention).
 Pure Python (no torch): the search, its reports and `falsr.summary` cost genomes without building them.
@@ -9,9 +9,10 @@ Pure Python (no torch): the search, its reports and `falsr.summary` cost genomes
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-from falsr.space.genome import CELL_CHOICES, FEATURES, SCALE, Cell, Genome, connection_pairs, node_channels, parse_genome
+from falsr.space.genome import FEATURES, SCALE, Cell, Genome, connection_pairs, node_channels, parse_genome
 
 DEFAULT_LR_SIZE = (480, 480)
 
@@ -26,6 +27,7 @@ class CellCost:
     m_const: int
 
 
+@functools.lru_cache(maxsize=None)
 def cell_cost(cell: Cell) -> CellCost:
     f, k2, g, r = cell.channels, cell.kernel ** 2, cell.groups, cell.repeats
     if cell.op == "invbottleneck_e2":
@@ -37,8 +39,6 @@ def cell_cost(cell: Cell) -> CellCost:
     rest_w = (r - 1) * k2 * f * f // g
     return CellCost(k2 * f // g, f + rest_w + (r - 1) * f, k2 * f // g, rest_w)
 
-
-CELL_COSTS: tuple[CellCost, ...] = tuple(cell_cost(c) for c in CELL_CHOICES)
 
 HEAD_COST = CellCost(0, 9 * FEATURES + FEATURES, 0, 9 * FEATURES)  # 3x3 conv 1 -> 32
 _UP_OUT_CH = FEATURES // (SCALE * SCALE)
@@ -67,7 +67,8 @@ def part_costs(genome: Genome) -> list[tuple[CellCost, int]]:
     for (i, j), bit in zip(connection_pairs(n), genome.connections):
         if bit:
             cin[j] += channels[i]
-    return [(HEAD_COST, 1)] + [(CELL_COSTS[c], cin[j]) for j, c in enumerate(genome.cells)] + [(UPSAMPLER_COST, cin[n])]
+    return ([(HEAD_COST, 1)] + [(cell_cost(c), cin[j]) for j, c in enumerate(genome.cell_specs)]
+            + [(UPSAMPLER_COST, cin[n])])
 
 
 def genome_cost(genome, lr_size=DEFAULT_LR_SIZE) -> Cost:

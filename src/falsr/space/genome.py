@@ -2,9 +2,10 @@
 
 Encoding (the one place that defines it):
 
-* ``cells``: n cell choices, each an index 0..191 into :data:`CELL_CHOICES`, the product
-  op {conv, gconv2, gconv4, invbottleneck_e2} x channels {16,32,48,64} x kernel {1,3}
-  x residual {isskip, noskip} x repeats {1,2,4}, enumerated in that order (repeats fastest).
+* ``cells``: n cell choices, each an index into the search space's choices (:class:`SearchSpace`): the
+  product op x channels x kernel x residual x repeats, enumerated in that order (repeats fastest). The
+  paper's space (the default, ``conf/space/falsr.yaml``) is op {conv, gconv2, gconv4, invbottleneck_e2} x
+  channels {16,32,48,64} x kernel {1,3} x residual {isskip, noskip} x repeats {1,2,4}: indices 0..191.
 * ``connections``: n(n+1)/2 bits ``c_i^j`` for 0 <= i < j <= n, grouped by source node i
   (``c_0^{1..n}``, then ``c_1^{2..n}``, ...). Node 0 is the feature extractor's output and node k
   (k >= 1) the output of cell k-1; target j < n is cell j and target n is the upsampler. Bit
@@ -19,6 +20,8 @@ also be given by name (``conv_f64_k3_b4_isskip``) when parsing.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -29,11 +32,13 @@ from typing import Iterable, Sequence
 
 from falsr.errors import UserError
 
-OPS = ("conv", "gconv2", "gconv4", "invbottleneck_e2")
+# The paper's search space (SearchSpace's defaults; conf/space/falsr.yaml).
+OPS = ("conv", "gconv2", "gconv4", "invbottleneck_e2")  # also every op falsr.space.network can build
 CHANNELS = (16, 32, 48, 64)
 KERNELS = (1, 3)
 RESIDUALS = (True, False)
 REPEATS = (1, 2, 4)
+N_CELLS = 7  # the released FALSR-A/B/C graphs all have 7 cells
 # The fixed parts around the cells (here, not in falsr.space.network, so the analytic cost model needs no torch).
 FEATURES = 32  # feature extractor and upsampler width (fixed in FALSR)
 SCALE = 2
@@ -63,7 +68,11 @@ class Cell:
 
     @property
     def index(self) -> int:
-        return CELL_INDEX[self]
+        """The cell's index in the active search space."""
+        try:
+            return active_space().index[self]
+        except KeyError:
+            raise GenomeError(f"cell {self.name!r} is not in the search space ({active_space().describe()})") from None
 
     @property
     def name(self) -> str:
@@ -101,18 +110,148 @@ class Cell:
             raise GenomeError(
                 f"bad cell name {name!r}: expected <op>_f<channels>_k<kernel>_b<repeats>_<isskip|noskip> with op in "
                 f"{list(OPS)}, e.g. 'conv_f64_k3_b4_isskip'") from None
-        if cell not in CELL_INDEX:
-            raise GenomeError(
-                f"cell {name!r} is not in the search space: channels {list(CHANNELS)}, kernels {list(KERNELS)}, "
-                f"repeats {list(REPEATS)}")
+        if cell not in active_space().index:
+            raise GenomeError(f"cell {name!r} is not in the search space ({active_space().describe()})")
         return cell
 
 
-CELL_CHOICES: tuple[Cell, ...] = tuple(
-    Cell(op, ch, k, res, rep) for op, ch, k, res, rep in itertools.product(OPS, CHANNELS, KERNELS, RESIDUALS, REPEATS)
-)
-CELL_INDEX: dict[Cell, int] = {c: i for i, c in enumerate(CELL_CHOICES)}
-NUM_CHOICES = len(CELL_CHOICES)  # 192
+class SpaceError(UserError):
+    """A search space that cannot be built; the message names the key and what is allowed."""
+
+
+def _groups(op: str) -> int:
+    return {"gconv2": 2, "gconv4": 4}.get(op, 1)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What a network may be made of: each cell is one of ops x channels x kernels x residuals x repeats
+    (enumerated in that order, repeats fastest: a genome's cell genes index this list) and a network has
+    ``n_cells`` cells. The defaults are the paper's space, whose 0..191 order FALSR-A/B/C's genome strings use.
+    Configured by the ``space`` group (``conf/space/falsr.yaml``: ``space.n_cells=5``,
+    ``space.channels=[16,32,48,64,96]``) and made active for the process by :func:`set_space`."""
+
+    ops: tuple = OPS
+    channels: tuple = CHANNELS
+    kernels: tuple = KERNELS
+    residuals: tuple = RESIDUALS
+    repeats: tuple = REPEATS
+    n_cells: int = N_CELLS
+
+    def __post_init__(self):
+        for name in ("ops", "channels", "kernels", "residuals", "repeats"):
+            value = getattr(self, name)
+            if isinstance(value, (str, bytes, numbers.Number)) or not isinstance(value, Iterable):
+                raise SpaceError(f"space.{name}={value!r}: give a list, e.g. space.{name}=[{value}]")
+            value = tuple(value)
+            if not value or len(set(value)) != len(value):
+                raise SpaceError(f"space.{name}={list(value)}: give a non-empty list without repeated values")
+            object.__setattr__(self, name, value)
+        if unknown := [op for op in self.ops if op not in OPS]:
+            raise SpaceError(f"space.ops: unknown op {unknown[0]!r}: falsr.space.network builds {list(OPS)}")
+        for name, ok, what in (("channels", lambda v: v > 0, "positive integers"),
+                               ("kernels", lambda v: v > 0 and v % 2 == 1, "odd positive integers"),
+                               ("repeats", lambda v: v > 0, "positive integers")):
+            bad = [v for v in getattr(self, name) if isinstance(v, bool) or not isinstance(v, int) or not ok(v)]
+            if bad:
+                raise SpaceError(f"space.{name}: {bad[0]!r} is not allowed: use {what}")
+        if bad := [v for v in self.residuals if not isinstance(v, bool)]:
+            raise SpaceError(f"space.residuals: {bad[0]!r} is not allowed: use true and/or false")
+        for op in self.ops:
+            if bad := [c for c in self.channels if c % _groups(op)]:
+                raise SpaceError(f"space.channels: {bad[0]} channels cannot be split into the {_groups(op)} groups of "
+                                 f"{op}: use multiples of {_groups(op)} or drop {op} from space.ops")
+        if isinstance(self.n_cells, bool) or not isinstance(self.n_cells, int) or self.n_cells < 1:
+            raise SpaceError(f"space.n_cells={self.n_cells!r}: use an integer >= 1")
+
+    @functools.cached_property
+    def choices(self) -> tuple["Cell", ...]:
+        return tuple(Cell(*spec) for spec in itertools.product(self.ops, self.channels, self.kernels, self.residuals,
+                                                                self.repeats))
+
+    @functools.cached_property
+    def index(self) -> dict["Cell", int]:
+        return {c: i for i, c in enumerate(self.choices)}
+
+    @property
+    def num_choices(self) -> int:
+        return len(self.choices)
+
+    def describe(self) -> str:
+        skips = ["isskip" if r else "noskip" for r in self.residuals]
+        return (f"ops {list(self.ops)}, channels {list(self.channels)}, kernels {list(self.kernels)}, "
+                f"repeats {list(self.repeats)}, {'/'.join(skips)}: {self.num_choices} choices")
+
+    def overrides(self) -> str:
+        """The command-line overrides that select this space."""
+        def value(v):
+            return str(v).lower() if isinstance(v, bool) else str(v)
+
+        return " ".join(f"space.{k}=" + (f"[{','.join(map(value, v))}]" if isinstance(v, list) else value(v))
+                        for k, v in self.to_dict().items())
+
+    def to_dict(self) -> dict:
+        return {"ops": list(self.ops), "channels": list(self.channels), "kernels": list(self.kernels),
+                "residuals": list(self.residuals), "repeats": list(self.repeats), "n_cells": self.n_cells}
+
+
+FALSR_SPACE = SearchSpace()
+# The paper's space (what the released graphs and their genome strings use).
+CELL_CHOICES: tuple[Cell, ...] = FALSR_SPACE.choices
+CELL_INDEX: dict[Cell, int] = FALSR_SPACE.index
+NUM_CHOICES = FALSR_SPACE.num_choices  # 192
+
+# The space genomes are read in. Process-wide, like torch's default dtype: one Hydra job (or one search and
+# the jobs it runs in this process) has one `space` config, set by falsr.cli.user_errors and falsr.train.train
+# before anything is built, so every genome of the process (its index strings, the operators' draws, the
+# builder, the cost model) is read in the same space.
+_active_space = FALSR_SPACE
+
+
+def active_space() -> SearchSpace:
+    return _active_space
+
+
+def set_space(space: "SearchSpace | None") -> SearchSpace:
+    """Make `space` (None: the paper's) the process's space; returns the previous one."""
+    global _active_space
+    previous, _active_space = _active_space, space or FALSR_SPACE
+    return previous
+
+
+@contextlib.contextmanager
+def using_space(space: SearchSpace):
+    previous = set_space(space)
+    try:
+        yield space
+    finally:
+        set_space(previous)
+
+
+def translate_genome(text: str, space: SearchSpace) -> str:
+    """A genome string written in `space`, rewritten for the active space (the same cells and connections; a
+    one-line error if a cell is not in the active space)."""
+    if space == active_space():
+        return text
+    with using_space(space):
+        g = parse_genome(text)
+        cells, inputs = [c.name for c in g.cell_specs], [g.inputs_of(j) for j in range(g.n_cells + 1)]
+    return str(Genome.from_cells_and_inputs(cells, inputs))
+
+
+def space_from_config(node) -> SearchSpace:
+    """The SearchSpace of a ``space`` config node (None: the paper's); a misspelt key is a one-line error."""
+    if node is None:
+        return FALSR_SPACE
+    if hasattr(node, "_get_node"):
+        from omegaconf import OmegaConf
+
+        node = OmegaConf.to_container(node, resolve=True)
+    data = {k: v for k, v in dict(node).items() if k != "_target_"}
+    fields = ("ops", "channels", "kernels", "residuals", "repeats", "n_cells")
+    if unknown := [k for k in data if k not in fields]:
+        raise SpaceError(f"unknown key space.{unknown[0]}: the space has {', '.join(fields)}")
+    return SearchSpace(**data)
 
 
 def num_connection_bits(n_cells: int) -> int:
@@ -134,7 +273,7 @@ def connection_pairs(n_cells: int) -> list[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class Genome:
-    """A FALSR architecture: ``cells`` (indices into CELL_CHOICES) and ``connections`` (0/1 bits)."""
+    """A FALSR architecture: ``cells`` (indices into the active space's choices) and ``connections`` (0/1 bits)."""
 
     cells: tuple[int, ...]
     connections: tuple[int, ...]
@@ -144,8 +283,9 @@ class Genome:
         if not cells:
             raise GenomeError("a genome needs at least one cell")
         for c in cells:
-            if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < NUM_CHOICES:
-                raise GenomeError(f"bad cell choice {c!r}: each cell is an integer 0..{NUM_CHOICES - 1}")
+            if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < active_space().num_choices:
+                raise GenomeError(f"bad cell choice {c!r}: each cell is an integer 0..{active_space().num_choices - 1} "
+                                  f"(the search space: {active_space().describe()})")
         expected = num_connection_bits(len(cells))
         if len(conns) != expected:
             raise GenomeError(
@@ -163,7 +303,8 @@ class Genome:
 
     @property
     def cell_specs(self) -> tuple[Cell, ...]:
-        return tuple(CELL_CHOICES[c] for c in self.cells)
+        choices = active_space().choices
+        return tuple(choices[c] for c in self.cells)
 
     def inputs_of(self, target: int) -> list[int]:
         """Nodes concatenated (in this order) into target j (cell j, or the upsampler for j = n)."""
@@ -176,7 +317,9 @@ class Genome:
     # -- canonical form and identity --------------------------------------------------------------
     def canonical(self) -> "Genome":
         """The genome with no-op residual flags normalised, so equal networks compare equal."""
-        return Genome(tuple(CELL_CHOICES[c].canonical().index for c in self.cells), self.connections)
+        index = active_space().index  # a space without isskip keeps its one-repeat cells as they are
+        return Genome(tuple(index.get(cell.canonical(), c) for c, cell in zip(self.cells, self.cell_specs)),
+                      self.connections)
 
     @property
     def key(self) -> str:
@@ -220,7 +363,7 @@ class Genome:
 
     def to_dict(self) -> dict:
         return {
-            "cells": [CELL_CHOICES[c].name for c in self.cells],
+            "cells": [c.name for c in self.cell_specs],
             "cell_indices": list(self.cells),
             "connections": list(self.connections),
             "string": self.to_string(),
@@ -266,9 +409,11 @@ class Genome:
         return cls(tuple(idx), bits)
 
     @classmethod
-    def random(cls, n_cells: int, rng: random.Random | None = None) -> "Genome":
+    def random(cls, n_cells: int | None = None, rng: random.Random | None = None) -> "Genome":
+        """Uniform cells and bits; n_cells defaults to the active space's."""
         rng = rng or random.Random()
-        return cls(tuple(rng.randrange(NUM_CHOICES) for _ in range(n_cells)),
+        n_cells = active_space().n_cells if n_cells is None else n_cells
+        return cls(tuple(rng.randrange(active_space().num_choices) for _ in range(n_cells)),
                    tuple(rng.randint(0, 1) for _ in range(num_connection_bits(n_cells))))
 
 

@@ -26,6 +26,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from falsr.cli import use_space_of
 from falsr.errors import UserError
 from falsr.training.wandb_utils import arch_config, candidate_config, fill_run_identity, lr_size, summarize_run
 
@@ -139,6 +140,7 @@ def _write(path: Path, metrics: dict) -> None:
 def train(cfg: DictConfig) -> dict:
     """Fit (or, with trainer.max_steps=0, only validate) and return the metrics of metrics.json."""
     out = run_dir(cfg)
+    use_space_of(cfg)  # before any genome is read (also for callers that bypass the entry point)
     with open_dict(cfg):
         if cfg.get("seed") is None:
             cfg.seed = random.randrange(2**31)

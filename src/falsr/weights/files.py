@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from falsr.errors import UserError
-from falsr.space.genome import parse_genome
+from falsr.space.genome import active_space, parse_genome, space_from_config, translate_genome
 
 FORMATS = ".pb (released FALSR graph), .pt/.pth (falsr weights) or .ckpt (Lightning checkpoint)"
 
@@ -35,6 +35,8 @@ def read_weights(path: Path) -> tuple[dict, str | None, dict]:
         genome = blob["hyper_parameters"].get("genome")
     sd = blob.get("state_dict", blob)
     meta = blob.get("meta") if isinstance(blob.get("meta"), dict) else {}
+    if genome is not None and isinstance(blob.get("space"), dict):  # written in another search space: same cells
+        genome = translate_genome(str(genome), space_from_config(blob["space"]))
     return sd, (str(genome) if genome is not None else None), meta
 
 
@@ -94,6 +96,6 @@ def save_weights(net: torch.nn.Module, path: str | Path, **meta) -> Path:
     """Save as a plain PyTorch file holding the genome, the state_dict and `meta` (plain values)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"genome": str(net.genome), "name": getattr(net, "name", None),
+    torch.save({"genome": str(net.genome), "space": active_space().to_dict(), "name": getattr(net, "name", None),
                 "state_dict": net.state_dict(), "meta": dict(meta)}, path)
     return path

@@ -51,6 +51,9 @@ class FalsrSweeper(Sweeper):
 
         if "search" not in config or not config.hydra.runtime.choices.get("search"):
             raise UserError("no search settings: run `python search.py +search=nsga2`")
+        from falsr.cli import use_space_of
+
+        use_space_of(config)  # the operators, the controller and the journal read genomes in the search's space
         self.config, self.hydra_context = config, hydra_context
         resume = config.search.get("resume")
         if resume:
