@@ -181,7 +181,7 @@ def _reproduce(cid: str, runs: Sequence[dict], old_text: str, now_text: str) -> 
     methods = sorted({r["method"] for r in runs})
     args = argparse.Namespace(cpu_budget=float(runs[0]["budget"]), population=len(gen0), cells=cells)
     for crowding in ("improved", "standard"):
-        common = [f"search.settings.n_cells={cells}", f"search.settings.population_size={len(gen0)}",
+        common = [f"space.n_cells={cells}", f"search.settings.population_size={len(gen0)}",
                   f"search.settings.crowding={crowding}"]
         composed = {m: efficiency.compose_method(m, common) for m in methods}
         ids = {}

@@ -123,7 +123,7 @@ def test_the_efficiency_store_gets_the_config_id_the_bench_computes_now(tmp_path
 
     # the README's command: --cpu-budget 240 --population 8 --methods random,nsga2,hybrid,inherit,predictor,...
     methods = "random,nsga2,hybrid,inherit,predictor,inherit_predictor".split(",")
-    common = ["search.settings.n_cells=7", "search.settings.population_size=8", "search.settings.crowding=improved"]
+    common = ["space.n_cells=7", "search.settings.population_size=8", "search.settings.crowding=improved"]
     args = argparse.Namespace(cpu_budget=240.0, population=8, cells=7)
     now = _timed_efficiency.config_id(args, {m: search_efficiency.compose_method(m, common) for m in methods})
     assert {json.loads(line)["config"] for line in store.read_text().splitlines()} == {now}
