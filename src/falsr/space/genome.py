@@ -248,7 +248,7 @@ def space_from_config(node) -> SearchSpace:
 
         node = OmegaConf.to_container(node, resolve=True)
     data = {k: v for k, v in dict(node).items() if k != "_target_"}
-    fields = ("ops", "channels", "kernels", "residuals", "repeats", "n_cells")
+    fields = tuple(SearchSpace.__dataclass_fields__)
     if unknown := [k for k in data if k not in fields]:
         raise SpaceError(f"unknown key space.{unknown[0]}: the space has {', '.join(fields)}")
     return SearchSpace(**data)
