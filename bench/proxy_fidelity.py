@@ -315,13 +315,16 @@ def main(argv=None) -> int:
         if unknown:
             parser.error(f"unknown recipe {unknown[0]!r}: choose from {', '.join([*RECIPES, *INHERIT])}")
     if not args.report and args.workers > 1:  # several processes share the list through the store's run locks
-        argv = list(argv if argv is not None else sys.argv[1:])
-        if "--workers" in argv:
-            del argv[argv.index("--workers"):argv.index("--workers") + 2]
-        argv = [a for a in argv if not a.startswith("--workers=")]
+        argv = list(argv if argv is not None else sys.argv[1:])  # the options given last win: --store, --workers=1
         workers = [subprocess.Popen([sys.executable, __file__, *argv, "--store", str(store), "--no-wait",
                                      "--train-only", "--workers=1"]) for _ in range(args.workers)]
-        signal.signal(signal.SIGTERM, lambda *_: (any(w.terminate() for w in workers), sys.exit(143)))  # timeout
+
+        def stop(*_):  # a timeout's SIGTERM: stop the workers too, not only this process
+            for w in workers:
+                w.terminate()
+            sys.exit(143)
+
+        signal.signal(signal.SIGTERM, stop)
         failed = sum(w.wait() != 0 for w in workers)
         if failed:
             print(f"{failed} of {args.workers} workers failed (their output is above)", file=sys.stderr)

@@ -43,7 +43,7 @@ def canonical_cells(space: SearchSpace) -> tuple[tuple[int, ...], tuple[int, ...
     """The space's cell indices whose network is distinct from every other's (one-repeat cells ignore the
     residual flag: 32 of the paper's 192 choices duplicate another one), then the redundant ones."""
     distinct = tuple(i for i, c in enumerate(space.choices) if space.index.get(c.canonical(), i) == i)
-    return distinct, tuple(i for i in range(space.num_choices) if i not in set(distinct))
+    return distinct, tuple(sorted(set(range(space.num_choices)) - set(distinct)))
 
 
 # -- the adapter -----------------------------------------------------------------------------------------

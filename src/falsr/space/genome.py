@@ -39,6 +39,7 @@ KERNELS = (1, 3)
 RESIDUALS = (True, False)
 REPEATS = (1, 2, 4)
 N_CELLS = 7  # the released FALSR-A/B/C graphs all have 7 cells
+GROUPS = {"gconv2": 2, "gconv4": 4}  # channel groups of the grouped convolutions (the other ops: 1)
 # The fixed parts around the cells (here, not in falsr.space.network, so the analytic cost model needs no torch).
 FEATURES = 32  # feature extractor and upsampler width (fixed in FALSR)
 SCALE = 2
@@ -64,7 +65,7 @@ class Cell:
 
     @property
     def groups(self) -> int:
-        return {"gconv2": 2, "gconv4": 4}.get(self.op, 1)
+        return GROUPS.get(self.op, 1)
 
     @property
     def index(self) -> int:
@@ -119,10 +120,6 @@ class SpaceError(UserError):
     """A search space that cannot be built; the message names the key and what is allowed."""
 
 
-def _groups(op: str) -> int:
-    return {"gconv2": 2, "gconv4": 4}.get(op, 1)
-
-
 @dataclass(frozen=True)
 class SearchSpace:
     """What a network may be made of: each cell is one of ops x channels x kernels x residuals x repeats
@@ -158,9 +155,10 @@ class SearchSpace:
         if bad := [v for v in self.residuals if not isinstance(v, bool)]:
             raise SpaceError(f"space.residuals: {bad[0]!r} is not allowed: use true and/or false")
         for op in self.ops:
-            if bad := [c for c in self.channels if c % _groups(op)]:
-                raise SpaceError(f"space.channels: {bad[0]} channels cannot be split into the {_groups(op)} groups of "
-                                 f"{op}: use multiples of {_groups(op)} or drop {op} from space.ops")
+            groups = GROUPS.get(op, 1)
+            if bad := [c for c in self.channels if c % groups]:
+                raise SpaceError(f"space.channels: {bad[0]} channels cannot be split into the {groups} groups of "
+                                 f"{op}: use multiples of {groups} or drop {op} from space.ops")
         if isinstance(self.n_cells, bool) or not isinstance(self.n_cells, int) or self.n_cells < 1:
             raise SpaceError(f"space.n_cells={self.n_cells!r}: use an integer >= 1")
 
@@ -202,7 +200,7 @@ CELL_INDEX: dict[Cell, int] = FALSR_SPACE.index
 NUM_CHOICES = FALSR_SPACE.num_choices  # 192
 
 # The space genomes are read in. Process-wide, like torch's default dtype: one Hydra job (or one search and
-# the jobs it runs in this process) has one `space` config, set by falsr.cli.user_errors and falsr.train.train
+# the jobs it runs in this process) has one `space` config, set by falsr.cli.user_errors and falsr.training.train.train
 # before anything is built, so every genome of the process (its index strings, the operators' draws, the
 # builder, the cost model) is read in the same space.
 _active_space = FALSR_SPACE
