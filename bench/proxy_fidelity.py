@@ -70,21 +70,44 @@ PANEL = [
     ("init-88.3G", "143.143.143.143.143.143.143-1011011_000000_10001_0100_101_01_0", "init"),
     ("child-94.9G", "46.46.181.40.40.57.40-1111111_111111_11111_1111_111_11_1", "child"),
     ("child-109.8G", "136.187.3.19.28.29.29-1101010_011011_11001_0100_110_11_1", "child"),
+    # The extension to 32 (issue 21): drawn the same way with the search's operators of today (init_single_cell's
+    # categorical connections, one-point crossover + random mutation) from random.Random(2027), picked by bins
+    # (5-10G: 2, 10-50G: 4, 50-100G: 7, 100-250G: 3) so that 16 genomes lie inside the band.
+    ("init-5.4G", "52.52.52.52.52.52.52-1011011_101110_11010_1100_110_10_1", "init"),
+    ("child-9.7G", "121.121.121.121.121.4.4-1101111_110100_00110_1001_010_00_0", "child"),
+    ("child-13.1G", "13.118.13.13.13.154.154-0000000_000000_00000_0000_000_00_0", "child"),
+    ("init-15.0G", "56.56.56.56.56.56.56-0001101_100110_00011_0110_000_10_0", "init"),
+    ("init-23.7G", "12.12.12.12.12.12.12-1111111_111111_11111_1111_111_11_1", "init"),
+    ("child-23.8G-b", "7.7.7.7.7.7.127-1100101_110100_00110_1001_000_11_1", "child"),
+    ("child-54.3G", "47.83.156.156.156.104.156-0001001_110010_11000_0000_100_10_1", "child"),
+    ("init-58.3G", "131.131.131.131.131.131.131-0010100_100000_01011_1111_111_10_0", "init"),
+    ("child-60.5G", "82.74.74.151.74.173.173-1111111_111111_11111_1111_111_11_1", "child"),
+    ("init-61.7G-b", "20.20.20.20.20.20.20-0000000_000000_00000_0000_000_00_0", "init"),
+    ("child-68.7G", "31.152.152.152.152.152.152-1010011_101100_10101_1010_011_01_0", "child"),
+    ("init-69.3G", "152.152.152.152.152.152.152-0101111_101100_11101_1010_011_00_1", "init"),
+    ("child-79.8G", "91.91.91.78.132.132.31-1001101_010101_00111_0000_010_11_0", "child"),
+    ("init-147.2G", "30.30.30.30.30.30.30-1111111_111111_11111_1111_111_11_1", "init"),
+    ("init-160.2G", "174.174.174.174.174.174.174-1000101_100110_00001_1001_101_00_1", "init"),
+    ("child-190.9G", "191.20.110.20.20.20.20-0000000_000001_00000_0000_010_00_0", "child"),
 ]
+FIRST16 = {label for label, _, _ in PANEL[:16]}  # the panel of issue 10 (its runs were stored before curves)
 BAND = (50e9, 100e9)
 VAL = "data.val_sets=[holdout,Set5,Set14]"
 
 
 def recipe(steps: int, warmup: int, final_factor: float = 0.05, batch: int = 16, patch: int = 64,
-           lr: float = 2e-3, torch_init: bool = True) -> list[str]:
+           lr: float = 2e-3, torch_init: bool = True, curve: tuple[int, ...] = ()) -> list[str]:
     """budget=cpu's recipe (Adam, warm-up + cosine) with every knob explicit, validated once at the end.
 
     torch_init: PyTorch's default initialisation (model.init_std=null) instead of the paper's N(0, 0.02).
+    curve: learning-curve points (held-out PSNR, bf16) during the run; they observe only, so they are not part of
+    the run's key (bench/_runs.OBSERVING).
     """
     return ["budget=cpu", f"trainer.max_steps={steps}", f"data.samples_per_epoch={steps * batch}",
             f"data.batch_size={batch}", f"data.patch_size={patch}", f"optimizer.lr={lr}",
             f"scheduler.warmup_steps={warmup}", f"scheduler.final_factor={final_factor}",
-            *(["model.init_std=null"] if torch_init else []), VAL]
+            *(["model.init_std=null"] if torch_init else []),
+            *([f"callbacks.learning_curve.val_steps=[{','.join(map(str, curve))}]"] if curve else []), VAL]
 
 
 # Proxy candidates (the search's incomplete training) and the reference. p100_init002 is p100 with the paper's
@@ -96,8 +119,8 @@ RECIPES = {
     "p100": recipe(100, 10),
     "p100_lr4e-3": recipe(100, 10, lr=4e-3),
     "p100_init002": recipe(100, 10, torch_init=False),
-    "p300": recipe(300, 30),
-    "p1000": recipe(1000, 50),
+    "p300": recipe(300, 30, curve=(50, 100, 150, 200, 250)),
+    "p1000": recipe(1000, 50, curve=(50, 100, 150, 200, 300, 400, 500, 700)),
     "reference": recipe(3000, 150, batch=32),
 }
 # e80: bench/search_efficiency.py's real objective (80 steps x batch 8 of 32px patches, fp32), to know how that
@@ -299,6 +322,10 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="training processes working through the list together (a GPU: one per CPU core)")
     parser.add_argument("--train-only", action="store_true", help="train, print no report (a worker)")
+    parser.add_argument("--only", choices=("all", "first16", "added"), default="all",
+                        help="train these genomes of the panel: the first 16 (issue 10's) or the 16 added since")
+    parser.add_argument("--need-curves", action="store_true",
+                        help="train again the stored runs that have no learning curve (stored before curves were)")
     args = parser.parse_args(argv)
     os.chdir(_runs.REPO)  # inheritance recipes name their parents' weights relative to the repository
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -329,7 +356,9 @@ def main(argv=None) -> int:
         if failed:
             print(f"{failed} of {args.workers} workers failed (their output is above)", file=sys.stderr)
     elif not args.report:
-        _runs.work_through(jobs(panel, names, seeds, recipes), store, wait=not args.no_wait)
+        part = [p for p in panel if args.only == "all" or (p[0] in FIRST16) == (args.only == "first16")]
+        _runs.work_through(jobs(part, names, seeds, recipes), store, wait=not args.no_wait,
+                           need=("curve",) if args.need_curves else ())
     if args.train_only:
         return 0
     ref_seeds = seeds if args.quick else [int(s) for s in args.ref_seeds.split(",")]

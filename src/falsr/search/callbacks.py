@@ -88,7 +88,7 @@ def candidate_record(config: DictConfig, job_return: JobReturn) -> dict:
     if not isinstance(result, dict):
         return {**record, "status": STATUS_FAILED, "error": f"the task returned {type(result).__name__}, not metrics"}
     record.update({k: result.get(k) for k in ("psnr", "ssim", "params", "mult_adds", "train_seconds", "weights",
-                                              "inherited_fraction", "inherited_from", "inherited_steps")})
+                                              "inherited_fraction", "inherited_from", "inherited_steps", "curve")})
     if result.get("status", STATUS_OK) != STATUS_OK:
         return {**record, "status": STATUS_FAILED, "error": result.get("error") or "training failed"}
     if not is_valid_psnr(result.get("psnr")):
