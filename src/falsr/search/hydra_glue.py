@@ -18,7 +18,7 @@ from falsr.space.genome import parse_genome
 from falsr.search.callbacks import job_outcome
 from falsr.search.driver import DriverOptions, candidate_overrides
 from falsr.search.generation import Offspring
-from falsr.search.settings import HypervolumeBox, SearchSettings
+from falsr.search.settings import Fidelity, HypervolumeBox, SearchSettings
 from falsr.search.toolbox import ENTRIES, build_toolbox, paper_toolbox
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,15 @@ def search_settings(search: DictConfig) -> SearchSettings:
         raise UserError(f"bad search.settings: {err}") from None
 
 
+def fidelity_settings(search: DictConfig) -> Fidelity:
+    """``search.fidelity`` checked: a bad option is one line, before anything runs."""
+    data = OmegaConf.to_container(search.get("fidelity") or {}, resolve=True)
+    try:
+        return Fidelity(**data)
+    except (TypeError, ValueError) as err:
+        raise UserError(str(err) if str(err).startswith("search.fidelity") else f"bad search.fidelity: {err}") from None
+
+
 def toolbox_config(search: DictConfig) -> dict:
     """The ``toolbox`` node as a plain dict (the paper's operators where it is absent), checked by building it."""
     if search.get("toolbox") is None:
@@ -43,12 +52,14 @@ def toolbox_config(search: DictConfig) -> dict:
     return config
 
 
-def driver_options(search: DictConfig, extra_overrides: Sequence[str]) -> DriverOptions:
+def driver_options(search: DictConfig, extra_overrides: Sequence[str],
+                   fidelity_overrides: Sequence[str] = ()) -> DriverOptions:
     box = OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True)
     return DriverOptions(generations=int(search.generations), seed=int(search.seed),
                          use_controller=bool(search.use_controller), report_k=int(search.report_k),
                          hypervolume_box=HypervolumeBox(**box), extra_overrides=tuple(extra_overrides),
-                         toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)))
+                         toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)),
+                         fidelity=fidelity_settings(search), fidelity_overrides=tuple(fidelity_overrides))
 
 
 def engine_launcher(launcher) -> bool:
