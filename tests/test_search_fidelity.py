@@ -320,3 +320,15 @@ def test_bad_options_are_one_line(args, fragment, tmp_path):
     proc = run(["+search=nsga2", *args, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and fragment in proc.stderr, proc.stderr
+
+
+def test_hypervolume_history_counts_a_promotion_from_the_generation_it_ran_in():
+    from falsr.search.hydra_glue import hypervolume_history
+
+    search = compose_job("search.hypervolume_box.psnr_min=25").search
+    base = [record(0, 30.0, 10, 100), record(1, 31.0, 20, 200)]
+    promoted = record(1, 29.0, 20, 200, rung=1, promoted_in=1)  # generation 0's candidate, promoted in generation 1
+    history = hypervolume_history(base + [promoted], search, 1)
+    before = hypervolume_history(base, search, 0)
+    assert history[0] == before[0]  # generation 0 saw rung 0 only
+    assert history[1][2] == 2 and history[1][1] != history[0][1]  # then the rung-1 PSNR (29 dB) replaced 31 dB

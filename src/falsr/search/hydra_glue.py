@@ -134,8 +134,10 @@ def _finite_or_none(value):
 
 def hypervolume_history(records: Sequence[dict], search: DictConfig, last_generation: int) -> list[list]:
     """[generation, hypervolume, front size] after every generation up to `last_generation`, recomputed from
-    the journal as the driver computes it (the front of everything journaled by then), so a resumed search
-    still logs its whole history."""
+    the journal as the driver computes it (the front of everything journaled by then, each candidate at the
+    highest rung it had reached: a promotion counts from the generation it ran in), so a resumed search still
+    logs its whole history."""
+    from falsr.search.journal import top_records
     from falsr.search.nsga import hypervolume
     from falsr.search.report import pareto_records
 
@@ -143,7 +145,8 @@ def hypervolume_history(records: Sequence[dict], search: DictConfig, last_genera
     box = HypervolumeBox(**OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True))
     out = []
     for g in range(last_generation + 1):
-        front = pareto_records([r for r in records if int(r["generation"]) <= g], constraints)
+        by_then = [r for r in records if int(r["generation"] if r.get("promoted_in") is None else r["promoted_in"]) <= g]
+        front = pareto_records(list(top_records(by_then).values()), constraints)
         out.append([g, hypervolume([(r["psnr"], r["mult_adds"], r["params"]) for r in front], box), len(front)])
     return out
 
@@ -176,7 +179,8 @@ def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Cal
                                  "sweep_dir": str(sweep_dir.resolve())})
         for metric in ("hypervolume", "front_size", "evaluated", "failed"):
             run.define_metric(metric, step_metric="generation")
-        history = hypervolume_history(records, config.search, int(summary["generation"]))
+        history = hypervolume_history(Journal(sweep_dir / JOURNAL_NAME).records(), config.search,
+                                      int(summary["generation"]))
         hv_table = wandb.Table(columns=["generation", "hypervolume", "front_size"], data=history)
         front = wandb.Table(columns=["genome", "psnr", "mult_adds", "params", "generation"],
                             data=[[r["genome"], r["psnr"], r["mult_adds"], r["params"], r["generation"]]

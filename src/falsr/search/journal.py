@@ -70,17 +70,22 @@ class Journal:
     def latest(self) -> dict[str, dict]:
         """Every genome key's record at its highest rung that trained ``ok``, else its last record (with one
         fidelity: simply its last record). A failed promotion leaves the candidate at its rung below."""
-        out: dict[str, dict] = {}
-        for r in self.records():
-            best = out.get(r["key"])
-            if best is None or best.get("status") != STATUS_OK or (
-                    r.get("status") == STATUS_OK and rung_of(r) >= rung_of(best)):
-                out[r["key"]] = r
-        return out
+        return top_records(self.records())
 
     def by_rung(self) -> dict[tuple[str, int], dict]:
         """The last record of every (genome key, rung)."""
         return {(r["key"], rung_of(r)): r for r in self.records()}
+
+
+def top_records(records) -> dict[str, dict]:
+    """Of records in journal order, each key's at its highest ``ok`` rung, else its last (:meth:`Journal.latest`)."""
+    out: dict[str, dict] = {}
+    for r in records:
+        best = out.get(r["key"])
+        if best is None or best.get("status") != STATUS_OK or (
+                r.get("status") == STATUS_OK and rung_of(r) >= rung_of(best)):
+            out[r["key"]] = r
+    return out
 
 
 def is_valid_psnr(value) -> bool:
