@@ -332,3 +332,20 @@ def test_hypervolume_history_counts_a_promotion_from_the_generation_it_ran_in():
     before = hypervolume_history(base, search, 0)
     assert history[0] == before[0]  # generation 0 saw rung 0 only
     assert history[1][2] == 2 and history[1][1] != history[0][1]  # then the rung-1 PSNR (29 dB) replaced 31 dB
+
+
+def test_a_job_claims_its_candidate_at_its_rung(tmp_path):
+    """The claim lock is per (candidate, rung): a promotion never waits on its own rung-0 job's lock, while a second
+    job of the same (candidate, rung) does."""
+    import fcntl
+
+    from falsr.search.callbacks import CLAIMS_DIR, claim_candidate
+
+    first = claim_candidate(tmp_path, "abc", 0)
+    promoted = claim_candidate(tmp_path, "abc", 1)  # would block forever if it shared rung 0's lock
+    assert sorted(p.name for p in (tmp_path / CLAIMS_DIR).iterdir()) == ["abc.lock", "abc.r1.lock"]
+    other = os.open(tmp_path / CLAIMS_DIR / "abc.r1.lock", os.O_RDWR)
+    with pytest.raises(BlockingIOError):
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    for fd in (first, promoted, other):
+        os.close(fd)

@@ -108,8 +108,9 @@ def _start_ray(launcher) -> None:
     start_ray(init)
 
 
-CANDIDATE_COLUMNS = ("name", "key", "generation", "origin", "status", "psnr", "ssim", "mult_adds", "params",
-                     "train_seconds", "n_cells", "connections", "cells", "genome", "parents", "error", "run_dir")
+CANDIDATE_COLUMNS = ("name", "key", "generation", "origin", "status", "rung", "steps", "psnr", "ssim", "mult_adds",
+                     "params", "train_seconds", "n_cells", "connections", "cells", "genome", "parents", "error",
+                     "run_dir")  # rung, steps: with multi-fidelity promotion, each candidate's highest rung
 
 
 def candidate_rows(records: Sequence[dict]) -> list[list]:
