@@ -138,7 +138,8 @@ def test_every_job_runs_one_schedule_with_an_epoch_end_on_every_rung():
     over 300 steps, a last checkpoint kept."""
     job = compose_job()
     assert job_overrides(Fidelity(rungs=[100, 300], eta=2), job) == [
-        "data.samples_per_epoch=1600", "callbacks.model_checkpoint.save_last=true", "scheduler.total_steps=300"]
+        "data.samples_per_epoch=1600", "trainer.check_val_every_n_epoch=1", "trainer.max_epochs=-1",
+        "callbacks.model_checkpoint.save_last=true", "scheduler.total_steps=300"]
     assert "scheduler.total_steps=300" not in job_overrides(Fidelity(rungs=[100, 300]), compose_job("scheduler=constant"))
 
 
@@ -149,6 +150,8 @@ def test_a_rung_beyond_the_budget_or_inside_the_warmup_is_one_line():
         job_overrides(Fidelity(rungs=[100, 1000]), compose_job())
     with pytest.raises(UserError, match=r"rung 0 \(20 steps\) ends inside the schedule's warm-up"):
         job_overrides(Fidelity(rungs=[20, 300]), compose_job())
+    with pytest.raises(UserError, match=r"counts training steps, and this budget counts epochs"):
+        job_overrides(Fidelity(rungs=[100, 300]), compose_job("budget=incomplete"))
 
 
 # -- real tiny searches --------------------------------------------------------------------------------------

@@ -70,8 +70,9 @@ def job_overrides(fidelity: Fidelity, job) -> list[str]:
     """Overrides shared by every job of a multi-fidelity search, from one composed job config ``job``; a bad
     combination is a one-line error before any job starts.
 
-    * ``data.samples_per_epoch`` = gcd(rungs) x ``data.batch_size``: an epoch ends on every rung, so each rung
-      ends with a validation and a Lightning checkpoint, and a continued run draws the longer run's patches.
+    * ``data.samples_per_epoch`` = gcd(rungs) x ``data.batch_size``, ``trainer.check_val_every_n_epoch=1`` and
+      ``trainer.max_epochs=-1``: an epoch ends on every rung, so each rung ends with a validation and a Lightning
+      checkpoint, a continued run draws the longer run's patches, and only the rung's steps stop a run.
     * ``scheduler.total_steps`` (where the schedule has one, e.g. warmup_cosine) = the last rung: every rung is a
       point on one schedule, the one of the longest run.
     * ``callbacks.model_checkpoint.save_last=true``: the checkpoint a promotion continues from.
@@ -79,6 +80,9 @@ def job_overrides(fidelity: Fidelity, job) -> list[str]:
     rungs = list(fidelity.rungs)
     shown = "[" + ",".join(str(r) for r in rungs) + "]"
     budget = int(job.trainer.get("max_steps") or 0)
+    if budget <= 0:
+        raise UserError(f"search.fidelity.rungs={shown} counts training steps, and this budget counts epochs "
+                        f"(trainer.max_steps={budget}); set trainer.max_steps to the last rung or more")
     if rungs[-1] > budget:
         raise UserError(f"search.fidelity.rungs={shown}: rung {rungs[-1]} is beyond the budget's trainer.max_steps="
                         f"{budget}; lower the rung or raise trainer.max_steps (or choose a longer budget, e.g. "
@@ -93,7 +97,7 @@ def job_overrides(fidelity: Fidelity, job) -> list[str]:
         raise UserError("search.fidelity.rungs: a promoted candidate continues from its checkpoint, and "
                         "callbacks.model_checkpoint is off; turn it back on or set search.fidelity.rungs=[]")
     out = [f"data.samples_per_epoch={math.gcd(*rungs) * int(job.data.batch_size)}",
-           "callbacks.model_checkpoint.save_last=true"]
+           "trainer.check_val_every_n_epoch=1", "trainer.max_epochs=-1", "callbacks.model_checkpoint.save_last=true"]
     if "total_steps" in scheduler:
         out.append(f"scheduler.total_steps={rungs[-1]}")
     return out
