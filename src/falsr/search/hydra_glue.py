@@ -18,7 +18,7 @@ from falsr.space.genome import parse_genome
 from falsr.search.callbacks import job_outcome
 from falsr.search.driver import DriverOptions, candidate_overrides
 from falsr.search.generation import Offspring
-from falsr.search.settings import HypervolumeBox, SearchSettings
+from falsr.search.settings import Fidelity, HypervolumeBox, SearchSettings
 from falsr.search.toolbox import ENTRIES, build_toolbox, paper_toolbox
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,15 @@ def search_settings(search: DictConfig) -> SearchSettings:
         raise UserError(f"bad search.settings: {err}") from None
 
 
+def fidelity_settings(search: DictConfig) -> Fidelity:
+    """``search.fidelity`` checked: a bad option is one line, before anything runs."""
+    data = OmegaConf.to_container(search.get("fidelity") or {}, resolve=True)
+    try:
+        return Fidelity(**data)
+    except (TypeError, ValueError) as err:
+        raise UserError(str(err) if str(err).startswith("search.fidelity") else f"bad search.fidelity: {err}") from None
+
+
 def toolbox_config(search: DictConfig) -> dict:
     """The ``toolbox`` node as a plain dict (the paper's operators where it is absent), checked by building it."""
     if search.get("toolbox") is None:
@@ -43,12 +52,14 @@ def toolbox_config(search: DictConfig) -> dict:
     return config
 
 
-def driver_options(search: DictConfig, extra_overrides: Sequence[str]) -> DriverOptions:
+def driver_options(search: DictConfig, extra_overrides: Sequence[str],
+                   fidelity_overrides: Sequence[str] = ()) -> DriverOptions:
     box = OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True)
     return DriverOptions(generations=int(search.generations), seed=int(search.seed),
                          use_controller=bool(search.use_controller), report_k=int(search.report_k),
                          hypervolume_box=HypervolumeBox(**box), extra_overrides=tuple(extra_overrides),
-                         toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)))
+                         toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)),
+                         fidelity=fidelity_settings(search), fidelity_overrides=tuple(fidelity_overrides))
 
 
 def engine_launcher(launcher) -> bool:
@@ -97,8 +108,9 @@ def _start_ray(launcher) -> None:
     start_ray(init)
 
 
-CANDIDATE_COLUMNS = ("name", "key", "generation", "origin", "status", "psnr", "ssim", "mult_adds", "params",
-                     "train_seconds", "n_cells", "connections", "cells", "genome", "parents", "error", "run_dir")
+CANDIDATE_COLUMNS = ("name", "key", "generation", "origin", "status", "rung", "steps", "psnr", "ssim", "mult_adds",
+                     "params", "train_seconds", "n_cells", "connections", "cells", "genome", "parents", "error",
+                     "run_dir")  # rung, steps: with multi-fidelity promotion, each candidate's highest rung
 
 
 def candidate_rows(records: Sequence[dict]) -> list[list]:
@@ -123,8 +135,10 @@ def _finite_or_none(value):
 
 def hypervolume_history(records: Sequence[dict], search: DictConfig, last_generation: int) -> list[list]:
     """[generation, hypervolume, front size] after every generation up to `last_generation`, recomputed from
-    the journal as the driver computes it (the front of everything journaled by then), so a resumed search
-    still logs its whole history."""
+    the journal as the driver computes it (the front of everything journaled by then, each candidate at the
+    highest rung it had reached: a promotion counts from the generation it ran in), so a resumed search still
+    logs its whole history."""
+    from falsr.search.journal import top_records
     from falsr.search.nsga import hypervolume
     from falsr.search.report import pareto_records
 
@@ -132,7 +146,8 @@ def hypervolume_history(records: Sequence[dict], search: DictConfig, last_genera
     box = HypervolumeBox(**OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True))
     out = []
     for g in range(last_generation + 1):
-        front = pareto_records([r for r in records if int(r["generation"]) <= g], constraints)
+        by_then = [r for r in records if int(r["generation"] if r.get("promoted_in") is None else r["promoted_in"]) <= g]
+        front = pareto_records(list(top_records(by_then).values()), constraints)
         out.append([g, hypervolume([(r["psnr"], r["mult_adds"], r["params"]) for r in front], box), len(front)])
     return out
 
@@ -165,7 +180,8 @@ def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Cal
                                  "sweep_dir": str(sweep_dir.resolve())})
         for metric in ("hypervolume", "front_size", "evaluated", "failed"):
             run.define_metric(metric, step_metric="generation")
-        history = hypervolume_history(records, config.search, int(summary["generation"]))
+        history = hypervolume_history(Journal(sweep_dir / JOURNAL_NAME).records(), config.search,
+                                      int(summary["generation"]))
         hv_table = wandb.Table(columns=["generation", "hypervolume", "front_size"], data=history)
         front = wandb.Table(columns=["genome", "psnr", "mult_adds", "params", "generation"],
                             data=[[r["genome"], r["psnr"], r["mult_adds"], r["params"], r["generation"]]

@@ -1,4 +1,6 @@
-"""The search journal: one JSON line per finished candidate, the source of truth of a search.
+"""The search journal: one JSON line per finished candidate (per candidate and rung with multi-fidelity
+promotion: ``rung``, 0 for the first; a record without it, from a single-fidelity search, is rung 0), the
+source of truth of a search.
 
 Jobs append to it from their own processes (any Hydra launcher: in-process, joblib workers,
 SLURM nodes sharing the sweep folder), so every append takes an exclusive `flock` and writes one
@@ -18,6 +20,13 @@ JOURNAL_NAME = "journal.jsonl"
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_OVER_CAP = "over_mult_adds_cap"  # violates the mult-adds constraint: never trained
+STATUS_UNDER_FLOOR = "under_mult_adds_floor"  # below constraints.min_mult_adds: never trained
+UNTRAINED = (STATUS_OVER_CAP, STATUS_UNDER_FLOOR)  # infeasible by their analytic cost, journaled with the reason
+
+
+def rung_of(record: dict) -> int:
+    """A record's rung (0 where the journal predates multi-fidelity)."""
+    return int(record.get("rung") or 0)
 
 
 class Journal:
@@ -59,8 +68,24 @@ class Journal:
         return out
 
     def latest(self) -> dict[str, dict]:
-        """The last record of every genome key."""
-        return {r["key"]: r for r in self.records()}
+        """Every genome key's record at its highest rung that trained ``ok``, else its last record (with one
+        fidelity: simply its last record). A failed promotion leaves the candidate at its rung below."""
+        return top_records(self.records())
+
+    def by_rung(self) -> dict[tuple[str, int], dict]:
+        """The last record of every (genome key, rung)."""
+        return {(r["key"], rung_of(r)): r for r in self.records()}
+
+
+def top_records(records) -> dict[str, dict]:
+    """Of records in journal order, each key's at its highest ``ok`` rung, else its last (:meth:`Journal.latest`)."""
+    out: dict[str, dict] = {}
+    for r in records:
+        best = out.get(r["key"])
+        if best is None or best.get("status") != STATUS_OK or (
+                r.get("status") == STATUS_OK and rung_of(r) >= rung_of(best)):
+            out[r["key"]] = r
+    return out
 
 
 def is_valid_psnr(value) -> bool:

@@ -16,8 +16,8 @@ from deap import base  # noqa: E402
 from deap.tools import emo  # noqa: E402
 
 from falsr.space.genome import Genome  # noqa: E402
-from falsr.search.journal import STATUS_FAILED, STATUS_OK  # noqa: E402
-from falsr.search.nsga import Individual, nondominated_fronts  # noqa: E402
+from falsr.search.journal import STATUS_FAILED, STATUS_OK, rung_of  # noqa: E402
+from falsr.search.nsga import Individual, nondominated_fronts, tiered_psnr  # noqa: E402
 from falsr.search.settings import Constraints  # noqa: E402
 
 PAIRS = (("mult_adds", "psnr"), ("params", "psnr"), ("mult_adds", "params"))
@@ -32,8 +32,10 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def individuals(records: Sequence[dict], constraints: Optional[Constraints]) -> list[Individual]:
-    """Successfully trained candidates as Individuals (objectives PSNR, mult-adds, params)."""
-    return [Individual(Genome.from_string(r["genome"]), (r["psnr"], r["mult_adds"], r["params"]), constraints,
+    """Successfully trained candidates as Individuals (objectives PSNR, mult-adds, params); with multi-fidelity
+    each at the rung of its record, compared by (rung, PSNR) as the search compares them (nsga.tiered_psnr)."""
+    return [Individual(Genome.from_string(r["genome"]), (tiered_psnr(r["psnr"], rung_of(r)), r["mult_adds"],
+                                                          r["params"]), constraints,
                        r.get("origin") or "init") for r in records if r.get("status") == STATUS_OK]
 
 
@@ -74,11 +76,20 @@ def model_name(record: dict) -> str:
 
 
 def markdown_table(front: Sequence[dict]) -> str:
-    lines = ["| model | mult-adds | params | PSNR/SSIM | genome |", "| --- | --- | --- | --- | --- |"]
-    for r in sorted(front, key=lambda r: -r["psnr"]):
+    """The front, best PSNR first; with multi-fidelity (records with a ``rung``) highest rung first, each model's
+    rung and training steps in a column, and a note that PSNRs of different rungs are not compared."""
+    rungs = any("rung" in r for r in front)
+    lines = ["| model | mult-adds | params | PSNR/SSIM | " + ("rung (steps) | " if rungs else "") + "genome |",
+             "| --- | --- | --- | --- | " + ("--- | " if rungs else "") + "--- |"]
+    for r in sorted(front, key=lambda r: (-rung_of(r), -r["psnr"])):
         ssim = f"{r['ssim']:.4f}" if isinstance(r.get("ssim"), float) else "-"
+        rung = f"{rung_of(r)} ({r.get('steps')}) | " if rungs else ""
         lines.append(f"| {model_name(r)} | {r['mult_adds'] / 1e9:.1f}G | {r['params'] / 1e3:,.0f}K | "
-                     f"{r['psnr']:.2f}/{ssim} | `{r['genome']}` |")
+                     f"{r['psnr']:.2f}/{ssim} | {rung}`{r['genome']}` |")
+    if rungs:
+        lines += ["", "PSNR after each model's highest rung (multi-fidelity promotion): a model of a higher rung "
+                      "trained longer, so its PSNR is not comparable with a lower rung's; the front compares "
+                      "models by (rung, PSNR) lexicographically."]
     return "\n".join(lines) + "\n"
 
 

@@ -71,13 +71,21 @@ class FalsrSweeper(Sweeper):
         with exit_on_user_error():
             return self._sweep(arguments)
 
-    def _check_data(self, arguments: List[str]) -> None:
-        """The data a candidate job will read, checked once (headers only) before any job is launched."""
+    def _check_job(self, arguments: List[str]) -> List[str]:
+        """The data a candidate job will read, checked once (headers only) before any job is launched, and with
+        multi-fidelity promotion the overrides every job gets (falsr.search.fidelity.job_overrides, which checks
+        the rungs against the budget)."""
         from hydra.utils import instantiate
 
+        from falsr.search.fidelity import job_overrides
+        from falsr.search.hydra_glue import fidelity_settings
+
         assert self.hydra_context is not None and self.config is not None
+        fidelity = fidelity_settings(self.config.search)
         job = self.hydra_context.config_loader.load_sweep_config(self.config, list(arguments))
+        overrides = job_overrides(fidelity, job) if fidelity.enabled else []
         instantiate(job.data).check()
+        return overrides
 
     @staticmethod
     def _fail_if_nothing_trained(sweep_dir: Path) -> None:
@@ -106,8 +114,9 @@ class FalsrSweeper(Sweeper):
         extra = list(arguments)
         if search.get("resume"):
             extra.append(f"hydra.sweep.dir={sweep_dir}")
-        options = driver_options(search, extra)
         settings = search_settings(search)
+        fidelity_overrides = self._check_job(arguments)
+        options = driver_options(search, extra, fidelity_overrides)
 
         def launch(batch, initial_job_idx):
             self.validate_batch_is_legal(batch[:1])  # a config mistake fails here, not in every job
@@ -115,7 +124,6 @@ class FalsrSweeper(Sweeper):
                 return launch_each(self.launcher, batch, initial_job_idx)
             return self.launcher.launch(batch, initial_job_idx=initial_job_idx)
 
-        self._check_data(arguments)
         driver = SearchDriver(sweep_dir, settings, options, launch,
                               on_generation=wandb_generation_logger(self.config, sweep_dir))
         toolbox = ", ".join(f"{name}={entry.get('_target_')}" for name, entry in options.toolbox.items())
