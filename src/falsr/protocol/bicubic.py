@@ -16,10 +16,18 @@ from falsr.protocol.resize import imresize
 class Bicubic:
     """A model-like baseline for evaluate.py: no weights, no parameters, any integer scale."""
 
-    def __init__(self, name: str = "Bicubic", weights=None):
+    def __init__(self, name: str = "Bicubic", weights=None, **network_options):
+        """`network_options`: what other configs set on every model (search.py: init_std, ...), unused here."""
         if weights:
             raise UserError(f"model=bicubic has no weights, got model.weights={weights}: drop model.weights")
         self.name = name
+
+    def __getattr__(self, name: str):
+        """Anything a network has and this baseline lacks (parameters, genome, ...): model=bicubic outside evaluate.py."""
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise UserError(f"model=bicubic is a baseline for evaluate.py only (it has no {name}): choose a network "
+                        "model here (model=falsr_a, falsr_b, falsr_c or genome)")
 
     def upscale(self, lr_rgb: np.ndarray, scale: int) -> np.ndarray:
         """(H, W, 3) uint8 LR RGB -> (sH, sW, 3) uint8 MATLAB-bicubic upscale."""
