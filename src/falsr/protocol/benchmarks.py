@@ -1,9 +1,10 @@
 """Benchmark folders (Set5, Set14, B100, Urban100): LR/HR pairs in either common layout.
 
 * FALSR release layout: `img_XXX_SRF_<s>_HR.png` beside `img_XXX_SRF_<s>_LR.png` (Set5/Set14 ship s = 2).
-  At a scale s the folder has no `_SRF_<s>_` pairs for (x3/x4 on the shipped Set5/Set14), its `_SRF_<k>_HR`
-  images are read as HR only (below): all shipped HR sizes give the same modcrop at 3 and 4 as the original
-  images (an odd side n of the originals is never a multiple of 3 or 4 here, so cropping n-1 or n gives the same).
+  At a scale s for which a folder has no `_SRF_<s>_` pairs (x3/x4 on the shipped Set5/Set14), its `_SRF_<k>_HR`
+  images are read as HR only (below). The shipped x2 HR images give the same modcrop at 3 and 4 as the original
+  images would: the originals' odd sides (Set14: 361, 529, 391) are not multiples of 3 or 4, so cutting the
+  one pixel the x2 files lack first changes nothing.
 * HR-only layout (any .png/.bmp/.jpg): HR is cropped to a multiple of the scale (`modcrop`) and LR made by the
   MATLAB-compatible bicubic downscale ``imresize(hr, 1/s)``, the standard in SR papers.
 """
