@@ -61,6 +61,13 @@ def test_every_option_composes_and_instantiates(primary, group, option, tmp_path
     if OmegaConf.is_missing(cfg.model, "genome"):  # model=genome: the one option that needs a value from the user
         cfg.model.genome = "conv_f16_k3_b1_isskip-1"
     net = instantiate(cfg.model, weights=None)  # the released weights need not be here
+    if group == "model" and option == "bicubic":  # evaluate.py's baseline: elsewhere a one-line error on first use
+        from falsr.errors import UserError
+
+        if primary != "evaluate":
+            with pytest.raises(UserError, match="model=bicubic is a baseline for evaluate.py only"):
+                net.parameters()
+        return
     assert sum(p.numel() for p in net.parameters()) > 0
     if primary in ("train", "search"):
         instantiate(cfg.data)

@@ -43,6 +43,16 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8).copy()
 
 
+# Modes MATLAB's imread returns as a 2-D (one-channel) array: the published scripts score them as they are.
+_SINGLE_CHANNEL_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+
+
+def single_channel(path: str | Path) -> bool:
+    """Whether an image file is greyscale with one channel (Set14's bridge), not RGB; reads the header only."""
+    with Image.open(Path(path)) as img:
+        return img.mode in _SINGLE_CHANNEL_MODES
+
+
 def write_png(path: str | Path, rgb_uint8: np.ndarray) -> None:
     """Write an (H, W, 3) or (H, W) ``uint8`` array as a lossless PNG file."""
     arr = np.asarray(rgb_uint8)
