@@ -80,9 +80,11 @@ class FalsrSweeper(Sweeper):
         instantiate(job.data).check()
 
     @staticmethod
-    def _fail_if_nothing_trained(sweep_dir: Path) -> None:
-        """A search in which every trained candidate failed is a failure: one line, non-zero exit."""
+    def _fail_if_nothing_trained(sweep_dir: Path, settings=None) -> None:
+        """A search in which every trained candidate failed, or no candidate met the constraints, is a failure:
+        one line, non-zero exit."""
         from falsr.errors import UserError
+        from falsr.search.hydra_glue import infeasible_search_message
         from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, Journal
 
         records = list(Journal(sweep_dir / JOURNAL_NAME).latest().values())
@@ -90,12 +92,14 @@ class FalsrSweeper(Sweeper):
         if failed and not any(r.get("status") == STATUS_OK for r in records):
             raise UserError(f"every candidate failed ({len(failed)} of {len(records)}), e.g. {failed[0].get('error')}; "
                             f"tracebacks in the run folders' error.log under {sweep_dir}")
+        if settings is not None and (message := infeasible_search_message(records, settings)):
+            raise UserError(f"{message} (results so far: {sweep_dir})")
 
     def _sweep(self, arguments: List[str]) -> Any:
         from falsr.errors import UserError
         from falsr.search.driver import SearchDriver
-        from falsr.search.hydra_glue import (driver_options, engine_launcher, launch_each, search_settings,
-                                             wandb_generation_logger)
+        from falsr.search.hydra_glue import (check_constraints_reachable, driver_options, engine_launcher, launch_each,
+                                             search_settings, wandb_generation_logger)
 
         assert self.config is not None and self.launcher is not None
         for override in OverridesParser.create().parse_overrides(arguments):
@@ -108,6 +112,8 @@ class FalsrSweeper(Sweeper):
             extra.append(f"hydra.sweep.dir={sweep_dir}")
         options = driver_options(search, extra)
         settings = search_settings(search)
+        if not search.get("resume"):  # a resumed search keeps its own settings (the driver warns if they differ)
+            check_constraints_reachable(settings)
 
         def launch(batch, initial_job_idx):
             self.validate_batch_is_legal(batch[:1])  # a config mistake fails here, not in every job
@@ -122,7 +128,7 @@ class FalsrSweeper(Sweeper):
         log.info(f"falsr search: population {settings.population_size}, {options.generations} generations after the "
                  f"initial one, {settings.n_cells} cells; sweep dir {sweep_dir}; toolbox: {toolbox}")
         summary = driver.run(resume=bool(search.get("resume")))
-        self._fail_if_nothing_trained(sweep_dir)
+        self._fail_if_nothing_trained(sweep_dir, settings)
         OmegaConf.save(OmegaConf.create({"search": OmegaConf.to_container(search, resolve=True)}),
                        sweep_dir / "search_config.yaml")
         if search.get("full_train"):
