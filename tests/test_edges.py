@@ -1,0 +1,85 @@
+"""Bad inputs and edges a new user meets: one line, a truthful exit status (issue 24, item 2)."""
+
+import itertools
+import json
+import subprocess
+import sys
+
+import pytest
+
+from falsr.errors import UserError
+from falsr.search.hydra_glue import check_constraints_reachable, infeasible_search_message
+from falsr.search.settings import Constraints, SearchSettings
+from falsr.space.cost import genome_cost, smallest_cost, smallest_genome
+from falsr.space.genome import Genome, SearchSpace, num_connection_bits, using_space
+from test_search_e2e import REPO, env_for, journal, run_search, search_args, tiny_data  # noqa: F401 - a fixture
+
+# -- an infeasible constraint set ------------------------------------------------------------------------------
+
+
+def test_smallest_genome_is_the_minimum_over_a_whole_small_space():
+    space = SearchSpace(ops=("conv", "gconv2", "invbottleneck_e2"), channels=(16, 32), repeats=(1, 2), n_cells=2)
+    with using_space(space):
+        genomes = [Genome(cells, bits) for cells in itertools.product(range(space.num_choices), repeat=2)
+                   for bits in itertools.product((0, 1), repeat=num_connection_bits(2))]
+        costs = [genome_cost(g) for g in genomes]
+        assert genome_cost(smallest_genome(space)).mult_adds == min(c.mult_adds for c in costs)
+        assert genome_cost(smallest_genome(space, "params")).params == min(c.params for c in costs)
+    assert smallest_cost(space) == type(costs[0])(min(c.params for c in costs), min(c.mult_adds for c in costs))
+
+
+def test_the_paper_spaces_smallest_network():
+    # 1.3G mult-adds and 5.7K params at 480x480 (falsr.search.settings.HypervolumeBox documents the same range).
+    assert smallest_cost() == type(smallest_cost())(params=5657, mult_adds=1312358400)
+    assert smallest_cost(lr_size=(240, 240)).mult_adds == 1312358400 // 4
+
+
+def test_a_cap_below_the_smallest_network_is_refused_before_training():
+    check_constraints_reachable(SearchSettings(constraints=Constraints(max_mult_adds=1.4e9)))
+    check_constraints_reachable(SearchSettings(constraints=Constraints(max_mult_adds=None)))
+    with pytest.raises(UserError, match=r"max_mult_adds=1 mult-adds, but the smallest network of the search space "
+                                        r"has 1.31G at 480x480 .* at least 1.313e9"):
+        check_constraints_reachable(SearchSettings(constraints=Constraints(max_mult_adds=1)))
+
+
+def test_no_feasible_candidate_at_the_end_is_explained():
+    settings = SearchSettings(constraints=Constraints(min_psnr=40.0, max_mult_adds=2e9))
+    over = [{"key": k, "genome": "1.2-10_1", "status": "over_mult_adds_cap", "mult_adds": m, "params": 1}
+            for k, m in (("a", 5e9), ("b", 3.21e9))]
+    message = infeasible_search_message(over, settings)
+    assert "max_mult_adds=2e9 (2G)" in message and "smallest of the 2 candidates proposed had 3.21G" in message
+    assert "(to 3.21e9 or more, or null: no cap)" in message
+    with using_space(SearchSpace(n_cells=2)):
+        ok = [{"key": Genome.from_string("1.2-10_1").key, "genome": "1.2-10_1", "status": "ok", "psnr": 28.5, "mult_adds": 1.5e9, "params": 1e3}]
+        message = infeasible_search_message(over + ok, settings)
+        assert "min_psnr=40" in message and "best of the 1 trained candidates reached 28.50 dB" in message
+        assert infeasible_search_message(over + ok, SearchSettings(constraints=Constraints(max_mult_adds=2e9))) is None
+    assert infeasible_search_message([], settings) is None  # nothing at all: nothing to explain here
+
+
+def _one_error_line(proc) -> str:
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_an_unreachable_cap_fails_in_one_line_before_any_job(tiny_data, tmp_path):  # noqa: F811
+    sweep = tmp_path / "sweep"
+    line = _one_error_line(run_search(search_args(tiny_data, sweep, "search.settings.constraints.max_mult_adds=1"),
+                                      tmp_path, timeout=120))
+    assert "no candidate can meet the constraints: search.settings.constraints.max_mult_adds=1" in line
+    assert "1.31G" in line and "at least 1.313e9" in line
+    assert not (sweep / "journal.jsonl").exists()  # nothing was launched
+
+
+@pytest.mark.slow
+def test_a_search_with_no_feasible_candidate_exits_non_zero(tiny_data, tmp_path):  # noqa: F811
+    # Reachable (the space's smallest network is 1.31G) but never proposed: every candidate is over the cap.
+    sweep = tmp_path / "sweep"
+    line = _one_error_line(run_search(search_args(tiny_data, sweep, "search.settings.constraints.max_mult_adds=1.4e9"),
+                                      tmp_path, timeout=300))
+    assert "no candidate met the constraints: search.settings.constraints.max_mult_adds=1.4e9 (1.4G)" in line
+    assert all(r["status"] == "over_mult_adds_cap" for r in journal(sweep))
+    assert json.loads((sweep / "pareto.json").read_text())["front"] == []
