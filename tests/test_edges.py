@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 
@@ -83,3 +84,32 @@ def test_a_search_with_no_feasible_candidate_exits_non_zero(tiny_data, tmp_path)
     assert "no candidate met the constraints: search.settings.constraints.max_mult_adds=1.4e9 (1.4G)" in line
     assert all(r["status"] == "over_mult_adds_cap" for r in journal(sweep))
     assert json.loads((sweep / "pareto.json").read_text())["front"] == []
+
+
+# -- bad values of the objects train.py instantiates --------------------------------------------------------------
+
+
+def run_train(*args: str, cwd):
+    env = {**env_for(cwd), "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["optimizer.lr=-1"], "error: optimizer.lr=-1: Invalid learning rate: -1"),
+    (["optimizer.betas=[1.5,0.9]"], "error: optimizer.betas=[1.5,0.9]: Invalid beta parameter at index 0: 1.5"),
+    (["+optimizer.foo=2"], "error: optimizer.foo=2: Adam.__init__() got an unexpected keyword argument 'foo'"),
+    (["scheduler=step", "scheduler.step_size=0"], "error: scheduler.step_size=0: integer modulo by zero"),
+    (["scheduler._target_=torch.optim.lr_scheduler.Nope"],
+     "error: scheduler._target_=torch.optim.lr_scheduler.Nope: Error locating target 'torch.optim.lr_scheduler.Nope' "
+     "(the configs of scheduler=: constant, step, warmup_cosine)"),
+    (["trainer.max_steps=-5", "trainer.precision=32"],
+     "error: trainer.max_steps=-5: `max_steps` must be a non-negative integer or -1 (infinite steps). You passed in -5."),
+])
+def test_bad_values_of_instantiated_objects_are_one_line(args, expected, data_dir, tmp_path):
+    proc = run_train(f"paths.data_dir={data_dir}", "logger=none", "trainer.max_steps=3", "data.patch_size=32",
+                     "data.batch_size=4", "data.samples_per_epoch=12", f"hydra.run.dir={tmp_path / 'run'}", *args,
+                     cwd=tmp_path)
+    assert _one_error_line(proc) == expected
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and expected[len("error: "):] in metrics["error"]  # nothing trained
