@@ -113,3 +113,64 @@ def test_bad_values_of_instantiated_objects_are_one_line(args, expected, data_di
     assert _one_error_line(proc) == expected
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["status"] == "failed" and expected[len("error: "):] in metrics["error"]  # nothing trained
+
+
+# -- what pareto.md and the plots measure, and against what --------------------------------------------------------
+
+
+def test_cost_tick_labels():
+    from falsr.search.report import cost_label
+
+    assert [cost_label(v) for v in (12e9, 25e9, 50e9, 1e12, 5e8, 1.2e6, 5657, 100e3, 1e9, 0.5, 0)] == \
+        ["12G", "25G", "50G", "1T", "500M", "1.2M", "5.66K", "100K", "1G", "0.5", "0"]
+
+
+@pytest.mark.parametrize("low, high, expected", [
+    (8e9, 120e9, ["10G", "15G", "20G", "30G", "50G", "70G", "100G"]),
+    (1e9, 1e12, ["1G", "2G", "5G", "10G", "20G", "50G", "100G", "200G", "500G", "1T"]),
+    (80e3, 180e3, ["80K", "100K", "120K", "150K"]),
+])
+def test_cost_axis_ticks_on_a_log_axis(low, high, expected):
+    import matplotlib.pyplot as plt
+
+    from falsr.search.report import cost_axis
+
+    fig, ax = plt.subplots()
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    cost_axis(ax.xaxis, low, high)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if low <= t.get_position()[0] <= high]
+    plt.close(fig)
+    assert labels == expected
+
+
+def test_bicubic_reference_is_the_protocols(data_dir):
+    from falsr.protocol.benchmarks import list_pairs
+    from falsr.search.report import bicubic_scores
+
+    scores = bicubic_scores(list_pairs(data_dir / "benchmarks" / "Set5"))
+    assert scores["images"] == 5 and round(scores["psnr"], 2) == 33.64  # README: bicubic on Set5, 33.64 dB
+
+
+@pytest.mark.slow
+def test_pareto_md_says_what_its_psnrs_measure(tiny_data, tmp_path):  # noqa: F811
+    from falsr.protocol.benchmarks import list_pairs
+    from falsr.search.report import bicubic_scores
+
+    sweep = tmp_path / "sweep"
+    proc = run_search(search_args(tiny_data, sweep, "search.generations=0"), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = (sweep / "pareto.md").read_text()
+    bicubic = bicubic_scores(list_pairs(tiny_data / "benchmarks" / "Tiny"))["psnr"]
+    assert "on the validation set `Tiny`: Tiny, 1 image (" in text
+    assert "each candidate after 3 training steps (budget=search data.holdout=0 data.val_sets=[Tiny] trainer.max_steps=3 " in text
+    assert f"Bicubic on the same images: {bicubic:.2f} dB" in text
+    front = json.loads((sweep / "pareto.json").read_text())["front"]
+    assert f"| {front[0]['psnr'] - bicubic:+.2f} dB |" in text or len(front) > 1  # each model against bicubic
+    context = json.loads((sweep / "report_context.json").read_text())
+    assert context["steps"] == 3 and context["val_set"] == "Tiny" and context["bicubic"]["psnr"] == bicubic
+    # Cached: a resume (or a later generation) reuses it; another validation set would recompute it.
+    from falsr.search.report import _pairs_key
+
+    assert context["pairs_key"] == _pairs_key(list_pairs(tiny_data / "benchmarks" / "Tiny"), 2)

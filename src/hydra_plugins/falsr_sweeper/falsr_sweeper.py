@@ -71,13 +71,27 @@ class FalsrSweeper(Sweeper):
         with exit_on_user_error():
             return self._sweep(arguments)
 
-    def _check_data(self, arguments: List[str]) -> None:
-        """The data a candidate job will read, checked once (headers only) before any job is launched."""
+    def _check_data(self, arguments: List[str]) -> DictConfig:
+        """The data a candidate job will read, checked once (headers only) before any job is launched; returns the
+        config of a candidate job (less its genome)."""
         from hydra.utils import instantiate
 
         assert self.hydra_context is not None and self.config is not None
         job = self.hydra_context.config_loader.load_sweep_config(self.config, list(arguments))
         instantiate(job.data).check()
+        return job
+
+    @staticmethod
+    def _write_report_context(sweep_dir: Path, job: DictConfig, arguments: List[str]) -> None:
+        """What the reports' PSNRs are measured on, and bicubic there (falsr.search.report); never fatal."""
+        from falsr.search.report import write_report_context
+
+        try:
+            context = write_report_context(sweep_dir, job, arguments)
+            log.info(f"PSNR measured on {context['val_set']} ({context['val_images']}) after {context['steps']} "
+                     f"steps; bicubic there: {context['bicubic']['psnr']:.2f} dB")
+        except Exception as err:  # noqa: BLE001 - the reports then go without the reference
+            log.warning(f"no bicubic reference for the reports: {type(err).__name__}: {err}")
 
     @staticmethod
     def _fail_if_nothing_trained(sweep_dir: Path, settings=None) -> None:
@@ -121,7 +135,8 @@ class FalsrSweeper(Sweeper):
                 return launch_each(self.launcher, batch, initial_job_idx)
             return self.launcher.launch(batch, initial_job_idx=initial_job_idx)
 
-        self._check_data(arguments)
+        job = self._check_data(arguments)
+        self._write_report_context(sweep_dir, job, list(arguments))
         driver = SearchDriver(sweep_dir, settings, options, launch,
                               on_generation=wandb_generation_logger(self.config, sweep_dir))
         toolbox = ", ".join(f"{name}={entry.get('_target_')}" for name, entry in options.toolbox.items())
