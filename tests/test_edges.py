@@ -174,3 +174,69 @@ def test_pareto_md_says_what_its_psnrs_measure(tiny_data, tmp_path):  # noqa: F8
     from falsr.search.report import _pairs_key
 
     assert context["pairs_key"] == _pairs_key(list_pairs(tiny_data / "benchmarks" / "Tiny"), 2)
+
+
+# -- a journal line cut in half by a kill mid-write ------------------------------------------------------------------
+
+# A search whose candidate job SIGKILLs the whole search (basic launcher: the job runs in its process) when it starts
+# and KILL_AT candidates are already trained: a kill at a known point, not a race against a timer.
+KILLING_APP = '''
+import json, os, signal
+from pathlib import Path
+import hydra
+from falsr.cli import CONF_DIR
+from falsr.training.train import train
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")
+def main(cfg):
+    journal = Path(os.environ["SWEEP"]) / "journal.jsonl"
+    lines = journal.read_text().splitlines() if journal.exists() else []
+    if sum('"job_num"' in line for line in lines) >= int(os.environ["KILL_AT"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return train(cfg)
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def complete_records(sweep) -> list[dict]:
+    out = []
+    for line in (sweep / "journal.jsonl").read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+@pytest.mark.slow
+def test_a_journal_line_cut_by_a_kill_is_skipped_with_a_warning_and_retrained(tiny_data, tmp_path):  # noqa: F811
+    app = tmp_path / "killing_search.py"
+    app.write_text(KILLING_APP)
+    sweep = tmp_path / "sweep"
+    args = search_args(tiny_data, sweep, "search.settings.constraints.max_mult_adds=null")  # every candidate trains
+    killed = subprocess.run([sys.executable, str(app), *args], cwd=REPO,
+                            env={**env_for(tmp_path), "SWEEP": str(sweep), "KILL_AT": "2"},
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    lines = (sweep / "journal.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and (sweep / "search_state.pt").is_file()
+    first, cut = json.loads(lines[0]), json.loads(lines[1])
+    # The kill lands in the middle of the second record's write: half a line, no newline.
+    (sweep / "journal.jsonl").write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
+
+    resumed = run_search(args + [f"search.resume={sweep}"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    out = resumed.stdout + resumed.stderr
+    warnings = [line for line in out.splitlines() if "line 2 is cut short" in line]
+    assert len(warnings) == 1 and "trained again" in warnings[0], out[-3000:]
+    assert "Traceback" not in out
+
+    records = complete_records(sweep)
+    keys = [r["key"] for r in records]
+    assert len(keys) == len(set(keys)) == 4 * 2  # every candidate of both generations once, none lost
+    assert records[0] == first  # the whole record is kept, not trained again
+    retrained = next(r for r in records if r["key"] == cut["key"])
+    assert retrained["status"] == "ok" and retrained["job_num"] != cut["job_num"]  # the cut one is trained again
+    assert (sweep / "journal.jsonl").read_text().splitlines()[1] == lines[1][: len(lines[1]) // 2]  # left as it was
