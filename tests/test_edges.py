@@ -58,11 +58,15 @@ def test_no_feasible_candidate_at_the_end_is_explained():
     assert infeasible_search_message([], settings) is None  # nothing at all: nothing to explain here
 
 
-def _one_error_line(proc) -> str:
+def _one_error_line(proc, alone: bool = True) -> str:
+    """The one `error: ` line a failed run ends with (exit 2, no traceback); `alone`: stderr holds nothing else
+    (False where candidates trained: Lightning writes its own notices there)."""
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    return lines[0]
+    assert lines and lines[-1].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert len(lines) == 1 or not alone, proc.stderr[-3000:]
+    assert sum(line.startswith("error: ") for line in lines) == 1, proc.stderr[-3000:]
+    return lines[-1]
 
 
 @pytest.mark.slow
@@ -84,6 +88,25 @@ def test_a_search_with_no_feasible_candidate_exits_non_zero(tiny_data, tmp_path)
     assert "no candidate met the constraints: search.settings.constraints.max_mult_adds=1.4e9 (1.4G)" in line
     assert all(r["status"] == "over_mult_adds_cap" for r in journal(sweep))
     assert json.loads((sweep / "pareto.json").read_text())["front"] == []
+
+
+@pytest.mark.slow
+def test_a_min_psnr_no_candidate_reaches_exits_non_zero(tiny_data, tmp_path):  # noqa: F811
+    sweep = tmp_path / "sweep"
+    line = _one_error_line(run_search(search_args(tiny_data, sweep, "search.generations=0",
+                                                  "search.settings.constraints.min_psnr=99"), tmp_path, timeout=300),
+                           alone=False)
+    assert "no candidate met the constraints: search.settings.constraints.min_psnr=99, but the best of the" in line
+    assert "lower it" in line and str(sweep) in line
+    assert any(r["status"] == "ok" for r in journal(sweep))  # trained, reported, and still a failure
+
+
+@pytest.mark.slow
+def test_a_bad_optimizer_value_stops_a_search_before_any_job(tiny_data, tmp_path):  # noqa: F811
+    sweep = tmp_path / "sweep"
+    line = _one_error_line(run_search(search_args(tiny_data, sweep, "optimizer.lr=-1"), tmp_path, timeout=120))
+    assert line == "error: optimizer.lr=-1: Invalid learning rate: -1"
+    assert not (sweep / "journal.jsonl").exists()
 
 
 # -- bad values of the objects train.py instantiates --------------------------------------------------------------

@@ -72,13 +72,16 @@ class FalsrSweeper(Sweeper):
             return self._sweep(arguments)
 
     def _check_data(self, arguments: List[str]) -> DictConfig:
-        """The data a candidate job will read, checked once (headers only) before any job is launched; returns the
-        config of a candidate job (less its genome)."""
+        """The data a candidate job will read (headers only), its optimizer and scheduler (tried on a probe), checked
+        once before any job is launched; returns the config of a candidate job (less its genome)."""
         from hydra.utils import instantiate
+
+        from falsr.training.train import optimizer_and_scheduler
 
         assert self.hydra_context is not None and self.config is not None
         job = self.hydra_context.config_loader.load_sweep_config(self.config, list(arguments))
         instantiate(job.data).check()
+        optimizer_and_scheduler(job)
         return job
 
     @staticmethod
