@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -263,3 +264,15 @@ def test_a_journal_line_cut_by_a_kill_is_skipped_with_a_warning_and_retrained(ti
     retrained = next(r for r in records if r["key"] == cut["key"])
     assert retrained["status"] == "ok" and retrained["job_num"] != cut["job_num"]  # the cut one is trained again
     assert (sweep / "journal.jsonl").read_text().splitlines()[1] == lines[1][: len(lines[1]) // 2]  # left as it was
+
+
+def test_plots_of_a_search_with_nothing_trained(tmp_path):
+    from falsr.search.report import write_reports
+
+    context = {"steps": 3, "batch_size": 4, "patch_size": 32, "val_set": "holdout", "val_images": "4 images",
+               "bicubic": {"psnr": 30.0, "ssim": 0.9}}
+    over = [{"key": "a", "genome": "1.2-10_1", "generation": 0, "status": "over_mult_adds_cap", "mult_adds": 5e9,
+             "params": 1}]
+    summary = write_reports(tmp_path, over, None, context=context)
+    assert summary["front"] == [] and all(Path(p).stat().st_size > 1000 for p in summary["plots"])
+    assert "Bicubic on the same images: 30.00 dB" in (tmp_path / "pareto.md").read_text()

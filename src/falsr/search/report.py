@@ -254,7 +254,7 @@ def plot_fronts(records: Sequence[dict], front: Sequence[dict], out_dir: Path,
         ax.set_ylabel(LABELS[y])
         for name, axis, scale, limits in ((x, ax.xaxis, ax.set_xscale, ax.get_xlim),
                                           (y, ax.yaxis, ax.set_yscale, ax.get_ylim)):
-            if name in COSTS:
+            if name in COSTS and ok:  # (no point, e.g. nothing under the cap: no log axis to scale)
                 scale("log")
                 cost_axis(axis, *limits())
         if where and y == "psnr":
