@@ -52,7 +52,8 @@ def test_no_feasible_candidate_at_the_end_is_explained():
     assert "max_mult_adds=2e9 (2G)" in message and "smallest of the 2 candidates proposed had 3.21G" in message
     assert "(to 3.21e9 or more, or null: no cap)" in message
     with using_space(SearchSpace(n_cells=2)):
-        ok = [{"key": Genome.from_string("1.2-10_1").key, "genome": "1.2-10_1", "status": "ok", "psnr": 28.5, "mult_adds": 1.5e9, "params": 1e3}]
+        ok = [{"key": Genome.from_string("1.2-10_1").key, "genome": "1.2-10_1", "status": "ok", "psnr": 28.5,
+               "mult_adds": 1.5e9, "params": 1e3}]
         message = infeasible_search_message(over + ok, settings)
         assert "min_psnr=40" in message and "best of the 1 trained candidates reached 28.50 dB" in message
         assert infeasible_search_message(over + ok, SearchSettings(constraints=Constraints(max_mult_adds=2e9))) is None
@@ -128,7 +129,8 @@ def run_train(*args: str, cwd):
      "error: scheduler._target_=torch.optim.lr_scheduler.Nope: Error locating target 'torch.optim.lr_scheduler.Nope' "
      "(the configs of scheduler=: constant, step, warmup_cosine)"),
     (["trainer.max_steps=-5", "trainer.precision=32"],
-     "error: trainer.max_steps=-5: `max_steps` must be a non-negative integer or -1 (infinite steps). You passed in -5."),
+     "error: trainer.max_steps=-5: `max_steps` must be a non-negative integer or -1 (infinite steps). "
+     "You passed in -5."),
 ])
 def test_bad_values_of_instantiated_objects_are_one_line(args, expected, data_dir, tmp_path):
     proc = run_train(f"paths.data_dir={data_dir}", "logger=none", "trainer.max_steps=3", "data.patch_size=32",
@@ -188,7 +190,8 @@ def test_pareto_md_says_what_its_psnrs_measure(tiny_data, tmp_path):  # noqa: F8
     text = (sweep / "pareto.md").read_text()
     bicubic = bicubic_scores(list_pairs(tiny_data / "benchmarks" / "Tiny"))["psnr"]
     assert "on the validation set `Tiny`: Tiny, 1 image (" in text
-    assert "each candidate after 3 training steps (budget=search data.holdout=0 data.val_sets=[Tiny] trainer.max_steps=3 " in text
+    assert ("each candidate after 3 training steps (budget=search data.holdout=0 data.val_sets=[Tiny] "
+            "trainer.max_steps=3 ") in text
     assert f"Bicubic on the same images: {bicubic:.2f} dB" in text
     front = json.loads((sweep / "pareto.json").read_text())["front"]
     assert f"| {front[0]['psnr'] - bicubic:+.2f} dB |" in text or len(front) > 1  # each model against bicubic

@@ -70,8 +70,8 @@ def check_constraints_reachable(settings: SearchSettings) -> None:
     smallest = smallest_cost(lr_size=settings.lr_size)
     if smallest.mult_adds > cap:
         h, w = settings.lr_size
-        raise UserError(f"no candidate can meet the constraints: {CAP_KEY}={_as_typed(cap)} mult-adds, but the smallest "
-                        f"network of the search space has {_giga(smallest.mult_adds)} at {h}x{w} "
+        raise UserError(f"no candidate can meet the constraints: {CAP_KEY}={_as_typed(cap)} mult-adds, but the "
+                        f"smallest network of the search space has {_giga(smallest.mult_adds)} at {h}x{w} "
                         f"(search.settings.lr_size); raise it to at least {_at_least(smallest.mult_adds)} "
                         f"(or null: no cap), or search a smaller space (space.*)")
 
@@ -93,13 +93,14 @@ def infeasible_search_message(records: Sequence[dict], settings: SearchSettings)
         cap = constraints.max_mult_adds
         seen = min(float(r["mult_adds"]) for r in over)
         possible = smallest_cost(lr_size=settings.lr_size).mult_adds
-        return (f"no candidate met the constraints: {CAP_KEY}={_as_typed(cap)} ({_giga(cap)}), but the smallest of the "
-                f"{len(over)} candidates proposed had {_giga(seen)} mult-adds (the search space's smallest network: "
-                f"{_giga(possible)}); nothing was trained: raise the cap (to {_at_least(seen)} or more, or null: no cap)")
+        return (f"no candidate met the constraints: {CAP_KEY}={_as_typed(cap)} ({_giga(cap)}), but the smallest of "
+                f"the {len(over)} candidates proposed had {_giga(seen)} mult-adds (the search space's smallest "
+                f"network: {_giga(possible)}); nothing was trained: raise the cap (to {_at_least(seen)} or more, or "
+                "null: no cap)")
     if ok and constraints.min_psnr is not None:
         best = max(float(r["psnr"]) for r in ok)
-        return (f"no candidate met the constraints: {MIN_PSNR_KEY}={_as_typed(constraints.min_psnr)}, but the best of the "
-                f"{len(ok)} trained candidates reached {best:.2f} dB; lower it (to {best:.2f} or less, or null) "
+        return (f"no candidate met the constraints: {MIN_PSNR_KEY}={_as_typed(constraints.min_psnr)}, but the best "
+                f"of the {len(ok)} trained candidates reached {best:.2f} dB; lower it (to {best:.2f} or less, or null) "
                 "or train longer (budget=...)")
     return None
 

@@ -144,7 +144,8 @@ def measured_on(context: Optional[dict]) -> list[str]:
         return []
     recipe = ([f"budget={context['budget']}"] if context.get("budget") else []) + list(context.get("overrides") or [])
     budget = f" ({' '.join(recipe)})" if recipe else ""
-    lines = [f"PSNR/SSIM: the evaluation protocol (Y channel, {context.get('scale', 2)}-pixel border) on the validation "
+    border = context.get("scale", 2)
+    lines = [f"PSNR/SSIM: the evaluation protocol (Y channel, {border}-pixel border) on the validation "
              f"set `{context['val_set']}`: {context['val_images']}; each candidate after {context['steps']} training "
              f"steps{budget}, batch {context['batch_size']}, {context['patch_size']}x{context['patch_size']} HR "
              "patches. A search's short training: compare candidates with each other and with bicubic, not with "
@@ -285,7 +286,8 @@ def write_reports(out_dir: str | Path, records: Sequence[dict], constraints: Opt
         "chosen_for_full_training": [r["genome"] for r in chosen],
     }
     if context:
-        summary["measured_on"] = {name: context.get(name) for name in ("steps", "budget", "val_set", "val_images", "bicubic")}
+        summary["measured_on"] = {name: context.get(name)
+                                  for name in ("steps", "budget", "val_set", "val_images", "bicubic")}
     atomic_write(out_dir / "pareto.json", json.dumps(summary, indent=2))
     atomic_write(out_dir / "pareto.md", pareto_markdown(front, context))
     summary["plots"] = [str(p) for p in plot_fronts(records, front, out_dir, context)]
