@@ -27,11 +27,18 @@ STORE = REPO / "bench" / "results" / "runs.jsonl"
 RUNS_DIR = REPO / "outputs" / "bench-runs"
 # What a run record keeps of metrics.json (small, committed).
 KEEP = ("status", "error", "psnr", "ssim", "val", "params", "mult_adds", "genome", "train_seconds", "steps",
-        "seed", "precision", "device")
+        "seed", "precision", "device", "curve")
+
+
+# Overrides that only observe a run (falsr.training.curves never changes training): not part of its identity, so
+# adding or moving curve points keeps every stored run's key.
+OBSERVING = ("callbacks.learning_curve.",)
 
 
 def run_key(overrides: Sequence[str]) -> str:
-    return hashlib.sha1(json.dumps(sorted(overrides)).encode()).hexdigest()[:12]
+    """The run's identity: a hash of its sorted overrides (key=value strings), those in OBSERVING left out."""
+    kept = [o for o in overrides if not o.startswith(OBSERVING)]
+    return hashlib.sha1(json.dumps(sorted(kept)).encode()).hexdigest()[:12]
 
 
 def load_store(store: Path = STORE) -> dict[str, dict]:
@@ -86,11 +93,19 @@ def compose(overrides: Sequence[str], out: Path):
                                                  "trainer.enable_progress_bar=false"])
 
 
-def train_run(overrides: Sequence[str], label: str = "", store: Path = STORE, quiet: bool = True) -> dict | None:
-    """Train once (or return the stored record). None when another process holds the run right now."""
+def _complete(record: dict | None, need: Sequence[str]) -> bool:
+    return bool(record) and record.get("status") == "ok" and all(record.get(k) is not None for k in need)
+
+
+def train_run(overrides: Sequence[str], label: str = "", store: Path = STORE, quiet: bool = True,
+              need: Sequence[str] = ()) -> dict | None:
+    """Train once (or return the stored record). None when another process holds the run right now.
+
+    need: record fields a stored run must have to count as done (e.g. "curve" for runs stored before learning
+    curves were recorded): one without them is trained again and its new record supersedes the old one."""
     key = run_key(overrides)
     done = load_store(store)
-    if key in done and done[key].get("status") == "ok":
+    if _complete(done.get(key), need):
         return done[key]
     out = RUNS_DIR / key
     lock = RUNS_DIR / f"{key}.lock"
@@ -98,14 +113,14 @@ def train_run(overrides: Sequence[str], label: str = "", store: Path = STORE, qu
         return None
     try:
         done = load_store(store)  # it may have finished while we waited for the lock
-        if key in done and done[key].get("status") == "ok":
+        if _complete(done.get(key), need):
             return done[key]
         from falsr.training.train import train
 
         for name in ("lightning.pytorch", "pytorch_lightning", "lightning.fabric", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.ERROR)
         cfg = compose(overrides, out)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         sink = io.StringIO()
         redirect = (contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink)) if quiet else ()
         with contextlib.ExitStack() as stack:
@@ -115,7 +130,8 @@ def train_run(overrides: Sequence[str], label: str = "", store: Path = STORE, qu
         out.mkdir(parents=True, exist_ok=True)
         (out / "train.log").write_text(sink.getvalue())
         record = {"key": key, "label": label, "overrides": list(overrides), "run_dir": str(out.relative_to(REPO)),
-                  "wall_seconds": round(time.perf_counter() - start, 1), "threads": _threads(),
+                  "wall_seconds": round(time.perf_counter() - start, 1),
+                  "cpu_seconds": round(time.process_time() - cpu_start, 1), "threads": _threads(),
                   **{k: metrics.get(k) for k in KEEP}}
         _append(record, store)
         return record
@@ -130,7 +146,7 @@ def _threads() -> int:
 
 
 def work_through(jobs: Iterable[tuple[str, Sequence[str]]], store: Path = STORE, poll_s: float = 20.0,
-                 wait: bool = True) -> dict[str, dict]:
+                 wait: bool = True, need: Sequence[str] = ()) -> dict[str, dict]:
     """Train every (label, overrides) job not yet in the store; jobs held by another process are waited for
     at the end (wait=True) or left to it. Prints one line per run. Returns key -> record."""
     jobs = list(jobs)
@@ -142,7 +158,7 @@ def work_through(jobs: Iterable[tuple[str, Sequence[str]]], store: Path = STORE,
         for label, overrides in pending:
             key = run_key(overrides)
             t0 = time.perf_counter()
-            rec = train_run(overrides, label, store)
+            rec = train_run(overrides, label, store, need=need)
             if rec is None:
                 busy.append((label, overrides))
                 continue

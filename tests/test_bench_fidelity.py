@@ -1,7 +1,9 @@
-"""bench/proxy_fidelity.py --quick: the reduced run trains its panel and prints the tau table."""
+"""bench/proxy_fidelity.py --quick: the reduced run trains its panel and writes every estimator's tau and interval."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
@@ -15,11 +17,22 @@ pytestmark = pytest.mark.slow  # end to end through the scripts: `pytest -m "not
 
 def test_proxy_fidelity_quick(data_dir, tmp_path):
     env = {**os.environ, "FALSR_DATA_DIR": str(data_dir), "FALSR_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "bench/proxy_fidelity.py", "--quick"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
+    store = tmp_path / "runs.jsonl"
+    proc = subprocess.run([sys.executable, "bench/proxy_fidelity.py", "--quick", "--store", str(store)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    out = proc.stdout
-    assert "| q10 | holdout |" in out and "| q10 | Set5 |" in out
-    assert "Missing runs" not in out
-    tau_cells = [line.split("|")[3] for line in out.splitlines() if line.startswith("| q10 |")]
-    assert all("(n=" in cell and "nan" not in cell for cell in tau_cells)  # a tau over every quick genome
+    result = json.loads((tmp_path / "proxy_fidelity.json").read_text())
+    ests = result["estimators"]
+    for name in ("q10", "sotl(q10)", "sotl_e(q10)", "extrapolated(q10)", "qref@20", "qref@40", "synflow",
+                 "grad_norm", "mult-adds", "params", "predictor(q10)", "q10, mean of 2 seeds"):
+        e = ests[name]
+        assert e["n_panel"] == 5, name  # every quick genome, from the runs just trained
+        assert math.isfinite(e["tau_panel"]) and -1 <= e["tau_panel"] <= 1, name
+        lo, hi = e["ci_panel"]
+        assert lo <= hi, name
+    assert result["reference"]["seeds"] == [0, 1] and result["reference"]["steps"] == 100
+    assert math.isfinite(result["reference"]["self_tau"])
+    # Every run recorded its learning curve: the proxy's points and the reference's early points.
+    runs = [json.loads(line) for line in store.read_text().splitlines()]
+    assert len(runs) == 20 and all(r["curve"]["val"]["steps"] for r in runs)
+    assert "| q10 |" in proc.stdout and "Goal" in proc.stdout

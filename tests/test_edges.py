@@ -60,6 +60,18 @@ def test_no_feasible_candidate_at_the_end_is_explained():
     assert infeasible_search_message([], settings) is None  # nothing at all: nothing to explain here
 
 
+def test_a_floor_no_candidate_reaches_is_explained():
+    settings = SearchSettings(constraints=Constraints(min_mult_adds=900e9, max_mult_adds=950e9))
+    under = [{"key": k, "genome": "1.2-10_1", "status": "under_mult_adds_floor", "mult_adds": m, "params": 1}
+             for k, m in (("a", 5e9), ("b", 321e9))]
+    over = [{"key": "c", "genome": "1.2-10_1", "status": "over_mult_adds_cap", "mult_adds": 990e9, "params": 1}]
+    message = infeasible_search_message(under + over, settings)
+    assert message.startswith("no candidate met the constraints: search.settings.constraints.min_mult_adds=9e11 "
+                              "(900G) and search.settings.constraints.max_mult_adds=9.5e11 (950G), but the largest of "
+                              "the 2 candidates under the floor had 321G mult-adds"), message
+    assert "lower the floor (or null: no floor), or widen the band" in message
+
+
 def _one_error_line(proc, alone: bool = True) -> str:
     """The one `error: ` line a failed run ends with (exit 2, no traceback); `alone`: stderr holds nothing else
     (False where candidates trained: Lightning writes its own notices there)."""
@@ -267,6 +279,24 @@ def test_a_journal_line_cut_by_a_kill_is_skipped_with_a_warning_and_retrained(ti
     retrained = next(r for r in records if r["key"] == cut["key"])
     assert retrained["status"] == "ok" and retrained["job_num"] != cut["job_num"]  # the cut one is trained again
     assert (sweep / "journal.jsonl").read_text().splitlines()[1] == lines[1][: len(lines[1]) // 2]  # left as it was
+
+
+def test_pareto_md_with_rungs_and_bicubic():
+    from falsr.search.report import pareto_markdown
+
+    front = [{"key": "k1", "generation": 0, "genome": "1.2-10_1", "psnr": 30.5, "ssim": 0.9, "mult_adds": 2e9,
+              "params": 2e3, "rung": 1, "steps": 300},
+             {"key": "k2", "generation": 1, "genome": "2.2-10_1", "psnr": 31.0, "ssim": 0.9, "mult_adds": 1e9,
+              "params": 1e3, "rung": 0, "steps": 100}]
+    context = {"steps": 300, "rungs": [100, 300], "batch_size": 16, "patch_size": 64, "budget": "search",
+               "val_set": "holdout", "val_images": "8 training images held out", "scale": 2,
+               "bicubic": {"psnr": 29.0, "ssim": 0.85}}
+    text = pareto_markdown(front, context)
+    assert "each candidate after the training steps of its highest rung (search.fidelity.rungs=[100,300]" in text
+    assert "| model | mult-adds | params | PSNR/SSIM | vs bicubic | rung (steps) | genome |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| g")]
+    assert rows[0].startswith("| g0-k1 |") and "| +1.50 dB | 1 (300) |" in rows[0]  # highest rung first
+    assert "| +2.00 dB | 0 (100) |" in rows[1]
 
 
 def test_plots_of_a_search_with_nothing_trained(tmp_path):

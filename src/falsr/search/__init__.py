@@ -1,7 +1,7 @@
 """Multi-objective architecture search for FALSR: an evolutionary loop on a DEAP toolbox, with the paper's
 operators (Eq. 4 crossover, hybrid EA + RL mutation, NSGA-II with improved crowding) as its defaults.
 
-- :mod:`falsr.search.settings`   the schema of the ``search`` node (``SearchConfig``: ``SearchSettings``, ``Constraints``, ``HypervolumeBox``, the paper toolbox), every default
+- :mod:`falsr.search.settings`   the schema of the ``search`` node (``SearchConfig``: ``SearchSettings``, ``Constraints``, ``Fidelity``, ``HypervolumeBox``, the paper toolbox), every default
 - :mod:`falsr.search.toolbox`    the ``deap.base.Toolbox`` built from the ``toolbox`` node (Hydra targets)
 - :mod:`falsr.search.operators`  the genome adapter for DEAP, initialisation, crossovers, mutations, roulette wheel
 - :mod:`falsr.search.controller` the RL controller (cell logits + 3 FC layers -> connection sigmoids), REINFORCE
@@ -9,6 +9,7 @@ operators (Eq. 4 crossover, hybrid EA + RL mutation, NSGA-II with improved crowd
 - :mod:`falsr.search.generation` the loop (ask / tell), the checkpointable ``SearchState`` and its random streams
 - :mod:`falsr.search.predictor`  the performance predictor (gradient boosting) that pre-screens offspring
 - :mod:`falsr.search.driver`     the loop driven through Hydra launches: candidate overrides, state file, resume
+- :mod:`falsr.search.fidelity`   multi-fidelity promotion (successive halving on NSGA-II's order, ``search.fidelity``)
 - :mod:`falsr.search.journal`    ``journal.jsonl``, the search's source of truth
 - :mod:`falsr.search.callbacks`  the Hydra callback each job journals itself with (and claims its candidate)
 - :mod:`falsr.search.report`     ``pareto.json``, ``pareto.md`` and the front plots

@@ -5,10 +5,10 @@ ends, whichever launcher ran it; a search killed mid-generation then loses no fi
 
 On a cluster the jobs outlive a killed search: a resumed search launches again every candidate not yet
 journaled, some of which still run (or wait in the queue) from before. Each job therefore holds a lock on
-its candidate (`<sweep dir>/.claims/<key>.lock`, flock: released by the kernel when the job dies) from its
-start until it has journaled, and the task skips training when the journal already has the candidate
-(`journaled_result`): whichever job comes second waits, then finds the record. Each candidate is trained
-and journaled once.
+its candidate (`<sweep dir>/.claims/<key>.lock`, `<key>.r<rung>.lock` for a promotion to rung >= 1; flock:
+released by the kernel when the job dies) from its start until it has journaled, and the task skips training
+when the journal already has the candidate at that rung (`journaled_result`): whichever job comes second
+waits, then finds the record. Each (candidate, rung) is trained and journaled once.
 """
 
 from __future__ import annotations
@@ -26,16 +26,17 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from falsr.search.journal import STATUS_FAILED, STATUS_OK, Journal, is_valid_psnr
+from falsr.search.journal import STATUS_FAILED, STATUS_OK, Journal, is_valid_psnr, rung_of
 
 log = logging.getLogger(__name__)
 CLAIMS_DIR = ".claims"
 JOURNALED = "journaled_by_another_job"  # in a task's return: the candidate was already journaled, not trained
 
 
-def claim_candidate(sweep_dir: Path, key: str) -> int:
-    """Lock the candidate for this job (waiting while another live job holds it); returns the lock's fd."""
-    path = Path(sweep_dir) / CLAIMS_DIR / f"{key}.lock"
+def claim_candidate(sweep_dir: Path, key: str, rung: int = 0) -> int:
+    """Lock the candidate at this rung for this job (waiting while another live job holds it); returns the
+    lock's fd."""
+    path = Path(sweep_dir) / CLAIMS_DIR / (f"{key}.lock" if not rung else f"{key}.r{int(rung)}.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -47,16 +48,19 @@ def claim_candidate(sweep_dir: Path, key: str) -> int:
 
 
 def journaled_result(cfg: DictConfig) -> Optional[dict]:
-    """In a search job: the candidate's journal record when another job already trained it, else None."""
+    """In a search job: the candidate's journal record at this job's rung when another job already trained
+    it, else None."""
     from hydra.core.hydra_config import HydraConfig
 
     if "candidate" not in cfg or not HydraConfig.initialized():
         return None
     journal = HydraConfig.get().get("callbacks", {}).get("search_journal", {}).get("journal")
-    record = Journal(journal).latest().get(cfg.candidate.key) if journal else None
+    rung = int(cfg.candidate.get("rung") or 0)
+    record = Journal(journal).by_rung().get((cfg.candidate.key, rung)) if journal else None
     if record is None or record.get("status") not in (STATUS_OK, STATUS_FAILED):
         return None
-    log.info(f"candidate {record['key']} is already journaled ({record['status']}): not trained again")
+    log.info(f"candidate {record['key']} (rung {rung_of(record)}) is already journaled ({record['status']}): "
+             "not trained again")
     return {**record, JOURNALED: True}
 
 
@@ -82,13 +86,18 @@ def candidate_record(config: DictConfig, job_return: JobReturn) -> dict:
                               "origin": cand.get("origin"), "job_num": int(config.hydra.job.num),
                               "run_dir": config.hydra.runtime.output_dir,
                               "parents": list(cand.get("parents") or []), "predicted_psnr": cand.get("predicted_psnr")}
+    if cand.get("rung") is not None:  # multi-fidelity: the rung, where it continued from, its last checkpoint
+        record.update({"rung": int(cand.rung), "promoted_in": cand.get("promoted_in"),
+                       "resumed_from": config.get("ckpt_path")})
     result, error = job_outcome(job_return)
     if error is not None:
         return {**record, "status": STATUS_FAILED, "error": f"{type(error).__name__}: {error}"}
     if not isinstance(result, dict):
         return {**record, "status": STATUS_FAILED, "error": f"the task returned {type(result).__name__}, not metrics"}
     record.update({k: result.get(k) for k in ("psnr", "ssim", "params", "mult_adds", "train_seconds", "weights",
-                                              "inherited_fraction", "inherited_from", "inherited_steps")})
+                                              "inherited_fraction", "inherited_from", "inherited_steps", "curve")})
+    if cand.get("rung") is not None:
+        record.update({"steps": result.get("steps"), "last_ckpt": result.get("last_ckpt")})
     if result.get("status", STATUS_OK) != STATUS_OK:
         return {**record, "status": STATUS_FAILED, "error": result.get("error") or "training failed"}
     if not is_valid_psnr(result.get("psnr")):
@@ -105,7 +114,8 @@ class SearchJournalCallback(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if "candidate" in config:
-            self._claim = claim_candidate(self.journal.path.parent, config.candidate.key)
+            self._claim = claim_candidate(self.journal.path.parent, config.candidate.key,
+                                          int(config.candidate.get("rung") or 0))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if "candidate" not in config:
@@ -125,4 +135,5 @@ class SearchJournalCallback(Callback):
         self.journal.append(record)
         psnr = record.get("psnr")
         shown = f"{psnr:.2f} dB" if isinstance(psnr, float) and math.isfinite(psnr) else record.get("error")
-        log.info(f"[gen {record['generation']}] {record['status']:>6}  {record['genome']}  {shown}")
+        rung = f" rung {record['rung']}" if record.get("rung") is not None else ""
+        log.info(f"[gen {record['generation']}{rung}] {record['status']:>6}  {record['genome']}  {shown}")

@@ -2,8 +2,10 @@
 
 Hydra-agnostic except for the `launch` callable it is given (a Hydra launcher's `launch`), so the
 same loop runs jobs in-process, on joblib workers, on SLURM through submitit or on Ray.
-State that survives a kill: the journal (one line per finished candidate, written by the jobs),
-and `search_state.pt`, written atomically after every ask and every tell.
+State that survives a kill: the journal (one line per finished candidate, written by the jobs; per candidate
+and rung with multi-fidelity promotion, :mod:`falsr.search.fidelity`), and `search_state.pt`, written
+atomically after every ask and every tell. Promotions are recomputed from the journal, so a resumed search
+promotes the same candidates and never trains a (candidate, rung) twice.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -23,10 +25,12 @@ from falsr.errors import UserError
 from falsr.space.genome import Genome, active_space, space_from_config
 from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.callbacks import job_outcome
-from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, Journal
-from falsr.search.nsga import HypervolumeBox, Individual, hypervolume
+from falsr.search.fidelity import promotions, rung_overrides
+from falsr.search.journal import (JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, STATUS_UNDER_FLOOR,
+                                  UNTRAINED, Journal, rung_of)
+from falsr.search.nsga import HypervolumeBox, Individual, hypervolume, tiered_psnr
 from falsr.search.report import pareto_records, write_reports
-from falsr.search.settings import SearchSettings
+from falsr.search.settings import Fidelity, SearchSettings
 
 log = logging.getLogger(__name__)
 STATE_NAME = "search_state.pt"
@@ -47,6 +51,8 @@ class DriverOptions:
     extra_overrides: tuple[str, ...] = ()  # added to every candidate job (e.g. hydra.sweep.dir on resume)
     toolbox: Optional[dict] = None  # the toolbox config (falsr.search.toolbox); None: the paper's operators
     inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
+    fidelity: Fidelity = field(default_factory=Fidelity)  # multi-fidelity promotion (falsr.search.fidelity); off by default
+    fidelity_overrides: tuple[str, ...] = ()  # with fidelity: added to every job (falsr.search.fidelity.job_overrides)
 
 
 def candidate_overrides(off: Offspring, generation: Optional[int], inherit_from: Sequence[str] = (),
@@ -93,6 +99,7 @@ class SearchDriver:
     def _save(self, state: SearchState, pending: Optional[list[Offspring]]) -> None:
         atomic_save({"state": state.to_dict(), "next_job": self.next_job,
                      "space": active_space().to_dict(),  # its genomes' indices mean cells of this space
+                     "fidelity": asdict(self.options.fidelity),
                      "pending": None if pending is None else [(str(o.genome), o.origin, list(o.parents), o.predicted)
                                                               for o in pending]},
                     self.state_path)
@@ -106,6 +113,11 @@ class SearchDriver:
             if (ran := space_from_config(data.get("space"))) != active_space():
                 raise UserError(f"search.resume={self.dir}: that search ran in another search space; resume it in "
                                 f"the same one: {ran.overrides()}")
+            ran_fidelity = Fidelity(**data.get("fidelity", {}))
+            if ran_fidelity != self.options.fidelity:
+                shown = "[" + ",".join(str(r) for r in ran_fidelity.rungs) + "]"
+                raise UserError(f"search.resume={self.dir}: that search ran with search.fidelity.rungs={shown} "
+                                f"search.fidelity.eta={ran_fidelity.eta}; resume it with the same")
             state = SearchState.from_dict(data["state"])
             if state.settings != self.settings:
                 log.warning("search.settings differ from the resumed search's; the resumed settings are kept")
@@ -129,19 +141,23 @@ class SearchDriver:
 
     # -- evaluation -------------------------------------------------------------------------------
     def _evaluate(self, batch: list[Offspring], generation: int) -> list[dict]:
-        """A journal record per offspring: cached, over the mult-adds cap (never trained), or trained now."""
+        """A journal record per offspring: cached, outside the mult-adds bounds (never trained), or trained now
+        (with multi-fidelity: to the first rung)."""
         known = self.journal.latest()
-        cap = self.settings.constraints.max_mult_adds
+        cap, floor = self.settings.constraints.max_mult_adds, self.settings.constraints.min_mult_adds
         to_train: dict[str, Offspring] = {}
         for off in batch:
             key = off.genome.key
             if key in known or key in to_train:
                 continue
             cost = genome_cost(off.genome, self.settings.lr_size)
-            if cap is not None and cost.mult_adds > cap:
+            over, under = cap is not None and cost.mult_adds > cap, floor is not None and cost.mult_adds < floor
+            if over or under:
+                reason = (f"mult-adds {cost.mult_adds / 1e9:.1f}G over the cap" if over else
+                          f"mult-adds {cost.mult_adds / 1e9:.1f}G under the floor {floor / 1e9:.1f}G")
                 record = {"key": key, "genome": str(off.genome), "generation": generation, "origin": off.origin,
-                          "status": STATUS_OVER_CAP, "psnr": None, "ssim": None, "params": cost.params,
-                          "mult_adds": cost.mult_adds, "error": f"mult-adds {cost.mult_adds / 1e9:.1f}G over the cap"}
+                          "status": STATUS_OVER_CAP if over else STATUS_UNDER_FLOOR, "psnr": None, "ssim": None,
+                          "params": cost.params, "mult_adds": cost.mult_adds, "error": reason, **self._rung0()}
                 self.journal.append(record)
                 known[key] = record
                 continue
@@ -151,7 +167,7 @@ class SearchDriver:
             inherit = self.options.inherit
             overrides = [candidate_overrides(o, generation, self._parent_weights(o, known) if inherit else (),
                                              save_weights=inherit, lr_size=self.settings.lr_size)
-                         + list(self.options.extra_overrides)
+                         + list(self.options.extra_overrides) + self._rung_job(0)
                          for o in jobs]
             log.info(f"generation {generation}: training {len(jobs)} candidates "
                      f"({len(batch) - len(jobs)} cached or over the cap)")
@@ -163,10 +179,61 @@ class SearchDriver:
                     error = job_outcome(ret)[1]
                     record = {"key": off.genome.key, "genome": str(off.genome), "generation": generation,
                               "origin": off.origin, "status": STATUS_FAILED,
-                              "error": f"no result from the job ({type(error).__name__}: {error})"}
+                              "error": f"no result from the job ({type(error).__name__}: {error})", **self._rung0()}
                     self.journal.append(record)
                     known[off.genome.key] = record
         return [known[o.genome.key] for o in batch]
+
+    def _rung0(self) -> dict:
+        """The rung field of a rung-0 record the driver writes itself (none with one fidelity)."""
+        return {"rung": 0} if self.options.fidelity.enabled else {}
+
+    def _rung_job(self, rung: int, ckpt_path: Optional[str] = None, promoted_in: Optional[int] = None) -> list[str]:
+        """The overrides that make a job a run of ``rung`` (last, so they win over the command line's)."""
+        fid = self.options.fidelity
+        if not fid.enabled:
+            return []
+        return list(self.options.fidelity_overrides) + rung_overrides(rung, fid.rungs[rung], ckpt_path, promoted_in)
+
+    def _promote(self, generation: int) -> None:
+        """Successive halving after a generation's rung-0 evaluations: for each rung in turn, its promotions
+        (:func:`falsr.search.fidelity.promotions`) continue from their last checkpoint to the next rung, as one
+        batch of ordinary jobs through the launcher. A promotion whose job gives no result is journaled failed at
+        that rung; the candidate keeps its lower rung's result."""
+        fid = self.options.fidelity
+        for rung in range(len(fid.rungs) - 1):
+            chosen = promotions(self.journal.records(), rung, fid.eta, self.settings.constraints,
+                                self.settings.crowding)
+            jobs, overrides = [], []
+            for r in chosen:
+                off = Offspring(Genome.from_string(r["genome"]), r.get("origin") or "init", tuple(r.get("parents") or ()))
+                ckpt = r.get("last_ckpt")
+                if not ckpt or not Path(ckpt).is_file():
+                    self.journal.append({**self._promotion_record(r, rung + 1, generation), "status": STATUS_FAILED,
+                                         "error": f"no checkpoint of rung {rung} to continue from ({ckpt})"})
+                    continue
+                jobs.append(r)
+                overrides.append(candidate_overrides(off, int(r["generation"]), save_weights=self.options.inherit,
+                                                     lr_size=self.settings.lr_size)
+                                 + list(self.options.extra_overrides)
+                                 + self._rung_job(rung + 1, str(Path(ckpt).resolve()), generation))
+            if not jobs:
+                continue
+            log.info(f"generation {generation}: promoting {len(jobs)} candidates from rung {rung} "
+                     f"({fid.rungs[rung]} steps) to rung {rung + 1} ({fid.rungs[rung + 1]} steps)")
+            returns = self.launch(overrides, self.next_job)
+            self.next_job += len(jobs)
+            done = self.journal.by_rung()
+            for r, ret in zip(jobs, returns):
+                if (r["key"], rung + 1) not in done:  # the job died before its callback could journal it
+                    error = job_outcome(ret)[1]
+                    self.journal.append({**self._promotion_record(r, rung + 1, generation), "status": STATUS_FAILED,
+                                         "error": f"no result from the job ({type(error).__name__}: {error})"})
+
+    @staticmethod
+    def _promotion_record(r: dict, rung: int, generation: int) -> dict:
+        return {"key": r["key"], "genome": r["genome"], "generation": r["generation"], "origin": r.get("origin"),
+                "parents": r.get("parents") or [], "rung": rung, "promoted_in": generation}
 
     @staticmethod
     def _parent_weights(off: Offspring, known: dict[str, dict]) -> list[str]:
@@ -180,7 +247,7 @@ class SearchDriver:
 
     def _individuals(self, batch: list[Offspring], records: list[dict], state: SearchState) -> list[Individual]:
         """Objectives for NSGA-II; a failed candidate gets the worst fitness (the nadir of what is known)."""
-        ok = [r for r in records if r["status"] == STATUS_OK] + \
+        ok = [{**r, "psnr": tiered_psnr(r["psnr"], rung_of(r))} for r in records if r["status"] == STATUS_OK] + \
              [{"psnr": i.objectives[0], "mult_adds": i.objectives[1], "params": i.objectives[2]} for i in state.population]
         worst_psnr = min((r["psnr"] for r in ok), default=1.0) - 1.0
         worst_macs = max((r["mult_adds"] for r in ok), default=1e12)
@@ -188,9 +255,9 @@ class SearchDriver:
         out = []
         for off, r in zip(batch, records):
             cost = genome_cost(off.genome, self.settings.lr_size)
-            if r["status"] == STATUS_OK:
-                objectives = (float(r["psnr"]), float(cost.mult_adds), float(cost.params))
-            elif r["status"] == STATUS_OVER_CAP:  # infeasible through the mult-adds constraint
+            if r["status"] == STATUS_OK:  # at its highest rung, compared by (rung, PSNR): tiered_psnr
+                objectives = (tiered_psnr(r["psnr"], rung_of(r)), float(cost.mult_adds), float(cost.params))
+            elif r["status"] in UNTRAINED:  # infeasible through a mult-adds constraint
                 objectives = (worst_psnr, float(cost.mult_adds), float(cost.params))
             else:
                 objectives = (worst_psnr, float(max(worst_macs, cost.mult_adds)), float(max(worst_params, cost.params)))
@@ -207,8 +274,19 @@ class SearchDriver:
                 pending = propose(state)
                 self._save(state, pending)
             records = self._evaluate(pending, generation)
+            if self.options.fidelity.enabled:  # rung 0 (also on a resume after promotions): what was predicted
+                by_rung = self.journal.by_rung()
+                records = [by_rung.get((o.genome.key, 0), r) for o, r in zip(pending, records)]
+            measured = self._individuals(pending, records, state)
+            if self.options.fidelity.enabled:
+                self._promote(generation)
+                latest = self.journal.latest()
+                self._refresh(state, latest)
+                state.rung0_psnr.update((o.genome.key, float(r["psnr"])) for o, r in zip(pending, records)
+                                        if r["status"] == STATUS_OK)
+                records = [latest[o.genome.key] for o in pending]
             individuals = self._individuals(pending, records, state)
-            quality = predictor_quality(pending, individuals, [r["status"] == STATUS_OK for r in records])
+            quality = predictor_quality(pending, measured, [r["status"] == STATUS_OK for r in records])
             stats = tell(state, individuals)
             if quality is not None:
                 self._log_predictor(state, generation, quality)
@@ -216,6 +294,20 @@ class SearchDriver:
             self._save(state, None)
             summary = self._report(generation, stats)
         return summary
+
+    @staticmethod
+    def _refresh(state: SearchState, latest: dict[str, dict]) -> None:
+        """The population and the archive at each candidate's highest rung after promotions (tiered PSNR)."""
+        def top(key: str) -> Optional[float]:
+            r = latest.get(key)
+            return tiered_psnr(r["psnr"], rung_of(r)) if r is not None and r["status"] == STATUS_OK else None
+
+        for ind in state.population:
+            if (value := top(ind.genome.key)) is not None and value != ind.objectives[0]:
+                ind.fitness.values = (value, *ind.objectives[1:])
+        for key, objectives in state.archive.items():
+            if (value := top(key)) is not None:
+                objectives[0] = value
 
     def _log_predictor(self, state: SearchState, generation: int, quality: dict) -> None:
         """The predictor's held-out quality on the batch it pre-screened (not yet in its training data):
@@ -241,7 +333,13 @@ class SearchDriver:
                             else f">={low / 1e9:.0f}G: {max(inside):.2f}")
             low = high
         failed = sum(r["status"] == STATUS_FAILED for r in records)
-        log.info(f"generation {generation} done: {len(records)} evaluated ({failed} failed), front {len(front)}, "
+        rungs = ""
+        if self.options.fidelity.enabled:  # the front's PSNRs come from different rungs: say which
+            steps = self.options.fidelity.rungs
+            counts = [sum(rung_of(r) == k for r in front) for k in range(len(steps))]
+            rungs = " (at each model's highest rung: " + ", ".join(
+                f"{n} at rung {k} = {steps[k]} steps" for k, n in enumerate(counts) if n) + ")"
+        log.info(f"generation {generation} done: {len(records)} evaluated ({failed} failed), front {len(front)}{rungs}, "
                  f"hypervolume {hv:.4f}; best PSNR by mult-adds: {', '.join(best) or '-'}")
         summary = {"generation": generation, "evaluated": len(records), "failed": failed, "front_size": len(front),
                    "hypervolume": hv, "controller": stats, "plots": written["plots"],

@@ -112,6 +112,9 @@ class SearchState:
     actions: list[dict] = field(default_factory=list)  # controller samples of the pending batch
     genomes: dict[str, str] = field(default_factory=dict)  # key -> genome string of every evaluated genome
     predictor_log: list[dict] = field(default_factory=list)  # per pre-screened generation: the predictor's quality
+    # Multi-fidelity: key -> PSNR at rung 0, the one fidelity every candidate has, the predictor's targets
+    # (the archive holds each one at its highest rung; falsr.search.fidelity)
+    rung0_psnr: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         self.toolbox = build_toolbox(self.toolbox_config, self)
@@ -130,6 +133,7 @@ class SearchState:
             "actions": list(self.actions),
             "genomes": dict(self.genomes),
             "predictor_log": list(self.predictor_log),
+            "rung0_psnr": dict(self.rung0_psnr),
         }
 
     @classmethod
@@ -143,7 +147,7 @@ class SearchState:
         return cls(settings, dict(data["toolbox"]), _python_state_from_list(data["random"]),
                    _numpy_state_from_list(data["numpy_random"]), controller, population, data["generation"],
                    {k: list(v) for k, v in data["archive"].items()}, list(data["actions"]),
-                   dict(data.get("genomes", {})), list(data.get("predictor_log", [])))
+                   dict(data.get("genomes", {})), list(data.get("predictor_log", [])), dict(data.get("rung0_psnr", {})))
 
 
 def new_search(settings: SearchSettings, seed: int = 0, use_controller: bool = True,
@@ -259,8 +263,8 @@ def prescreen(state: SearchState, candidates: list[Offspring]) -> list[Offspring
 
     s = state.settings
     mu = s.population_size
-    records = [{"status": "ok", "genome": state.genomes[k], "psnr": v[0]} for k, v in state.archive.items()
-               if k in state.genomes]
+    records = [{"status": "ok", "genome": state.genomes[k], "psnr": state.rung0_psnr.get(k, v[0])}
+               for k, v in state.archive.items() if k in state.genomes]
     predictor = PerformancePredictor(seed=state.generation).fit(records)
     predicted = predictor.predict([o.genome for o in candidates])
     guesses = []

@@ -18,7 +18,7 @@ from falsr.space.genome import parse_genome
 from falsr.search.callbacks import job_outcome
 from falsr.search.driver import DriverOptions, candidate_overrides
 from falsr.search.generation import Offspring
-from falsr.search.settings import HypervolumeBox, SearchSettings
+from falsr.search.settings import Fidelity, HypervolumeBox, SearchSettings
 from falsr.search.toolbox import ENTRIES, build_toolbox, paper_toolbox
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,7 @@ def search_settings(search: DictConfig) -> SearchSettings:
 
 CAP_KEY = "search.settings.constraints.max_mult_adds"
 MIN_PSNR_KEY = "search.settings.constraints.min_psnr"
+FLOOR_KEY = "search.settings.constraints.min_mult_adds"
 
 
 def _giga(value: float) -> str:
@@ -80,7 +81,7 @@ def infeasible_search_message(records: Sequence[dict], settings: SearchSettings)
     """Why a finished search has no feasible candidate (None when it has one, or when nothing trained because
     every job failed, which is reported separately): the constraint no candidate met, the closest any came to
     it, and how to fix it."""
-    from falsr.search.journal import STATUS_OK, STATUS_OVER_CAP
+    from falsr.search.journal import STATUS_OK, STATUS_OVER_CAP, STATUS_UNDER_FLOOR
     from falsr.search.report import pareto_records
     from falsr.space.cost import smallest_cost
 
@@ -89,7 +90,8 @@ def infeasible_search_message(records: Sequence[dict], settings: SearchSettings)
         return None
     ok = [r for r in records if r.get("status") == STATUS_OK]
     over = [r for r in records if r.get("status") == STATUS_OVER_CAP]
-    if not ok and over:
+    under = [r for r in records if r.get("status") == STATUS_UNDER_FLOOR]
+    if not ok and over and not under:
         cap = constraints.max_mult_adds
         seen = min(float(r["mult_adds"]) for r in over)
         possible = smallest_cost(lr_size=settings.lr_size).mult_adds
@@ -97,12 +99,28 @@ def infeasible_search_message(records: Sequence[dict], settings: SearchSettings)
                 f"the {len(over)} candidates proposed had {_giga(seen)} mult-adds (the search space's smallest "
                 f"network: {_giga(possible)}); nothing was trained: raise the cap (to {_at_least(seen)} or more, or "
                 "null: no cap)")
+    if not ok and under:
+        floor, cap = constraints.min_mult_adds, constraints.max_mult_adds
+        seen = max(float(r["mult_adds"]) for r in under)
+        band = f" and {CAP_KEY}={_as_typed(cap)} ({_giga(cap)})" if over and cap is not None else ""
+        return (f"no candidate met the constraints: {FLOOR_KEY}={_as_typed(floor)} ({_giga(floor)}){band}, but the "
+                f"largest of the {len(under)} candidates under the floor had {_giga(seen)} mult-adds; nothing was "
+                "trained: lower the floor (or null: no floor)" + (", or widen the band" if band else ""))
     if ok and constraints.min_psnr is not None:
         best = max(float(r["psnr"]) for r in ok)
         return (f"no candidate met the constraints: {MIN_PSNR_KEY}={_as_typed(constraints.min_psnr)}, but the best "
                 f"of the {len(ok)} trained candidates reached {best:.2f} dB; lower it (to {best:.2f} or less, or null) "
                 "or train longer (budget=...)")
     return None
+
+
+def fidelity_settings(search: DictConfig) -> Fidelity:
+    """``search.fidelity`` checked: a bad option is one line, before anything runs."""
+    data = OmegaConf.to_container(search.get("fidelity") or {}, resolve=True)
+    try:
+        return Fidelity(**data)
+    except (TypeError, ValueError) as err:
+        raise UserError(str(err) if str(err).startswith("search.fidelity") else f"bad search.fidelity: {err}") from None
 
 
 def toolbox_config(search: DictConfig) -> dict:
@@ -116,12 +134,14 @@ def toolbox_config(search: DictConfig) -> dict:
     return config
 
 
-def driver_options(search: DictConfig, extra_overrides: Sequence[str]) -> DriverOptions:
+def driver_options(search: DictConfig, extra_overrides: Sequence[str],
+                   fidelity_overrides: Sequence[str] = ()) -> DriverOptions:
     box = OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True)
     return DriverOptions(generations=int(search.generations), seed=int(search.seed),
                          use_controller=bool(search.use_controller), report_k=int(search.report_k),
                          hypervolume_box=HypervolumeBox(**box), extra_overrides=tuple(extra_overrides),
-                         toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)))
+                         toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)),
+                         fidelity=fidelity_settings(search), fidelity_overrides=tuple(fidelity_overrides))
 
 
 def engine_launcher(launcher) -> bool:
@@ -170,8 +190,9 @@ def _start_ray(launcher) -> None:
     start_ray(init)
 
 
-CANDIDATE_COLUMNS = ("name", "key", "generation", "origin", "status", "psnr", "ssim", "mult_adds", "params",
-                     "train_seconds", "n_cells", "connections", "cells", "genome", "parents", "error", "run_dir")
+CANDIDATE_COLUMNS = ("name", "key", "generation", "origin", "status", "rung", "steps", "psnr", "ssim", "mult_adds",
+                     "params", "train_seconds", "n_cells", "connections", "cells", "genome", "parents", "error",
+                     "run_dir")  # rung, steps: with multi-fidelity promotion, each candidate's highest rung
 
 
 def candidate_rows(records: Sequence[dict]) -> list[list]:
@@ -196,8 +217,10 @@ def _finite_or_none(value):
 
 def hypervolume_history(records: Sequence[dict], search: DictConfig, last_generation: int) -> list[list]:
     """[generation, hypervolume, front size] after every generation up to `last_generation`, recomputed from
-    the journal as the driver computes it (the front of everything journaled by then), so a resumed search
-    still logs its whole history."""
+    the journal as the driver computes it (the front of everything journaled by then, each candidate at the
+    highest rung it had reached: a promotion counts from the generation it ran in), so a resumed search still
+    logs its whole history."""
+    from falsr.search.journal import top_records
     from falsr.search.nsga import hypervolume
     from falsr.search.report import pareto_records
 
@@ -205,7 +228,8 @@ def hypervolume_history(records: Sequence[dict], search: DictConfig, last_genera
     box = HypervolumeBox(**OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True))
     out = []
     for g in range(last_generation + 1):
-        front = pareto_records([r for r in records if int(r["generation"]) <= g], constraints)
+        by_then = [r for r in records if int(r["generation"] if r.get("promoted_in") is None else r["promoted_in"]) <= g]
+        front = pareto_records(list(top_records(by_then).values()), constraints)
         out.append([g, hypervolume([(r["psnr"], r["mult_adds"], r["params"]) for r in front], box), len(front)])
     return out
 
@@ -238,7 +262,8 @@ def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Cal
                                  "sweep_dir": str(sweep_dir.resolve())})
         for metric in ("hypervolume", "front_size", "evaluated", "failed"):
             run.define_metric(metric, step_metric="generation")
-        history = hypervolume_history(records, config.search, int(summary["generation"]))
+        history = hypervolume_history(Journal(sweep_dir / JOURNAL_NAME).records(), config.search,
+                                      int(summary["generation"]))
         hv_table = wandb.Table(columns=["generation", "hypervolume", "front_size"], data=history)
         front = wandb.Table(columns=["genome", "psnr", "mult_adds", "params", "generation"],
                             data=[[r["genome"], r["psnr"], r["mult_adds"], r["params"], r["generation"]]

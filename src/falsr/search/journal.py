@@ -1,9 +1,11 @@
-"""The search journal: one JSON line per finished candidate, the source of truth of a search.
+"""The search journal: one JSON line per finished candidate (per candidate and rung with multi-fidelity
+promotion: ``rung``, 0 for the first; a record without it, from a single-fidelity search, is rung 0), the
+source of truth of a search.
 
 Jobs append to it from their own processes (any Hydra launcher: in-process, joblib workers,
 SLURM nodes sharing the sweep folder), so every append takes an exclusive `flock` and writes one
 whole line, then fsyncs. A line cut short by a kill is skipped when reading, with a one-line warning (once per
-process): its candidate is not journaled, so a resumed search trains it again.
+process): its candidate (at that rung) is not journaled, so a resumed search trains it again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ JOURNAL_NAME = "journal.jsonl"
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_OVER_CAP = "over_mult_adds_cap"  # violates the mult-adds constraint: never trained
+STATUS_UNDER_FLOOR = "under_mult_adds_floor"  # below constraints.min_mult_adds: never trained
+UNTRAINED = (STATUS_OVER_CAP, STATUS_UNDER_FLOOR)  # infeasible by their analytic cost, journaled with the reason
+
+
+def rung_of(record: dict) -> int:
+    """A record's rung (0 where the journal predates multi-fidelity)."""
+    return int(record.get("rung") or 0)
 
 
 class Journal:
@@ -64,8 +73,24 @@ class Journal:
         return out
 
     def latest(self) -> dict[str, dict]:
-        """The last record of every genome key."""
-        return {r["key"]: r for r in self.records()}
+        """Every genome key's record at its highest rung that trained ``ok``, else its last record (with one
+        fidelity: simply its last record). A failed promotion leaves the candidate at its rung below."""
+        return top_records(self.records())
+
+    def by_rung(self) -> dict[tuple[str, int], dict]:
+        """The last record of every (genome key, rung)."""
+        return {(r["key"], rung_of(r)): r for r in self.records()}
+
+
+def top_records(records) -> dict[str, dict]:
+    """Of records in journal order, each key's at its highest ``ok`` rung, else its last (:meth:`Journal.latest`)."""
+    out: dict[str, dict] = {}
+    for r in records:
+        best = out.get(r["key"])
+        if best is None or best.get("status") != STATUS_OK or (
+                r.get("status") == STATUS_OK and rung_of(r) >= rung_of(best)):
+            out[r["key"]] = r
+    return out
 
 
 _WARNED: set[tuple[str, int]] = set()  # (journal, line number): warned once per process, however often it is read
@@ -77,7 +102,7 @@ def _warn_torn(path: Path, number: int, line: str) -> None:
         return
     _WARNED.add(where)
     log.warning(f"{path} line {number} is cut short or damaged (a write killed midway?): skipped, so that candidate "
-                f"counts as not evaluated and is trained again ({line[:60]!r}...)")
+                f"(at that rung) counts as not evaluated and is trained again ({line[:60]!r}...)")
 
 
 def is_valid_psnr(value) -> bool:

@@ -23,22 +23,46 @@ from falsr.space.genome import Genome
 from falsr.search.settings import Constraints, HypervolumeBox
 
 OBJECTIVES = ("psnr", "mult_adds", "params")
+# Multi-fidelity (falsr.search.fidelity): the PSNR objective of a model whose best measurement is at rung r is
+# psnr + r * RUNG_SPACING, so NSGA-II compares (rung, psnr) lexicographically; far above any PSNR in dB.
+RUNG_SPACING = 1000.0
+
+
+def tiered_psnr(psnr: float, rung: int = 0) -> float:
+    """The PSNR objective of a model measured at ``rung`` (0: single fidelity, the plain PSNR).
+
+    Why lexicographic: PSNRs after different training lengths are not comparable (a longer run is higher
+    for every architecture), so a model measured at a higher rung wins the PSNR comparison against any model
+    of a lower rung, and two models of the same rung compare by PSNR. Promotion already chose the higher-rung
+    models as their rung's best; the costs still decide domination alongside it.
+    """
+    return float(psnr) + RUNG_SPACING * int(rung)
+
+
+def rung_and_psnr(value: float) -> tuple[int, float]:
+    """The inverse of :func:`tiered_psnr`: (rung, PSNR in dB)."""
+    rung = int(value // RUNG_SPACING) if value >= RUNG_SPACING else 0
+    return rung, value - RUNG_SPACING * rung
 
 
 def constraint_violation(values: Sequence[float], constraints: Optional[Constraints]) -> float:
     """Total normalised violation (0 when feasible), each constraint relative to its bound (Deb 2000).
 
-    A PSNR shortfall counts as (min_psnr - psnr) / min_psnr and an excess of mult-adds as
-    (mult_adds - max) / max, so both are dimensionless and comparable.
+    A PSNR shortfall counts as (min_psnr - psnr) / min_psnr, an excess of mult-adds as (mult_adds - max) / max
+    and a shortfall as (min - mult_adds) / min, so all are dimensionless and comparable. The PSNR is the one
+    measured at the model's rung (:func:`tiered_psnr`).
     """
     if constraints is None or not values:
         return 0.0
-    psnr, mult_adds = values[0], values[1]
+    psnr, mult_adds = rung_and_psnr(values[0])[1], values[1]
     total = 0.0
     if constraints.min_psnr is not None and psnr < constraints.min_psnr:
         total += (constraints.min_psnr - psnr) / abs(constraints.min_psnr)
     if constraints.max_mult_adds is not None and mult_adds > constraints.max_mult_adds:
         total += (mult_adds - constraints.max_mult_adds) / constraints.max_mult_adds
+    low = getattr(constraints, "min_mult_adds", None)
+    if low is not None and mult_adds < low:
+        total += (low - mult_adds) / low
     return total
 
 

@@ -25,8 +25,8 @@ from deap import base  # noqa: E402
 from deap.tools import emo  # noqa: E402
 
 from falsr.space.genome import Genome  # noqa: E402
-from falsr.search.journal import STATUS_FAILED, STATUS_OK  # noqa: E402
-from falsr.search.nsga import Individual, nondominated_fronts  # noqa: E402
+from falsr.search.journal import STATUS_FAILED, STATUS_OK, rung_of  # noqa: E402
+from falsr.search.nsga import Individual, nondominated_fronts, tiered_psnr  # noqa: E402
 from falsr.search.settings import Constraints  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,11 @@ def _pairs_key(pairs, scale: int) -> str:
 TRAINING_GROUPS = ("budget", "trainer", "data", "optimizer", "scheduler", "module")  # overrides that change a budget
 
 
-def write_report_context(sweep_dir: str | Path, job, overrides: Sequence[str] = ()) -> dict:
+def write_report_context(sweep_dir: str | Path, job, overrides: Sequence[str] = (),
+                         rungs: Optional[Sequence[int]] = None) -> dict:
     """What a search's PSNRs mean, for its reports: the candidates' training budget and validation images (from a
-    candidate job's config `job` and the command line's `overrides` of it), and bicubic on the same images
-    (computed once, kept in the sweep folder)."""
+    candidate job's config `job` and the command line's `overrides` of it; `rungs`: the steps of multi-fidelity
+    promotion's rungs), and bicubic on the same images (computed once, kept in the sweep folder)."""
     from hydra.utils import instantiate
 
     from falsr.training.data import HOLDOUT
@@ -113,7 +114,8 @@ def write_report_context(sweep_dir: str | Path, job, overrides: Sequence[str] = 
                   f"({Path(data.benchmarks_dir or '.') / val_set})")
     choices = (job.get("hydra") or {}).get("runtime", {}).get("choices", {}) if "hydra" in job else {}
     context = {
-        "steps": job.trainer.get("max_steps"), "batch_size": data.batch_size, "patch_size": data.patch_size,
+        "steps": job.trainer.get("max_steps"), "rungs": [int(r) for r in rungs] if rungs else None,
+        "batch_size": data.batch_size, "patch_size": data.patch_size,
         "budget": choices.get("budget") if choices else None, "val_set": val_set, "val_images": images,
         "overrides": [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] in TRAINING_GROUPS
                       and not o.lstrip("+~").startswith(("data.train_dir", "data.benchmarks_dir", "data.cache"))],
@@ -145,11 +147,16 @@ def measured_on(context: Optional[dict]) -> list[str]:
     recipe = ([f"budget={context['budget']}"] if context.get("budget") else []) + list(context.get("overrides") or [])
     budget = f" ({' '.join(recipe)})" if recipe else ""
     border = context.get("scale", 2)
+    if context.get("rungs"):
+        rungs = ",".join(map(str, context["rungs"]))
+        steps = f"the training steps of its highest rung (search.fidelity.rungs=[{rungs}]: the rung column)"
+    else:
+        steps = f"{context['steps']} training steps"
+    patch = context["patch_size"]
     lines = [f"PSNR/SSIM: the evaluation protocol (Y channel, {border}-pixel border) on the validation "
-             f"set `{context['val_set']}`: {context['val_images']}; each candidate after {context['steps']} training "
-             f"steps{budget}, batch {context['batch_size']}, {context['patch_size']}x{context['patch_size']} HR "
-             "patches. A search's short training: compare candidates with each other and with bicubic, not with "
-             "published PSNRs of fully trained models.", ""]
+             f"set `{context['val_set']}`: {context['val_images']}; each candidate after {steps}{budget}, batch "
+             f"{context['batch_size']}, {patch}x{patch} HR patches. A search's short training: compare candidates "
+             "with each other and with bicubic, not with published PSNRs of fully trained models.", ""]
     bicubic = context.get("bicubic")
     if bicubic:
         lines += [f"Bicubic on the same images: {bicubic['psnr']:.2f} dB / {bicubic['ssim']:.4f} (PIL bicubic x"
@@ -164,8 +171,10 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def individuals(records: Sequence[dict], constraints: Optional[Constraints]) -> list[Individual]:
-    """Successfully trained candidates as Individuals (objectives PSNR, mult-adds, params)."""
-    return [Individual(Genome.from_string(r["genome"]), (r["psnr"], r["mult_adds"], r["params"]), constraints,
+    """Successfully trained candidates as Individuals (objectives PSNR, mult-adds, params); with multi-fidelity
+    each at the rung of its record, compared by (rung, PSNR) as the search compares them (nsga.tiered_psnr)."""
+    return [Individual(Genome.from_string(r["genome"]), (tiered_psnr(r["psnr"], rung_of(r)), r["mult_adds"],
+                                                          r["params"]), constraints,
                        r.get("origin") or "init") for r in records if r.get("status") == STATUS_OK]
 
 
@@ -206,15 +215,24 @@ def model_name(record: dict) -> str:
 
 
 def markdown_table(front: Sequence[dict], bicubic_psnr: Optional[float] = None) -> str:
-    """The front as a Table-I-like table; with `bicubic_psnr`, each model's gain over bicubic too."""
+    """The front, best PSNR first; with `bicubic_psnr`, each model's gain over bicubic on the same images; with
+    multi-fidelity (records with a ``rung``) highest rung first, each model's rung and training steps in a column,
+    and a note that PSNRs of different rungs are not compared."""
     vs = bicubic_psnr is not None
-    lines = ["| model | mult-adds | params | PSNR/SSIM | " + ("vs bicubic | " if vs else "") + "genome |",
-             "| --- | --- | --- | --- | " + ("--- | " if vs else "") + "--- |"]
-    for r in sorted(front, key=lambda r: -r["psnr"]):
+    rungs = any("rung" in r for r in front)
+    lines = ["| model | mult-adds | params | PSNR/SSIM | " + ("vs bicubic | " if vs else "")
+             + ("rung (steps) | " if rungs else "") + "genome |",
+             "| --- | --- | --- | --- | " + ("--- | " if vs else "") + ("--- | " if rungs else "") + "--- |"]
+    for r in sorted(front, key=lambda r: (-rung_of(r), -r["psnr"])):
         ssim = f"{r['ssim']:.4f}" if isinstance(r.get("ssim"), float) else "-"
         gain = f"{r['psnr'] - bicubic_psnr:+.2f} dB | " if vs else ""
+        rung = f"{rung_of(r)} ({r.get('steps')}) | " if rungs else ""
         lines.append(f"| {model_name(r)} | {r['mult_adds'] / 1e9:.1f}G | {r['params'] / 1e3:,.0f}K | "
-                     f"{r['psnr']:.2f}/{ssim} | {gain}`{r['genome']}` |")
+                     f"{r['psnr']:.2f}/{ssim} | {gain}{rung}`{r['genome']}` |")
+    if rungs:
+        lines += ["", "PSNR after each model's highest rung (multi-fidelity promotion): a model of a higher rung "
+                      "trained longer, so its PSNR is not comparable with a lower rung's; the front compares "
+                      "models by (rung, PSNR) lexicographically."]
     return "\n".join(lines) + "\n"
 
 
@@ -233,8 +251,9 @@ def plot_fronts(records: Sequence[dict], front: Sequence[dict], out_dir: Path,
     bicubic = _bicubic_psnr(context)
     where = ""
     if context:
-        where = f"PSNR on {context['val_set']} ({context['val_images'].split(' (')[0].split(' held out')[0]}), " \
-                f"{context['steps']} training steps"
+        steps = f"rungs of {'/'.join(map(str, context['rungs']))} steps" if context.get("rungs") else \
+            f"{context['steps']} training steps"
+        where = f"PSNR on {context['val_set']} ({context['val_images'].split(' (')[0].split(' held out')[0]}), {steps}"
     paths = []
     for x, y in PAIRS:
         fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=100)

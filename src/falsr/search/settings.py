@@ -29,6 +29,13 @@ class Constraints:
 
     min_psnr: Optional[float] = None  # dB on the search's validation objective
     max_mult_adds: Optional[float] = 100e9  # at `SearchSettings.lr_size`: above it never trained (FALSR-B is 74.5G)
+    min_mult_adds: Optional[float] = None  # at `SearchSettings.lr_size`: below it never trained (search one band)
+
+    def __post_init__(self):
+        low, high = self.min_mult_adds, self.max_mult_adds
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"constraints.min_mult_adds={low:g} is above max_mult_adds={high:g}: no model can "
+                             "satisfy both; lower min_mult_adds or raise max_mult_adds")
 
 
 @dataclass
@@ -173,6 +180,35 @@ PAPER_TOOLBOX: Dict[str, Dict[str, Any]] = {
 
 
 @dataclass
+class Fidelity:
+    """Multi-fidelity promotion (successive halving, :mod:`falsr.search.fidelity`): every candidate trains to
+    ``rungs[0]`` steps; after each generation the best 1/``eta`` of each rung (non-dominated rank, then
+    crowding distance) continue from their own checkpoint to the next rung. Empty ``rungs``: one fidelity,
+    the budget's ``trainer.max_steps`` (the default search, unchanged)."""
+
+    rungs: List[int] = field(default_factory=list)  # training steps per rung, strictly increasing, e.g. [100, 300]
+    eta: int = 3  # the top 1/eta of a rung is promoted (successive halving's usual 3)
+
+    def __post_init__(self):
+        self.rungs = [int(r) for r in (self.rungs or [])]
+        shown = "[" + ",".join(str(r) for r in self.rungs) + "]"
+        if self.rungs and len(self.rungs) < 2:
+            raise ValueError(f"search.fidelity.rungs={shown}: give two or more rungs (e.g. [100,300]), or [] for "
+                             "one fidelity (trainer.max_steps)")
+        if any(r <= 0 for r in self.rungs) or any(b <= a for a, b in zip(self.rungs, self.rungs[1:])):
+            raise ValueError(f"search.fidelity.rungs={shown}: rungs are training steps, positive and strictly "
+                             "increasing, e.g. [100,300]")
+        if int(self.eta) != self.eta or self.eta < 2:
+            raise ValueError(f"search.fidelity.eta={self.eta}: use an integer >= 2 (the top 1/eta of a rung is "
+                             "promoted to the next)")
+        self.eta = int(self.eta)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rungs)
+
+
+@dataclass
 class SearchConfig:
     """The whole ``search`` node (``python search.py +search=nsga2``); ``conf/search/*.yaml`` override it."""
 
@@ -185,6 +221,7 @@ class SearchConfig:
     full_train: bool = False  # true: train the chosen models fully through the same launcher at the end
     full_train_overrides: List[str] = field(default_factory=lambda: ["budget=full"])  # added to each such job
     settings: SearchSettings = field(default_factory=SearchSettings)
+    fidelity: Fidelity = field(default_factory=Fidelity)  # multi-fidelity promotion; default: one fidelity
     hypervolume_box: HypervolumeBox = field(default_factory=HypervolumeBox)  # of the reported hypervolume
     toolbox: Dict[str, Any] = field(default_factory=lambda: copy.deepcopy(PAPER_TOOLBOX))
 

@@ -97,13 +97,23 @@ class SRModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        bf16 = self.val_precision == "bf16"
+    def _protocol_sr(self, batch, bf16: bool) -> torch.Tensor:
+        """The network's output on a validation batch as the protocol scores it (Y, quantised as an image)."""
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=bf16):
             y_sr = self(batch["y"].float()).float()
-        sr_y = protocol_y(sr_rgb(y_sr, batch["pbpr"]))
+        return protocol_y(sr_rgb(y_sr, batch["pbpr"]))
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        sr_y = self._protocol_sr(batch, self.val_precision == "bf16")
         self.val_psnr[dataloader_idx].update(sr_y, batch["hr_y"])
         self.val_ssim[dataloader_idx].update(sr_y, batch["hr_y"])
+
+    def psnr_of(self, batches, bf16: bool) -> float:
+        """Protocol PSNR over validation batches, outside Lightning's loop (learning-curve points)."""
+        metric = ProtocolPSNR().to(self.device)
+        for batch in batches:
+            metric.update(self._protocol_sr(batch, bf16), batch["hr_y"])
+        return float(metric.compute())
 
     def on_validation_epoch_end(self) -> None:
         results = {}

@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from falsr.cli import use_space_of
 from falsr.errors import UserError
+from falsr.training.curves import find as find_curve
 from falsr.training.wandb_utils import arch_config, candidate_config, fill_run_identity, lr_size, summarize_run
 
 # Lightning 2.6 on torch 2.13 warns at every fit about its own use of a torch API; not ours to act on.
@@ -314,6 +315,7 @@ def train(cfg: DictConfig) -> dict:
         "inherited_fraction": inheritance.fraction if inheritance is not None else 0.0,
         "inherited_from": inheritance.used_sources if inheritance is not None else [],
         "inherited_steps": inherited_steps,
+        "curve": curve.record() if (curve := find_curve(trainer)) is not None and cfg.trainer.get("max_steps") else None,
     }
     print(f"{metrics['steps']} steps in {train_seconds:.1f} s: " + ", ".join(
         f"{name} {r['psnr']:.3f} dB / {r['ssim']:.4f}" for name, r in results.items()), flush=True)

@@ -14,7 +14,7 @@ import logging
 import falsr.search.settings  # noqa: F401 - registers the search schema (schema/search) in the ConfigStore
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Tuple
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -71,26 +71,34 @@ class FalsrSweeper(Sweeper):
         with exit_on_user_error():
             return self._sweep(arguments)
 
-    def _check_data(self, arguments: List[str]) -> DictConfig:
-        """The data a candidate job will read (headers only), its optimizer and scheduler (tried on a probe), checked
-        once before any job is launched; returns the config of a candidate job (less its genome)."""
+    def _check_job(self, arguments: List[str]) -> Tuple[List[str], DictConfig]:
+        """The data a candidate job will read, checked once (headers only) before any job is launched, its optimizer
+        and scheduler (tried on a probe), and with multi-fidelity promotion the overrides every job gets
+        (falsr.search.fidelity.job_overrides, which checks the rungs against the budget); returns those overrides
+        and the config of a candidate job (less its genome)."""
         from hydra.utils import instantiate
 
+        from falsr.search.fidelity import job_overrides
+        from falsr.search.hydra_glue import fidelity_settings
         from falsr.training.train import optimizer_and_scheduler
 
         assert self.hydra_context is not None and self.config is not None
+        fidelity = fidelity_settings(self.config.search)
         job = self.hydra_context.config_loader.load_sweep_config(self.config, list(arguments))
+        overrides = job_overrides(fidelity, job) if fidelity.enabled else []
         instantiate(job.data).check()
         optimizer_and_scheduler(job)
-        return job
+        return overrides, job
 
     @staticmethod
-    def _write_report_context(sweep_dir: Path, job: DictConfig, arguments: List[str]) -> None:
+    def _write_report_context(sweep_dir: Path, job: DictConfig, arguments: List[str], search: DictConfig) -> None:
         """What the reports' PSNRs are measured on, and bicubic there (falsr.search.report); never fatal."""
+        from falsr.search.hydra_glue import fidelity_settings
         from falsr.search.report import write_report_context
 
         try:
-            context = write_report_context(sweep_dir, job, arguments)
+            fidelity = fidelity_settings(search)
+            context = write_report_context(sweep_dir, job, arguments, fidelity.rungs if fidelity.enabled else None)
             log.info(f"PSNR measured on {context['val_set']} ({context['val_images']}) after {context['steps']} "
                      f"steps; bicubic there: {context['bicubic']['psnr']:.2f} dB")
         except Exception as err:  # noqa: BLE001 - the reports then go without the reference
@@ -127,10 +135,11 @@ class FalsrSweeper(Sweeper):
         extra = list(arguments)
         if search.get("resume"):
             extra.append(f"hydra.sweep.dir={sweep_dir}")
-        options = driver_options(search, extra)
         settings = search_settings(search)
         if not search.get("resume"):  # a resumed search keeps its own settings (the driver warns if they differ)
             check_constraints_reachable(settings)
+        fidelity_overrides, job = self._check_job(arguments)
+        options = driver_options(search, extra, fidelity_overrides)
 
         def launch(batch, initial_job_idx):
             self.validate_batch_is_legal(batch[:1])  # a config mistake fails here, not in every job
@@ -138,8 +147,7 @@ class FalsrSweeper(Sweeper):
                 return launch_each(self.launcher, batch, initial_job_idx)
             return self.launcher.launch(batch, initial_job_idx=initial_job_idx)
 
-        job = self._check_data(arguments)
-        self._write_report_context(sweep_dir, job, list(arguments))
+        self._write_report_context(sweep_dir, job, list(arguments), search)
         driver = SearchDriver(sweep_dir, settings, options, launch,
                               on_generation=wandb_generation_logger(self.config, sweep_dir))
         toolbox = ", ".join(f"{name}={entry.get('_target_')}" for name, entry in options.toolbox.items())

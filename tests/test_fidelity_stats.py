@@ -1,0 +1,81 @@
+"""The fidelity bench's arithmetic against known answers (bench/_estimators.py, bench/_timed_efficiency.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import _estimators as est  # noqa: E402
+import _timed_efficiency  # noqa: E402
+
+from falsr.search import HypervolumeBox  # noqa: E402
+
+LABELS = ["a", "b", "c", "d"]
+REF = {"a": 4.0, "b": 3.0, "c": 2.0, "d": 1.0}
+
+
+def test_kendall_tau_on_hand_made_rankings():
+    assert est.tau(REF, REF, LABELS) == (1.0, 4)
+    assert est.tau({k: -v for k, v in REF.items()}, REF, LABELS) == (-1.0, 4)
+    one_swap = {"a": 4.0, "b": 3.0, "c": 1.0, "d": 2.0}  # 5 concordant pairs of 6, 1 discordant: (5 - 1) / 6
+    assert est.tau(one_swap, REF, LABELS)[0] == pytest.approx(4 / 6)
+    assert np.isnan(est.tau(REF, REF, ["a", "b"])[0])  # too few to rank
+    assert est.mean_tau([REF, one_swap], REF, LABELS) == (pytest.approx((1 + 4 / 6) / 2), 4)
+
+
+def test_bootstrap_interval():
+    ref = {str(i): float(i) for i in range(12)}
+    lo, hi = est.mean_tau_ci([ref], ref, list(ref), resamples=300)
+    assert lo == pytest.approx(1.0) and hi == pytest.approx(1.0)  # a perfect ranking stays perfect in resamples
+    rng = np.random.default_rng(0)
+    noisy = {k: v + rng.normal(0, 3) for k, v in ref.items()}
+    point = est.mean_tau([noisy], ref, list(ref))[0]
+    lo, hi = est.mean_tau_ci([noisy], ref, list(ref), resamples=300)
+    assert -1 <= lo < point < hi <= 1 and hi - lo > 0.2
+    same, slo, shi = est.seed_agreement_ci([ref, ref, noisy], list(ref), resamples=200)
+    assert same == pytest.approx((1 + 2 * point) / 3) and slo <= same <= shi
+
+
+def test_curve_estimators():
+    curve = {"loss": {"every": 10, "steps": [10, 20, 30, 40], "values": [4.0, 3.0, 2.0, 1.0]},
+             "val": {"steps": [50, 100, 150, 200, 250, 300],
+                     "psnr": [30 - 10 * t ** -0.5 for t in (50, 100, 150, 200, 250, 300)]}}
+    assert est.sotl(curve) == -10.0
+    assert est.sotl(curve, 1 / 3) == -3.0  # windows ending after step 26.7: 30 and 40
+    assert est.val_at(curve, 100) == pytest.approx(29.0) and est.val_at(curve, 120) is None
+    assert est.extrapolate(curve, 1000) == pytest.approx(30 - 10 * 1000 ** -0.5, abs=1e-3)
+    assert est.sotl({}) is None and est.extrapolate({"val": {"steps": [1], "psnr": [2]}}, 10) is None
+
+
+def test_successive_halving_on_hand_made_curves():
+    # Scores at rungs 1, 2, 3: "c" starts slowly but ends best; "d" starts best and stalls.
+    curves = {"a": {1: 1.0, 2: 2.0, 3: 3.0}, "b": {1: 0.5, 2: 1.0, 3: 1.5}, "c": {1: 2.0, 2: 4.0, 3: 9.0},
+              "d": {1: 3.0, 2: 3.5, 3: 3.6}}
+    at = lambda k, rung: curves[k].get(rung)  # noqa: E731
+    pick, trained = est.successive_halving(list(curves), at, (1, 2, 3), eta=2)
+    assert trained == [["a", "b", "c", "d"], ["d", "c"], ["c"]] and pick == "c"
+    pick, trained = est.successive_halving(list(curves), at, (1, 3), eta=4)  # only the best at rung 1 goes on
+    assert pick == "d" and trained == [["a", "b", "c", "d"], ["d"]]
+    cost = est.halving_cost([["a", "b", "c", "d"], ["d", "c"], ["c"]], (1, 2, 3),
+                            {"a": 1.0, "b": 1.0, "c": 2.0, "d": 3.0})
+    assert cost == pytest.approx((1 + 1 + 2 + 3) * 1 + (3 + 2) * 1 + 2 * 1)  # continued runs pay only new steps
+
+
+def test_hypervolume_of_the_efficiency_bench_by_hand():
+    box = HypervolumeBox()
+
+    def point(u_psnr, u_macs, u_params, clock):
+        return {"psnr": box.psnr_max - u_psnr * (box.psnr_max - box.psnr_min),
+                "mult_adds": box.mult_adds_min * (box.mult_adds_max / box.mult_adds_min) ** u_macs,
+                "params": box.params_min * (box.params_max / box.params_min) ** u_params,
+                "clock": clock, "status": "ok"}
+
+    history = [point(0.5, 0.5, 0.5, 1.0), point(0.25, 0.75, 0.75, 2.0), point(0.0, 0.0, 0.0, 9.0)]
+    # [0.5, 1]^3 = 0.125, plus [0.25, 1] x [0.75, 1]^2 = 0.046875, less their overlap 0.5 x 0.25^2 = 0.03125.
+    assert _timed_efficiency.hv_at(history, box, 2.0) == pytest.approx(0.140625)
+    assert _timed_efficiency.hv_at(history, box, 1.0) == pytest.approx(0.125)
+    assert _timed_efficiency.hv_at(history, box, 9.0) == pytest.approx(1.0)  # the ideal corner fills the box
