@@ -202,8 +202,8 @@ def test_pareto_md_says_what_its_psnrs_measure(tiny_data, tmp_path):  # noqa: F8
     text = (sweep / "pareto.md").read_text()
     bicubic = bicubic_scores(list_pairs(tiny_data / "benchmarks" / "Tiny"))["psnr"]
     assert "on the validation set `Tiny`: Tiny, 1 image (" in text
-    assert ("each candidate after 3 training steps (budget=search data.holdout=0 data.val_sets=[Tiny] "
-            "trainer.max_steps=3 ") in text
+    assert ("each candidate after 3 training steps, batch 4, 32x32 HR patches (recipe: budget=search data.holdout=0 "
+            "data.val_sets=[Tiny] trainer.max_steps=3 ") in text
     assert f"Bicubic on the same images: {bicubic:.2f} dB" in text
     front = json.loads((sweep / "pareto.json").read_text())["front"]
     assert f"| {front[0]['psnr'] - bicubic:+.2f} dB |" in text or len(front) > 1  # each model against bicubic
@@ -292,7 +292,8 @@ def test_pareto_md_with_rungs_and_bicubic():
                "val_set": "holdout", "val_images": "8 training images held out", "scale": 2,
                "bicubic": {"psnr": 29.0, "ssim": 0.85}}
     text = pareto_markdown(front, context)
-    assert "each candidate after the training steps of its highest rung (search.fidelity.rungs=[100,300]" in text
+    assert ("each candidate after the training steps of its highest rung, search.fidelity.rungs=[100,300] (the rung "
+            "column), batch 16, 64x64 HR patches (recipe: budget=search).") in text
     assert "| model | mult-adds | params | PSNR/SSIM | vs bicubic | rung (steps) | genome |" in text
     rows = [line for line in text.splitlines() if line.startswith("| g")]
     assert rows[0].startswith("| g0-k1 |") and "| +1.50 dB | 1 (300) |" in rows[0]  # highest rung first

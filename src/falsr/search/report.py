@@ -145,18 +145,18 @@ def measured_on(context: Optional[dict]) -> list[str]:
     if not context:
         return []
     recipe = ([f"budget={context['budget']}"] if context.get("budget") else []) + list(context.get("overrides") or [])
-    budget = f" ({' '.join(recipe)})" if recipe else ""
+    budget = f" (recipe: {' '.join(recipe)})" if recipe else ""
     border = context.get("scale", 2)
     if context.get("rungs"):
         rungs = ",".join(map(str, context["rungs"]))
-        steps = f"the training steps of its highest rung (search.fidelity.rungs=[{rungs}]: the rung column)"
+        steps = f"the training steps of its highest rung, search.fidelity.rungs=[{rungs}] (the rung column)"
     else:
         steps = f"{context['steps']} training steps"
     patch = context["patch_size"]
     lines = [f"PSNR/SSIM: the evaluation protocol (Y channel, {border}-pixel border) on the validation "
-             f"set `{context['val_set']}`: {context['val_images']}; each candidate after {steps}{budget}, batch "
-             f"{context['batch_size']}, {patch}x{patch} HR patches. A search's short training: compare candidates "
-             "with each other and with bicubic, not with published PSNRs of fully trained models.", ""]
+             f"set `{context['val_set']}`: {context['val_images']}; each candidate after {steps}, batch "
+             f"{context['batch_size']}, {patch}x{patch} HR patches{budget}. A search's short training: compare "
+             "candidates with each other and with bicubic, not with published PSNRs of fully trained models.", ""]
     bicubic = context.get("bicubic")
     if bicubic:
         lines += [f"Bicubic on the same images: {bicubic['psnr']:.2f} dB / {bicubic['ssim']:.4f} (PIL bicubic x"
