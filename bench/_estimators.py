@@ -15,6 +15,7 @@ Kept apart from the bench's training so that tests/test_fidelity_stats.py checks
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -57,8 +58,10 @@ def mean_tau_ci(per_seed: Sequence[Scores], ref: Scores, labels: Sequence[str], 
         return float(np.mean(values)) if all(np.isfinite(values)) else float("nan")
 
     rng = np.random.default_rng(seed)
-    res = bootstrap((np.arange(len(common), dtype=float),), statistic, n_resamples=resamples, vectorized=False,
-                    method="percentile", random_state=rng)
+    with warnings.catch_warnings():  # degenerate resamples are handled below
+        warnings.simplefilter("ignore")
+        res = bootstrap((np.arange(len(common), dtype=float),), statistic, n_resamples=resamples, vectorized=False,
+                        method="percentile", random_state=rng)
     lo, hi = res.confidence_interval
     if math.isfinite(lo) and math.isfinite(hi):
         return float(lo), float(hi)

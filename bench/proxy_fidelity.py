@@ -284,10 +284,16 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
         return out
 
     ref = ref_mean()
-    self_tau, self_lo, self_hi = _estimators.seed_agreement_ci([ref_by_seed[s] for s in ref_seeds], labels, resamples)
-    band_self, band_lo, band_hi = _estimators.seed_agreement_ci([ref_by_seed[s] for s in ref_seeds], in_band,
+    # Self-agreement over the seeds every referenced genome has (a seed trained on part of the panel would judge
+    # a smaller one).
+    full = [s for s in ref_seeds if set(ref) <= set(ref_by_seed[s])]
+    agree_seeds = full if len(full) >= 2 else ref_seeds
+    self_tau, self_lo, self_hi = _estimators.seed_agreement_ci([ref_by_seed[s] for s in agree_seeds], labels,
+                                                               resamples)
+    band_self, band_lo, band_hi = _estimators.seed_agreement_ci([ref_by_seed[s] for s in agree_seeds], in_band,
                                                                 resamples)
-    result = {"reference": {"recipe": reference, "steps": ref_steps, "seeds": ref_seeds, "self_tau": self_tau,
+    result = {"reference": {"recipe": reference, "steps": ref_steps, "seeds": ref_seeds, "self_seeds": agree_seeds,
+                            "self_tau": self_tau,
                             "self_ci": [self_lo, self_hi], "self_tau_band": band_self, "self_ci_band": [band_lo, band_hi],
                             "score": "mean over its seeds of the Set5 and Set14 mean PSNR",
                             "cpu_seconds_per_genome": _mean_seconds(runs, reference, ref_seeds)},
@@ -297,11 +303,15 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
               "estimators": {}}
 
     def add(name: str, what: str, per_seed: list[dict], seconds: float | None, exclude_own_seed: list | None = None):
-        # The seeds that cover the most genomes (a seed still being trained would judge a smaller panel).
-        most = max((len(p) for p in per_seed), default=0)
-        if not most:
+        # The seeds that cover the most genomes that have a reference (a seed still being trained would judge a
+        # smaller panel).
+        judged = [ref_mean(exclude_own_seed[i]) if exclude_own_seed else ref for i in range(len(per_seed))]
+        cover = [len(set(p) & set(j)) for p, j in zip(per_seed, judged)]
+        most = max(cover, default=0)
+        if most < 3:
             return
-        keep = [i for i, p in enumerate(per_seed) if len(p) == most]
+        keep = [i for i, c in enumerate(cover) if c == most]
+        kept[name] = ([per_seed[i] for i in keep], [exclude_own_seed[i] for i in keep] if exclude_own_seed else None)
         per_seed = [per_seed[i] for i in keep]
         exclude_own_seed = [exclude_own_seed[i] for i in keep] if exclude_own_seed else None
         if exclude_own_seed:  # each seed's scores against the reference without that seed's runs
@@ -322,6 +332,7 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
             "cpu_seconds_per_genome": None if seconds is None else round(float(seconds), 1),
             "of_reference_self_tau": t_panel / self_tau if self_tau and np.isfinite(self_tau) else None}
 
+    kept: dict[str, tuple] = {}  # estimator -> (the seeds' scores it is judged on, their own seeds to leave out)
     p_seeds = runs.seeds(proxy, seeds)
     p_sec = _mean_seconds(runs, proxy, p_seeds)
     p_steps = int(next(o for o in recipes[proxy] if o.startswith("trainer.max_steps=")).split("=")[1])
@@ -359,9 +370,30 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
         add(f"{proxy}, mean of {len(p_seeds)} seeds", f"{proxy} trained once per seed, averaged "
             f"({len(p_seeds)}x its cost)", [{k: float(np.mean([p[k] for p in per])) for k in common}],
             None if p_sec is None else p_sec * len(p_seeds))
+    _on_common_genomes(result, kept, labels, in_band, ref, ref_mean, skip=extra, resamples=resamples)
     result["combination"] = _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resamples)
     result["promotion"] = promotion(runs, reference, ref_seeds, ref_mean, proxy, p_seeds, labels, macs)
     return result
+
+
+def _on_common_genomes(result, kept, labels, in_band, ref, ref_mean, skip=(), resamples: int = 2000) -> None:
+    """Every estimator's tau also on the genomes all of them score (an estimator that needs a learning curve has
+    fewer genomes while old runs lack one): the like-for-like comparison, `tau_common` / `ci_common` / `n_common`.
+    `skip`: estimators measured on part of the panel only (issue 10's proxies), left out of the common set."""
+    names = [n for n in kept if n not in skip]
+    common = [k for k in labels if k in ref and all(all(k in p for p in kept[n][0]) for n in names)]
+    band = [k for k in common if k in in_band]
+    result["common"] = {"n": len(common), "n_band": len(band), "genomes": common}
+    for n in names:
+        per_seed, own = kept[n]
+        if own:  # against the reference without each seed's own runs, as in the main columns
+            t = float(np.nanmean([_estimators.tau(p, ref_mean(s), common)[0] for p, s in zip(per_seed, own)]))
+            tb = float(np.nanmean([_estimators.tau(p, ref_mean(s), band)[0] for p, s in zip(per_seed, own)]))
+            ci = _estimators.mean_tau_ci(per_seed[:1], ref_mean(own[0]), common, resamples)
+        else:
+            t, tb = _estimators.mean_tau(per_seed, ref, common)[0], _estimators.mean_tau(per_seed, ref, band)[0]
+            ci = _estimators.mean_tau_ci(per_seed, ref, common, resamples)
+        result["estimators"][n].update({"tau_common": t, "ci_common": list(ci), "tau_common_band": tb})
 
 
 def _mean_seconds(runs: Runs, name: str, seeds) -> float | None:
@@ -458,19 +490,23 @@ def render(result: dict) -> str:
     ref, panel = result["reference"], result["panel"]
     lines = [f"Panel: {panel['n']} genomes, {panel['n_band']} inside {panel['band'][0] / 1e9:.0f}-"
              f"{panel['band'][1] / 1e9:.0f}G. Reference: `{ref['recipe']}` ({ref['steps']} steps), seeds {ref['seeds']}, "
-             f"scored by the {ref['score']}; it agrees with itself (seed against seed, mean over pairs) at tau "
+             f"scored by the {ref['score']}; it agrees with itself (seed against seed, mean over the pairs of seeds "
+             f"{ref.get('self_seeds', ref['seeds'])}, which every genome has) at tau "
              f"{_f(ref['self_tau'])} [{_f(ref['self_ci'][0])}, {_f(ref['self_ci'][1])}] on the panel and "
              f"{_f(ref['self_tau_band'])} [{_f(ref['self_ci_band'][0])}, {_f(ref['self_ci_band'][1])}] in the band: "
              "the ceiling a proxy is judged against. Intervals: percentile bootstrap 95% over the genomes.", ""]
+    common = result.get("common") or {"n": 0, "n_band": 0}
     lines.append("| estimator | what | seeds | tau panel [95% CI] (n) | tau band [95% CI] (n) | of ref self-tau "
-                 "| CPU s / genome |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+                 f"| tau on the {common['n']} genomes all score [95% CI] / band ({common['n_band']}) | CPU s / genome |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     ests = sorted(result["estimators"].items(), key=lambda kv: -np.nan_to_num(kv[1]["tau_panel"], nan=-9))
     for name, e in ests:
         lines.append(f"| {name} | {e['what']} | {e['seeds']} | {_f(e['tau_panel'])} [{_f(e['ci_panel'][0])}, "
                      f"{_f(e['ci_panel'][1])}] ({e['n_panel']}) | {_f(e['tau_band'])} [{_f(e['ci_band'][0])}, "
                      f"{_f(e['ci_band'][1])}] ({e['n_band']}) | {_f(e['of_reference_self_tau'], 2)} | "
-                     f"{'-' if e['cpu_seconds_per_genome'] is None else round(e['cpu_seconds_per_genome'])} |")
+                     + (f"{_f(e['tau_common'])} [{_f(e['ci_common'][0])}, {_f(e['ci_common'][1])}] / "
+                        f"{_f(e['tau_common_band'])}" if "tau_common" in e else "-") +
+                     f" | {'-' if e['cpu_seconds_per_genome'] is None else round(e['cpu_seconds_per_genome'])} |")
     combo = result.get("combination")
     if combo:
         lines += ["", f"Best rank average of two (chosen on seed {combo['chosen_on_seed']}, reported on seeds "
