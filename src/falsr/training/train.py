@@ -124,6 +124,29 @@ def task_wrapper(task):
     return wrapper
 
 
+class JobTimeout(pl.Callback):
+    """``job_timeout_s``: the job raises TimeoutError("timed out after N s") at the first training or validation
+    batch that ends past its wall-time limit (counted from the task's start); the job's own failure path
+    (:func:`task_wrapper`, with ``ignore_errors`` in a search) records it failed with that reason. A hang inside
+    one batch is the launcher's to end (hydra.launcher.timeout_min on submitit, SLURM's time limit)."""
+
+    def __init__(self, seconds: float, start: float):
+        self.seconds, self.deadline = float(seconds), start + float(seconds)
+
+    def check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TimeoutError(f"timed out after {self.seconds:g} s (job_timeout_s)")
+
+    def on_train_batch_start(self, *args, **kwargs) -> None:
+        self.check()
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        self.check()
+
+    def on_validation_batch_end(self, *args, **kwargs) -> None:
+        self.check()
+
+
 def _genome_str(cfg: DictConfig) -> str | None:
     try:
         from falsr.space.genome import config_genome
@@ -140,6 +163,7 @@ def _write(path: Path, metrics: dict) -> None:
 @task_wrapper
 def train(cfg: DictConfig) -> dict:
     """Fit (or, with trainer.max_steps=0, only validate) and return the metrics of metrics.json."""
+    task_start = time.monotonic()
     out = run_dir(cfg)
     use_space_of(cfg)  # before any genome is read (also for callers that bypass the entry point)
     with open_dict(cfg):
@@ -165,6 +189,10 @@ def train(cfg: DictConfig) -> dict:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not loggers:  # nothing to monitor the learning rate into
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
+    if cfg.get("job_timeout_s") is not None:
+        if not float(cfg.job_timeout_s) > 0:
+            raise UserError(f"job_timeout_s={cfg.job_timeout_s}: use a number of seconds > 0, or null for no limit")
+        callbacks.append(JobTimeout(cfg.job_timeout_s, task_start))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     hparams = {"config": OmegaConf.to_container(cfg, resolve=True), "genome": genome, **cost,
                **arch_config(module.genome, *lr_size(cfg)), **candidate_config(cfg)}

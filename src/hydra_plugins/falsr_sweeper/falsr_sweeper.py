@@ -104,6 +104,7 @@ class FalsrSweeper(Sweeper):
         from falsr.search.driver import SearchDriver
         from falsr.search.hydra_glue import (driver_options, engine_launcher, launch_each, search_settings,
                                              wandb_generation_logger)
+        from falsr.search.lock import acquire as lock_sweep_dir
 
         assert self.config is not None and self.launcher is not None
         for override in OverridesParser.create().parse_overrides(arguments):
@@ -129,6 +130,7 @@ class FalsrSweeper(Sweeper):
         toolbox = ", ".join(f"{name}={entry.get('_target_')}" for name, entry in options.toolbox.items())
         log.info(f"falsr search: population {settings.population_size}, {options.generations} generations after the "
                  f"initial one, {settings.n_cells} cells; sweep dir {sweep_dir}; toolbox: {toolbox}")
+        self.lock = lock_sweep_dir(sweep_dir)  # one process per sweep folder; released when this process ends
         summary = driver.run(resume=bool(search.get("resume")))
         self._fail_if_nothing_trained(sweep_dir)
         OmegaConf.save(OmegaConf.create({"search": OmegaConf.to_container(search, resolve=True)}),
