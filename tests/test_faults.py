@@ -1,0 +1,294 @@
+"""Faults injected into real (tiny) searches: two processes on one sweep folder, a damaged or missing
+`search_state.pt`, a candidate that hangs.
+
+Every kill here is triggered by a journal record count, never by time: the search runs as ``KILL_APP``, which
+SIGKILLs its own process right after the journal append that brings the journal to N records (the basic launcher
+runs the jobs in the search's process, so no other job can finish in between, however fast the machine). Every
+case ends by checking the journal holds each (candidate, rung) once and, where the outcome is defined by the seed,
+that the front is the one the uninterrupted search writes.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+POPULATION, GENERATIONS = 4, 1
+
+# search.py, SIGKILLed by itself once the journal holds FALSR_TEST_KILL_AFTER records.
+KILL_APP = '''
+import os, runpy, signal, sys
+from falsr.search import journal
+
+_append, _after = journal.Journal.append, int(os.environ["FALSR_TEST_KILL_AFTER"])
+
+def append(self, record):
+    _append(self, record)
+    if len(self.records()) >= _after:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+journal.Journal.append = append
+sys.argv[0] = os.environ["FALSR_SEARCH_PY"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+'''
+
+# Holds a sweep folder's lock as a search would, until killed.
+HOLD_LOCK = '''
+import sys, time
+from falsr.search.lock import acquire
+acquire(sys.argv[1])
+print("held", flush=True)
+time.sleep(600)
+'''
+
+# search.py, with one candidate made to run far beyond any timeout (100000 steps).
+SLOW_APP = '''
+import os
+import hydra
+from omegaconf import open_dict
+from falsr.cli import CONF_DIR, user_errors
+from falsr.training.train import train
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")
+@user_errors
+def main(cfg):
+    if cfg.get("candidate", {}).get("key") == os.environ["SLOW_KEY"]:
+        with open_dict(cfg):
+            cfg.trainer.max_steps = 100000
+    return train(cfg)
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+@pytest.fixture(scope="module")
+def tiny_data(data_dir, tmp_path_factory):
+    from falsr.protocol.images import read_rgb, write_png
+
+    root = tmp_path_factory.mktemp("data")
+    train = root / "train" / "T4"
+    train.mkdir(parents=True)
+    for path in sorted((data_dir / "train" / "T91").iterdir())[:4]:
+        shutil.copy(path, train / path.name)
+    bench = root / "benchmarks" / "Tiny"
+    bench.mkdir(parents=True)
+    hr = read_rgb(data_dir / "benchmarks" / "Set5" / "img_002_SRF_2_HR.png")[200:328, 200:328]
+    lr = read_rgb(data_dir / "benchmarks" / "Set5" / "img_002_SRF_2_LR.png")[100:164, 100:164]
+    write_png(bench / "img_001_SRF_2_HR.png", np.ascontiguousarray(hr))
+    write_png(bench / "img_001_SRF_2_LR.png", np.ascontiguousarray(lr))
+    return root
+
+
+def search_args(data: Path, sweep: Path, *extra: str, generations: int = GENERATIONS) -> list[str]:
+    return ["+search=nsga2", f"paths.data_dir={data}", f"data.train_dir={data}/train/T4", "data.holdout=0",
+            "data.val_sets=[Tiny]", "trainer.max_steps=3", "data.patch_size=32", "data.batch_size=4",
+            "data.samples_per_epoch=12", f"search.settings.population_size={POPULATION}",
+            f"search.generations={generations}", f"hydra.sweep.dir={sweep}", *extra]
+
+
+def env_for(tmp: Path, **extra: str) -> dict:
+    return {**os.environ, "FALSR_CACHE_DIR": str(tmp / "cache"), "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1",
+            **extra}
+
+
+def run_search(args: list[str], tmp: Path, script: str = "search.py", timeout: int = 600, **env: str):
+    return subprocess.run([sys.executable, script, *args], cwd=REPO, env=env_for(tmp, **env), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def killed_after(n_records: int, args: list[str], sweep: Path, tmp: Path) -> list[dict]:
+    """Run the search until the journal holds ``n_records`` records, SIGKILL it there; the journal then."""
+    app = tmp / "kill_app.py"
+    app.write_text(KILL_APP)
+    proc = run_search(args, tmp, script=str(app), FALSR_TEST_KILL_AFTER=str(n_records),
+                      FALSR_SEARCH_PY=str(REPO / "search.py"))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    records = journal(sweep)
+    assert len(records) == n_records
+    return records
+
+
+def journal(sweep: Path) -> list[dict]:
+    return [json.loads(line) for line in (sweep / "journal.jsonl").read_text().splitlines() if line.strip()]
+
+
+def check_journal(sweep: Path) -> list[dict]:
+    """Each (candidate, rung) journaled once, and each job folder used by one record."""
+    records = journal(sweep)
+    pairs = [(r["key"], r.get("rung", 0)) for r in records]
+    assert len(pairs) == len(set(pairs)), pairs
+    run_dirs = [r["run_dir"] for r in records if r.get("run_dir")]
+    assert len(run_dirs) == len(set(run_dirs)), run_dirs
+    return records
+
+
+def front(sweep: Path) -> list[tuple[str, float]]:
+    return sorted((r["key"], round(r["psnr"], 4)) for r in json.loads((sweep / "pareto.json").read_text())["front"])
+
+
+def one_line(proc) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_data, tmp_path_factory):
+    """The search none of the faults interrupts: its journal and front are the references."""
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    sweep = tmp / "sweep"
+    proc = run_search(search_args(tiny_data, sweep), tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = check_journal(sweep)
+    assert len(records) == POPULATION * (GENERATIONS + 1)
+    return sweep
+
+
+# -- two processes on one sweep folder ---------------------------------------------------------------------------
+
+def test_the_sweep_lock_is_exclusive_and_a_closed_holder_frees_it(tmp_path):
+    from falsr.errors import UserError
+    from falsr.search.lock import LOCK_NAME, acquire
+
+    fd = acquire(tmp_path / "sweep")
+    assert (tmp_path / "sweep" / LOCK_NAME).read_text().strip() == str(os.getpid())
+    with pytest.raises(UserError, match=rf"{tmp_path / 'sweep'} is in use by another search process "
+                                        rf"\(pid {os.getpid()}\)"):
+        acquire(tmp_path / "sweep")
+    os.close(fd)
+    os.close(acquire(tmp_path / "sweep"))
+
+
+@pytest.mark.slow
+def test_a_second_resume_of_the_same_folder_refuses_until_the_holder_dies(tiny_data, uninterrupted, tmp_path):
+    """A search killed in its initial generation; another process holds the folder (as a running resume would):
+    a resume refuses in one line naming the folder and the holder's pid, and changes nothing. The holder
+    SIGKILLed, the same resume completes with the uninterrupted search's journal pairs and front."""
+    sweep = tmp_path / "sweep"
+    args = search_args(tiny_data, sweep)
+    before = killed_after(2, args, sweep, tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(sweep)], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = run_search(args + [f"search.resume={sweep}"], tmp_path, timeout=300)
+        line = one_line(refused)
+        assert line.startswith(f"error: {sweep} is in use by another search process (pid {holder.pid})"), line
+        assert journal(sweep) == before
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+    resumed = run_search(args + [f"search.resume={sweep}"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = check_journal(sweep)
+    assert records[: len(before)] == before  # nothing finished was trained again
+    assert sorted(r["key"] for r in records) == sorted(r["key"] for r in journal(uninterrupted))
+    assert front(sweep) == front(uninterrupted)
+
+
+# -- search_state.pt damaged or missing ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_damaged_or_missing_state_in_the_initial_generation(tiny_data, uninterrupted, tmp_path):
+    """Killed after 2 initial candidates, the state file truncated, then removed: each resume is one line saying
+    how to resume from the journal; search.resume_from_journal=true asks the seed's initial population again
+    (the 2 journaled candidates not trained again), so the search ends as the uninterrupted one."""
+    sweep = tmp_path / "sweep"
+    args = search_args(tiny_data, sweep)
+    before = killed_after(2, args, sweep, tmp_path)
+    state = sweep / "search_state.pt"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    line = one_line(run_search(args + [f"search.resume={sweep}"], tmp_path, timeout=300))
+    assert f"search.resume={sweep}: search_state.pt is damaged" in line, line
+    assert "search.resume_from_journal=true" in line and "2 journaled candidates" in line, line
+    state.unlink()
+    line = one_line(run_search(args + [f"search.resume={sweep}"], tmp_path, timeout=300))
+    assert "search_state.pt is missing" in line and "search.resume_from_journal=true" in line, line
+    assert journal(sweep) == before
+
+    resumed = run_search(args + [f"search.resume={sweep}", "search.resume_from_journal=true"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = check_journal(sweep)
+    assert records[: len(before)] == before
+    same = ("key", "genome", "generation", "origin", "status")
+    assert [{k: r[k] for k in same} for r in records] == [{k: r[k] for k in same} for r in journal(uninterrupted)]
+    assert front(sweep) == front(uninterrupted)
+
+
+@pytest.mark.slow
+def test_a_garbage_state_later_is_rebuilt_from_the_journal(tiny_data, tmp_path):
+    """Killed in generation 1 of 2 and the state file overwritten with garbage: the resume with
+    search.resume_from_journal=true takes a population by NSGA-II survival over the journaled candidates, trains
+    none of them again, and goes on with generation 2; the reports are those of the whole journal."""
+    from falsr.search.report import pareto_records
+    from falsr.search.settings import Constraints
+
+    sweep = tmp_path / "sweep"
+    args = search_args(tiny_data, sweep, generations=2)
+    before = killed_after(POPULATION + 1, args, sweep, tmp_path)
+    assert [r["generation"] for r in before] == [0] * POPULATION + [1]
+    (sweep / "search_state.pt").write_bytes(b"\x00not a torch file" * 64)
+    line = one_line(run_search(args + [f"search.resume={sweep}"], tmp_path, timeout=300))
+    assert "search_state.pt is damaged" in line and "search.resume_from_journal=true" in line, line
+
+    resumed = run_search(args + [f"search.resume={sweep}", "search.resume_from_journal=true"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "rebuilding the search state from" in resumed.stdout + resumed.stderr
+    records = check_journal(sweep)
+    assert records[: len(before)] == before  # nothing journaled was trained again
+    after = records[len(before):]
+    assert [r["generation"] for r in after] == [2] * POPULATION  # generation 1 cut short counts as done
+    assert {r["key"] for r in after}.isdisjoint(r["key"] for r in before)
+    assert any(r["status"] == "ok" for r in after)
+    assert front(sweep) and [k for k, _ in front(sweep)] == sorted(r["key"] for r in pareto_records(records, Constraints()))
+    # the rebuilt state was saved: a plain resume now finds a finished search and trains nothing
+    again = run_search(args + [f"search.resume={sweep}"], tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert journal(sweep) == records
+
+
+# -- a candidate that hangs -----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_candidate_past_the_job_timeout_fails_and_the_search_goes_on(tiny_data, tmp_path):
+    """search.job_timeout_s=30 with one candidate made to run 100000 steps (hours) and the others 3 (about a
+    second): that one is journaled failed, "timed out after 30 s", the others trained, the search ends with 0."""
+    from falsr.search.generation import new_search, propose
+    from falsr.search.settings import SearchSettings
+    from falsr.space.cost import genome_cost
+
+    settings = SearchSettings(population_size=POPULATION)
+    first = [o.genome for o in propose(new_search(settings, seed=0))
+             if genome_cost(o.genome).mult_adds <= settings.constraints.max_mult_adds]
+    slow_key = first[0].key
+    app = tmp_path / "slow_search.py"
+    app.write_text(SLOW_APP)
+    sweep = tmp_path / "sweep"
+    proc = run_search(search_args(tiny_data, sweep, "search.job_timeout_s=30", generations=0), tmp_path,
+                      script=str(app), SLOW_KEY=slow_key)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    by_key = {r["key"]: r for r in check_journal(sweep)}
+    slow = by_key[slow_key]
+    assert slow["status"] == "failed" and "TimeoutError: timed out after 30 s" in slow["error"], slow
+    assert all(r["status"] in ("ok", "over_mult_adds_cap") for k, r in by_key.items() if k != slow_key)
+    assert slow_key not in {k for k, _ in front(sweep)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override, fragment", [
+    ("search.job_timeout_s=0", "search.job_timeout_s=0: use a number of seconds > 0, or null for no limit"),
+    ("search.job_timeout_s=soon", "search.job_timeout_s=soon"),
+    ("search.resume_from_journal=maybe", "search.resume_from_journal=maybe"),
+])
+def test_bad_fault_options_are_one_line(override, fragment, tmp_path):
+    proc = run_search(["+search=nsga2", override, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, timeout=120)
+    assert fragment in one_line(proc)
