@@ -1,9 +1,9 @@
 """Faults injected into real (tiny) searches: two processes on one sweep folder, a damaged or missing
 `search_state.pt`, a candidate that hangs.
 
-Every kill here is triggered by a journal record count, never by time: the search runs as ``KILL_APP``, which
-SIGKILLs its own process right after the journal append that brings the journal to N records (the basic launcher
-runs the jobs in the search's process, so no other job can finish in between, however fast the machine). Every
+Every kill here is triggered by a journal record count, never by time: the search runs as tests/search_killed.py,
+which SIGKILLs its own process right after the journal append that brings the journal to N records (the basic
+launcher runs the jobs in the search's process, so no other job can finish in between, however fast the machine). Every
 case ends by checking the journal holds each (candidate, rung) once and, where the outcome is defined by the seed,
 that the front is the one the uninterrupted search writes.
 """
@@ -21,23 +21,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 POPULATION, GENERATIONS = 4, 1
-
-# search.py, SIGKILLed by itself once the journal holds FALSR_TEST_KILL_AFTER records.
-KILL_APP = '''
-import os, runpy, signal, sys
-from falsr.search import journal
-
-_append, _after = journal.Journal.append, int(os.environ["FALSR_TEST_KILL_AFTER"])
-
-def append(self, record):
-    _append(self, record)
-    if len(self.records()) >= _after:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-journal.Journal.append = append
-sys.argv[0] = os.environ["FALSR_SEARCH_PY"]
-runpy.run_path(sys.argv[0], run_name="__main__")
-'''
 
 # Holds a sweep folder's lock as a search would, until killed.
 HOLD_LOCK = '''
@@ -106,10 +89,8 @@ def run_search(args: list[str], tmp: Path, script: str = "search.py", timeout: i
 
 def killed_after(n_records: int, args: list[str], sweep: Path, tmp: Path) -> list[dict]:
     """Run the search until the journal holds ``n_records`` records, SIGKILL it there; the journal then."""
-    app = tmp / "kill_app.py"
-    app.write_text(KILL_APP)
-    proc = run_search(args, tmp, script=str(app), FALSR_TEST_KILL_AFTER=str(n_records),
-                      FALSR_SEARCH_PY=str(REPO / "search.py"))
+    proc = run_search(args, tmp, script=str(REPO / "tests" / "search_killed.py"),
+                      FALSR_TEST_KILL_WHEN=f"len(records) >= {n_records}")
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     records = journal(sweep)
     assert len(records) == n_records
