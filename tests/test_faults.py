@@ -31,21 +31,30 @@ print("held", flush=True)
 time.sleep(600)
 '''
 
-# search.py, with one candidate made to run far beyond any timeout (100000 steps).
+# search.py, with one candidate made to run far beyond any timeout (100000 steps) and one that hangs in its first
+# training step (asleep for 11 days: only the job's timer can end it, no batch ever ends).
 SLOW_APP = '''
-import os
+import os, time
 import hydra
 from omegaconf import open_dict
 from falsr.cli import CONF_DIR, user_errors
+from falsr.training import module
 from falsr.training.train import train
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="search")
 @user_errors
 def main(cfg):
-    if cfg.get("candidate", {}).get("key") == os.environ["SLOW_KEY"]:
+    key = cfg.get("candidate", {}).get("key")
+    if key == os.environ["SLOW_KEY"]:
         with open_dict(cfg):
             cfg.trainer.max_steps = 100000
-    return train(cfg)
+    step = module.SRModule.training_step
+    if key == os.environ["HANG_KEY"]:
+        module.SRModule.training_step = lambda self, *args, **kwargs: time.sleep(10**6)
+    try:
+        return train(cfg)
+    finally:
+        module.SRModule.training_step = step
 
 if __name__ == "__main__":
     main()
@@ -240,9 +249,10 @@ def test_a_garbage_state_later_is_rebuilt_from_the_journal(tiny_data, tmp_path):
 # -- a candidate that hangs -----------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_candidate_past_the_job_timeout_fails_and_the_search_goes_on(tiny_data, tmp_path):
-    """search.job_timeout_s=30 with one candidate made to run 100000 steps (hours) and the others 3 (about a
-    second): that one is journaled failed, "timed out after 30 s", the others trained, the search ends with 0."""
+def test_candidates_past_the_job_timeout_fail_and_the_search_goes_on(tiny_data, tmp_path):
+    """search.job_timeout_s=30 with one candidate made to run 100000 steps (an hour or more), one that hangs in its
+    first step (asleep for days) and the others 3 steps (about a second): the two are journaled failed, "timed out
+    after 30 s", the others trained, and the search ends with 0."""
     from falsr.search.generation import new_search, propose
     from falsr.search.settings import SearchSettings
     from falsr.space.cost import genome_cost
@@ -250,18 +260,21 @@ def test_a_candidate_past_the_job_timeout_fails_and_the_search_goes_on(tiny_data
     settings = SearchSettings(population_size=POPULATION)
     first = [o.genome for o in propose(new_search(settings, seed=0))
              if genome_cost(o.genome).mult_adds <= settings.constraints.max_mult_adds]
-    slow_key = first[0].key
+    assert len(first) >= 3  # two faulty candidates and one that trains
+    slow_key, hang_key = first[0].key, first[1].key
     app = tmp_path / "slow_search.py"
     app.write_text(SLOW_APP)
     sweep = tmp_path / "sweep"
     proc = run_search(search_args(tiny_data, sweep, "search.job_timeout_s=30", generations=0), tmp_path,
-                      script=str(app), SLOW_KEY=slow_key)
+                      script=str(app), SLOW_KEY=slow_key, HANG_KEY=hang_key)
     assert proc.returncode == 0, proc.stderr[-3000:]
     by_key = {r["key"]: r for r in check_journal(sweep)}
-    slow = by_key[slow_key]
-    assert slow["status"] == "failed" and "TimeoutError: timed out after 30 s" in slow["error"], slow
-    assert all(r["status"] in ("ok", "over_mult_adds_cap") for k, r in by_key.items() if k != slow_key)
-    assert slow_key not in {k for k, _ in front(sweep)}
+    for key in (slow_key, hang_key):
+        assert by_key[key]["status"] == "failed" and "TimeoutError: timed out after 30 s" in by_key[key]["error"]
+    others = [r for k, r in by_key.items() if k not in (slow_key, hang_key)]
+    assert len(by_key) == POPULATION and any(r["status"] == "ok" for r in others)
+    assert all(r["status"] in ("ok", "over_mult_adds_cap") for r in others), others
+    assert {k for k, _ in front(sweep)}.isdisjoint({slow_key, hang_key})
 
 
 @pytest.mark.slow
