@@ -96,12 +96,17 @@ def run_search(args: list[str], tmp: Path, script: str = "search.py", timeout: i
                           text=True, timeout=timeout)
 
 
+def killed_after_when(condition: str, args: list[str], sweep: Path, tmp: Path) -> list[dict]:
+    """Run the search, SIGKILLed right after the journal append after which ``condition`` (a Python expression on
+    the journal's ``records``) holds (tests/search_killed.py); the journal then."""
+    proc = run_search(args, tmp, script=str(REPO / "tests" / "search_killed.py"), FALSR_TEST_KILL_WHEN=condition)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    return journal(sweep)
+
+
 def killed_after(n_records: int, args: list[str], sweep: Path, tmp: Path) -> list[dict]:
     """Run the search until the journal holds ``n_records`` records, SIGKILL it there; the journal then."""
-    proc = run_search(args, tmp, script=str(REPO / "tests" / "search_killed.py"),
-                      FALSR_TEST_KILL_WHEN=f"len(records) >= {n_records}")
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
-    records = journal(sweep)
+    records = killed_after_when(f"len(records) >= {n_records}", args, sweep, tmp)
     assert len(records) == n_records
     return records
 
@@ -244,6 +249,32 @@ def test_a_garbage_state_later_is_rebuilt_from_the_journal(tiny_data, tmp_path):
     again = run_search(args + [f"search.resume={sweep}"], tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert journal(sweep) == records
+
+
+@pytest.mark.slow
+def test_a_lost_state_during_promotions_is_rebuilt_from_the_journal(tiny_data, tmp_path):
+    """Multi-fidelity (rungs [2, 4] steps, eta 2): killed after generation 1's first promotion was journaled, the
+    state file removed; resumed from the journal alone, the search promotes and trains on without any
+    (candidate, rung) twice, every promotion continued from its candidate's own rung-0 checkpoint."""
+    sweep = tmp_path / "sweep"
+    args = [arg.replace("trainer.max_steps=3", "trainer.max_steps=4") for arg in search_args(tiny_data, sweep, generations=2)]
+    args += ["scheduler.warmup_steps=1", "search.fidelity.rungs=[2,4]", "search.fidelity.eta=2"]
+    before = killed_after_when("any(r.get('rung') == 1 and r.get('promoted_in') == 1 for r in records)", args, sweep,
+                               tmp_path)
+    assert before[-1]["rung"] == 1 and before[-1]["promoted_in"] == 1
+    (sweep / "search_state.pt").unlink()
+    resumed = run_search(args + [f"search.resume={sweep}", "search.resume_from_journal=true"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = check_journal(sweep)
+    assert records[: len(before)] == before
+    assert sum(r["generation"] == 2 and r["rung"] == 0 for r in records) == POPULATION
+    rung0 = {r["key"]: r for r in records if r["rung"] == 0}
+    later = [r for r in records[len(before):] if r["rung"] == 1]
+    assert later and all(r["promoted_in"] == 2 for r in later)  # generation 2's promotions, from the journal
+    for r in records:
+        if r["rung"] == 1 and r["status"] == "ok":
+            assert Path(r["resumed_from"]) == Path(rung0[r["key"]]["last_ckpt"]).resolve()
+    assert front(sweep)
 
 
 # -- a candidate that hangs -----------------------------------------------------------------------------------------
