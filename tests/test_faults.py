@@ -244,7 +244,8 @@ def test_a_garbage_state_later_is_rebuilt_from_the_journal(tiny_data, tmp_path):
     assert [r["generation"] for r in after] == [2] * POPULATION  # generation 1 cut short counts as done
     assert {r["key"] for r in after}.isdisjoint(r["key"] for r in before)
     assert any(r["status"] == "ok" for r in after)
-    assert front(sweep) and [k for k, _ in front(sweep)] == sorted(r["key"] for r in pareto_records(records, Constraints()))
+    expected = sorted(r["key"] for r in pareto_records(records, Constraints()))  # each key once: the latest
+    assert front(sweep) and [k for k, _ in front(sweep)] == expected
     # the rebuilt state was saved: a plain resume now finds a finished search and trains nothing
     again = run_search(args + [f"search.resume={sweep}"], tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -257,7 +258,8 @@ def test_a_lost_state_during_promotions_is_rebuilt_from_the_journal(tiny_data, t
     state file removed; resumed from the journal alone, the search promotes and trains on without any
     (candidate, rung) twice, every promotion continued from its candidate's own rung-0 checkpoint."""
     sweep = tmp_path / "sweep"
-    args = [arg.replace("trainer.max_steps=3", "trainer.max_steps=4") for arg in search_args(tiny_data, sweep, generations=2)]
+    args = [arg.replace("trainer.max_steps=3", "trainer.max_steps=4")
+            for arg in search_args(tiny_data, sweep, generations=2)]
     args += ["scheduler.warmup_steps=1", "search.fidelity.rungs=[2,4]", "search.fidelity.eta=2"]
     before = killed_after_when("any(r.get('rung') == 1 and r.get('promoted_in') == 1 for r in records)", args, sweep,
                                tmp_path)
@@ -278,6 +280,32 @@ def test_a_lost_state_during_promotions_is_rebuilt_from_the_journal(tiny_data, t
 
 
 # -- a candidate that hangs -----------------------------------------------------------------------------------------
+
+def test_the_job_timer_ends_a_hung_step_and_puts_the_signal_handler_back():
+    """JobTimeout's SIGALRM timer (armed at Lightning's setup) raises TimeoutError in a step that sleeps for 30 s
+    with a 0.2 s limit, and leaves SIGALRM as it found it; disarmed at teardown it never fires; check() raises
+    once the limit has passed."""
+    import time
+
+    from falsr.training.train import JobTimeout
+
+    before = signal.getsignal(signal.SIGALRM)
+    timer = JobTimeout(0.2, time.monotonic())
+    timer.setup(None, None, "fit")
+    with pytest.raises(TimeoutError, match=r"^timed out after 0.2 s \(job_timeout_s\)$"):
+        time.sleep(30)
+    timer.on_exception(None, None, TimeoutError())
+    assert signal.getsignal(signal.SIGALRM) == before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+    finished = JobTimeout(0.2, time.monotonic())
+    finished.setup(None, None, "fit")
+    finished.teardown(None, None, "fit")  # the run ended in time
+    assert signal.getsignal(signal.SIGALRM) == before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    time.sleep(0.3)
+    with pytest.raises(TimeoutError, match="timed out after 1 s"):
+        JobTimeout(1, time.monotonic() - 2).check()
+    JobTimeout(600, time.monotonic()).check()
+
 
 @pytest.mark.slow
 def test_candidates_past_the_job_timeout_fail_and_the_search_goes_on(tiny_data, tmp_path):

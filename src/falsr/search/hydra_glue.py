@@ -58,7 +58,8 @@ def driver_options(search: DictConfig, extra_overrides: Sequence[str],
     timeout = search.get("job_timeout_s")
     if timeout is not None:  # each candidate job ends itself when its wall time passes (falsr.training.train)
         if not float(timeout) > 0:
-            raise UserError(f"search.job_timeout_s={float(timeout):g}: use a number of seconds > 0, or null for no limit")
+            raise UserError(f"search.job_timeout_s={float(timeout):g}: use a number of seconds > 0, or null for no "
+                            "limit")
         extra_overrides = [*extra_overrides, f"job_timeout_s={float(timeout):g}"]
     return DriverOptions(generations=int(search.generations), seed=int(search.seed),
                          use_controller=bool(search.use_controller), report_k=int(search.report_k),
