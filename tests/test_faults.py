@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -153,13 +154,36 @@ def test_the_sweep_lock_is_exclusive_and_a_closed_holder_frees_it(tmp_path):
     from falsr.errors import UserError
     from falsr.search.lock import LOCK_NAME, acquire
 
+    holder = f"{os.getpid()} on {socket.gethostname()}"
     fd = acquire(tmp_path / "sweep")
-    assert (tmp_path / "sweep" / LOCK_NAME).read_text().strip() == str(os.getpid())
+    assert (tmp_path / "sweep" / LOCK_NAME).read_text().strip() == holder
     with pytest.raises(UserError, match=rf"{tmp_path / 'sweep'} is in use by another search process "
-                                        rf"\(pid {os.getpid()}\)"):
+                                        rf"\(pid {holder}\): wait for it to end or stop it"):
         acquire(tmp_path / "sweep")
     os.close(fd)
     os.close(acquire(tmp_path / "sweep"))
+
+
+def test_a_lock_kept_by_an_ended_holders_child_is_waited_for_then_named(tmp_path):
+    """The holder forks (as a data-loader worker is forked) and is SIGKILLed; its child keeps the lock: a new
+    acquire waits for the child (here: refuses after a 0 s wait, saying so), and takes the lock once it is gone."""
+    from falsr.errors import UserError
+    from falsr.search.lock import acquire
+
+    code = ("import os, sys, time\nfrom falsr.search.lock import acquire\nacquire(sys.argv[1])\n"
+            "child = os.fork()\nif child == 0:\n    time.sleep(600)\n"
+            "print(child, flush=True)\ntime.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    child = int(holder.stdout.readline())
+    try:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        with pytest.raises(UserError, match=rf"\(pid {holder.pid} on .+, ended; a process it started still holds it\)"):
+            acquire(tmp_path, orphan_wait_s=0)
+    finally:
+        os.kill(child, signal.SIGKILL)
+    os.close(acquire(tmp_path))  # the child gone (killed; reaped by init), waited for within orphan_wait_s
 
 
 @pytest.mark.slow
@@ -176,7 +200,7 @@ def test_a_second_resume_of_the_same_folder_refuses_until_the_holder_dies(tiny_d
         assert holder.stdout.readline().strip() == "held"
         refused = run_search(args + [f"search.resume={sweep}"], tmp_path, timeout=300)
         line = one_line(refused)
-        assert line.startswith(f"error: {sweep} is in use by another search process (pid {holder.pid})"), line
+        assert line.startswith(f"error: {sweep} is in use by another search process (pid {holder.pid} on "), line
         assert journal(sweep) == before
     finally:
         holder.send_signal(signal.SIGKILL)
