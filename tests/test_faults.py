@@ -1,9 +1,10 @@
-"""Faults injected into real (tiny) searches: two processes on one sweep folder, a damaged or missing
-`search_state.pt`, a candidate that hangs.
+"""Faults injected into real (tiny) searches: SIGKILL at points of the loop, two processes on one sweep folder, a
+damaged or missing `search_state.pt`, a candidate that runs too long or hangs.
 
-Every kill here is triggered by a journal record count, never by time: the search runs as tests/search_killed.py,
-which SIGKILLs its own process right after the journal append that brings the journal to N records (the basic
-launcher runs the jobs in the search's process, so no other job can finish in between, however fast the machine). Every
+Every kill here is triggered by a journal record count or a point of the loop, never by time: the search runs as
+tests/search_killed.py, which SIGKILLs its own process right after the journal append that brings the journal to N
+records, right before a launch or right after a report (the basic launcher runs the jobs in the search's process,
+so no other job can finish in between, however fast the machine). Every
 case ends by checking the journal holds each (candidate, rung) once and, where the outcome is defined by the seed,
 that the front is the one the uninterrupted search writes.
 """
@@ -102,7 +103,7 @@ def killed_after_when(condition: str, args: list[str], sweep: Path, tmp: Path) -
     the journal's ``records``) holds (tests/search_killed.py); the journal then."""
     proc = run_search(args, tmp, script=str(REPO / "tests" / "search_killed.py"), FALSR_TEST_KILL_WHEN=condition)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
-    return journal(sweep)
+    return journal(sweep) if (sweep / "journal.jsonl").exists() else []
 
 
 def killed_after(n_records: int, args: list[str], sweep: Path, tmp: Path) -> list[dict]:
@@ -211,6 +212,38 @@ def test_a_second_resume_of_the_same_folder_refuses_until_the_holder_dies(tiny_d
     records = check_journal(sweep)
     assert records[: len(before)] == before  # nothing finished was trained again
     assert sorted(r["key"] for r in records) == sorted(r["key"] for r in journal(uninterrupted))
+    assert front(sweep) == front(uninterrupted)
+
+
+# -- SIGKILL of the search at points of its loop ------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when, killed_there", [
+    # the state written, no job launched yet (only candidates over the mult-adds cap journaled, by the driver)
+    ("event == 'launch' and count == 1", lambda before, n: all(r.get("job_num") is None for r in before)),
+    ("len(records) >= 2", lambda before, n: len(before) == 2),  # mid initial generation
+    # writing the initial generation's reports (after its tell)
+    ("event == 'report' and count == 1", lambda before, n: len(before) == POPULATION and n == 1),
+    (f"len(records) >= {POPULATION + 1}", lambda before, n: len(before) == POPULATION + 1),  # mid generation 1
+    # generation 1 asked, its jobs not launched
+    ("event == 'launch' and count == 2",
+     lambda before, n: all(r.get("job_num") is None for r in before if r["generation"] == 1)),
+], ids=["before_the_first_job", "mid_generation_0", "during_a_report", "mid_generation_1", "before_generation_1"])
+def test_sigkill_at_a_point_of_the_loop_then_resume(when, killed_there, tiny_data, uninterrupted, tmp_path):
+    """Killed at a point chosen by the journal or the loop, not by time; resumed: the journal is the uninterrupted
+    search's, in its order, nothing finished trained again, and the front is the same."""
+    sweep = tmp_path / "sweep"
+    args = search_args(tiny_data, sweep)
+    before = killed_after_when(when, args, sweep, tmp_path)
+    assert (sweep / "search_state.pt").is_file()
+    assert killed_there(before, len(list(sweep.glob("pareto.json")))), [(r["generation"], r.get("job_num"))
+                                                                          for r in before]
+    resumed = run_search(args + [f"search.resume={sweep}"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    records = check_journal(sweep)
+    assert records[: len(before)] == before
+    same = ("key", "genome", "generation", "origin", "status")
+    assert [{k: r[k] for k in same} for r in records] == [{k: r[k] for k in same} for r in journal(uninterrupted)]
     assert front(sweep) == front(uninterrupted)
 
 
