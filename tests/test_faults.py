@@ -364,6 +364,25 @@ def test_the_job_timer_ends_a_hung_step_and_puts_the_signal_handler_back():
     JobTimeout(600, time.monotonic()).check()
 
 
+def test_the_job_timeout_reaches_every_candidate_job_as_an_override():
+    """search.job_timeout_s becomes job_timeout_s=N among the overrides of every candidate job (full training jobs
+    are built from the command line's overrides only); train.py alone has no limit by default."""
+    from hydra import compose, initialize_config_dir
+
+    from falsr.cli import CONF_DIR
+    from falsr.search.hydra_glue import driver_options
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        search = compose("search", overrides=["+search=nsga2", "search.job_timeout_s=90",
+                                              "search.resume_from_journal=true"]).search
+        default = compose("search", overrides=["+search=nsga2"]).search
+        train = compose("train")
+    options = driver_options(search, ["data.patch_size=32"])
+    assert options.extra_overrides == ("data.patch_size=32", "job_timeout_s=90") and options.resume_from_journal
+    assert driver_options(default, []).extra_overrides == () and not driver_options(default, []).resume_from_journal
+    assert train.job_timeout_s is None
+
+
 @pytest.mark.slow
 def test_candidates_past_the_job_timeout_fail_and_the_search_goes_on(tiny_data, tmp_path):
     """search.job_timeout_s=30 with one candidate made to run 100000 steps (an hour or more), one that hangs in its
