@@ -73,7 +73,7 @@ def check_outputs(sweep: Path) -> list[dict]:
     assert trained and all(np.isfinite(r["psnr"]) and r["run_dir"] for r in trained)
     pareto = json.loads((sweep / "pareto.json").read_text())
     assert pareto["front"] and {r["key"] for r in pareto["front"]} <= {r["key"] for r in trained}
-    assert (sweep / "pareto.md").read_text().startswith("| model | mult-adds | params |")
+    assert "\n| model | mult-adds | params | PSNR/SSIM | vs bicubic |" in (sweep / "pareto.md").read_text()
     for name in ("front_psnr_vs_mult_adds.png", "front_psnr_vs_params.png", "front_params_vs_mult_adds.png"):
         assert (sweep / name).stat().st_size > 1000
     assert (sweep / "search_state.pt").is_file()

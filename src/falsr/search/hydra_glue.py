@@ -32,6 +32,88 @@ def search_settings(search: DictConfig) -> SearchSettings:
         raise UserError(f"bad search.settings: {err}") from None
 
 
+CAP_KEY = "search.settings.constraints.max_mult_adds"
+MIN_PSNR_KEY = "search.settings.constraints.min_psnr"
+FLOOR_KEY = "search.settings.constraints.min_mult_adds"
+
+
+def _giga(value: float) -> str:
+    """Mult-adds for people: 1.31G, 250M, 1."""
+    for unit, scale in (("G", 1e9), ("M", 1e6)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:g}"
+
+
+def _as_typed(value: float) -> str:
+    """A number as one would type it in an override: 1.4e9, 1, 0.5."""
+    return f"{value:g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
+
+
+def _at_least(value: float) -> str:
+    """`value` rounded up to 4 significant digits, as a config value (1312358400 -> 1.313e9)."""
+    if value <= 0:
+        return f"{value:g}"
+    exponent = math.floor(math.log10(value)) - 3
+    mantissa = math.ceil(value / 10 ** exponent - 1e-9)
+    return f"{mantissa / 1000:g}e{exponent + 3}"
+
+
+def check_constraints_reachable(settings: SearchSettings) -> None:
+    """Refuse, before anything is trained, a mult-adds cap below the smallest network the search space has
+    (at the search's LR size): no candidate could ever be trained. One line naming the key, the smallest
+    network's mult-adds and a value that works."""
+    from falsr.space.cost import smallest_cost
+
+    cap = settings.constraints.max_mult_adds
+    if cap is None:
+        return
+    smallest = smallest_cost(lr_size=settings.lr_size)
+    if smallest.mult_adds > cap:
+        h, w = settings.lr_size
+        raise UserError(f"no candidate can meet the constraints: {CAP_KEY}={_as_typed(cap)} mult-adds, but the "
+                        f"smallest network of the search space has {_giga(smallest.mult_adds)} at {h}x{w} "
+                        f"(search.settings.lr_size); raise it to at least {_at_least(smallest.mult_adds)} "
+                        f"(or null: no cap), or search a smaller space (space.*)")
+
+
+def infeasible_search_message(records: Sequence[dict], settings: SearchSettings) -> Optional[str]:
+    """Why a finished search has no feasible candidate (None when it has one, or when nothing trained because
+    every job failed, which is reported separately): the constraint no candidate met, the closest any came to
+    it, and how to fix it."""
+    from falsr.search.journal import STATUS_OK, STATUS_OVER_CAP, STATUS_UNDER_FLOOR
+    from falsr.search.report import pareto_records
+    from falsr.space.cost import smallest_cost
+
+    constraints = settings.constraints
+    if pareto_records(records, constraints):
+        return None
+    ok = [r for r in records if r.get("status") == STATUS_OK]
+    over = [r for r in records if r.get("status") == STATUS_OVER_CAP]
+    under = [r for r in records if r.get("status") == STATUS_UNDER_FLOOR]
+    if not ok and over and not under:
+        cap = constraints.max_mult_adds
+        seen = min(float(r["mult_adds"]) for r in over)
+        possible = smallest_cost(lr_size=settings.lr_size).mult_adds
+        return (f"no candidate met the constraints: {CAP_KEY}={_as_typed(cap)} ({_giga(cap)}), but the smallest of "
+                f"the {len(over)} candidates proposed had {_giga(seen)} mult-adds (the search space's smallest "
+                f"network: {_giga(possible)}); nothing was trained: raise the cap (to {_at_least(seen)} or more, or "
+                "null: no cap)")
+    if not ok and under:
+        floor, cap = constraints.min_mult_adds, constraints.max_mult_adds
+        seen = max(float(r["mult_adds"]) for r in under)
+        band = f" and {CAP_KEY}={_as_typed(cap)} ({_giga(cap)})" if over and cap is not None else ""
+        return (f"no candidate met the constraints: {FLOOR_KEY}={_as_typed(floor)} ({_giga(floor)}){band}, but the "
+                f"largest of the {len(under)} candidates under the floor had {_giga(seen)} mult-adds; nothing was "
+                "trained: lower the floor (or null: no floor)" + (", or widen the band" if band else ""))
+    if ok and constraints.min_psnr is not None:
+        best = max(float(r["psnr"]) for r in ok)
+        return (f"no candidate met the constraints: {MIN_PSNR_KEY}={_as_typed(constraints.min_psnr)}, but the best "
+                f"of the {len(ok)} trained candidates reached {best:.2f} dB; lower it (to {best:.2f} or less, or null) "
+                "or train longer (budget=...)")
+    return None
+
+
 def fidelity_settings(search: DictConfig) -> Fidelity:
     """``search.fidelity`` checked: a bad option is one line, before anything runs."""
     data = OmegaConf.to_container(search.get("fidelity") or {}, resolve=True)

@@ -4,18 +4,21 @@ source of truth of a search.
 
 Jobs append to it from their own processes (any Hydra launcher: in-process, joblib workers,
 SLURM nodes sharing the sweep folder), so every append takes an exclusive `flock` and writes one
-whole line, then fsyncs. A line cut short by a kill is ignored when reading.
+whole line, then fsyncs. A line cut short by a kill is skipped when reading, with a one-line warning (once per
+process): its candidate (at that rung) is not journaled, so a resumed search trains it again.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import math
 import os
 import time
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 JOURNAL_NAME = "journal.jsonl"
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -58,10 +61,12 @@ class Journal:
         if not self.path.is_file():
             return []
         out = []
-        for line in self.path.read_text().splitlines():
+        for number, line in enumerate(self.path.read_text(errors="replace").splitlines(), start=1):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
+                if line.strip():
+                    _warn_torn(self.path, number, line)
                 continue
             if isinstance(record, dict) and "key" in record:
                 out.append(record)
@@ -86,6 +91,18 @@ def top_records(records) -> dict[str, dict]:
                 r.get("status") == STATUS_OK and rung_of(r) >= rung_of(best)):
             out[r["key"]] = r
     return out
+
+
+_WARNED: set[tuple[str, int]] = set()  # (journal, line number): warned once per process, however often it is read
+
+
+def _warn_torn(path: Path, number: int, line: str) -> None:
+    where = (str(path.resolve()), number)
+    if where in _WARNED:
+        return
+    _WARNED.add(where)
+    log.warning(f"{path} line {number} is cut short or damaged (a write killed midway?): skipped, so that candidate "
+                f"(at that rung) counts as not evaluated and is trained again ({line[:60]!r}...)")
 
 
 def is_valid_psnr(value) -> bool:

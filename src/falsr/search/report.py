@@ -1,17 +1,26 @@
 """Search results for people: pareto.json, a Table-I-like Markdown table, pairwise front plots,
-and the k front models chosen for full training by crowding distance (as the paper does)."""
+and the k front models chosen for full training by crowding distance (as the paper does).
+
+What the PSNRs mean (the training budget of every candidate, the validation images) and bicubic's PSNR on the same
+images come from ``report_context.json`` in the sweep folder, which the sweeper writes before the first job
+(:func:`write_report_context`; bicubic is computed there once and kept).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import math
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only: searches run headless
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 from deap import base  # noqa: E402
 from deap.tools import emo  # noqa: E402
 
@@ -20,9 +29,139 @@ from falsr.search.journal import STATUS_FAILED, STATUS_OK, rung_of  # noqa: E402
 from falsr.search.nsga import Individual, nondominated_fronts, tiered_psnr  # noqa: E402
 from falsr.search.settings import Constraints  # noqa: E402
 
+log = logging.getLogger(__name__)
 PAIRS = (("mult_adds", "psnr"), ("params", "psnr"), ("mult_adds", "params"))
-LABELS = {"psnr": "PSNR (dB)", "mult_adds": "mult-adds (G)", "params": "params (K)"}
-SCALE = {"psnr": 1.0, "mult_adds": 1e-9, "params": 1e-3}
+LABELS = {"psnr": "PSNR (dB)", "mult_adds": "mult-adds", "params": "params"}
+COSTS = ("mult_adds", "params")  # log axes, ticks as 12G, 25G, 50G (cost_label)
+CONTEXT_NAME = "report_context.json"
+
+
+def cost_label(value: float, _pos: Any = None) -> str:
+    """A cost for an axis tick or a table: 12G, 25G, 500M, 5.7K, 1T (a matplotlib FuncFormatter function)."""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+def cost_ticks(low: float, high: float) -> tuple[float, ...]:
+    """The mantissas of a log cost axis's ticks: 1, 2, 5 of each decade on a wide axis, denser on a narrow one
+    (so that an axis spanning 80K..180K still shows three or more labelled ticks)."""
+    decades = math.log10(max(high, 1e-300) / max(low, 1e-300)) if high > 0 and low > 0 else 3.0
+    if decades < 0.6:
+        return (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0)
+    if decades < 1.5:
+        return (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+    return (1.0, 2.0, 5.0)
+
+
+def cost_axis(axis, low: float, high: float) -> None:
+    """A readable log cost axis over [low, high]: ticks at 1, 2 and 5 of every decade (denser when the axis is
+    narrow), labelled 10G, 20G, 50G."""
+    axis.set_major_locator(LogLocator(base=10, subs=cost_ticks(low, high)))
+    axis.set_major_formatter(FuncFormatter(cost_label))
+    axis.set_minor_formatter(NullFormatter())
+
+
+# -- what the PSNRs are measured on: report_context.json -----------------------------------------------------------
+
+
+def bicubic_scores(pairs: Sequence[tuple[str, Path, Optional[Path]]], scale: int = 2) -> dict:
+    """Protocol PSNR / SSIM of bicubic x`scale` (PIL bicubic of the LR, the release's baseline; LR from its file or
+    the MATLAB-compatible downscale of HR) on the images `pairs`, averaged over images like the validation."""
+    from falsr.protocol.benchmarks import load_pair
+    from falsr.protocol.metrics import psnr_ssim_y
+    from falsr.protocol.resize import pil_bicubic_upscale
+
+    scores = []
+    for name, hr_path, lr_path in pairs:
+        pair = load_pair(name, hr_path, lr_path, scale)
+        scores.append(psnr_ssim_y(pil_bicubic_upscale(pair.lr, scale), pair.hr, border=scale))
+    return {"psnr": sum(p for p, _ in scores) / len(scores), "ssim": sum(q for _, q in scores) / len(scores),
+            "images": len(scores)}
+
+
+def _pairs_key(pairs, scale: int) -> str:
+    stamp = [(name, str(Path(hr).resolve()), Path(hr).stat().st_size, Path(hr).stat().st_mtime_ns,
+              str(Path(lr).resolve()) if lr else None) for name, hr, lr in pairs]
+    return hashlib.sha1(json.dumps([stamp, scale]).encode()).hexdigest()[:16]
+
+
+TRAINING_GROUPS = ("budget", "trainer", "data", "optimizer", "scheduler", "module")  # overrides that change a budget
+
+
+def write_report_context(sweep_dir: str | Path, job, overrides: Sequence[str] = (),
+                         rungs: Optional[Sequence[int]] = None) -> dict:
+    """What a search's PSNRs mean, for its reports: the candidates' training budget and validation images (from a
+    candidate job's config `job` and the command line's `overrides` of it; `rungs`: the steps of multi-fidelity
+    promotion's rungs), and bicubic on the same images (computed once, kept in the sweep folder)."""
+    from hydra.utils import instantiate
+
+    from falsr.training.data import HOLDOUT
+
+    sweep_dir = Path(sweep_dir)
+    path = sweep_dir / CONTEXT_NAME
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    data = instantiate(job.data)
+    val_set = list(data.val_sets)[0]
+    pairs = data.val_pairs(val_set)
+    key = _pairs_key(pairs, data.scale)
+    if val_set == HOLDOUT:
+        images = (f"{len(pairs)} training images held out of {data.train_dir} (data.holdout={data.holdout}: no "
+                  "candidate trains on them)")
+    else:
+        images = (f"{val_set}, {len(pairs)} image{'s' if len(pairs) != 1 else ''} "
+                  f"({Path(data.benchmarks_dir or '.') / val_set})")
+    choices = (job.get("hydra") or {}).get("runtime", {}).get("choices", {}) if "hydra" in job else {}
+    context = {
+        "steps": job.trainer.get("max_steps"), "rungs": [int(r) for r in rungs] if rungs else None,
+        "batch_size": data.batch_size, "patch_size": data.patch_size,
+        "budget": choices.get("budget") if choices else None, "val_set": val_set, "val_images": images,
+        "overrides": [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] in TRAINING_GROUPS
+                      and not o.lstrip("+~").startswith(("data.train_dir", "data.benchmarks_dir", "data.cache"))],
+        "scale": data.scale, "pairs_key": key,
+        "bicubic": old["bicubic"] if old.get("pairs_key") == key and old.get("bicubic") else
+        bicubic_scores(pairs, data.scale),
+    }
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(context, indent=2))
+    return context
+
+
+def read_report_context(out_dir: str | Path) -> Optional[dict]:
+    path = Path(out_dir) / CONTEXT_NAME
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _bicubic_psnr(context: Optional[dict]) -> Optional[float]:
+    return ((context or {}).get("bicubic") or {}).get("psnr")
+
+
+def measured_on(context: Optional[dict]) -> list[str]:
+    """The lines of pareto.md that say what its PSNRs are: budget, validation images, bicubic on them."""
+    if not context:
+        return []
+    recipe = ([f"budget={context['budget']}"] if context.get("budget") else []) + list(context.get("overrides") or [])
+    budget = f" (recipe: {' '.join(recipe)})" if recipe else ""
+    border = context.get("scale", 2)
+    if context.get("rungs"):
+        rungs = ",".join(map(str, context["rungs"]))
+        steps = f"the training steps of its highest rung, search.fidelity.rungs=[{rungs}] (the rung column)"
+    else:
+        steps = f"{context['steps']} training steps"
+    patch = context["patch_size"]
+    lines = [f"PSNR/SSIM: the evaluation protocol (Y channel, {border}-pixel border) on the validation "
+             f"set `{context['val_set']}`: {context['val_images']}; each candidate after {steps}, batch "
+             f"{context['batch_size']}, {patch}x{patch} HR patches{budget}. A search's short training: compare "
+             "candidates with each other and with bicubic, not with published PSNRs of fully trained models.", ""]
+    bicubic = context.get("bicubic")
+    if bicubic:
+        lines += [f"Bicubic on the same images: {bicubic['psnr']:.2f} dB / {bicubic['ssim']:.4f} (PIL bicubic x"
+                  f"{context.get('scale', 2)}, the protocol's baseline).", ""]
+    return lines
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -75,17 +214,21 @@ def model_name(record: dict) -> str:
     return f"g{record['generation']}-{record['key'][:6]}"
 
 
-def markdown_table(front: Sequence[dict]) -> str:
-    """The front, best PSNR first; with multi-fidelity (records with a ``rung``) highest rung first, each model's
-    rung and training steps in a column, and a note that PSNRs of different rungs are not compared."""
+def markdown_table(front: Sequence[dict], bicubic_psnr: Optional[float] = None) -> str:
+    """The front, best PSNR first; with `bicubic_psnr`, each model's gain over bicubic on the same images; with
+    multi-fidelity (records with a ``rung``) highest rung first, each model's rung and training steps in a column,
+    and a note that PSNRs of different rungs are not compared."""
+    vs = bicubic_psnr is not None
     rungs = any("rung" in r for r in front)
-    lines = ["| model | mult-adds | params | PSNR/SSIM | " + ("rung (steps) | " if rungs else "") + "genome |",
-             "| --- | --- | --- | --- | " + ("--- | " if rungs else "") + "--- |"]
+    lines = ["| model | mult-adds | params | PSNR/SSIM | " + ("vs bicubic | " if vs else "")
+             + ("rung (steps) | " if rungs else "") + "genome |",
+             "| --- | --- | --- | --- | " + ("--- | " if vs else "") + ("--- | " if rungs else "") + "--- |"]
     for r in sorted(front, key=lambda r: (-rung_of(r), -r["psnr"])):
         ssim = f"{r['ssim']:.4f}" if isinstance(r.get("ssim"), float) else "-"
+        gain = f"{r['psnr'] - bicubic_psnr:+.2f} dB | " if vs else ""
         rung = f"{rung_of(r)} ({r.get('steps')}) | " if rungs else ""
         lines.append(f"| {model_name(r)} | {r['mult_adds'] / 1e9:.1f}G | {r['params'] / 1e3:,.0f}K | "
-                     f"{r['psnr']:.2f}/{ssim} | {rung}`{r['genome']}` |")
+                     f"{r['psnr']:.2f}/{ssim} | {gain}{rung}`{r['genome']}` |")
     if rungs:
         lines += ["", "PSNR after each model's highest rung (multi-fidelity promotion): a model of a higher rung "
                       "trained longer, so its PSNR is not comparable with a lower rung's; the front compares "
@@ -93,20 +236,49 @@ def markdown_table(front: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_fronts(records: Sequence[dict], front: Sequence[dict], out_dir: Path) -> list[Path]:
-    """One PNG per objective pair: every trained candidate, the Pareto front highlighted (paper Fig. 6)."""
+def pareto_markdown(front: Sequence[dict], context: Optional[dict] = None) -> str:
+    """pareto.md: what the PSNRs are measured on (budget, images, bicubic there), then the table of the front."""
+    head = ["# Pareto front", ""] + measured_on(context) if context else []
+    return "\n".join(head) + ("\n" if head else "") + markdown_table(front, _bicubic_psnr(context))
+
+
+def plot_fronts(records: Sequence[dict], front: Sequence[dict], out_dir: Path,
+                context: Optional[dict] = None) -> list[Path]:
+    """One PNG per objective pair (paper Fig. 6): every trained candidate coloured by its generation, the Pareto
+    front ringed, bicubic on the same images as a line, costs on log axes with ticks like 12G, 25G, 50G."""
     ok = [r for r in records if r.get("status") == STATUS_OK]
+    generations = [int(r.get("generation") or 0) for r in ok]
+    bicubic = _bicubic_psnr(context)
+    where = ""
+    if context:
+        steps = f"rungs of {'/'.join(map(str, context['rungs']))} steps" if context.get("rungs") else \
+            f"{context['steps']} training steps"
+        where = f"PSNR on {context['val_set']} ({context['val_images'].split(' (')[0].split(' held out')[0]}), {steps}"
     paths = []
     for x, y in PAIRS:
-        fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-        ax.scatter([r[x] * SCALE[x] for r in ok], [r[y] * SCALE[y] for r in ok], s=12, c="0.6", label="evaluated")
+        fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=100)
+        points = ax.scatter([r[x] for r in ok], [r[y] for r in ok], s=16, c=generations, cmap="viridis",
+                            vmin=0, vmax=max(generations, default=0) or 1, label="evaluated")
         if front:
-            pts = sorted((r[x] * SCALE[x], r[y] * SCALE[y]) for r in front)
-            ax.scatter(*zip(*pts), s=24, c="tab:red", label="Pareto front (3 objectives)")
+            pts = sorted((r[x], r[y]) for r in front)
+            ax.scatter(*zip(*pts), s=70, facecolors="none", edgecolors="tab:red", linewidths=1.2,
+                       label="Pareto front (3 objectives)")
+        if bicubic is not None and y == "psnr":
+            ax.axhline(bicubic, color="0.3", linestyle="--", linewidth=1, label=f"bicubic ({bicubic:.2f} dB)")
+        if ok:
+            bar = fig.colorbar(points, ax=ax, pad=0.02)
+            bar.set_label("generation")
+            bar.locator = MaxNLocator(integer=True)
+            bar.update_ticks()
         ax.set_xlabel(LABELS[x])
         ax.set_ylabel(LABELS[y])
-        if x != "psnr":
-            ax.set_xscale("log")
+        for name, axis, scale, limits in ((x, ax.xaxis, ax.set_xscale, ax.get_xlim),
+                                          (y, ax.yaxis, ax.set_yscale, ax.get_ylim)):
+            if name in COSTS and ok:  # (no point, e.g. nothing under the cap: no log axis to scale)
+                scale("log")
+                cost_axis(axis, *limits())
+        if where and y == "psnr":
+            ax.set_title(where, fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
         fig.tight_layout()
@@ -118,9 +290,11 @@ def plot_fronts(records: Sequence[dict], front: Sequence[dict], out_dir: Path) -
 
 
 def write_reports(out_dir: str | Path, records: Sequence[dict], constraints: Optional[Constraints],
-                  k: int = 4) -> dict:
-    """Write pareto.json, pareto.md and the plots; return the summary written to pareto.json."""
+                  k: int = 4, context: Optional[dict] = None) -> dict:
+    """Write pareto.json, pareto.md and the plots; return the summary written to pareto.json. `context`: what the
+    PSNRs are measured on (default: the folder's report_context.json, where the sweeper wrote one)."""
     out_dir = Path(out_dir)
+    context = context if context is not None else read_report_context(out_dir)
     front = pareto_records(records, constraints)
     chosen = choose_by_crowding(front, k)
     summary = {
@@ -130,7 +304,10 @@ def write_reports(out_dir: str | Path, records: Sequence[dict], constraints: Opt
         "front": front,
         "chosen_for_full_training": [r["genome"] for r in chosen],
     }
+    if context:
+        summary["measured_on"] = {name: context.get(name)
+                                  for name in ("steps", "budget", "val_set", "val_images", "bicubic")}
     atomic_write(out_dir / "pareto.json", json.dumps(summary, indent=2))
-    atomic_write(out_dir / "pareto.md", markdown_table(front))
-    summary["plots"] = [str(p) for p in plot_fronts(records, front, out_dir)]
+    atomic_write(out_dir / "pareto.md", pareto_markdown(front, context))
+    summary["plots"] = [str(p) for p in plot_fronts(records, front, out_dir, context)]
     return summary

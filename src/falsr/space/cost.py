@@ -77,3 +77,47 @@ def genome_cost(genome, lr_size=DEFAULT_LR_SIZE) -> Cost:
     params = sum(cc.p_in * ch + cc.p_const for cc, ch in parts)
     macs = sum(cc.m_in * ch + cc.m_const for cc, ch in parts)
     return Cost(params=params, mult_adds=macs * _lr_pixels(lr_size))
+
+
+def smallest_genome(space=None, objective: str = "mult_adds") -> Genome:
+    """The genome of `space` (None: the active one) with the fewest mult-adds (or params: objective="params").
+
+    Exact, without enumerating the space: a connection bit only adds input channels and every cost is affine in
+    them with non-negative slopes, so the smallest network has no connection bits; along the chain, a cell's
+    cost depends only on the channels of the node before it, so a dynamic programme over those channels (one
+    state per channel width) picks every cell.
+    """
+    from falsr.space.genome import active_space, num_connection_bits
+
+    space = space or active_space()
+    if objective not in ("mult_adds", "params"):
+        raise ValueError(f"objective={objective!r}: use 'mult_adds' or 'params'")
+    slope, const = ("m_in", "m_const") if objective == "mult_adds" else ("p_in", "p_const")
+    head, up = HEAD_COST, UPSAMPLER_COST
+    # best[cin] = (cost so far, cell indices so far) of the cheapest prefix whose last node has cin channels.
+    best = {FEATURES: (getattr(head, slope) * 1 + getattr(head, const), ())}
+    for _ in range(space.n_cells):
+        nxt: dict[int, tuple[int, tuple[int, ...]]] = {}
+        for cin, (total, cells) in best.items():
+            for index, cell in enumerate(space.choices):
+                cc = cell_cost(cell)
+                value = total + getattr(cc, slope) * cin + getattr(cc, const)
+                if cell.channels not in nxt or value < nxt[cell.channels][0]:
+                    nxt[cell.channels] = (value, cells + (index,))
+        best = nxt
+    _, cells = min(best.items(), key=lambda item: item[1][0] + getattr(up, slope) * item[0] + getattr(up, const))[1]
+    from falsr.space.genome import using_space
+
+    with using_space(space):
+        return Genome(cells, (0,) * num_connection_bits(space.n_cells))
+
+
+def smallest_cost(space=None, lr_size=DEFAULT_LR_SIZE) -> Cost:
+    """The fewest mult-adds (at `lr_size`) and the fewest params any network of `space` (None: the active one)
+    has; the two minima may belong to different networks."""
+    from falsr.space.genome import active_space, using_space
+
+    space = space or active_space()
+    with using_space(space):
+        return Cost(params=genome_cost(smallest_genome(space, "params"), lr_size).params,
+                    mult_adds=genome_cost(smallest_genome(space, "mult_adds"), lr_size).mult_adds)

@@ -310,6 +310,16 @@ class SRDataModule(pl.LightningDataModule):
         pairs = [(p.stem, p, _lr_partner(p, lr_dir, self.scale) if lr_dir else None) for p in held]
         return BenchmarkDataset(None, self.scale, pairs=pairs, name=HOLDOUT)
 
+    def val_pairs(self, name: str) -> list[tuple[str, Path, Path | None]]:
+        """(image name, HR path, LR path or None: the MATLAB downscale of HR) of the validation set `name`, as
+        `setup` reads them (e.g. for a bicubic reference on the same images)."""
+        if name == HOLDOUT:
+            _, held = split_holdout(list_images(self.train_dir, "training HR image"), self.holdout)
+            lr_dir = Path(self.train_lr_dir) if self.train_lr_dir else None
+            return [(p.stem, p, _lr_partner(p, lr_dir, self.scale) if lr_dir else None) for p in held]
+        root = Path(self.benchmarks_dir) if self.benchmarks_dir else None
+        return list_pairs(root / name if root else Path(name), self.scale)
+
     def train_dataloader(self) -> DataLoader:
         n = len(self.train_set)
         samples = self.samples_per_epoch or n  # default: one random patch per image per epoch

@@ -24,8 +24,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from falsr.cli import use_space_of
@@ -179,6 +181,103 @@ class JobTimeout(pl.Callback):
             raise TimeoutError(f"timed out after {self.seconds:g} s (job_timeout_s)")
 
 
+# What a target raises for a bad value of its config node (and Hydra, for a target it cannot locate or call).
+BAD_VALUE_ERRORS = (ValueError, TypeError, ArithmeticError, ImportError, InstantiationException,
+                    MisconfigurationException)
+
+
+def bad_config_value(cfg: DictConfig, key: str, err: BaseException) -> UserError:
+    """A one-line UserError for `err`, raised by the object of config node `key` (optimizer, scheduler, trainer):
+    ``<key>.<name>=<value>: <the target's own message>``. The value blamed is the node's entry that the message
+    quotes, else what the command line set in that node, else the node's target."""
+    located = True
+    if isinstance(err, InstantiationException):
+        if str(err).startswith("Error in call to target") and err.__cause__ is not None:
+            err = err.__cause__  # the target's own error, which Hydra wraps
+        else:  # Hydra's own: a target it cannot locate
+            located = False
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(", set env var HYDRA_FULL_ERROR")[0]
+    if not located:
+        from falsr.cli import CONF_DIR
+
+        if (CONF_DIR / key).is_dir():
+            reason += f" (the configs of {key}=: {', '.join(sorted(p.stem for p in (CONF_DIR / key).glob('*.yaml')))})"
+    node = cfg.get(key)
+    try:
+        entries = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else {}
+    except Exception:  # noqa: BLE001 - a node that does not resolve: blame what the command line set
+        entries = {}
+    entries = {str(name): value for name, value in entries.items() if not str(name).startswith("_")}
+    task = [o.lstrip("+~") for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else []
+    overridden = {}  # the node's entries the command line set (the last override of one wins), and how
+    for o in task:
+        if o.startswith(f"{key}."):
+            overridden[o.partition("=")[0][len(key) + 1:].split(".")[0]] = o
+    quoted = [name for name in entries if f"'{name}'" in reason]  # e.g. "unexpected keyword argument 'foo'"
+    quoted = quoted or [name for name, value in entries.items() if _quotes(reason, value)]
+    quoted = [name for name in quoted if name in overridden] or quoted
+    if len(quoted) == 1:
+        blamed = f"{key}.{quoted[0]}={_override_text(entries[quoted[0]])}"
+    else:
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        blamed = (" ".join(overridden.values()) or " ".join(o for o in task if o.startswith(f"{key}="))
+                  or (f"{key} ({target})" if target else key))
+    return UserError(f"{blamed}: {reason}")
+
+
+def _quotes(message: str, value: Any) -> bool:
+    """Whether `message` quotes `value` (or, for a list, one of its items) as a whole token."""
+    import re
+
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if isinstance(v, (dict, list)) or v is None:
+            continue
+        forms = {str(v)} | ({repr(float(v))} if isinstance(v, (int, float)) and not isinstance(v, bool) else set())
+        if any(re.search(rf"(?<![\w.+-]){re.escape(f)}(?![\w]|\.\d)", message) for f in forms):
+            return True
+    return False
+
+
+def _override_text(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(map(str, value)) + "]"
+    return str(value)
+
+
+def checked(cfg: DictConfig, key: str, build):
+    """``build()`` (instantiating, or trying, the object of config node `key`), a bad value a one-line UserError."""
+    try:
+        return build()
+    except BAD_VALUE_ERRORS as err:
+        raise bad_config_value(cfg, key, err) from err
+
+
+def optimizer_and_scheduler(cfg: DictConfig):
+    """The optimizer and scheduler partials of the config, tried once on a probe parameter (one step), so that a bad
+    value (``optimizer.lr=-1``, ``scheduler.step_size=0``) is a one-line error naming it now, not a traceback from
+    inside the training loop."""
+    optimizer = checked(cfg, "optimizer", lambda: instantiate(cfg.optimizer))
+    scheduler = checked(cfg, "scheduler", lambda: instantiate(cfg.scheduler)) if cfg.get("scheduler") else None
+    probe = torch.nn.Parameter(torch.zeros(1))
+    probe_optimizer = checked(cfg, "optimizer", lambda: optimizer([probe]))
+    if scheduler is not None:
+        probe_scheduler = checked(cfg, "scheduler", lambda: scheduler(probe_optimizer))
+
+        def one_step():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # e.g. "scheduler.step() before optimizer.step()": a probe
+                probe.grad = torch.zeros(1)
+                probe_optimizer.step()
+                try:
+                    probe_scheduler.step()
+                except TypeError:  # a step that needs arguments (a metric): not ours to guess
+                    pass
+
+        checked(cfg, "scheduler", one_step)
+    return optimizer, scheduler
+
+
 def _genome_str(cfg: DictConfig) -> str | None:
     try:
         from falsr.space.genome import config_genome
@@ -210,9 +309,8 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data)
     datamodule.setup("validate" if cfg.trainer.get("max_steps") == 0 else "fit")  # bad data fails here, early
     net = instantiate(cfg.model)
-    module = instantiate(cfg.module, net=net, optimizer=instantiate(cfg.optimizer),
-                         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-                         val_names=datamodule.val_names)
+    optimizer, scheduler = optimizer_and_scheduler(cfg)
+    module = instantiate(cfg.module, net=net, optimizer=optimizer, scheduler=scheduler, val_names=datamodule.val_names)
     cost = module.cost()
     genome = str(module.genome) if module.genome is not None else None
 
@@ -225,7 +323,8 @@ def train(cfg: DictConfig) -> dict:
         if not float(cfg.job_timeout_s) > 0:
             raise UserError(f"job_timeout_s={cfg.job_timeout_s}: use a number of seconds > 0, or null for no limit")
         callbacks.append(JobTimeout(cfg.job_timeout_s, task_start))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: pl.Trainer = checked(cfg, "trainer",
+                                  lambda: instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False))
     hparams = {"config": OmegaConf.to_container(cfg, resolve=True), "genome": genome, **cost,
                **arch_config(module.genome, *lr_size(cfg)), **candidate_config(cfg)}
     for logger in trainer.loggers:

@@ -14,7 +14,7 @@ import logging
 import falsr.search.settings  # noqa: F401 - registers the search schema (schema/search) in the ConfigStore
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Tuple
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -71,26 +71,45 @@ class FalsrSweeper(Sweeper):
         with exit_on_user_error():
             return self._sweep(arguments)
 
-    def _check_job(self, arguments: List[str]) -> List[str]:
-        """The data a candidate job will read, checked once (headers only) before any job is launched, and with
-        multi-fidelity promotion the overrides every job gets (falsr.search.fidelity.job_overrides, which checks
-        the rungs against the budget)."""
+    def _check_job(self, arguments: List[str]) -> Tuple[List[str], DictConfig]:
+        """The data a candidate job will read, checked once (headers only) before any job is launched, its optimizer
+        and scheduler (tried on a probe), and with multi-fidelity promotion the overrides every job gets
+        (falsr.search.fidelity.job_overrides, which checks the rungs against the budget); returns those overrides
+        and the config of a candidate job (less its genome)."""
         from hydra.utils import instantiate
 
         from falsr.search.fidelity import job_overrides
         from falsr.search.hydra_glue import fidelity_settings
+        from falsr.training.train import optimizer_and_scheduler
 
         assert self.hydra_context is not None and self.config is not None
         fidelity = fidelity_settings(self.config.search)
         job = self.hydra_context.config_loader.load_sweep_config(self.config, list(arguments))
         overrides = job_overrides(fidelity, job) if fidelity.enabled else []
         instantiate(job.data).check()
-        return overrides
+        optimizer_and_scheduler(job)
+        return overrides, job
 
     @staticmethod
-    def _fail_if_nothing_trained(sweep_dir: Path) -> None:
-        """A search in which every trained candidate failed is a failure: one line, non-zero exit."""
+    def _write_report_context(sweep_dir: Path, job: DictConfig, arguments: List[str], search: DictConfig) -> None:
+        """What the reports' PSNRs are measured on, and bicubic there (falsr.search.report); never fatal."""
+        from falsr.search.hydra_glue import fidelity_settings
+        from falsr.search.report import write_report_context
+
+        try:
+            fidelity = fidelity_settings(search)
+            context = write_report_context(sweep_dir, job, arguments, fidelity.rungs if fidelity.enabled else None)
+            log.info(f"PSNR measured on {context['val_set']} ({context['val_images']}) after {context['steps']} "
+                     f"steps; bicubic there: {context['bicubic']['psnr']:.2f} dB")
+        except Exception as err:  # noqa: BLE001 - the reports then go without the reference
+            log.warning(f"no bicubic reference for the reports: {type(err).__name__}: {err}")
+
+    @staticmethod
+    def _fail_if_nothing_trained(sweep_dir: Path, settings=None) -> None:
+        """A search in which every trained candidate failed, or no candidate met the constraints, is a failure:
+        one line, non-zero exit."""
         from falsr.errors import UserError
+        from falsr.search.hydra_glue import infeasible_search_message
         from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, Journal
 
         records = list(Journal(sweep_dir / JOURNAL_NAME).latest().values())
@@ -98,12 +117,14 @@ class FalsrSweeper(Sweeper):
         if failed and not any(r.get("status") == STATUS_OK for r in records):
             raise UserError(f"every candidate failed ({len(failed)} of {len(records)}), e.g. {failed[0].get('error')}; "
                             f"tracebacks in the run folders' error.log under {sweep_dir}")
+        if settings is not None and (message := infeasible_search_message(records, settings)):
+            raise UserError(f"{message} (results so far: {sweep_dir})")
 
     def _sweep(self, arguments: List[str]) -> Any:
         from falsr.errors import UserError
         from falsr.search.driver import SearchDriver
-        from falsr.search.hydra_glue import (driver_options, engine_launcher, launch_each, search_settings,
-                                             wandb_generation_logger)
+        from falsr.search.hydra_glue import (check_constraints_reachable, driver_options, engine_launcher, launch_each,
+                                             search_settings, wandb_generation_logger)
         from falsr.search.lock import acquire as lock_sweep_dir
 
         assert self.config is not None and self.launcher is not None
@@ -116,7 +137,9 @@ class FalsrSweeper(Sweeper):
         if search.get("resume"):
             extra.append(f"hydra.sweep.dir={sweep_dir}")
         settings = search_settings(search)
-        fidelity_overrides = self._check_job(arguments)
+        if not search.get("resume"):  # a resumed search keeps its own settings (the driver warns if they differ)
+            check_constraints_reachable(settings)
+        fidelity_overrides, job = self._check_job(arguments)
         options = driver_options(search, extra, fidelity_overrides)
 
         def launch(batch, initial_job_idx):
@@ -125,6 +148,7 @@ class FalsrSweeper(Sweeper):
                 return launch_each(self.launcher, batch, initial_job_idx)
             return self.launcher.launch(batch, initial_job_idx=initial_job_idx)
 
+        self._write_report_context(sweep_dir, job, list(arguments), search)
         driver = SearchDriver(sweep_dir, settings, options, launch,
                               on_generation=wandb_generation_logger(self.config, sweep_dir))
         toolbox = ", ".join(f"{name}={entry.get('_target_')}" for name, entry in options.toolbox.items())
@@ -132,7 +156,7 @@ class FalsrSweeper(Sweeper):
                  f"initial one, {settings.n_cells} cells; sweep dir {sweep_dir}; toolbox: {toolbox}")
         self.lock = lock_sweep_dir(sweep_dir)  # one process per sweep folder; released when this process ends
         summary = driver.run(resume=bool(search.get("resume")))
-        self._fail_if_nothing_trained(sweep_dir)
+        self._fail_if_nothing_trained(sweep_dir, settings)
         OmegaConf.save(OmegaConf.create({"search": OmegaConf.to_container(search, resolve=True)}),
                        sweep_dir / "search_config.yaml")
         if search.get("full_train"):
