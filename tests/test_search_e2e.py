@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -123,17 +122,18 @@ def trained(records: list[dict], generation: int) -> int:
     return sum(r.get("job_num") is not None and r["generation"] == generation for r in records)
 
 
-def kill_when(args: list[str], sweep: Path, tmp: Path, done) -> None:
-    """Start a search and SIGKILL it (its whole process group) as soon as ``done(journal records)`` holds."""
-    proc = subprocess.Popen([sys.executable, "search.py", *args], cwd=REPO, env=env_for(tmp),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if (sweep / "journal.jsonl").exists() and done(journal(sweep)):
-            break
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+# kill_when's condition: n candidates of the generation trained (journaled by their job, not over the cap).
+TRAINED = "sum(r.get('job_num') is not None and r['generation'] == {generation} for r in records) >= {n}"
+
+
+def kill_when(args: list[str], sweep: Path, tmp: Path, done: str) -> None:
+    """Run a search (basic launcher) that SIGKILLs itself right after the journal append after which ``done``
+    holds (a Python expression on the journal's ``records``; tests/search_killed.py): a kill at a journal count,
+    not at a time, so no other job can finish in between however fast the machine."""
+    proc = subprocess.run([sys.executable, "tests/search_killed.py", *args], cwd=REPO,
+                          env={**env_for(tmp), "FALSR_TEST_KILL_WHEN": done}, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
 
 
 def test_sigkill_mid_generation_then_resume(tiny_data, baseline, tmp_path):
@@ -141,12 +141,13 @@ def test_sigkill_mid_generation_then_resume(tiny_data, baseline, tmp_path):
     twice: the journal is the uninterrupted search's, and nothing finished is trained again."""
     sweep = tmp_path / "sweep"
     args = search_args(tiny_data, sweep, DEAP_MATE)
-    kill_when(args, sweep, tmp_path, lambda records: trained(records, 0) >= 2)
+    kill_when(args, sweep, tmp_path, TRAINED.format(generation=0, n=2))
     before = journal(sweep)
-    assert 2 <= len(before) < POPULATION
-    kill_when(args + [f"search.resume={sweep}"], sweep, tmp_path, lambda records: trained(records, 1) >= 1)
+    assert 2 <= len(before) < POPULATION and trained(before, 0) == 2
+    kill_when(args + [f"search.resume={sweep}"], sweep, tmp_path, TRAINED.format(generation=1, n=1))
     middle = journal(sweep)
     assert middle[: len(before)] == before and POPULATION < len(middle) < POPULATION * (GENERATIONS + 1)
+    assert trained(middle, 1) == 1
 
     resumed = run_search(args + [f"search.resume={sweep}"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -12,6 +12,7 @@ operators (Eq. 4 crossover, hybrid EA + RL mutation, NSGA-II with improved crowd
 - :mod:`falsr.search.fidelity`   multi-fidelity promotion (successive halving on NSGA-II's order, ``search.fidelity``)
 - :mod:`falsr.search.journal`    ``journal.jsonl``, the search's source of truth
 - :mod:`falsr.search.callbacks`  the Hydra callback each job journals itself with (and claims its candidate)
+- :mod:`falsr.search.lock`       one search process per sweep folder (a ``flock`` a killed holder never leaves stuck)
 - :mod:`falsr.search.report`     ``pareto.json``, ``pareto.md`` and the front plots
 - :mod:`falsr.search.hydra_glue` the sweeper's helpers: settings, toolbox, cluster launches, W&B search run
 """

@@ -53,6 +53,7 @@ class DriverOptions:
     inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
     fidelity: Fidelity = field(default_factory=Fidelity)  # multi-fidelity promotion (falsr.search.fidelity); off by default
     fidelity_overrides: tuple[str, ...] = ()  # with fidelity: added to every job (falsr.search.fidelity.job_overrides)
+    resume_from_journal: bool = False  # resume with search_state.pt damaged or missing: a new state from the journal
 
 
 def candidate_overrides(off: Offspring, generation: Optional[int], inherit_from: Sequence[str] = (),
@@ -105,11 +106,13 @@ class SearchDriver:
                     self.state_path)
 
     def _load_or_start(self, resume: bool) -> tuple[SearchState, Optional[list[Offspring]]]:
-        if self.state_path.is_file():
+        if self.state_path.is_file() or (resume and self.journal.records()):
             if not resume:
                 raise UserError(f"{self.dir} already holds a search: continue it with search.resume={self.dir}, "
                                 "or choose another hydra.sweep.dir")
-            data = torch.load(self.state_path, weights_only=False)
+            data = self._read_state()
+            if data is None:  # damaged or missing, with a journal: search.resume_from_journal=true
+                return self._from_journal(), None
             if (ran := space_from_config(data.get("space"))) != active_space():
                 raise UserError(f"search.resume={self.dir}: that search ran in another search space; resume it in "
                                 f"the same one: {ran.overrides()}")
@@ -134,6 +137,50 @@ class SearchDriver:
             raise UserError(f"search.resume={self.dir}: no {STATE_NAME} there, so no search to resume")
         self.dir.mkdir(parents=True, exist_ok=True)
         return new_search(self.settings, self.options.seed, self.options.use_controller, self.options.toolbox), None
+
+    def _read_state(self) -> Optional[dict]:
+        """The state file's contents; None where it is damaged or missing and ``options.resume_from_journal``
+        allows rebuilding it from the journal, else a one-line error saying how to."""
+        try:
+            data = torch.load(self.state_path, weights_only=False)
+            if not isinstance(data, dict) or not {"state", "next_job", "pending"} <= set(data):
+                raise ValueError("not a search state")
+            return data
+        except Exception as err:  # noqa: BLE001 - truncated, garbage or absent: the journal still holds the results
+            problem = "missing" if not self.state_path.exists() else f"damaged ({type(err).__name__})"
+        if self.options.resume_from_journal:
+            log.warning(f"{self.state_path} is {problem}: rebuilding the search state from {self.journal.path}")
+            return None
+        raise UserError(f"search.resume={self.dir}: {STATE_NAME} is {problem}; resume from the journal alone (a new "
+                        f"population by NSGA-II survival over the {len(self.journal.latest())} journaled candidates, "
+                        "none trained again) with search.resume_from_journal=true")
+
+    def _from_journal(self) -> SearchState:
+        """A search state rebuilt from the journal alone (the state file lost): every journaled candidate's
+        objectives told at once to a new search (``toolbox.survive``, NSGA-II by default, over them; no controller
+        step), continuing at the generation after the last journaled one (a generation cut short counts as done).
+        The random streams are new (seeded from the seed and that generation), so the offspring from here differ
+        from those the lost state would have made. With only initial candidates journaled, the search starts
+        again from its seed: the same initial population, the journaled ones not trained again."""
+        latest = list(self.journal.latest().values())
+        last = max(int(r["generation"]) for r in latest)
+        self.next_job = self._max_job_dir() + 1
+        if last == 0:  # the initial population is the seed's: asked again, its journaled part is not trained again
+            log.info(f"resuming {self.dir} from its journal: the initial population again ({len(latest)} journaled)")
+            return new_search(self.settings, self.options.seed, self.options.use_controller, self.options.toolbox)
+        state = new_search(self.settings, self.options.seed + last + 1, self.options.use_controller,
+                           self.options.toolbox)
+        batch = [Offspring(Genome.from_string(r["genome"]), r.get("origin") or "init", tuple(r.get("parents") or ()))
+                 for r in latest]
+        tell(state, self._individuals(batch, latest, state))
+        state.generation = last + 1
+        by_rung = self.journal.by_rung()
+        state.rung0_psnr.update((k, float(r["psnr"])) for (k, rung), r in by_rung.items()
+                                if rung == 0 and r.get("status") == STATUS_OK and self.options.fidelity.enabled)
+        self._save(state, None)
+        log.info(f"resuming {self.dir} from its journal: {len(latest)} candidates, a population of "
+                 f"{len(state.population)}, generation {state.generation} next")
+        return state
 
     def _max_job_dir(self) -> int:
         nums = [int(p.name) for p in self.dir.iterdir() if p.is_dir() and p.name.isdigit()] if self.dir.is_dir() else []

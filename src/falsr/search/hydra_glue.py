@@ -137,11 +137,18 @@ def toolbox_config(search: DictConfig) -> dict:
 def driver_options(search: DictConfig, extra_overrides: Sequence[str],
                    fidelity_overrides: Sequence[str] = ()) -> DriverOptions:
     box = OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True)
+    timeout = search.get("job_timeout_s")
+    if timeout is not None:  # each candidate job ends itself when its wall time passes (falsr.training.train)
+        if not float(timeout) > 0:
+            raise UserError(f"search.job_timeout_s={float(timeout):g}: use a number of seconds > 0, or null for no "
+                            "limit")
+        extra_overrides = [*extra_overrides, f"job_timeout_s={float(timeout):g}"]
     return DriverOptions(generations=int(search.generations), seed=int(search.seed),
                          use_controller=bool(search.use_controller), report_k=int(search.report_k),
                          hypervolume_box=HypervolumeBox(**box), extra_overrides=tuple(extra_overrides),
                          toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)),
-                         fidelity=fidelity_settings(search), fidelity_overrides=tuple(fidelity_overrides))
+                         fidelity=fidelity_settings(search), fidelity_overrides=tuple(fidelity_overrides),
+                         resume_from_journal=bool(search.get("resume_from_journal", False)))
 
 
 def engine_launcher(launcher) -> bool:

@@ -216,6 +216,10 @@ class SearchConfig:
     generations: int = 2  # after the initial population: population x (generations + 1) candidates at most
     use_controller: bool = True  # false: no RL controller (the hybrid mutation always explores: plain NSGA-II)
     resume: Optional[str] = None  # a sweep folder (multirun/search/...) to continue after a crash or kill
+    # with resume, used only where search_state.pt is damaged or missing: a new population by NSGA-II survival
+    # over the journal's candidates (none trained again), continuing at the generation after the last journaled one
+    resume_from_journal: bool = False
+    job_timeout_s: Optional[float] = None  # a candidate job still running after this many seconds fails ("timed out")
     report_k: int = 4  # models chosen by crowding distance on the PSNR / mult-adds front (paper: 4)
     inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
     full_train: bool = False  # true: train the chosen models fully through the same launcher at the end

@@ -12,7 +12,9 @@ import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -124,6 +126,59 @@ def task_wrapper(task):
         return metrics
 
     return wrapper
+
+
+class JobTimeout(pl.Callback):
+    """``job_timeout_s``: the job raises TimeoutError("timed out after N s") once its wall time (counted from the
+    task's start) passes the limit; the job's own failure path (:func:`task_wrapper`, with ``ignore_errors`` in a
+    search) then records it failed with that reason.
+
+    Checked at every training and validation batch, and, where the job runs in its process's main thread (the
+    basic, joblib, submitit and Ray launchers run it there), by a SIGALRM timer armed while Lightning runs: a job
+    that hangs inside a step (Python code waiting) is ended too. A hang inside one C call ends when the call
+    returns; the launcher's own limit (hydra.launcher.timeout_min, SLURM's time) is the backstop for those."""
+
+    def __init__(self, seconds: float, start: float):
+        self.seconds, self.deadline = float(seconds), start + float(seconds)
+        self._armed, self._previous = False, None
+
+    def check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TimeoutError(f"timed out after {self.seconds:g} s (job_timeout_s)")
+
+    def on_train_batch_start(self, *args, **kwargs) -> None:
+        self.check()
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        self.check()
+
+    def on_validation_batch_end(self, *args, **kwargs) -> None:
+        self.check()
+
+    # -- the timer, armed from setup to teardown (or the exception that ends the run) --------------------------
+    def setup(self, trainer, pl_module, stage) -> None:
+        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+            return
+        self._previous = signal.signal(signal.SIGALRM, self._alarm)
+        self._armed = True
+        signal.setitimer(signal.ITIMER_REAL, max(self.deadline - time.monotonic(), 1e-3))
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        self._disarm()
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        self._disarm()
+
+    def _disarm(self) -> None:
+        if self._armed:
+            self._armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous if self._previous is not None else signal.SIG_DFL)
+
+    def _alarm(self, signum, frame) -> None:
+        if self._armed:  # (a late alarm after the run ended is ignored)
+            self._disarm()
+            raise TimeoutError(f"timed out after {self.seconds:g} s (job_timeout_s)")
 
 
 # What a target raises for a bad value of its config node (and Hydra, for a target it cannot locate or call).
@@ -239,6 +294,7 @@ def _write(path: Path, metrics: dict) -> None:
 @task_wrapper
 def train(cfg: DictConfig) -> dict:
     """Fit (or, with trainer.max_steps=0, only validate) and return the metrics of metrics.json."""
+    task_start = time.monotonic()
     out = run_dir(cfg)
     use_space_of(cfg)  # before any genome is read (also for callers that bypass the entry point)
     with open_dict(cfg):
@@ -263,6 +319,10 @@ def train(cfg: DictConfig) -> dict:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not loggers:  # nothing to monitor the learning rate into
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
+    if cfg.get("job_timeout_s") is not None:
+        if not float(cfg.job_timeout_s) > 0:
+            raise UserError(f"job_timeout_s={cfg.job_timeout_s}: use a number of seconds > 0, or null for no limit")
+        callbacks.append(JobTimeout(cfg.job_timeout_s, task_start))
     trainer: pl.Trainer = checked(cfg, "trainer",
                                   lambda: instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False))
     hparams = {"config": OmegaConf.to_container(cfg, resolve=True), "genome": genome, **cost,

@@ -10,6 +10,7 @@ lives in `falsr.search.driver`; the settings and the DEAP toolbox come from the 
 
 
 import logging
+import os
 
 import falsr.search.settings  # noqa: F401 - registers the search schema (schema/search) in the ConfigStore
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class FalsrSweeper(Sweeper):
         self.config: DictConfig | None = None
         self.launcher = None
         self.hydra_context: HydraContext | None = None
+        self.lock: int | None = None  # the fd of the sweep folder's lock while a sweep runs
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from falsr.cli import exit_on_user_error
@@ -69,7 +71,12 @@ class FalsrSweeper(Sweeper):
         from falsr.cli import exit_on_user_error
 
         with exit_on_user_error():
-            return self._sweep(arguments)
+            try:
+                return self._sweep(arguments)
+            finally:
+                if self.lock is not None:  # the sweep folder's lock (falsr.search.lock)
+                    os.close(self.lock)
+                    self.lock = None
 
     def _check_job(self, arguments: List[str]) -> Tuple[List[str], DictConfig]:
         """The data a candidate job will read, checked once (headers only) before any job is launched, its optimizer
@@ -125,6 +132,7 @@ class FalsrSweeper(Sweeper):
         from falsr.search.driver import SearchDriver
         from falsr.search.hydra_glue import (check_constraints_reachable, driver_options, engine_launcher, launch_each,
                                              search_settings, wandb_generation_logger)
+        from falsr.search.lock import acquire as lock_sweep_dir
 
         assert self.config is not None and self.launcher is not None
         for override in OverridesParser.create().parse_overrides(arguments):
@@ -153,6 +161,7 @@ class FalsrSweeper(Sweeper):
         toolbox = ", ".join(f"{name}={entry.get('_target_')}" for name, entry in options.toolbox.items())
         log.info(f"falsr search: population {settings.population_size}, {options.generations} generations after the "
                  f"initial one, {settings.n_cells} cells; sweep dir {sweep_dir}; toolbox: {toolbox}")
+        self.lock = lock_sweep_dir(sweep_dir)  # one process per sweep folder, until the sweep ends (or the process)
         summary = driver.run(resume=bool(search.get("resume")))
         self._fail_if_nothing_trained(sweep_dir, settings)
         OmegaConf.save(OmegaConf.create({"search": OmegaConf.to_container(search, resolve=True)}),
