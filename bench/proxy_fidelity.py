@@ -25,7 +25,6 @@ checkpoints in outputs/bench-runs/ (git-ignored); zero-cost scores in bench/resu
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import random
 import signal
@@ -35,7 +34,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _estimators  # noqa: E402

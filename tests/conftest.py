@@ -37,6 +37,29 @@ def pretrained_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
+def tiny_data(data_dir, tmp_path_factory):
+    """A data folder for tiny searches: 4 training images and a one-image benchmark `Tiny` (a Set5 crop)."""
+    import shutil
+
+    import numpy as np
+
+    from falsr.protocol.images import read_rgb, write_png
+
+    root = tmp_path_factory.mktemp("data")
+    train = root / "train" / "T4"
+    train.mkdir(parents=True)
+    for path in sorted((data_dir / "train" / "T91").iterdir())[:4]:
+        shutil.copy(path, train / path.name)
+    bench = root / "benchmarks" / "Tiny"
+    bench.mkdir(parents=True)
+    hr = read_rgb(data_dir / "benchmarks" / "Set5" / "img_002_SRF_2_HR.png")[200:328, 200:328]
+    lr = read_rgb(data_dir / "benchmarks" / "Set5" / "img_002_SRF_2_LR.png")[100:164, 100:164]
+    write_png(bench / "img_001_SRF_2_HR.png", np.ascontiguousarray(hr))
+    write_png(bench / "img_001_SRF_2_LR.png", np.ascontiguousarray(lr))
+    return root
+
+
+@pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny matrices (the search controller): one thread is faster, and immune to other jobs on the machine."""
     threads = torch.get_num_threads()

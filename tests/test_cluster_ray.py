@@ -19,7 +19,7 @@ import pytest
 from conftest import require_engine
 
 from test_search_e2e import (GENERATIONS, POPULATION, REPO, check_outputs, env_for, journal, run_search,
-                             search_args, tiny_data, trained)  # noqa: F401 - tiny_data is a fixture
+                             search_args, trained)
 
 pytestmark = pytest.mark.ray
 ADDRESS = os.environ.get("RAY_ADDRESS", "")

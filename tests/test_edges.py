@@ -14,7 +14,7 @@ from falsr.search.hydra_glue import check_constraints_reachable, infeasible_sear
 from falsr.search.settings import Constraints, SearchSettings
 from falsr.space.cost import genome_cost, smallest_cost, smallest_genome
 from falsr.space.genome import Genome, SearchSpace, num_connection_bits, using_space
-from test_search_e2e import REPO, env_for, journal, run_search, search_args, tiny_data  # noqa: F401 - a fixture
+from test_search_e2e import REPO, env_for, journal, run_search, search_args
 
 # -- an infeasible constraint set ------------------------------------------------------------------------------
 

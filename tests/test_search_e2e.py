@@ -6,7 +6,6 @@ these tests check the machinery, not the quality of the front.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from falsr.protocol.images import read_rgb, write_png
 from falsr.search.generation import new_search, propose
 from falsr.search.hydra_glue import search_settings, toolbox_config
 from falsr.space.cost import genome_cost
@@ -29,20 +27,6 @@ POPULATION, GENERATIONS = 4, 1  # the initial population and one more generation
 DEAP_MATE = "search.toolbox.mate._target_=deap.tools.cxTwoPoint"
 
 
-@pytest.fixture(scope="module")
-def tiny_data(data_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    train = root / "train" / "T4"
-    train.mkdir(parents=True)
-    for path in sorted((data_dir / "train" / "T91").iterdir())[:4]:
-        shutil.copy(path, train / path.name)
-    bench = root / "benchmarks" / "Tiny"
-    bench.mkdir(parents=True)
-    hr = read_rgb(data_dir / "benchmarks" / "Set5" / "img_002_SRF_2_HR.png")[200:328, 200:328]
-    lr = read_rgb(data_dir / "benchmarks" / "Set5" / "img_002_SRF_2_LR.png")[100:164, 100:164]
-    write_png(bench / "img_001_SRF_2_HR.png", np.ascontiguousarray(hr))
-    write_png(bench / "img_001_SRF_2_LR.png", np.ascontiguousarray(lr))
-    return root
 
 
 def search_args(data: Path, sweep: Path, *extra: str, algorithm: str = "nsga2") -> list[str]:

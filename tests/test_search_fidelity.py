@@ -7,13 +7,11 @@ resumed without training any (candidate, rung) twice.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -159,22 +157,6 @@ RUNGS = [2, 4]
 POPULATION, GENERATIONS = 4, 1
 
 
-@pytest.fixture(scope="module")
-def tiny_data(data_dir, tmp_path_factory):
-    from falsr.protocol.images import read_rgb, write_png
-
-    root = tmp_path_factory.mktemp("data")
-    train = root / "train" / "T4"
-    train.mkdir(parents=True)
-    for path in sorted((data_dir / "train" / "T91").iterdir())[:4]:
-        shutil.copy(path, train / path.name)
-    bench = root / "benchmarks" / "Tiny"
-    bench.mkdir(parents=True)
-    hr = read_rgb(data_dir / "benchmarks" / "Set5" / "img_002_SRF_2_HR.png")[200:328, 200:328]
-    lr = read_rgb(data_dir / "benchmarks" / "Set5" / "img_002_SRF_2_LR.png")[100:164, 100:164]
-    write_png(bench / "img_001_SRF_2_HR.png", np.ascontiguousarray(hr))
-    write_png(bench / "img_001_SRF_2_LR.png", np.ascontiguousarray(lr))
-    return root
 
 
 def tiny_args(data: Path) -> list[str]:

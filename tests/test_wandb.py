@@ -20,7 +20,7 @@ from falsr.training.wandb_utils import arch_config, read_records, read_run, sear
 
 pytest.importorskip("wandb")
 
-from test_search_e2e import POPULATION, journal, search_args, tiny_data  # noqa: E402,F401 - tiny_data: a fixture
+from test_search_e2e import POPULATION, journal, search_args  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -106,7 +106,7 @@ def check_search(sweep: Path, lr_size: tuple[int, int], generations: int) -> str
     return group
 
 
-def test_two_searches_in_one_project_read_back(tiny_data, tmp_path):  # noqa: F811 - the imported fixture
+def test_two_searches_in_one_project_read_back(tiny_data, tmp_path):
     # b also trains its chosen model "fully" (3 steps too) after the search: that run joins b's group.
     searches = {"a": ((480, 480), 1, []), "b": ((240, 240), 0, ["search.full_train=true", "search.report_k=1"])}
     groups = {}
