@@ -273,7 +273,7 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
         """Mean over the reference seeds each genome has (at least 2, or all there are when fewer; `exclude`: a
         seed left out, for estimators read off that seed's own reference runs)."""
         use = [s for s in ref_seeds if s != exclude]
-        need = min(2, len(use))
+        need = 1 if exclude is not None else min(2, len(use))  # leaving a seed out may leave one
         out = {}
         for k in labels:
             vals = [ref_by_seed[s][k] for s in use if k in ref_by_seed[s]]
@@ -382,6 +382,8 @@ def _on_common_genomes(result, kept, labels, in_band, ref, ref_mean, skip=(), re
     common = [k for k in labels if k in ref and all(all(k in p for p in kept[n][0]) for n in names)]
     band = [k for k in common if k in in_band]
     result["common"] = {"n": len(common), "n_band": len(band), "genomes": common}
+    if len(common) < 4:
+        return
     for n in names:
         per_seed, own = kept[n]
         if own:  # against the reference without each seed's own runs, as in the main columns
@@ -424,12 +426,14 @@ def _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resam
         return {k: ra[k] + rb[k] for k in ra if k in rb}
 
     first = parts(p_seeds[0])
-    names = [n for n in first if first[n]]
+    later = [parts(s) for s in p_seeds[1:]]
+    # Parts every seed has on most genomes (a curve estimator exists only where the runs recorded curves).
+    names = [n for n in first if len(first[n]) >= 3 and all(len(p[n]) >= 0.8 * len(first[n]) for p in later)]
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
     if not pairs:
         return None
     chosen = max(pairs, key=lambda ab: _estimators.tau(combine(first[ab[0]], first[ab[1]]), ref, labels)[0])
-    held = [combine(parts(s)[chosen[0]], parts(s)[chosen[1]]) for s in p_seeds[1:]]
+    held = [combine(p[chosen[0]], p[chosen[1]]) for p in later]
     t, n = _estimators.mean_tau(held, ref, labels)
     tb, nb = _estimators.mean_tau(held, ref, in_band)
     return {"parts": list(chosen), "chosen_on_seed": p_seeds[0], "reported_on_seeds": p_seeds[1:], "tau_panel": t,
@@ -456,7 +460,8 @@ def promotion(runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, p_see
         single = runs.scores(proxy, seed, lambda r: _score(r, "holdout"))
         single_cost = {k: _seconds(r) for k, r in runs.of(proxy, seed).items()}
         for band_name, (lo, hi) in PROMOTION_BANDS.items():
-            members = [k for k in labels if lo <= macs[k] <= hi and k in judge and k in single and k in per_step]
+            members = [k for k in labels if lo <= macs[k] <= hi and k in judge and k in single and k in per_step
+                       and curves.get(k)]  # both rules choose among the same genomes: those with a curve
             if len(members) < 3:
                 continue
 
