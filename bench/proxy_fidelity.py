@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _estimators  # noqa: E402
 import _runs  # noqa: E402
 
+from falsr.training import curves  # noqa: E402
+
 # name, genome string, how it was made. Candidates were drawn with the search's operators as they were when
 # the panel was fixed (before the DEAP toolbox loop): a 160-model initial population (one cell repeated,
 # categorical connections; random.Random(2026) and random.Random(7)) and children = random mutation of a
@@ -337,11 +339,11 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
     add(proxy, f"held-out PSNR at the end of {proxy} (the search's default)",
         [runs.scores(proxy, s, lambda r: _score(r, "holdout")) for s in p_seeds], p_sec)
     add(f"sotl({proxy})", "minus the sum of training losses over the whole run (SoTL)",
-        [runs.scores(proxy, s, lambda r: _estimators.sotl(r.get("curve"))) for s in p_seeds], p_sec)
+        [runs.scores(proxy, s, lambda r: curves.sotl(r.get("curve"))) for s in p_seeds], p_sec)
     add(f"sotl_e({proxy})", "minus the sum of training losses over the run's last third (SoTL-E)",
-        [runs.scores(proxy, s, lambda r: _estimators.sotl(r.get("curve"), 1 / 3)) for s in p_seeds], p_sec)
+        [runs.scores(proxy, s, lambda r: curves.sotl(r.get("curve"), 1 / 3)) for s in p_seeds], p_sec)
     add(f"extrapolated({proxy})", f"power law through {proxy}'s held-out curve, read at {ref_steps} steps",
-        [runs.scores(proxy, s, lambda r: _estimators.extrapolate(r.get("curve"), ref_steps)) for s in p_seeds], p_sec)
+        [runs.scores(proxy, s, lambda r: curves.extrapolate(r.get("curve"), ref_steps)) for s in p_seeds], p_sec)
     for name in extra:  # the other proxies of issue 10 (first 16 genomes)
         e_seeds = runs.seeds(name, seeds)
         add(name, f"held-out PSNR at the end of {name}",
@@ -350,7 +352,7 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
     for step in early:  # a promoted run's view: the reference schedule's own curve, judged without its seed
         add(f"{reference}@{step}", f"held-out PSNR at step {step} of the {ref_steps}-step schedule (its own seed "
             "left out of the reference)",
-            [runs.scores(reference, s, lambda r, st=step: _estimators.val_at(r.get("curve"), st)) for s in ref_seeds],
+            [runs.scores(reference, s, lambda r, st=step: curves.val_at(r.get("curve"), st)) for s in ref_seeds],
             None if r_sec is None else r_sec * step / ref_steps, exclude_own_seed=list(ref_seeds))
     if zero_cost is not None and data_dir is not None:
         zc = zero_cost_scores(panel, p_seeds, data_dir, zero_cost)
@@ -369,6 +371,7 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
             f"({len(p_seeds)}x its cost)", [{k: float(np.mean([p[k] for p in per])) for k in common}],
             None if p_sec is None else p_sec * len(p_seeds))
     _on_common_genomes(result, kept, labels, in_band, ref, ref_mean, skip=extra, resamples=resamples)
+    result["choice"] = _choice(result, kept, labels, ref, ref_mean, proxy, skip=extra, resamples=resamples)
     result["combination"] = _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resamples)
     result["promotion"] = promotion(runs, reference, ref_seeds, ref_mean, proxy, p_seeds, labels, macs)
     return result
@@ -396,6 +399,42 @@ def _on_common_genomes(result, kept, labels, in_band, ref, ref_mean, skip=(), re
         result["estimators"][n].update({"tau_common": t, "ci_common": list(ci), "tau_common_band": tb})
 
 
+def _tau_of(kept_entry, ref, ref_mean, genomes, resamples: int = 0):
+    """(mean tau over the kept seeds on `genomes`, its bootstrap interval, or None with resamples=0)."""
+    per_seed, own = kept_entry
+    if own:
+        t = float(np.nanmean([_estimators.tau(p, ref_mean(s), genomes)[0] for p, s in zip(per_seed, own)]))
+        return t, _estimators.mean_tau_ci(per_seed[:1], ref_mean(own[0]), genomes, resamples) if resamples else None
+    t = _estimators.mean_tau(per_seed, ref, genomes)[0]
+    return t, _estimators.mean_tau_ci(per_seed, ref, genomes, resamples) if resamples else None
+
+
+def _choice(result, kept, labels, ref, ref_mean, proxy, skip=(), resamples: int = 2000) -> dict | None:
+    """The search's estimator chosen without reporting the choice: the best (costs aside, at most the proxy's CPU)
+    on the first 16 genomes, and its tau, beside the proxy's, on the 16 added genomes that took no part in it."""
+    chosen_on = [k for k in labels if k in FIRST16 and k in ref]
+    held_out = [k for k in labels if k not in FIRST16 and k in ref]
+    cap = (result["estimators"].get(proxy) or {}).get("cpu_seconds_per_genome") or 0
+    candidates = {}
+    for name, entry in kept.items():
+        e = result["estimators"][name]
+        if name in skip or name in ("mult-adds", "params") or e["cpu_seconds_per_genome"] is None \
+                or e["cpu_seconds_per_genome"] > cap * 1.15:
+            continue
+        on = [k for k in chosen_on if all(k in p for p in entry[0])]
+        if len(on) >= 0.75 * len(chosen_on) and len(chosen_on) >= 4:
+            candidates[name] = _tau_of(entry, ref, ref_mean, on)[0]
+    if not candidates or len(held_out) < 4:
+        return None
+    best = max(candidates, key=lambda n: np.nan_to_num(candidates[n], nan=-9))
+    out = {"chosen_on": "the first 16 genomes", "taus_on_chosen": candidates, "chosen": best,
+           "reported_on": f"the {len(held_out)} added genomes", "cpu_cap_seconds": cap * 1.15}
+    for name in dict.fromkeys([best, proxy]):
+        t, ci = _tau_of(kept[name], ref, ref_mean, held_out, resamples)
+        out[name] = {"tau_held_out": t, "ci_held_out": list(ci)}
+    return out
+
+
 def _mean_seconds(runs: Runs, name: str, seeds) -> float | None:
     secs = [_seconds(r) for s in seeds for r in runs.of(name, s).values() if _seconds(r)]
     return float(np.mean(secs)) if secs else None
@@ -416,9 +455,9 @@ def _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resam
     def parts(seed):
         hold = runs.scores(proxy, seed, lambda r: _score(r, "holdout"))
         return {proxy: hold,
-                f"sotl_e({proxy})": runs.scores(proxy, seed, lambda r: _estimators.sotl(r.get("curve"), 1 / 3)),
+                f"sotl_e({proxy})": runs.scores(proxy, seed, lambda r: curves.sotl(r.get("curve"), 1 / 3)),
                 f"extrapolated({proxy})": runs.scores(
-                    proxy, seed, lambda r: _estimators.extrapolate(r.get("curve"), result["reference"]["steps"])),
+                    proxy, seed, lambda r: curves.extrapolate(r.get("curve"), result["reference"]["steps"])),
                 "mult-adds": macs}
 
     def combine(a, b):
@@ -466,7 +505,7 @@ def promotion(runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, p_see
                 continue
 
             def at(k, step):
-                return steps[k] and (curves[k] and (_estimators.val_at(curves[k], step) if step != steps[k]
+                return steps[k] and (curves[k] and (curves.val_at(curves[k], step) if step != steps[k]
                                                     else (curves[k]["val"]["psnr"][-1] if curves[k]["val"]["psnr"]
                                                           else None)))
 
@@ -516,6 +555,15 @@ def render(result: dict) -> str:
                   f"{combo['reported_on_seeds']}): {' + '.join(combo['parts'])}: tau {_f(combo['tau_panel'])} "
                   f"[{_f(combo['ci_panel'][0])}, {_f(combo['ci_panel'][1])}] on the panel, {_f(combo['tau_band'])} "
                   f"[{_f(combo['ci_band'][0])}, {_f(combo['ci_band'][1])}] in the band."]
+    choice = result.get("choice")
+    if choice:
+        b, p = choice["chosen"], [n for n in choice if isinstance(choice[n], dict) and "tau_held_out" in choice[n]]
+        lines += ["", f"The search's estimator, chosen on {choice['chosen_on']} among those costing at most the "
+                  f"proxy's CPU (tau there: " + ", ".join(f"{n} {_f(t)}" for n, t in sorted(
+                      choice["taus_on_chosen"].items(), key=lambda kv: -np.nan_to_num(kv[1], nan=-9))) +
+                  f"): `{b}`. On {choice['reported_on']}, which took no part in the choice: " + "; ".join(
+                      f"`{n}` tau {_f(choice[n]['tau_held_out'])} [{_f(choice[n]['ci_held_out'][0])}, "
+                      f"{_f(choice[n]['ci_held_out'][1])}]" for n in p) + "."]
     goal = result.get("goal")
     if goal:
         lines += ["", f"Goal (an estimator costing no more than the proxy: tau >= 0.6 on the panel, >= 0.4 in the band, "

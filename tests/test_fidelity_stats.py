@@ -13,6 +13,7 @@ import _estimators as est  # noqa: E402
 import _timed_efficiency  # noqa: E402
 
 from falsr.search import HypervolumeBox  # noqa: E402
+from falsr.training import curves  # noqa: E402
 
 LABELS = ["a", "b", "c", "d"]
 REF = {"a": 4.0, "b": 3.0, "c": 2.0, "d": 1.0}
@@ -44,11 +45,11 @@ def test_curve_estimators():
     curve = {"loss": {"every": 10, "steps": [10, 20, 30, 40], "values": [4.0, 3.0, 2.0, 1.0]},
              "val": {"steps": [50, 100, 150, 200, 250, 300],
                      "psnr": [30 - 10 * t ** -0.5 for t in (50, 100, 150, 200, 250, 300)]}}
-    assert est.sotl(curve) == -10.0
-    assert est.sotl(curve, 1 / 3) == -3.0  # windows ending after step 26.7: 30 and 40
-    assert est.val_at(curve, 100) == pytest.approx(29.0) and est.val_at(curve, 120) is None
-    assert est.extrapolate(curve, 1000) == pytest.approx(30 - 10 * 1000 ** -0.5, abs=1e-3)
-    assert est.sotl({}) is None and est.extrapolate({"val": {"steps": [1], "psnr": [2]}}, 10) is None
+    assert curves.sotl(curve) == -10.0
+    assert curves.sotl(curve, 1 / 3) == -3.0  # windows ending after step 26.7: 30 and 40
+    assert curves.val_at(curve, 100) == pytest.approx(29.0) and curves.val_at(curve, 120) is None
+    assert curves.extrapolate(curve, 1000) == pytest.approx(30 - 10 * 1000 ** -0.5, abs=1e-3)
+    assert curves.sotl({}) is None and curves.extrapolate({"val": {"steps": [1], "psnr": [2]}}, 10) is None
 
 
 def test_successive_halving_on_hand_made_curves():

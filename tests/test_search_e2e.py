@@ -345,3 +345,27 @@ def test_search_in_a_configured_space(tiny_data, tmp_path, space_overrides, spac
         last = again.stderr.strip().splitlines()[-1]
         assert again.returncode == 2 and last.startswith("error: search.resume=") and "space.n_cells=5" in last, \
             again.stderr[-2000:]
+
+
+def test_search_ranks_by_the_extrapolated_curve(tiny_data, tmp_path):
+    """search.estimator=extrapolated (the default): each trained candidate is ranked by its held-out curve
+    extrapolated to search.estimate_at steps, the measured PSNR kept beside it; pareto.md says so. final: measured."""
+    dense = ["trainer.max_steps=8", "data.samples_per_epoch=32", "callbacks.learning_curve.val_steps=[2,4,6]",
+             "search.generations=0", "search.estimate_at=100"]
+    sweep = tmp_path / "x"
+    proc = run_search(search_args(tiny_data, sweep, *dense), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ok = [r for r in journal(sweep) if r["status"] == "ok"]
+    assert ok and all(r["estimator"] == "held-out PSNR extrapolated to 100 steps" for r in ok)
+    assert all(r["curve"]["val"]["steps"] == [2, 4, 6, 8] for r in ok)
+    from falsr.training.curves import extrapolate
+
+    assert all(r["psnr"] == extrapolate(r["curve"], 100) and r["psnr"] >= r["curve"]["val"]["psnr"][-1] - 3
+               for r in ok)
+    assert "extrapolated to 100 steps" in (sweep / "pareto.md").read_text()
+    sweep = tmp_path / "f"
+    proc = run_search(search_args(tiny_data, sweep, *dense, "search.estimator=final"), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert all("measured_psnr" not in r and "estimator" not in r for r in journal(sweep))
+    bad = run_search(search_args(tiny_data, tmp_path / "b", "search.estimator=median"), tmp_path)
+    assert bad.returncode != 0 and "search.estimator='median'" in bad.stderr and "Traceback" not in bad.stderr

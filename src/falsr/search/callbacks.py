@@ -79,6 +79,27 @@ def job_outcome(job_return: Any) -> tuple[Any, Optional[BaseException]]:
     return None, RuntimeError(f"job status {job_return.status.name}")
 
 
+ESTIMATORS = ("extrapolated", "final")
+
+
+def estimate(result: dict, search) -> dict:
+    """The PSNR the search ranks a trained candidate by (search.estimator), as journal fields.
+
+    "extrapolated": a power law through the candidate's held-out learning curve, read at search.estimate_at steps
+    (falsr.training.curves.extrapolate): measured in bench/proxy_fidelity.py, it ranks like the longer reference
+    better than the final PSNR at the same cost. The measured PSNR stays in `measured_psnr`. A run already at or
+    past estimate_at steps, or with too short a curve to fit, keeps its measured PSNR."""
+    from falsr.training.curves import extrapolate
+
+    if search.get("estimator", "final") != "extrapolated":
+        return {}
+    at = int(search.get("estimate_at", 1000))
+    guess = extrapolate(result.get("curve"), at) if (result.get("steps") or 0) < at else None
+    if guess is None or not is_valid_psnr(guess):
+        return {}
+    return {"psnr": guess, "measured_psnr": result["psnr"], "estimator": f"held-out PSNR extrapolated to {at} steps"}
+
+
 def candidate_record(config: DictConfig, job_return: JobReturn) -> dict:
     """A journal record from a finished job: its objectives, or why it failed."""
     cand = config.candidate
@@ -98,6 +119,8 @@ def candidate_record(config: DictConfig, job_return: JobReturn) -> dict:
                                               "inherited_fraction", "inherited_from", "inherited_steps", "curve")})
     if cand.get("rung") is not None:
         record.update({"steps": result.get("steps"), "last_ckpt": result.get("last_ckpt")})
+    if result.get("status", STATUS_OK) == STATUS_OK and is_valid_psnr(result.get("psnr")):
+        record.update(estimate(result, config.get("search") or {}))
     if result.get("status", STATUS_OK) != STATUS_OK:
         return {**record, "status": STATUS_FAILED, "error": result.get("error") or "training failed"}
     if not is_valid_psnr(result.get("psnr")):

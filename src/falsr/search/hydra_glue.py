@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from falsr.space.cost import DEFAULT_LR_SIZE
 from falsr.errors import UserError
 from falsr.space.genome import parse_genome
-from falsr.search.callbacks import job_outcome
+from falsr.search.callbacks import ESTIMATORS, job_outcome
 from falsr.search.driver import DriverOptions, candidate_overrides
 from falsr.search.generation import Offspring
 from falsr.search.settings import Fidelity, HypervolumeBox, SearchSettings
@@ -137,6 +137,10 @@ def toolbox_config(search: DictConfig) -> dict:
 def driver_options(search: DictConfig, extra_overrides: Sequence[str],
                    fidelity_overrides: Sequence[str] = ()) -> DriverOptions:
     box = OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True)
+    if search.get("estimator", "final") not in ESTIMATORS:
+        raise UserError(f"search.estimator={search.get('estimator')!r}: choose one of {', '.join(ESTIMATORS)}")
+    if not int(search.get("estimate_at", 1)) > 0:
+        raise UserError(f"search.estimate_at={search.get('estimate_at')}: a number of training steps > 0")
     timeout = search.get("job_timeout_s")
     if timeout is not None:  # each candidate job ends itself when its wall time passes (falsr.training.train)
         if not float(timeout) > 0:

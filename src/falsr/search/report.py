@@ -120,6 +120,8 @@ def write_report_context(sweep_dir: str | Path, job, overrides: Sequence[str] = 
         "overrides": [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] in TRAINING_GROUPS
                       and not o.lstrip("+~").startswith(("data.train_dir", "data.benchmarks_dir", "data.cache"))],
         "scale": data.scale, "pairs_key": key,
+        "estimator": (f"held-out PSNR extrapolated to {int(job.search.get('estimate_at', 1000))} steps"
+                      if "search" in job and job.search.get("estimator") == "extrapolated" else None),
         "bicubic": old["bicubic"] if old.get("pairs_key") == key and old.get("bicubic") else
         bicubic_scores(pairs, data.scale),
     }
@@ -157,6 +159,10 @@ def measured_on(context: Optional[dict]) -> list[str]:
              f"set `{context['val_set']}`: {context['val_images']}; each candidate after {steps}, batch "
              f"{context['batch_size']}, {patch}x{patch} HR patches{budget}. A search's short training: compare "
              "candidates with each other and with bicubic, not with published PSNRs of fully trained models.", ""]
+    if context.get("estimator"):
+        lines += [f"The PSNR column is what the search ranked by: the {context['estimator']} (search.estimator; "
+                  "bench/proxy_fidelity.py measured it to rank like longer training better than the final PSNR); "
+                  "the journal keeps each measured PSNR (measured_psnr).", ""]
     bicubic = context.get("bicubic")
     if bicubic:
         lines += [f"Bicubic on the same images: {bicubic['psnr']:.2f} dB / {bicubic['ssim']:.4f} (PIL bicubic x"

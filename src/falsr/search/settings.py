@@ -221,6 +221,11 @@ class SearchConfig:
     resume_from_journal: bool = False
     job_timeout_s: Optional[float] = None  # a candidate job still running after this many seconds fails ("timed out")
     report_k: int = 4  # models chosen by crowding distance on the PSNR / mult-adds front (paper: 4)
+    # What a candidate is ranked by: "extrapolated", its held-out curve extrapolated to estimate_at steps (the best
+    # estimator at the proxy's cost in bench/proxy_fidelity.py; README, The evaluator), or "final", the held-out
+    # PSNR at the end of its training. The measured PSNR is always journaled (measured_psnr).
+    estimator: str = "extrapolated"
+    estimate_at: int = 1000  # steps: the reference recipe's (budget=reference)
     inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
     full_train: bool = False  # true: train the chosen models fully through the same launcher at the end
     full_train_overrides: List[str] = field(default_factory=lambda: ["budget=full"])  # added to each such job

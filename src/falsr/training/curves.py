@@ -17,7 +17,10 @@ That is why bench/_runs.py leaves ``callbacks.learning_curve.*`` out of its run 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
+
+import numpy as np
 
 import pytorch_lightning as pl
 import torch
@@ -136,3 +139,48 @@ class LearningCurve(pl.Callback):
 
 def find(trainer: pl.Trainer) -> LearningCurve | None:
     return next((c for c in trainer.callbacks if isinstance(c, LearningCurve)), None)
+
+
+# -- reading a curve: estimators of where training goes (a score per run: higher is better) ----------------
+
+def sotl(curve: dict, last_fraction: float = 1.0) -> float | None:
+    """Minus the sum of the training-loss windows over the last `last_fraction` of the run (1.0: SoTL, the whole
+    run; 1/3: SoTL-E, its last third). Lower training loss ranks higher."""
+    steps, values = (curve or {}).get("loss", {}).get("steps"), (curve or {}).get("loss", {}).get("values")
+    if not steps:
+        return None
+    start = steps[-1] * (1.0 - last_fraction)
+    kept = [v for s, v in zip(steps, values) if s > start]
+    return -float(np.sum(kept)) if kept else None
+
+
+def val_at(curve: dict, step: int) -> float | None:
+    """The curve's validation PSNR at exactly `step` (None when the run did not record it)."""
+    val = (curve or {}).get("val") or {}
+    for s, v in zip(val.get("steps", []), val.get("psnr", [])):
+        if s == step:
+            return float(v)
+    return None
+
+
+def power_law(t: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    """PSNR(t) = a - b * t^-c: a saturating learning curve (Domhan et al. 2015 use such families)."""
+    return a - b * np.power(t, -c)
+
+
+def extrapolate(curve: dict, to_step: int, min_points: int = 4) -> float | None:
+    """The validation PSNR at `to_step` predicted by a least-squares power law through the curve's points
+    (scipy.optimize.curve_fit); the last point itself when the fit fails or runs away (beyond +3 dB)."""
+    from scipy.optimize import curve_fit
+
+    val = (curve or {}).get("val") or {}
+    t, y = np.asarray(val.get("steps", []), float), np.asarray(val.get("psnr", []), float)
+    if len(t) < min_points:
+        return None
+    try:
+        params, _ = curve_fit(power_law, t, y, p0=(y[-1] + 1.0, 10.0, 0.5), bounds=([0, 0, 0.01], [80, 1e4, 3]),
+                              maxfev=5000)
+        pred = float(power_law(np.asarray([to_step], float), *params)[0])
+    except (RuntimeError, ValueError):
+        return float(y[-1])
+    return pred if math.isfinite(pred) and pred <= y[-1] + 3.0 else float(y[-1])
