@@ -92,12 +92,25 @@ def run_once(method: str, composed, seed: int, budget: float) -> dict:
             "generations": state.generation, "history": history, "predictor": predictor}
 
 
+# Settings added after runs were stored, at their "off" value: left out of the id, so adding an option never orphans
+# the store (a value that changes a run still changes its id).
+ADDED_OFF = (("constraints", "min_mult_adds", None),)
+
+
+def _settings_key(settings) -> dict:
+    out = dataclasses.asdict(settings)
+    for node, key, off in ADDED_OFF:
+        if out.get(node, {}).get(key, off) == off:
+            out.get(node, {}).pop(key, None)
+    return out
+
+
 def config_id(args, composed: dict) -> str:
     """What makes runs comparable: budget, population, objective and the methods' composed settings."""
     blob = json.dumps({"budget": args.cpu_budget, "population": args.population, "cells": args.cells,
                        "objective": _objectives.describe(),
                        # n_cells: a search setting until the space became a config group (same ids as before)
-                       "settings": {m: {**dataclasses.asdict(c[1]), "n_cells": args.cells} for m, c in composed.items()}},
+                       "settings": {m: {**_settings_key(c[1]), "n_cells": args.cells} for m, c in composed.items()}},
                       sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
