@@ -493,21 +493,20 @@ def promotion(runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, p_see
     out = []
     for seed in [s for s in ref_seeds if s in p_seeds]:
         judge = ref_mean(seed)
-        curves = {k: r.get("curve") for k, r in runs.of(reference, seed).items()}
+        curve_of = {k: r.get("curve") for k, r in runs.of(reference, seed).items()}
         steps = {k: (r.get("steps") or 1) for k, r in runs.of(reference, seed).items()}
         per_step = {k: _seconds(r) / steps[k] for k, r in runs.of(reference, seed).items() if _seconds(r)}
         single = runs.scores(proxy, seed, lambda r: _score(r, "holdout"))
         single_cost = {k: _seconds(r) for k, r in runs.of(proxy, seed).items()}
         for band_name, (lo, hi) in PROMOTION_BANDS.items():
             members = [k for k in labels if lo <= macs[k] <= hi and k in judge and k in single and k in per_step
-                       and curves.get(k)]  # both rules choose among the same genomes: those with a curve
+                       and curve_of.get(k)]  # both rules choose among the same genomes: those with a curve
             if len(members) < 3:
                 continue
 
             def at(k, step):
-                return steps[k] and (curves[k] and (curves.val_at(curves[k], step) if step != steps[k]
-                                                    else (curves[k]["val"]["psnr"][-1] if curves[k]["val"]["psnr"]
-                                                          else None)))
+                """The held-out PSNR of k's reference run at `step` (its last point at the run's own end)."""
+                return curves.val_at(curve_of[k], step)
 
             pick_single = max(members, key=lambda k: single[k])
             row = {"seed": seed, "band": band_name, "n": len(members),
