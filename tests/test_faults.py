@@ -131,6 +131,16 @@ def uninterrupted(tiny_data, tmp_path_factory):
     return sweep
 
 
+def same_as_uninterrupted(sweep: Path, before: list[dict], uninterrupted: Path) -> None:
+    """The resumed journal keeps what was journaled before the fault and ends as the uninterrupted search's, with
+    the same front."""
+    records = check_journal(sweep)
+    assert records[: len(before)] == before
+    same = ("key", "genome", "generation", "origin", "status")
+    assert [{k: r[k] for k in same} for r in records] == [{k: r[k] for k in same} for r in journal(uninterrupted)]
+    assert front(sweep) == front(uninterrupted)
+
+
 # -- two processes on one sweep folder ---------------------------------------------------------------------------
 
 def test_the_sweep_lock_is_exclusive_and_a_closed_holder_frees_it(tmp_path):
@@ -222,11 +232,7 @@ def test_sigkill_at_a_point_of_the_loop_then_resume(when, killed_there, tiny_dat
                                                                           for r in before]
     resumed = run_search(args + [f"search.resume={sweep}"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    records = check_journal(sweep)
-    assert records[: len(before)] == before
-    same = ("key", "genome", "generation", "origin", "status")
-    assert [{k: r[k] for k in same} for r in records] == [{k: r[k] for k in same} for r in journal(uninterrupted)]
-    assert front(sweep) == front(uninterrupted)
+    same_as_uninterrupted(sweep, before, uninterrupted)
 
 
 # -- search_state.pt damaged or missing ---------------------------------------------------------------------------
@@ -251,11 +257,7 @@ def test_a_damaged_or_missing_state_in_the_initial_generation(tiny_data, uninter
 
     resumed = run_search(args + [f"search.resume={sweep}", "search.resume_from_journal=true"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    records = check_journal(sweep)
-    assert records[: len(before)] == before
-    same = ("key", "genome", "generation", "origin", "status")
-    assert [{k: r[k] for k in same} for r in records] == [{k: r[k] for k in same} for r in journal(uninterrupted)]
-    assert front(sweep) == front(uninterrupted)
+    same_as_uninterrupted(sweep, before, uninterrupted)
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from falsr.search.nsga import Individual, constraint_violation, rung_and_psnr, s
 from falsr.search.report import markdown_table, pareto_records
 from falsr.search.settings import Constraints, Fidelity, SearchSettings
 from falsr.space.genome import Genome
+from test_search_e2e import env_for, journal, run_search as run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -172,19 +173,6 @@ def search_args(data: Path, sweep: Path, *extra: str) -> list[str]:
             f"hydra.sweep.dir={sweep}", *extra]
 
 
-def env_for(tmp: Path) -> dict:
-    return {**os.environ, "FALSR_CACHE_DIR": str(tmp / "cache"), "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
-
-
-def run(args: list[str], tmp: Path, script: str = "search.py", timeout: int = 600):
-    return subprocess.run([sys.executable, script, *args], cwd=REPO, env=env_for(tmp), capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def journal(sweep: Path) -> list[dict]:
-    return [json.loads(line) for line in (sweep / "journal.jsonl").read_text().splitlines() if line.strip()]
-
-
 def pairs(records: list[dict]) -> list[tuple[str, int]]:
     return [(r["key"], r.get("rung", 0)) for r in records]
 
@@ -227,7 +215,7 @@ def test_tiny_search_promotes_from_checkpoints(fidelity_search, tiny_data, tmp_p
     r = rung1[0]
     single = run(["model=genome", f"model.genome={r['genome']}", *tiny_args(tiny_data), "budget=search",
                   "logger=none", "data.samples_per_epoch=8", "scheduler.total_steps=4",
-                  f"module.cost_lr_size=[480,480]", f"hydra.run.dir={tmp_path / 'single'}"], tmp_path, script="train.py")
+                  "module.cost_lr_size=[480,480]", f"hydra.run.dir={tmp_path / 'single'}"], tmp_path, script="train.py")
     assert single.returncode == 0, single.stderr[-3000:]
     metrics = json.loads((tmp_path / "single" / "metrics.json").read_text())
     assert metrics["steps"] == RUNGS[1] and metrics["psnr"] == pytest.approx(r["psnr"], abs=1e-6)
