@@ -90,7 +90,7 @@ def test_summary_cli_prints_table_and_json():
 @pytest.mark.parametrize("args, fragment", [
     (["model=genome", "model.genome=1.2-1x1"], "bad connection bits"),
     (["model=genome"], "missing required value model.genome"),
-    (["model=falsr_x"], "unknown model 'falsr_x': choose one of falsr_a, falsr_b, falsr_c, genome"),
+    (["model=falsr_x"], "unknown model 'falsr_x': choose one of bicubic, falsr_a, falsr_b, falsr_c, genome"),
     (["model=falsr_a", "lr_size=abc"], "bad lr_size"),
     (["space.foo=1"], "unknown key space.foo: the search space (conf/space/falsr.yaml) has channels"),
     (["space.kernels=[2]"], "space.kernels: 2 is not allowed: use odd positive integers"),
