@@ -132,7 +132,6 @@ RECIPES = {
 # Validated on the held-out images only (as that bench's objective): 3 s per run instead of a Set14 pass.
 RECIPES["e80"] = recipe(80, 8, batch=8, patch=32)[:-1] + ["trainer.precision=32-true", "data.val_sets=[holdout]"]
 INHERIT = {"e80_inherit": "e80"}  # a recipe with inheritance -> the recipe the parent and the child train with
-PROXIES = ("p100", "p100_lr4e-3", "p100_init002", "p300", "p1000", "e80", "e80_inherit")
 QUICK_PANEL = [p for p in PANEL if p[0] in ("init-9.7G", "child-15.3G", "child-23.8G", "init-35.3G", "FALSR-B")]
 QUICK_RECIPES = {"q10": recipe(10, 2, batch=8, patch=32, curve=(2, 4, 6, 8)),
                  "qref": recipe(100, 10, batch=8, patch=32, curve=(20, 40, 60, 80))}
@@ -312,22 +311,10 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
             return
         keep = [i for i, c in enumerate(cover) if c == most]
         kept[name] = ([per_seed[i] for i in keep], [exclude_own_seed[i] for i in keep] if exclude_own_seed else None)
-        per_seed = [per_seed[i] for i in keep]
-        exclude_own_seed = [exclude_own_seed[i] for i in keep] if exclude_own_seed else None
-        if exclude_own_seed:  # each seed's scores against the reference without that seed's runs
-            taus = [_estimators.tau(p, ref_mean(s), labels) for p, s in zip(per_seed, exclude_own_seed)]
-            taus_band = [_estimators.tau(p, ref_mean(s), in_band) for p, s in zip(per_seed, exclude_own_seed)]
-            t_panel, n_panel = float(np.nanmean([t for t, _ in taus])), min(n for _, n in taus)
-            t_band, n_band = float(np.nanmean([t for t, _ in taus_band])), min(n for _, n in taus_band)
-            ci = _estimators.mean_tau_ci(per_seed[:1], ref_mean(exclude_own_seed[0]), labels, resamples)
-            ci_band = _estimators.mean_tau_ci(per_seed[:1], ref_mean(exclude_own_seed[0]), in_band, resamples)
-        else:
-            t_panel, n_panel = _estimators.mean_tau(per_seed, ref, labels)
-            t_band, n_band = _estimators.mean_tau(per_seed, ref, in_band)
-            ci = _estimators.mean_tau_ci(per_seed, ref, labels, resamples)
-            ci_band = _estimators.mean_tau_ci(per_seed, ref, in_band, resamples)
+        t_panel, ci, n_panel = _tau_of(kept[name], ref, ref_mean, labels, resamples)
+        t_band, ci_band, n_band = _tau_of(kept[name], ref, ref_mean, in_band, resamples)
         result["estimators"][name] = {
-            "what": what, "seeds": len(per_seed), "tau_panel": t_panel, "ci_panel": list(ci), "n_panel": n_panel,
+            "what": what, "seeds": len(keep), "tau_panel": t_panel, "ci_panel": list(ci), "n_panel": n_panel,
             "tau_band": t_band, "ci_band": list(ci_band), "n_band": n_band,
             "cpu_seconds_per_genome": None if seconds is None else round(float(seconds), 1),
             "of_reference_self_tau": t_panel / self_tau if self_tau and np.isfinite(self_tau) else None}
@@ -335,7 +322,6 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
     kept: dict[str, tuple] = {}  # estimator -> (the seeds' scores it is judged on, their own seeds to leave out)
     p_seeds = runs.seeds(proxy, seeds)
     p_sec = _mean_seconds(runs, proxy, p_seeds)
-    p_steps = int(next(o for o in recipes[proxy] if o.startswith("trainer.max_steps=")).split("=")[1])
     add(proxy, f"held-out PSNR at the end of {proxy} (the search's default)",
         [runs.scores(proxy, s, lambda r: _score(r, "holdout")) for s in p_seeds], p_sec)
     add(f"sotl({proxy})", "minus the sum of training losses over the whole run (SoTL)",
@@ -388,25 +374,22 @@ def _on_common_genomes(result, kept, labels, in_band, ref, ref_mean, skip=(), re
     if len(common) < 4:
         return
     for n in names:
-        per_seed, own = kept[n]
-        if own:  # against the reference without each seed's own runs, as in the main columns
-            t = float(np.nanmean([_estimators.tau(p, ref_mean(s), common)[0] for p, s in zip(per_seed, own)]))
-            tb = float(np.nanmean([_estimators.tau(p, ref_mean(s), band)[0] for p, s in zip(per_seed, own)]))
-            ci = _estimators.mean_tau_ci(per_seed[:1], ref_mean(own[0]), common, resamples)
-        else:
-            t, tb = _estimators.mean_tau(per_seed, ref, common)[0], _estimators.mean_tau(per_seed, ref, band)[0]
-            ci = _estimators.mean_tau_ci(per_seed, ref, common, resamples)
+        t, ci, _ = _tau_of(kept[n], ref, ref_mean, common, resamples)
+        tb = _tau_of(kept[n], ref, ref_mean, band)[0]
         result["estimators"][n].update({"tau_common": t, "ci_common": list(ci), "tau_common_band": tb})
 
 
 def _tau_of(kept_entry, ref, ref_mean, genomes, resamples: int = 0):
-    """(mean tau over the kept seeds on `genomes`, its bootstrap interval, or None with resamples=0)."""
+    """(mean tau over the kept seeds on `genomes`, its bootstrap interval (None with resamples=0), the genomes it
+    ranked). Seeds with their own seed to leave out are each judged against the reference without that seed's runs
+    (the interval: the first seed's)."""
     per_seed, own = kept_entry
     if own:
-        t = float(np.nanmean([_estimators.tau(p, ref_mean(s), genomes)[0] for p, s in zip(per_seed, own)]))
-        return t, _estimators.mean_tau_ci(per_seed[:1], ref_mean(own[0]), genomes, resamples) if resamples else None
-    t = _estimators.mean_tau(per_seed, ref, genomes)[0]
-    return t, _estimators.mean_tau_ci(per_seed, ref, genomes, resamples) if resamples else None
+        taus = [_estimators.tau(p, ref_mean(s), genomes) for p, s in zip(per_seed, own)]
+        ci = _estimators.mean_tau_ci(per_seed[:1], ref_mean(own[0]), genomes, resamples) if resamples else None
+        return float(np.nanmean([t for t, _ in taus])), ci, min(n for _, n in taus)
+    t, n = _estimators.mean_tau(per_seed, ref, genomes)
+    return t, _estimators.mean_tau_ci(per_seed, ref, genomes, resamples) if resamples else None, n
 
 
 def _choice(result, kept, labels, ref, ref_mean, proxy, skip=(), resamples: int = 2000) -> dict | None:
@@ -430,7 +413,7 @@ def _choice(result, kept, labels, ref, ref_mean, proxy, skip=(), resamples: int 
     out = {"chosen_on": "the first 16 genomes", "taus_on_chosen": candidates, "chosen": best,
            "reported_on": f"the {len(held_out)} added genomes", "cpu_cap_seconds": cap * 1.15}
     for name in dict.fromkeys([best, proxy]):
-        t, ci = _tau_of(kept[name], ref, ref_mean, held_out, resamples)
+        t, ci, _ = _tau_of(kept[name], ref, ref_mean, held_out, resamples)
         out[name] = {"tau_held_out": t, "ci_held_out": list(ci)}
     return out
 
@@ -638,11 +621,10 @@ def main(argv=None) -> int:
     _runs.set_threads(args.threads)
     if args.quick:
         store = args.store.resolve() if args.store else Path(tempfile.mkdtemp(prefix="falsr-fidelity-")) / "runs.jsonl"
-        panel, recipes, proxies, reference = QUICK_PANEL, QUICK_RECIPES, ("q10",), "qref"
+        panel, recipes, reference = QUICK_PANEL, QUICK_RECIPES, "qref"
         names = ["q10", "qref"]
     else:
         store, panel, recipes, reference = (args.store or _runs.STORE).resolve(), PANEL, RECIPES, args.reference
-        proxies = tuple(p for p in PROXIES if p != reference)
         names = args.recipes.split(",")
         unknown = [n for n in names if n not in RECIPES and n not in INHERIT]
         if unknown:

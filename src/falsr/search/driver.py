@@ -78,6 +78,12 @@ def candidate_overrides(off: Offspring, generation: Optional[int], inherit_from:
     return out
 
 
+def lost_job(job_return) -> str:
+    """The journal's error for a job that died before its callback could journal it."""
+    error = job_outcome(job_return)[1]
+    return f"no result from the job ({type(error).__name__}: {error})"
+
+
 def atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -223,10 +229,8 @@ class SearchDriver:
             known = self.journal.latest()
             for off, ret in zip(jobs, returns):
                 if off.genome.key not in known:  # the job died before its callback could journal it
-                    error = job_outcome(ret)[1]
                     record = {"key": off.genome.key, "genome": str(off.genome), "generation": generation,
-                              "origin": off.origin, "status": STATUS_FAILED,
-                              "error": f"no result from the job ({type(error).__name__}: {error})", **self._rung0()}
+                              "origin": off.origin, "status": STATUS_FAILED, "error": lost_job(ret), **self._rung0()}
                     self.journal.append(record)
                     known[off.genome.key] = record
         return [known[o.genome.key] for o in batch]
@@ -273,9 +277,8 @@ class SearchDriver:
             done = self.journal.by_rung()
             for r, ret in zip(jobs, returns):
                 if (r["key"], rung + 1) not in done:  # the job died before its callback could journal it
-                    error = job_outcome(ret)[1]
                     self.journal.append({**self._promotion_record(r, rung + 1, generation), "status": STATUS_FAILED,
-                                         "error": f"no result from the job ({type(error).__name__}: {error})"})
+                                         "error": lost_job(ret)})
 
     @staticmethod
     def _promotion_record(r: dict, rung: int, generation: int) -> dict:

@@ -18,6 +18,7 @@ That is why bench/_runs.py leaves ``callbacks.learning_curve.*`` out of its run 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -99,8 +100,6 @@ class LearningCurve(pl.Callback):
 
     def _validate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, step: int) -> None:
         """PSNR of the current weights on the curve's set, leaving training's random state untouched."""
-        import time
-
         if self._set_name is None or trainer.datamodule is None:
             return
         start = time.perf_counter()
