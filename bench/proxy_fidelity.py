@@ -123,6 +123,9 @@ RECIPES = {
     "p100_init002": recipe(100, 10, torch_init=False),
     "p300": recipe(300, 30, curve=(50, 100, 150, 200, 250)),
     "p1000": recipe(1000, 50, curve=(50, 100, 150, 200, 300, 400, 500, 700)),
+    # The CPU's longer reference (issue 21 item 3: >= 2000 steps, 6.7x p300's): p1000's family at twice the
+    # steps, dense points so that its early ones are the continuation proxies (p2000@300, p2000@1000).
+    "p2000": recipe(2000, 100, curve=(50, 100, 150, 200, 250, 300, 400, 500, 700, 1000, 1500)),
     "reference": recipe(3000, 150, batch=32, curve=(100, 300, 1000, 2000)),
 }
 # e80: bench/search_efficiency.py's real objective (80 steps x batch 8 of 32px patches, fp32), to know how that
