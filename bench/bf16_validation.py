@@ -7,7 +7,8 @@ written by that bench) and validates each on the held-out training images (the s
 twice: the network's forward in float32 (`module.val_precision="32"`, the default) and under bf16 autocast
 (`"bf16"`); the protocol metrics are the same code either way. Prints, per recipe and seed, the Kendall
 tau between the two rankings, the largest PSNR difference and the validation time of each (the best of
-`--repeats`), and the whole as a ratio. Checkpoints that are not on this machine are listed, not guessed.
+`--repeats`), and the whole as a ratio, and writes them to bench/results/bf16_validation.{json,md}. Checkpoints
+that are not on this machine are listed, not guessed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from scipy.stats import kendalltau
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _runs  # noqa: E402
 import proxy_fidelity  # noqa: E402
+from _results import Report  # noqa: E402
 
 
 def checkpoint(record: dict) -> Path | None:
@@ -72,6 +74,7 @@ def main(argv=None) -> int:
     datamodule = instantiate(cfg.data)
     datamodule.setup("validate")
     done = _runs.load_store()
+    report, rows = Report("bf16_validation", argv), []
     totals = {"32": 0.0, "bf16": 0.0}
     diffs_all = []
     lines = ["| recipe | seed | networks | tau(fp32, bf16) | max abs PSNR diff (dB) | fp32 s | bf16 s | bf16 / fp32 time |",
@@ -99,16 +102,22 @@ def main(argv=None) -> int:
             diffs_all.extend(diff)
             for p in totals:
                 totals[p] += secs[p]
+            rows.append({"recipe": recipe, "seed": seed, "networks": len(diff),
+                         "tau": kendalltau(psnr["32"], psnr["bf16"]).statistic, "max_abs_diff_db": diff.max(),
+                         "fp32_seconds": secs["32"], "bf16_seconds": secs["bf16"]})
             lines.append(f"| {recipe} | {seed} | {len(diff)} | {kendalltau(psnr['32'], psnr['bf16']).statistic:.3f} | "
                          f"{diff.max():.4f} | {secs['32']:.2f} | {secs['bf16']:.2f} | {secs['bf16'] / secs['32']:.2f} |")
-    print()
-    print("\n".join(lines))
+    report.print()
+    report.print("\n".join(lines))
     if diffs_all:
-        print(f"\nall: max abs PSNR difference {max(diffs_all):.4f} dB, mean {np.mean(diffs_all):.4f} dB; validation time "
+        report.print(f"\nall: max abs PSNR difference {max(diffs_all):.4f} dB, mean {np.mean(diffs_all):.4f} dB; validation time "
               f"bf16 / fp32 = {totals['bf16'] / totals['32']:.2f} (torch threads {args.threads})")
     if missing:
-        print(f"\ncheckpoints not on this machine ({len(missing)}): {', '.join(missing[:8])}"
+        report.print(f"\ncheckpoints not on this machine ({len(missing)}): {', '.join(missing[:8])}"
               + (" ..." if len(missing) > 8 else "") + " (run bench/proxy_fidelity.py)")
+    if rows:
+        report.write(rows=rows, max_abs_diff_db=max(diffs_all), mean_abs_diff_db=float(np.mean(diffs_all)),
+                     time_ratio=totals["bf16"] / totals["32"], missing=missing)
     return 0
 
 

@@ -8,13 +8,15 @@ the whole evaluation (falsr.protocol.evaluate.evaluate_folder) as a ratio to net
 `--urban N` synthesises N Urban100-sized pairs (HR 1024x768, LR by MATLAB bicubic) from Set14 HR
 images (PIL-bicubic resized) into a temporary folder: Urban100 itself is not in the data folder here.
 Weights: <data>/pretrained/FALSR-X.pb for the released models when present, else random init (the
-timings do not depend on the weights; the PSNR columns then mean nothing).
+timings do not depend on the weights; the PSNR columns then mean nothing). What it prints is also written to
+bench/results/evaluate_speed_<models>_<precisions>.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +35,9 @@ from falsr.protocol.metrics import psnr_ssim_y
 from falsr.space.network import build_network
 from falsr.protocol.pipeline import chroma, network_input, predict_y, sr_rgb, with_precision
 from falsr.protocol.resize import matlab_downscale
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import Report  # noqa: E402
 
 URBAN_HR = (1024, 768)  # (W, H): the typical Urban100 image (1024 x 680..1024 x 1024)
 
@@ -103,7 +108,7 @@ def load_benchmark_folder(folder: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="falsr_a", help="a config name in conf/model (falsr_a/b/c)")
+    parser.add_argument("--model", nargs="+", default=["falsr_a"], help="config names in conf/model (falsr_a/b/c)")
     parser.add_argument("--sets", nargs="*", default=["Set5", "Set14"], help="benchmarks under <data>/benchmarks")
     parser.add_argument("--folder", nargs="*", default=[], help="further benchmark folders")
     parser.add_argument("--urban", type=int, default=0, help="synthesise N Urban100-sized pairs from Set14")
@@ -114,16 +119,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    report, rows = Report(f"evaluate_speed_{'_'.join(args.model)}_{'_'.join(args.precision)}"), []
     folders = [data_dir() / "benchmarks" / s for s in args.sets] + [Path(f) for f in args.folder]
     with tempfile.TemporaryDirectory() as tmp:
         if args.urban:
             folders.append(synth_urban(Path(tmp) / "Urban100-sized", args.urban))
-        print(f"threads: {torch.get_num_threads()}  model: {args.model}")
-        print("CPU seconds per folder by step; whole = evaluate_folder; ratio = whole / network-only (CPU, wall)")
-        print(f"{'folder':<15} {'prec':<5} {'imgs':>4} {'decode':>7} {'colour':>7} {'network':>8} {'protocol':>8} "
+        report.print(f"threads: {torch.get_num_threads()}")
+        report.print("CPU seconds per folder by step; whole = evaluate_folder; ratio = whole / network-only (CPU, wall)")
+        report.print(f"{'model':<9} {'folder':<15} {'prec':<5} {'imgs':>4} {'decode':>7} {'colour':>7} {'network':>8} {'protocol':>8} "
               f"{'net-only':>8} {'whole':>7} {'ratio':>6} {'wall':>6} {'PSNR':>8} {'SSIM':>7}")
-        for precision in args.precision:
-            net = load_model(args.model, precision)
+        for model, precision in ((m, p) for m in args.model for p in args.precision):
+            net = load_model(model, precision)
             predict_y(net, torch.rand(1, 1, 64, 64))  # warm-up (oneDNN primitive creation)
             for folder in folders:
                 s = split(net, folder)
@@ -132,9 +138,13 @@ def main() -> None:
                 if not args.no_whole:
                     runs = [timed(evaluate_folder, net, folder, None, False)[1:] for _ in range(args.repeats)]
                     whole_cpu, whole_wall = (min(t) for t in zip(*runs))
-                print(f"{folder.name:<15} {precision:<5} {s['images']:>4} {s['decode']:7.2f} {s['colour']:7.2f} "
+                rows.append({"model": model, "folder": folder.name, "precision": precision, **s,
+                             "network_only": net_cpu, "whole": whole_cpu, "ratio": whole_cpu / net_cpu,
+                             "wall_ratio": whole_wall / net_wall})
+                report.print(f"{model:<9} {folder.name:<15} {precision:<5} {s['images']:>4} {s['decode']:7.2f} {s['colour']:7.2f} "
                       f"{s['network']:8.2f} {s['protocol']:8.2f} {net_cpu:8.2f} {whole_cpu:7.2f} "
                       f"{whole_cpu / net_cpu:6.3f} {whole_wall / net_wall:6.3f} {s['psnr']:8.4f} {s['ssim']:7.5f}")
+    report.write(rows=rows)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 """FALSR-A/B/C inference speed on a 480x480 LR input (the paper's mult-adds convention).
 
 Prints, per model and memory format, seconds per image, achieved GFLOP/s (2 FLOPs per mult-add)
-and that rate as a fraction of a plain large fp32 matmul timed in the same run.
+and that rate as a fraction of a plain large fp32 matmul timed in the same run; writes them to
+bench/results/inference.{json,md}.
     python bench/inference.py [--size 480] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 import yaml
@@ -17,6 +20,9 @@ from falsr.cli import CONF_DIR
 from falsr.space.cost import genome_cost
 from falsr.space.genome import config_genome
 from falsr.space.network import build_network
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import Report  # noqa: E402
 
 
 def best_time(fn, repeats: int) -> float:
@@ -39,9 +45,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=480)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    report, rows = Report("inference"), []
     peak = matmul_gflops()
-    print(f"threads: {torch.get_num_threads()}  fp32 matmul (2048^2): {peak:.1f} GFLOP/s")
-    print(f"{'model':<8} {'format':<15} {'s/img':>7} {'GFLOP/s':>8} {'of matmul':>9}")
+    report.print(f"threads: {torch.get_num_threads()}  fp32 matmul (2048^2): {peak:.1f} GFLOP/s")
+    report.print(f"{'model':<8} {'format':<15} {'s/img':>7} {'GFLOP/s':>8} {'of matmul':>9}")
     for letter in "abc":
         cfg = yaml.safe_load((CONF_DIR / "model" / f"falsr_{letter}.yaml").read_text())
         genome = config_genome(cfg)
@@ -53,7 +60,10 @@ def main() -> None:
             with torch.inference_mode():
                 t = best_time(lambda: net(xi), args.repeats)
             name = "channels_last" if fmt == torch.channels_last else "contiguous"
-            print(f"{cfg['name']:<8} {name:<15} {t:7.3f} {flops / t / 1e9:8.1f} {flops / t / 1e9 / peak:9.1%}")
+            report.print(f"{cfg['name']:<8} {name:<15} {t:7.3f} {flops / t / 1e9:8.1f} {flops / t / 1e9 / peak:9.1%}")
+            rows.append({"model": cfg["name"], "format": name, "seconds": t, "gflops": flops / t / 1e9,
+                         "of_matmul": flops / t / 1e9 / peak})
+    report.write(lr_size=args.size, matmul_gflops=peak, rows=rows)
 
 
 if __name__ == "__main__":

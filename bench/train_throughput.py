@@ -10,14 +10,17 @@ large matmul of the same dtype timed in the same run (what the CPU can do at bes
 timed in interleaved rounds (median reported) so that a noisy neighbour slows them alike, and the profiler
 gives the time inside the convolution kernels alone: their bf16/fp32 ratio is the ceiling of the speed-up.
 Accuracy: `falsr.training.train.train` with budget=cpu shortened to --accuracy steps, fp32 and bf16-mixed over 3 seeds.
+What it prints is also written to bench/results/train_throughput.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -25,6 +28,10 @@ from falsr.space.cost import genome_cost
 from falsr.space.genome import CELL_CHOICES, Genome
 from falsr.space.network import build_network
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import Report  # noqa: E402
+
+REPORT = Report("train_throughput")
 FALSR_B = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
 
 
@@ -101,10 +108,10 @@ def conv_seconds(step, steps: int) -> float:
 
 def speed(args) -> None:
     flop_per_step = 3 * 2 * genome_cost(FALSR_B, (args.patch, args.patch)).mult_adds * args.batch
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_features()}; FALSR-B, batch "
+    REPORT.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_features()}; FALSR-B, batch "
           f"{args.batch}, {args.patch}x{args.patch} LR patches, {flop_per_step / 1e9:.1f} GFLOP per training step")
     mm = {torch.float32: matmul_gflops(torch.float32), torch.bfloat16: matmul_gflops(torch.bfloat16)}
-    print(f"matmul 2048^2: fp32 {mm[torch.float32]:.0f} GFLOP/s, bf16 {mm[torch.bfloat16]:.0f} GFLOP/s "
+    REPORT.print(f"matmul 2048^2: fp32 {mm[torch.float32]:.0f} GFLOP/s, bf16 {mm[torch.bfloat16]:.0f} GFLOP/s "
           f"({mm[torch.bfloat16] / mm[torch.float32]:.2f}x)")
     configs = {"fp32 NCHW": (False, False), "fp32 channels_last": (False, True),
                "bf16 NCHW": (True, False), "bf16 channels_last": (True, True)}
@@ -112,16 +119,20 @@ def speed(args) -> None:
              for name, (bf16, cl) in configs.items()}
     times = interleaved(steps, args.steps, args.rounds)
     median = {name: statistics.median(t) for name, t in times.items()}
-    print(f"median of {args.rounds} interleaved rounds of {args.steps} steps (min-max of the rounds in brackets):")
+    REPORT.print(f"median of {args.rounds} interleaved rounds of {args.steps} steps (min-max of the rounds in brackets):")
     for name, (bf16, _) in configs.items():
         t = median[name]
         gflops = flop_per_step / t / 1e9
         ref = mm[torch.bfloat16 if bf16 else torch.float32]
-        print(f"{name:<20} {t * 1000:7.1f} ms/step [{min(times[name]) * 1000:.0f}-{max(times[name]) * 1000:.0f}] "
+        REPORT.print(f"{name:<20} {t * 1000:7.1f} ms/step [{min(times[name]) * 1000:.0f}-{max(times[name]) * 1000:.0f}] "
               f"{args.batch / t:7.1f} images/s {gflops:7.1f} GFLOP/s = {gflops / ref:6.1%} of the "
               f"{'bf16' if bf16 else 'fp32'} matmul")
     speedup = median["fp32 channels_last"] / median["bf16 channels_last"]
-    print(f"bf16 / fp32 speed-up (channels_last): {speedup:.2f}x "
+    REPORT.values.update(cpu_features=cpu_features(), matmul_gflops={"fp32": mm[torch.float32], "bf16": mm[torch.bfloat16]},
+                         seconds_per_step=median, bf16_speedup=speedup,
+                         channels_last_speedup=median["fp32 NCHW"] / median["fp32 channels_last"],
+                         gflops={name: flop_per_step / t / 1e9 for name, t in median.items()})
+    REPORT.print(f"bf16 / fp32 speed-up (channels_last): {speedup:.2f}x "
           f"[rounds {min(a / b for a, b in zip(times['fp32 channels_last'], times['bf16 channels_last'])):.2f}-"
           f"{max(a / b for a, b in zip(times['fp32 channels_last'], times['bf16 channels_last'])):.2f}x]; "
           f"channels_last / NCHW (fp32): {median['fp32 NCHW'] / median['fp32 channels_last']:.2f}x")
@@ -130,7 +141,8 @@ def speed(args) -> None:
         for name, seconds in conv_rounds.items():
             seconds.append(conv_seconds(steps[name], args.steps))
     conv = {name: statistics.median(seconds) for name, seconds in conv_rounds.items()}
-    print(f"inside the convolution kernels alone (profiler): fp32 {conv['fp32 channels_last'] * 1000:.1f} ms/step, "
+    REPORT.values["conv_bf16_speedup"] = conv["fp32 channels_last"] / conv["bf16 channels_last"]
+    REPORT.print(f"inside the convolution kernels alone (profiler): fp32 {conv['fp32 channels_last'] * 1000:.1f} ms/step, "
           f"bf16 {conv['bf16 channels_last'] * 1000:.1f} ms/step = {conv['fp32 channels_last'] / conv['bf16 channels_last']:.2f}x: "
           f"the bf16 speed-up if everything outside the convolutions took no time")
 
@@ -150,11 +162,12 @@ def cells(args) -> None:
         times = interleaved(steps, 3, 2)
         ratio = statistics.median(times[False]) / statistics.median(times[True])
         ratios.append((ratio, cell.name))
-        print(f"{cell.name:<36} fp32 {statistics.median(times[False]) * 1000:6.1f} ms/step, "
+        REPORT.print(f"{cell.name:<36} fp32 {statistics.median(times[False]) * 1000:6.1f} ms/step, "
               f"bf16 {statistics.median(times[True]) * 1000:6.1f} ms/step: {ratio:.2f}x", flush=True)
     ratios.sort()
+    REPORT.values["cells_bf16_speedup"] = {name: r for r, name in ratios}
     values = [r for r, _ in ratios]
-    print(f"{len(ratios)} cells: bf16 / fp32 speed-up median {statistics.median(values):.2f}x, "
+    REPORT.print(f"{len(ratios)} cells: bf16 / fp32 speed-up median {statistics.median(values):.2f}x, "
           f"slowest {ratios[0][0]:.2f}x ({ratios[0][1]}), fastest {ratios[-1][0]:.2f}x ({ratios[-1][1]}); "
           f"bf16 slower than fp32 for {sum(r < 1 for r in values)} of them")
 
@@ -177,14 +190,15 @@ def accuracy(args) -> None:
                         *args.override])
                 m = train(cfg)
                 results[precision].append(m["psnr"])
-                print(f"{precision:<11} seed {seed}: Set5 {m['psnr']:.3f} dB after {m['steps']} steps "
+                REPORT.print(f"{precision:<11} seed {seed}: Set5 {m['psnr']:.3f} dB after {m['steps']} steps "
                       f"({m['train_seconds']:.0f} s)", flush=True)
     for precision, psnrs in results.items():
-        print(f"{precision:<11} mean {statistics.mean(psnrs):.3f} dB, spread (max-min) {max(psnrs) - min(psnrs):.3f} dB,"
+        REPORT.print(f"{precision:<11} mean {statistics.mean(psnrs):.3f} dB, spread (max-min) {max(psnrs) - min(psnrs):.3f} dB,"
               f" stdev {statistics.stdev(psnrs):.3f}")
+    REPORT.values["accuracy_psnr"] = results
     drop = statistics.mean(results["32-true"]) - statistics.mean(results["bf16-mixed"])
     spread = max(results["32-true"]) - min(results["32-true"])
-    print(f"bf16 mean PSNR lower than fp32 by {drop:.3f} dB; fp32 seed spread {spread:.3f} dB: "
+    REPORT.print(f"bf16 mean PSNR lower than fp32 by {drop:.3f} dB; fp32 seed spread {spread:.3f} dB: "
           f"{'within' if drop <= spread else 'OUTSIDE'} the spread")
 
 
@@ -207,6 +221,7 @@ def main() -> None:
         cells(args)
     if args.accuracy:
         accuracy(args)
+    REPORT.write()
 
 
 if __name__ == "__main__":
