@@ -73,6 +73,12 @@ class FalsrSweeper(Sweeper):
         with exit_on_user_error():
             try:
                 return self._sweep(arguments)
+            except Exception as err:  # noqa: BLE001 - a full disk becomes one line naming the folder; others go on
+                from falsr.errors import disk_full, disk_full_error
+
+                if (full := disk_full(err)) is None:
+                    raise
+                raise disk_full_error(self.config.hydra.sweep.dir, full) from None
             finally:
                 if self.lock is not None:  # the sweep folder's lock (falsr.search.lock)
                     os.close(self.lock)
