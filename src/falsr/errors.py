@@ -30,3 +30,22 @@ def disk_full_error(folder, err: OSError) -> DiskFullError:
     return DiskFullError(f"no space left on the device of {folder} ({err.strerror or err}{what}): the search stopped; "
                          f"its journal keeps every finished candidate. Free space on that disk (or move the folder to a "
                          f"larger one), then continue with search.resume={folder} (or the folder's new path)")
+
+
+def quiet_disk_full_logging() -> None:
+    """Log handlers that cannot write for a full disk stay silent instead of printing logging's "--- Logging error
+    ---" traceback for every record (the search stops on the full disk with one line); other logging errors print as
+    before. For the whole process, once."""
+    import logging
+    import sys
+
+    original = logging.Handler.handleError
+    if getattr(original, "quiet_disk_full", False):
+        return
+
+    def handle_error(self, record):
+        if disk_full(sys.exc_info()[1]) is None:
+            original(self, record)
+
+    handle_error.quiet_disk_full = True
+    logging.Handler.handleError = handle_error

@@ -49,7 +49,9 @@ class FalsrSweeper(Sweeper):
             self._setup(hydra_context, task_function, config)
 
     def _setup(self, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        from falsr.errors import UserError
+        from falsr.errors import UserError, quiet_disk_full_logging
+
+        quiet_disk_full_logging()  # a full disk stops the search in one line, without logging's tracebacks
 
         if "search" not in config or not config.hydra.runtime.choices.get("search"):
             raise UserError("no search settings: run `python search.py +search=nsga2`")
