@@ -75,7 +75,7 @@ class FalsrSweeper(Sweeper):
         with exit_on_user_error():
             try:
                 return self._sweep(arguments)
-            except Exception as err:  # noqa: BLE001 - a full disk becomes one line naming the folder; others go on
+            except Exception as err:  # a full disk becomes one line naming the folder; any other error goes on
                 from falsr.errors import disk_full, disk_full_error
 
                 if (full := disk_full(err)) is None:
