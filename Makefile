@@ -17,7 +17,7 @@ ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: search test data venv
+.PHONY: search test data venv venv-ray
 
 search: data
 	$(PY) search.py +search=nsga2 $(ARGS)
@@ -39,6 +39,19 @@ $(STAMP): pyproject.toml
 		$(PY) -m pip install "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX); \
 	fi
 	$(PY) -m pip install -e ".[dev]"
+	@touch $@
+
+# The Ray cluster tests' venv (CI; README, Beyond one machine): hydra-ray-launcher pins cloudpickle<3 (and so an
+# older joblib), so Ray gets its own venv beside .venv: the CPU build of $(TORCH), then this package with [dev,ray].
+VENV_RAY ?= .venv-ray
+RAY_STAMP := $(VENV_RAY)/.installed
+
+venv-ray: $(RAY_STAMP)
+
+$(RAY_STAMP): pyproject.toml
+	@test -x $(VENV_RAY)/bin/python || $(PYTHON) -m venv $(VENV_RAY)
+	$(VENV_RAY)/bin/python -m pip install "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX)
+	$(VENV_RAY)/bin/python -m pip install -e ".[dev,ray]"
 	@touch $@
 
 data: $(STAMP)

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 DIR="${FALSR_RAY_DIR:-/tmp/falsr-ray}"
 PORT="${FALSR_RAY_PORT:-6380}"
-CPUS="${FALSR_RAY_CPUS:-$(nproc)}"
+CPUS="${FALSR_RAY_CPUS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}"  # (nproc alone counts OMP_NUM_THREADS)
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi

@@ -14,12 +14,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 from conftest import require_engine
+from search_killed import records_at_kill, wait_hung
 
-from test_search_e2e import (GENERATIONS, POPULATION, REPO, check_outputs, env_for, journal, run_search,
-                             search_args, trained)
+from falsr.space.genome import Genome
+from test_search_e2e import (GENERATIONS, POPULATION, REPO, TRAINED, check_outputs, env_for, journal, kill_when,
+                             run_search, search_args, trained)
 
 pytestmark = pytest.mark.ray
 ADDRESS = os.environ.get("RAY_ADDRESS", "")
@@ -78,49 +81,54 @@ def test_search_on_ray(tiny_data, tmp_path):
     print(f"ray search: {len(records)} candidates in {time.time() - start:.0f} s")
 
 
+def trainings_by_key(sweep) -> Counter:
+    """How often each candidate (key) was trained to the end (metrics.json with status ok in its job folder)."""
+    done = [json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")]
+    return Counter(Genome.from_string(m["genome"]).key for m in done if m.get("status") == "ok")
+
+
 def test_sigkill_of_the_search_then_resume_on_ray(tiny_data, tmp_path):
-    """The search (the Ray driver) is SIGKILLed mid-generation; Ray ends its tasks; the resumed search trains
-    what was not journaled, and nothing that was."""
+    """The search (the Ray driver) is SIGKILLed by the job whose journal append makes one candidate trained, the
+    others of the initial generation still running or queued as Ray tasks (tests/search_killed.py: a kill at a
+    journal count, not at a time); Ray ends its tasks; the resumed search trains what was not journaled, and
+    nothing that was."""
     sweep = tmp_path / "sweep"
     args = search_args(tiny_data, sweep, *ray_args())
-    proc = subprocess.Popen([sys.executable, "search.py", *args], cwd=REPO, env=env_for(tmp_path),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 400
-    while time.time() < deadline and proc.poll() is None:
-        if (sweep / "journal.jsonl").exists() and trained(journal(sweep), 0) and running_task_pids():
-            break
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = journal(sweep)
-    assert trained(before, 0) and len(before) < POPULATION, before
+    kill_when(args, sweep, tmp_path, TRAINED.format(generation=0, n=1))
+    wait_no_task()
+    before = journal(sweep)[: records_at_kill(sweep / "journal.jsonl")]
+    assert trained(before, 0) == 1 and len(before) < POPULATION, before
     resumed = run_search(args + [f"search.resume={sweep}"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     wait_no_task()
     records = check_outputs(sweep)  # every key once
     assert records[: len(before)] == before
     assert all(r["status"] in ("ok", "over_mult_adds_cap") for r in records)
-    assert trainings(sweep) == sum(r["status"] == "ok" for r in records)  # none trained twice
+    # Nothing journaled before the kill was trained again. (A task Ray ended after its training but before its
+    # journal append is trained again by the resume: it had no result.)
+    counts = trainings_by_key(sweep)
+    assert all(counts[r["key"]] == 1 for r in before if r["status"] == "ok"), counts
+    assert all(counts[r["key"]] >= 1 for r in records if r["status"] == "ok"), counts
 
 
 def test_a_task_killed_on_ray_is_failed_and_the_search_goes_on(tiny_data, tmp_path):
-    """A worker killed under a running candidate (as Ray's OOM killer does), with task retries off: the
-    candidate is journaled failed and the search goes on. (With Ray's default max_retries=3 the task runs
-    again instead.)"""
+    """The worker of a running candidate SIGKILLed (as Ray's OOM killer does), with task retries off: the candidate
+    is journaled failed and the search goes on. (With Ray's default max_retries=3 the task runs again instead.) The
+    candidate is the first job, made to hang before it trains (tests/search_killed.py), so it is certainly
+    running when killed, however fast the machine."""
     sweep = tmp_path / "sweep"
     args = search_args(tiny_data, sweep, *ray_args("+hydra.launcher.ray.remote.max_retries=0"))
-    proc = subprocess.Popen([sys.executable, "search.py", *args], cwd=REPO, env=env_for(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    deadline, killed = time.time() + 300, None
-    while time.time() < deadline and proc.poll() is None and killed is None:
-        pids = running_task_pids()
-        if pids:
-            killed = pids[0]
-            os.kill(killed, signal.SIGKILL)
-        time.sleep(0.2)
-    out, _ = proc.communicate(timeout=600)
-    assert killed and proc.returncode == 0, out[-3000:]
+    log = tmp_path / "search.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "tests/search_killed.py", *args], cwd=REPO,
+                                env={**env_for(tmp_path), "FALSR_TEST_HANG_WHEN": "job_num == 0"},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        hung = wait_hung(sweep, proc)
+        os.kill(hung["pid"], signal.SIGKILL)
+        proc.wait(timeout=600)
+    assert proc.returncode == 0, log.read_text()[-3000:]
     records = check_outputs(sweep)
     failed = [r for r in records if r["status"] == "failed"]
-    assert len(failed) == 1 and "no result from the job" in failed[0]["error"], failed
+    assert [r["key"] for r in failed] == [hung["key"]], failed
+    assert "no result from the job" in failed[0]["error"], failed
     assert any(r["generation"] == GENERATIONS for r in records)  # the search went on after it

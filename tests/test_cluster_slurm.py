@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,9 +18,10 @@ from pathlib import Path
 
 import pytest
 from conftest import require_engine
+from search_killed import records_at_kill, wait_hung
 
-from test_search_e2e import (GENERATIONS, POPULATION, REPO, check_outputs, env_for, journal, run_search,
-                             search_args, trained)
+from test_search_e2e import (GENERATIONS, POPULATION, REPO, TRAINED, check_outputs, env_for, journal, kill_when,
+                             run_search, search_args, trained)
 
 pytestmark = pytest.mark.slurm
 PARTITION = os.environ.get("FALSR_SLURM_PARTITION", "")  # empty: the cluster's default partition
@@ -98,22 +98,14 @@ def test_search_on_slurm(tiny_data, job_name, tmp_path):
 def test_sigkill_of_the_search_then_resume_on_slurm(tiny_data, job_name, tmp_path):
     """The search process is SIGKILLed while its jobs run on the cluster (they go on), then resumed: jobs
     launched again wait for their first launch and take its result; each candidate is trained and journaled
-    once, none is lost."""
+    once, none is lost. The kill comes from the job whose journal append makes one candidate trained
+    (tests/search_killed.py: a kill at a journal count, not at a time), the initial generation's other jobs still
+    running or queued."""
     sweep = tmp_path / "sweep"
     args = search_args(tiny_data, sweep, *slurm_args(job_name))
-    proc = subprocess.Popen([sys.executable, "search.py", *args], cwd=REPO, env=env_for(tmp_path),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 400
-    # Kill once a first candidate is trained while others are still running or queued on the cluster.
-    while time.time() < deadline and proc.poll() is None:
-        if (sweep / "journal.jsonl").exists() and trained(journal(sweep), 0) and queue(job_name):
-            break
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = journal(sweep)
-    left = queue(job_name)
-    assert trained(before, 0) and len(before) < POPULATION and left, (before, left)  # mid-generation, jobs alive
+    kill_when(args, sweep, tmp_path, TRAINED.format(generation=0, n=1))
+    before = journal(sweep)[: records_at_kill(sweep / "journal.jsonl")]
+    assert trained(before, 0) == 1 and len(before) < POPULATION, before  # mid-generation
 
     resumed = run_search(args + [f"search.resume={sweep}"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -129,27 +121,22 @@ def test_sigkill_of_the_search_then_resume_on_slurm(tiny_data, job_name, tmp_pat
 
 
 def test_a_job_cancelled_by_slurm_is_failed_and_the_search_goes_on(tiny_data, job_name, tmp_path):
+    """A running candidate job cancelled (scancel): journaled failed, the search goes on. The job is the first one,
+    made to hang before it trains (tests/search_killed.py), so it is certainly running when cancelled."""
     sweep = tmp_path / "sweep"
     args = search_args(tiny_data, sweep, *slurm_args(job_name))
-    proc = subprocess.Popen([sys.executable, "search.py", *args], cwd=REPO, env=env_for(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    deadline, cancelled = time.time() + 300, None
-    while time.time() < deadline and proc.poll() is None and cancelled is None:
-        running = [jid for jid, state in queue(job_name, "RUNNING")]
-        if running:
-            cancelled = running[0]
-            subprocess.run(["scancel", cancelled], check=True)
-        time.sleep(0.2)
-    out, _ = proc.communicate(timeout=600)
-    assert cancelled and proc.returncode == 0, out[-3000:]
-    # The cancelled job's candidate, from what submitit submitted (the job may have died before Hydra wrote
-    # its folder).
-    from submitit.core.utils import pickle_load
-
-    submitted = pickle_load(next((sweep / ".submitit" / cancelled.split("_")[0]).glob("*_submitted.pkl")))
-    key = next(o.split("=", 1)[1] for o in submitted.args[0] if o.startswith("+candidate.key="))
+    log = tmp_path / "search.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "tests/search_killed.py", *args], cwd=REPO,
+                                env={**env_for(tmp_path), "FALSR_TEST_HANG_WHEN": "job_num == 0"},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        hung = wait_hung(sweep, proc)
+        subprocess.run(["scancel", hung["slurm_job_id"]], check=True)
+        proc.wait(timeout=600)
+    assert proc.returncode == 0, log.read_text()[-3000:]
     records = check_outputs(sweep)
     by_key = {r["key"]: r for r in records}
+    key = hung["key"]
     assert by_key[key]["status"] == "failed" and "no result from the job" in by_key[key]["error"], by_key[key]
     assert "UncompletedJobError" in by_key[key]["error"]
     assert [r["key"] for r in records if r["status"] == "failed"] == [key]

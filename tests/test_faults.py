@@ -405,3 +405,105 @@ def test_candidates_past_the_job_timeout_fail_and_the_search_goes_on(tiny_data, 
 def test_bad_fault_options_are_one_line(override, fragment, tmp_path):
     proc = run_search(["+search=nsga2", override, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, timeout=120)
     assert fragment in one_line(proc)
+
+
+# -- a full disk ----------------------------------------------------------------------------------------------------
+
+class SmallDisk:
+    """A tmpfs mounted at ``path`` (root only): a disk that fills at a size of our choosing, enlarged in place."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def mount(self, size: int) -> None:
+        self._mount("-t", "tmpfs", "-o", f"size={size}", "falsr-test", str(self.path))
+
+    def resize(self, size: int) -> None:
+        self._mount("-o", f"remount,size={size}", str(self.path))
+
+    def _mount(self, *args: str) -> None:
+        proc = subprocess.run(["mount", *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (mount: {proc.stderr.strip() or proc.returncode}): the disk-full "
+                        "tests need root with mount permitted")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the disk-full tests mount a small tmpfs: run them as root")
+    disk = SmallDisk(tmp_path / "disk")
+    disk.path.mkdir()
+    yield disk
+    subprocess.run(["umount", "-l", str(disk.path)], capture_output=True)
+
+
+def pages(folder: Path) -> int:
+    """Bytes the files under ``folder`` take on a tmpfs (whole 4 KiB pages)."""
+    return sum(-(-p.stat().st_size // 4096) * 4096 for p in folder.rglob("*") if p.is_file())
+
+
+def one_line_last(proc) -> str:
+    """The `error: ` line a search that trained candidates ends with (exit 2, no traceback; Lightning's own notices
+    may precede it on stderr)."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and lines and lines[-1].startswith("error: "), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return lines[-1]
+
+
+def test_a_journal_append_on_a_full_disk_fails_and_leaves_the_journal_as_it_was(small_disk):
+    """The disk fills between two appends: the second raises OSError ENOSPC, and the journal holds the first record
+    only, with no torn line (the part of the line that fitted is cut off again)."""
+    import errno
+
+    from falsr.errors import disk_full
+    from falsr.search.journal import Journal
+
+    small_disk.mount(64 * 1024)
+    journal_ = Journal(small_disk.path / "journal.jsonl")
+    journal_.append({"key": "a", "status": "ok"})
+    before = journal_.path.read_bytes()
+    filler = small_disk.path / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # every free page: the next line fits only in the rest of the
+    try:                                            # journal's last page
+        while os.write(fd, b"x" * 4096):
+            pass
+    except OSError as err:
+        assert err.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError) as raised:
+        journal_.append({"key": "b", "status": "ok", "error": "y" * 5000})
+    assert raised.value.errno == errno.ENOSPC and disk_full(raised.value) is raised.value
+    assert journal_.path.read_bytes() == before and [r["key"] for r in journal_.records()] == ["a"]
+    filler.unlink()
+    journal_.append({"key": "b", "status": "ok"})
+    assert [r["key"] for r in journal_.records()] == ["a", "b"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fraction", [0.25, 0.75], ids=["fills_in_generation_0", "fills_in_generation_1"])
+def test_a_full_disk_stops_the_search_in_one_line_and_the_resume_ends_as_uninterrupted(fraction, tiny_data,
+                                                                                        uninterrupted, small_disk):
+    """The sweep folder on a tmpfs a quarter (three quarters) of the size the uninterrupted search takes: the disk
+    fills in the initial generation (in generation 1), wherever that is (a job's checkpoint or logs, the journal,
+    the state, a report), and the search stops with one line naming the folder and the fix, exit 2, no traceback;
+    the journal reads whole, no candidate journaled failed for it. (Tried at 0.1, 0.25, 0.5, 0.75 and 0.9 of the
+    size: all passed.) The tmpfs enlarged in place, search.resume ends with the uninterrupted search's journal and
+    front."""
+    sweep = small_disk.path / "sweep"
+    args = search_args(tiny_data, sweep)
+    small_disk.mount(int(pages(uninterrupted) * fraction))
+    full = run_search(args, small_disk.path.parent)
+    line = one_line_last(full)
+    assert line.startswith(f"error: no space left on the device of {sweep} (No space left on device"), line
+    assert line.endswith(f"then continue with search.resume={sweep} (or the folder's new path)"), line
+    before = check_journal(sweep)  # every line whole JSON
+    assert all(r["status"] != "failed" for r in before), before
+    assert len(before) < POPULATION if fraction < 0.5 else POPULATION < len(before) < POPULATION * (GENERATIONS + 1)
+
+    small_disk.resize(4 * pages(uninterrupted))
+    resumed = run_search(args + [f"search.resume={sweep}"], small_disk.path.parent)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    same_as_uninterrupted(sweep, before, uninterrupted)

@@ -26,6 +26,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from falsr.errors import disk_full
 from falsr.search.journal import STATUS_FAILED, STATUS_OK, Journal, is_valid_psnr, rung_of
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,19 @@ class SearchJournalCallback(Callback):
         if job_return.status == JobStatus.COMPLETED and isinstance(job_return.return_value, dict) \
                 and job_return.return_value.get(JOURNALED):
             return  # another job trained and journaled this candidate
+        if disk_full(job_outcome(job_return)[1]) is not None:
+            log.warning(f"candidate {config.candidate.key}: stopped by a full disk, not journaled (a resume trains it)")
+            return  # no result of the candidate: the search stops (falsr.search.driver.lost_job)
         record = candidate_record(config, job_return)
-        self.journal.append(record)
+        try:
+            self.journal.append(record)
+        except OSError as err:
+            if disk_full(err) is None:
+                raise
+            # Hydra turns a callback's exception into a warning: the job's return says it instead, so that the
+            # search stops rather than journal the candidate failed.
+            job_return.status, job_return.return_value = JobStatus.FAILED, err
+            return
         psnr = record.get("psnr")
         shown = f"{psnr:.2f} dB" if isinstance(psnr, float) and math.isfinite(psnr) else record.get("error")
         rung = f" rung {record['rung']}" if record.get("rung") is not None else ""

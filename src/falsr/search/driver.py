@@ -10,6 +10,7 @@ promotes the same candidates and never trains a (candidate, rung) twice.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
-from falsr.errors import UserError
+from falsr.errors import UserError, disk_full, disk_full_error
 from falsr.space.genome import Genome, active_space, space_from_config
 from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.callbacks import job_outcome
@@ -78,15 +79,27 @@ def candidate_overrides(off: Offspring, generation: Optional[int], inherit_from:
     return out
 
 
-def lost_job(job_return) -> str:
-    """The journal's error for a job that died before its callback could journal it."""
+def lost_job(job_return, sweep_dir: Path) -> str:
+    """The journal's error for a job that died before its callback could journal it; a job stopped by a full disk
+    is no result of its candidate: the search stops (DiskFullError), and a resume trains the candidate."""
     error = job_outcome(job_return)[1]
+    if (full := disk_full(error)) is not None:
+        raise disk_full_error(sweep_dir, full) from None
     return f"no result from the job ({type(error).__name__}: {error})"
 
 
 def atomic_save(obj, path: Path) -> None:
+    """Through a temporary file and a rename: a kill or a full disk midway leaves the previous file whole. (The
+    bytes are written from Python, so a full disk is an OSError ENOSPC, not torch's errno-less RuntimeError.)"""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
@@ -230,7 +243,7 @@ class SearchDriver:
             for off, ret in zip(jobs, returns):
                 if off.genome.key not in known:  # the job died before its callback could journal it
                     record = {"key": off.genome.key, "genome": str(off.genome), "generation": generation,
-                              "origin": off.origin, "status": STATUS_FAILED, "error": lost_job(ret), **self._rung0()}
+                              "origin": off.origin, "status": STATUS_FAILED, "error": lost_job(ret, self.dir), **self._rung0()}
                     self.journal.append(record)
                     known[off.genome.key] = record
         return [known[o.genome.key] for o in batch]
@@ -278,7 +291,7 @@ class SearchDriver:
             for r, ret in zip(jobs, returns):
                 if (r["key"], rung + 1) not in done:  # the job died before its callback could journal it
                     self.journal.append({**self._promotion_record(r, rung + 1, generation), "status": STATUS_FAILED,
-                                         "error": lost_job(ret)})
+                                         "error": lost_job(ret, self.dir)})
 
     @staticmethod
     def _promotion_record(r: dict, rung: int, generation: int) -> dict:

@@ -4,12 +4,13 @@ source of truth of a search.
 
 Jobs append to it from their own processes (any Hydra launcher: in-process, joblib workers,
 SLURM nodes sharing the sweep folder), so every append takes an exclusive `flock` and writes one
-whole line, then fsyncs. A line cut short by a kill is skipped when reading, with a one-line warning (once per
-process): its candidate (at that rung) is not journaled, so a resumed search trains it again.
+whole line, then fsyncs; a write that fails (a full disk) is cut off again, so the journal reads as before. A
+line cut short by a kill is skipped when reading, with a one-line warning (once per process): its candidate (at that rung) is not journaled, so a resumed search trains it again.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -50,8 +51,13 @@ class Journal:
                     f.seek(size - 1)
                     if f.read(1) != b"\n":
                         line = b"\n" + line
-            os.write(fd, line)
-            os.fsync(fd)
+            try:
+                if os.write(fd, line) < len(line):  # a full disk can take part of it
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, size)  # no torn line left behind: the journal reads as before
+                raise
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)

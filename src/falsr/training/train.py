@@ -31,7 +31,7 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from falsr.cli import use_space_of
-from falsr.errors import UserError
+from falsr.errors import UserError, disk_full
 from falsr.training.curves import find as find_curve
 from falsr.training.wandb_utils import arch_config, candidate_config, fill_run_identity, lr_size, summarize_run
 
@@ -114,7 +114,9 @@ def task_wrapper(task):
             _finish_wandb(1)
             # Stopped from outside (Ctrl-C; SIGTERM, which Ray turns into SystemExit when the search owning the
             # task dies): not the candidate's failure, so nothing to journal; a resumed search trains it.
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)) or not cfg.get("ignore_errors", False):
+            # A full disk is no failure of the candidate either: the search stops on it, and a resume trains it.
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)) or disk_full(exc) is not None \
+                    or not cfg.get("ignore_errors", False):
                 raise
             (out / "error.log").write_text(traceback.format_exc())  # the console keeps one line per candidate
             print(f"job failed (ignore_errors=true): {metrics['error']} (traceback: {out / 'error.log'})",

@@ -49,7 +49,9 @@ class FalsrSweeper(Sweeper):
             self._setup(hydra_context, task_function, config)
 
     def _setup(self, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        from falsr.errors import UserError
+        from falsr.errors import UserError, quiet_disk_full_logging
+
+        quiet_disk_full_logging()  # a full disk stops the search in one line, without logging's tracebacks
 
         if "search" not in config or not config.hydra.runtime.choices.get("search"):
             raise UserError("no search settings: run `python search.py +search=nsga2`")
@@ -73,6 +75,12 @@ class FalsrSweeper(Sweeper):
         with exit_on_user_error():
             try:
                 return self._sweep(arguments)
+            except Exception as err:  # a full disk becomes one line naming the folder; any other error goes on
+                from falsr.errors import disk_full, disk_full_error
+
+                if (full := disk_full(err)) is None:
+                    raise
+                raise disk_full_error(self.config.hydra.sweep.dir, full) from None
             finally:
                 if self.lock is not None:  # the sweep folder's lock (falsr.search.lock)
                     os.close(self.lock)
