@@ -1,4 +1,7 @@
-"""Does the search win?  Searched networks against FALSR-A/B/C, every one trained from scratch with recipe R.
+"""Does the search win?  Searched networks against FALSR-A/B/C, every one trained from scratch with recipe R (round 1).
+
+Round 1 as it ran (experiment=showdown, the 100-step proxy, recipe R = p1000); round 2 (band searches, a
+selection without leaks, fresh seeds, R* = p2000) is bench/showdown2.py, also `python bench/showdown.py --round 2 ...`.
 
     python bench/showdown.py                 # the whole comparison (resumable: finished pieces are skipped)
     python bench/showdown.py --report        # the table and plot from what is stored, no training
@@ -51,13 +54,14 @@ def log(msg: str) -> None:
 
 
 # -- 1. the search -----------------------------------------------------------------------------------------
-def run_search(results: Path, sweep: Path, search_args: list[str], threads: int | None) -> dict:
-    """Run (or resume, or skip) the search; copy its small outputs to results/search. Returns its summary."""
-    done_file = results / "search" / "search_done.json"
+def run_search(results: Path, sweep: Path, search_args: list[str], threads: int | None,
+               experiment: str = "showdown", folder: str = "search") -> dict:
+    """Run (or resume, or skip) the search; copy its small outputs to results/<folder>. Returns its summary."""
+    done_file = results / folder / "search_done.json"
     if done_file.is_file():
         log(f"search: finished before ({done_file.relative_to(REPO) if done_file.is_relative_to(REPO) else done_file})")
         return json.loads(done_file.read_text())
-    args = ["+search=nsga2", "experiment=showdown", f"hydra.sweep.dir={sweep}", *search_args]
+    args = ["+search=nsga2", f"experiment={experiment}", f"hydra.sweep.dir={sweep}", *search_args]
     if (sweep / "search_state.pt").is_file():
         args.append(f"search.resume={sweep}")
         log(f"search: resuming {sweep}")
@@ -75,7 +79,7 @@ def run_search(results: Path, sweep: Path, search_args: list[str], threads: int 
     if proc.returncode != 0:
         raise SystemExit(f"error: the search failed (exit {proc.returncode}); its log: {sweep / 'search.log'}\n"
                          + proc.stdout[-2000:])
-    out = results / "search"
+    out = results / folder
     out.mkdir(parents=True, exist_ok=True)
     for name in SEARCH_FILES:
         if (sweep / name).is_file():
@@ -261,7 +265,14 @@ def plot(rows: list[dict], bicubic: dict, benchmarks: list[str], out: Path) -> N
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--round" in argv[:-1] and argv[argv.index("--round") + 1] == "2":  # round 2's entry, under this name too
+        import showdown2
+
+        i = argv.index("--round")
+        return showdown2.main(argv[:i] + argv[i + 2:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--round", type=int, choices=[1, 2], default=1, help="1: this script; 2: bench/showdown2.py")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "showdown")
     parser.add_argument("--sweep", type=Path, default=REPO / "outputs" / "showdown" / "search",
                         help="the search's sweep folder (git-ignored: checkpoints)")
