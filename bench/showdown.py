@@ -194,7 +194,9 @@ def stats(values: list[float], digits: int = 3) -> str:
 def report(rows: list[dict], bicubic: dict, benchmarks: list[str], search: dict, recipe: list[str],
            seeds: list[int], results: Path) -> str:
     lines = ["# bench/showdown.py", "",
-             f"Recipe R: `{' '.join(RECIPES['p1000'][:-1])}` (= budget=reference)"
+             # curve points observe only (added to p1000 after round 1 ran): not part of the recipe
+             f"Recipe R: `{' '.join(o for o in RECIPES['p1000'][:-1] if not o.startswith(_runs.OBSERVING))}` "
+             "(= budget=reference)"
              + (f" with `{' '.join(recipe)}`" if recipe else "") + f", seeds {seeds}; "
              f"PSNR/SSIM: mean ± sample std over seeds (n = seeds), evaluated by evaluate.py (Y, 2-pixel border).",
              f"Search: `python search.py {' '.join(a for a in search.get('args', []) if not a.startswith('hydra.'))}`: "
