@@ -173,10 +173,10 @@ def export_weights(record: dict, name: str, zoo: Path) -> Path:
     return save_weights(net, path)
 
 
-def write_model_config(name: str, genome: str, note: str, conf_dir: Path) -> Path:
+def write_model_config(name: str, genome: str, note: str, conf_dir: Path, script: str = "bench/showdown.py") -> Path:
     from falsr.space.genome import model_config_text
 
-    text = model_config_text(genome, name, [f"{name}: found by bench/showdown.py ({note})."], f"e.g. zoo/{name}.pt")
+    text = model_config_text(genome, name, [f"{name}: found by {script} ({note})."], f"e.g. zoo/{name}.pt")
     path = conf_dir / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -180,8 +180,8 @@ def render(result: dict) -> str:
     """showdown2.md from showdown2.json's content (nothing computed here that is not in it)."""
     cfg, benchmarks = result["config"], result["config"]["benchmarks"]
     lines = ["# bench/showdown2.py (showdown, round 2)", "",
-             "`python bench/showdown2.py --report` wrote this from bench/results/runs.jsonl and the searches in this "
-             "folder; the numbers are in showdown2.json.", "",
+             f"`python bench/showdown2.py --report` wrote this from the run store ({cfg['store']}) and the searches "
+             "in this folder; the numbers are in showdown2.json.", "",
              f"R*: `{cfg['rungs'][-1]}` (`{' '.join(BOOK[cfg['rungs'][-1]])}`" + (f" with `{' '.join(cfg['recipe'])}`"
                                                                                    if cfg["recipe"] else "") + "). "
              f"Reported seeds {cfg['seeds']}: none took part in a search (its candidates train with seed "
@@ -337,7 +337,8 @@ def main(argv=None) -> int:
         parser.error(f"unknown rung or band {unknown[0]!r}: rungs from {', '.join(BOOK)}; bands from {', '.join(BANDS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
     choice_seeds = [int(s) for s in args.choice_seeds.split(",")]
-    search_seed = 0  # train.yaml's seed: every candidate of the searches trains with it
+    # every candidate of the searches trains with train.yaml's seed (0) unless --search sets another
+    search_seed = int(([o.split("=", 1)[1] for o in args.search if o.startswith("seed=")] or ["0"])[-1])
     if set(seeds) & (set(choice_seeds) | {search_seed}):
         parser.error(f"--seeds {args.seeds} overlap the choice's seeds {choice_seeds} or the search's ({search_seed}): "
                      "reported seeds must take no part in the choice")
@@ -392,7 +393,8 @@ def main(argv=None) -> int:
                     raise SystemExit(f"error: the weights of {name} (seed {seeds[0]}, {rec['run_dir']}) are gone: "
                                      f"delete its line (key {rec['key']}) from {args.store} to train it again")
                 showdown.export_weights(rec, conf, args.zoo)
-                showdown.write_model_config(conf, genome, note + f"; weights: R*, seed {seeds[0]}", args.conf)
+                showdown.write_model_config(conf, genome, note + f"; weights: R*, seed {seeds[0]}", args.conf,
+                                            script="bench/showdown2.py")
     by_name = {r["name"]: r for r in rows}
     for band, spec in BANDS.items():
         w, r = by_name.get(spec["name"]), by_name.get(RELEASED[spec["released"]])
@@ -402,6 +404,8 @@ def main(argv=None) -> int:
     rows.sort(key=lambda r: (not r["name"].startswith("FALSR"), r["name"]))
     result = {"config": {"rungs": rungs, "eta": args.eta, "k": args.k, "choice_seeds": choice_seeds, "seeds": seeds,
                          "search_seed": search_seed, "recipe": args.recipe, "benchmarks": benchmarks,
+                         "store": str(args.store.resolve().relative_to(REPO)) if args.store.resolve().is_relative_to(REPO)
+                         else args.store.name,
                          "r_star": final_overrides("<genome>", "<seed>", rungs, args.recipe)[3:]},
               "bands": bands_out, "rows": rows, "comparisons": comparisons,
               "bicubic": showdown.bicubic_scores(benchmarks)}
