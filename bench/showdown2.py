@@ -204,14 +204,15 @@ def render(result: dict) -> str:
                      f"{' -> '.join(sel['rungs'])} (fresh runs, eta {sel['eta']}, seeds {sel['seeds']}, held-out T91 "
                      f"PSNR only), {sel['cpu_seconds']} CPU s; winner: "
                      + (f"`{sel['winner'][:8]}`." if sel["winner"] else "not yet (rungs missing)."))
-        lines += ["", "| candidate | mult-adds | search score | " + " | ".join(f"{r} held-out" for r in sel["rungs"])
-                  + " | genome |", "| --- | --- | --- | " + " | ".join("---" for _ in sel["rungs"]) + " | --- |"]
+        lines += ["", "| candidate | mult-adds | search score | search's measured PSNR | "
+                  + " | ".join(f"{r} held-out" for r in sel["rungs"]) + " | genome |",
+                  "| --- | --- | --- | --- | " + " | ".join("---" for _ in sel["rungs"]) + " | --- |"]
         for c in s["candidates"]:
             cells = [_f(st["scores"].get(c["key"])) for st in sel["stages"]]
             cells += ["-"] * (len(sel["rungs"]) - len(cells))
             mark = " (winner)" if c["key"] == sel["winner"] else ""
             lines.append(f"| `{c['key'][:8]}`{mark} | {c['mult_adds'] / 1e9:.1f}G | {c['psnr']:.3f} | "
-                         + " | ".join(cells) + f" | `{c['genome']}` |")
+                         f"{_f(c.get('measured_psnr'))} | " + " | ".join(cells) + f" | `{c['genome']}` |")
         lines.append("")
     lines += ["## Results (R*, reported seeds)", "",
               "| model | mult-adds | params | " + " | ".join(f"{b} PSNR | {b} SSIM" for b in benchmarks)
