@@ -314,7 +314,7 @@ def main(argv=None) -> int:
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "showdown2")
     parser.add_argument("--sweeps", type=Path, default=REPO / "outputs" / "showdown2",
                         help="the searches' sweep folders, <sweeps>/search_<band> (git-ignored: checkpoints)")
-    parser.add_argument("--bands", default="b,a", help="which bands to run, in order (b: FALSR-B's, a: FALSR-A's)")
+    parser.add_argument("--bands", default="b,a", help="which bands to run (b: FALSR-B's, a: FALSR-A's; b runs first)")
     parser.add_argument("--generations", type=int, default=None,
                         help="generations after the initial one (default: the pinned config's 3: 64 candidates)")
     parser.add_argument("--search", nargs="*", default=[], help="extra overrides of the searches")
