@@ -1,4 +1,7 @@
-"""Does the search win?  Searched networks against FALSR-A/B/C, every one trained from scratch with recipe R.
+"""Does the search win?  Searched networks against FALSR-A/B/C, every one trained from scratch with recipe R (round 1).
+
+Round 1 as it ran (experiment=showdown, the 100-step proxy, recipe R = p1000); round 2 (band searches, a
+selection without leaks, fresh seeds, R* = p2000) is bench/showdown2.py, also `python bench/showdown.py --round 2 ...`.
 
     python bench/showdown.py                 # the whole comparison (resumable: finished pieces are skipped)
     python bench/showdown.py --report        # the table and plot from what is stored, no training
@@ -51,13 +54,14 @@ def log(msg: str) -> None:
 
 
 # -- 1. the search -----------------------------------------------------------------------------------------
-def run_search(results: Path, sweep: Path, search_args: list[str], threads: int | None) -> dict:
-    """Run (or resume, or skip) the search; copy its small outputs to results/search. Returns its summary."""
-    done_file = results / "search" / "search_done.json"
+def run_search(results: Path, sweep: Path, search_args: list[str], threads: int | None,
+               experiment: str = "showdown", folder: str = "search") -> dict:
+    """Run (or resume, or skip) the search; copy its small outputs to results/<folder>. Returns its summary."""
+    done_file = results / folder / "search_done.json"
     if done_file.is_file():
         log(f"search: finished before ({done_file.relative_to(REPO) if done_file.is_relative_to(REPO) else done_file})")
         return json.loads(done_file.read_text())
-    args = ["+search=nsga2", "experiment=showdown", f"hydra.sweep.dir={sweep}", *search_args]
+    args = ["+search=nsga2", f"experiment={experiment}", f"hydra.sweep.dir={sweep}", *search_args]
     if (sweep / "search_state.pt").is_file():
         args.append(f"search.resume={sweep}")
         log(f"search: resuming {sweep}")
@@ -75,7 +79,7 @@ def run_search(results: Path, sweep: Path, search_args: list[str], threads: int 
     if proc.returncode != 0:
         raise SystemExit(f"error: the search failed (exit {proc.returncode}); its log: {sweep / 'search.log'}\n"
                          + proc.stdout[-2000:])
-    out = results / "search"
+    out = results / folder
     out.mkdir(parents=True, exist_ok=True)
     for name in SEARCH_FILES:
         if (sweep / name).is_file():
@@ -169,10 +173,10 @@ def export_weights(record: dict, name: str, zoo: Path) -> Path:
     return save_weights(net, path)
 
 
-def write_model_config(name: str, genome: str, note: str, conf_dir: Path) -> Path:
+def write_model_config(name: str, genome: str, note: str, conf_dir: Path, script: str = "bench/showdown.py") -> Path:
     from falsr.space.genome import model_config_text
 
-    text = model_config_text(genome, name, [f"{name}: found by bench/showdown.py ({note})."], f"e.g. zoo/{name}.pt")
+    text = model_config_text(genome, name, [f"{name}: found by {script} ({note})."], f"e.g. zoo/{name}.pt")
     path = conf_dir / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -190,7 +194,9 @@ def stats(values: list[float], digits: int = 3) -> str:
 def report(rows: list[dict], bicubic: dict, benchmarks: list[str], search: dict, recipe: list[str],
            seeds: list[int], results: Path) -> str:
     lines = ["# bench/showdown.py", "",
-             f"Recipe R: `{' '.join(RECIPES['p1000'][:-1])}` (= budget=reference)"
+             # curve points observe only (added to p1000 after round 1 ran): not part of the recipe
+             f"Recipe R: `{' '.join(o for o in RECIPES['p1000'][:-1] if not o.startswith(_runs.OBSERVING))}` "
+             "(= budget=reference)"
              + (f" with `{' '.join(recipe)}`" if recipe else "") + f", seeds {seeds}; "
              f"PSNR/SSIM: mean ± sample std over seeds (n = seeds), evaluated by evaluate.py (Y, 2-pixel border).",
              f"Search: `python search.py {' '.join(a for a in search.get('args', []) if not a.startswith('hydra.'))}`: "
@@ -261,7 +267,14 @@ def plot(rows: list[dict], bicubic: dict, benchmarks: list[str], out: Path) -> N
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--round" in argv[:-1] and argv[argv.index("--round") + 1] == "2":  # round 2's entry, under this name too
+        import showdown2
+
+        i = argv.index("--round")
+        return showdown2.main(argv[:i] + argv[i + 2:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--round", type=int, choices=[1, 2], default=1, help="1: this script; 2: bench/showdown2.py")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "showdown")
     parser.add_argument("--sweep", type=Path, default=REPO / "outputs" / "showdown" / "search",
                         help="the search's sweep folder (git-ignored: checkpoints)")

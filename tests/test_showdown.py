@@ -1,4 +1,4 @@
-"""bench/showdown.py end to end at a toy size: search, R training, evaluate.py, table, plot, weights, configs."""
+"""bench/showdown.py (round 1) end to end at a toy size: search, R training, evaluate.py, table, plot, weights, configs."""
 
 from __future__ import annotations
 
