@@ -69,11 +69,6 @@ def _user_error_in(exc: BaseException) -> BaseException | None:
     return None
 
 
-# Options that moved to another group: a one-line error naming the new one (the budgets left trainer/, which now
-# holds the Lightning Trainer's settings only).
-MOVED = {("trainer", name): f"budget={name}" for name in ("cpu", "search", "reference", "incomplete", "full")}
-
-
 def fail(message: str) -> None:
     """A user mistake found before Hydra composes: `error: <message>` on one line and exit code 2, as in a task."""
     print(f"error: {message}", file=sys.stderr)
@@ -88,9 +83,6 @@ def check_group_choices(argv: list[str] | None = None) -> None:
     """
     for arg in sys.argv[1:] if argv is None else argv:
         key, sep, value = arg.lstrip("+").partition("=")
-        if (key, value) in MOVED:
-            fail(f"{key}={value} is now {MOVED[key, value]} (trainer/ holds the Lightning Trainer's settings only; "
-                 "a budget sets steps, batch, patch size, optimizer and schedule)")
         group = CONF_DIR / key
         if not sep or "." in key or "/" in key or not group.is_dir() or value in ("null", ""):
             continue
