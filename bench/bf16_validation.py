@@ -38,9 +38,9 @@ def validate(genome: str, ckpt: Path, datamodule, precision: str, repeats: int) 
     import pytorch_lightning as pl
 
     from falsr.training.module import SRModule
-    from falsr.space.network import build_network
+    from falsr.weights.model import build_model
 
-    net = build_network(genome, init_std=None, weights=ckpt)
+    net = build_model(genome, init_std=None, weights=ckpt)
     module = SRModule(net, optimizer=None, val_names=datamodule.val_names, val_precision=precision)
     best = float("inf")
     for _ in range(repeats):

@@ -459,7 +459,7 @@ def model_config_text(genome, name: str, notes: Sequence[str] = (), weights_note
         f"# Genome string: {g}",
         "# Override a cell: model.cells.3=conv_f32_k3_b2_isskip; its inputs: model.inputs.3=[0,3] (0: the feature",
         "# extractor, k: cell k-1's output; the last list feeds the upsampler; every list ends with its own chain node).",
-        "_target_: falsr.space.network.build_network", f"name: {name}", "cells:"]
+        "_target_: falsr.weights.model.build_model", f"name: {name}", "cells:"]
     lines += [f"  - {c.name:<{width}}  # cell {j}" for j, c in enumerate(g.cell_specs)]
     lines += ["inputs:"] + [f"  - [{', '.join(map(str, g.inputs_of(j)))}]  # "
                             + ("upsampler" if j == g.n_cells else f"cell {j}") for j in range(g.n_cells + 1)]
