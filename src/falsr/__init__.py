@@ -16,6 +16,8 @@ from omegaconf import OmegaConf
 
 # The checkout this package runs from (installed in editable mode, README); its data/ is the default data folder.
 REPO_DIR = Path(__file__).resolve().parents[2]
+# The configs live at the repository top (conf/), beside train.py and search.py: found relative to this file.
+CONF_DIR = Path(os.environ.get("FALSR_CONF_DIR", REPO_DIR / "conf"))
 
 
 def default_data_dir() -> Path:

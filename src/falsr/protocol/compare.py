@@ -127,7 +127,7 @@ def load_models(names, weights, data_dir: Path, device: torch.device) -> dict[st
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from falsr.cli import CONF_DIR
+    from falsr import CONF_DIR
     from falsr.space.genome import GenomeError
     from falsr.weights.model import build_model
 

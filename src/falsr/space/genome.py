@@ -237,6 +237,16 @@ def translate_genome(text: str, space: SearchSpace) -> str:
     return str(Genome.from_cells_and_inputs(cells, inputs))
 
 
+def check_space_overrides(argv: Sequence[str]) -> None:
+    """A ``space.<key>`` override of `argv` naming a key the search space does not have is a one-line UserError
+    (Hydra's error takes five)."""
+    keys = set(SearchSpace.__dataclass_fields__)
+    for arg in argv:
+        key = arg.lstrip("+~").partition("=")[0]
+        if key.startswith("space.") and key[6:].split(".")[0] not in keys:
+            raise UserError(f"unknown key {key}: the search space (conf/space/falsr.yaml) has {', '.join(sorted(keys))}")
+
+
 def space_from_config(node) -> SearchSpace:
     """The SearchSpace of a ``space`` config node (None: the paper's); a misspelt key is a one-line error."""
     if node is None:

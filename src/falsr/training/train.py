@@ -30,8 +30,8 @@ from hydra.utils import instantiate
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from falsr.cli import use_space_of
 from falsr.errors import UserError
+from falsr.space.genome import set_space, space_from_config
 from falsr.training.curves import find as find_curve
 from falsr.training.wandb_utils import arch_config, candidate_config, fill_run_identity, lr_size, summarize_run
 
@@ -93,7 +93,7 @@ def _finish_wandb(exit_code: int) -> None:
 def task_wrapper(task):
     """Run a task; always write metrics.json and finish W&B; on failure record status/error.
 
-    A failure is re-raised (user errors become one line via falsr.cli.user_errors) unless
+    A failure is re-raised (user errors become one line via falsr.errors.exit_on_user_error) unless
     `ignore_errors=true`, when the failed metrics are returned so a multirun goes on.
     """
 
@@ -198,7 +198,7 @@ def bad_config_value(cfg: DictConfig, key: str, err: BaseException) -> UserError
             located = False
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(", set env var HYDRA_FULL_ERROR")[0]
     if not located:
-        from falsr.cli import CONF_DIR
+        from falsr import CONF_DIR
 
         if (CONF_DIR / key).is_dir():
             reason += f" (the configs of {key}=: {', '.join(sorted(p.stem for p in (CONF_DIR / key).glob('*.yaml')))})"
@@ -296,7 +296,7 @@ def train(cfg: DictConfig) -> dict:
     """Fit (or, with trainer.max_steps=0, only validate) and return the metrics of metrics.json."""
     task_start = time.monotonic()
     out = run_dir(cfg)
-    use_space_of(cfg)  # before any genome is read (also for callers that bypass the entry point)
+    set_space(space_from_config(cfg.get("space")))  # before any genome is read (also without the entry point)
     with open_dict(cfg):
         if cfg.get("seed") is None:
             cfg.seed = random.randrange(2**31)
