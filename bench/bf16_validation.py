@@ -23,8 +23,8 @@ import numpy as np
 from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _runs  # noqa: E402
-import proxy_fidelity  # noqa: E402
+import _runs
+import proxy_fidelity
 
 
 def checkpoint(record: dict) -> Path | None:

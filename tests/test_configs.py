@@ -8,7 +8,6 @@ new yaml file or a ConfigStore schema is covered without touching this test).
 from __future__ import annotations
 
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate

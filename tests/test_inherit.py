@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from falsr.cli import CONF_DIR
 from falsr.errors import UserError
-from falsr.weights.inherit import inherit_weights, unit_signatures
+from falsr.weights.inherit import unit_signatures
 from falsr.space.network import build_network
 from falsr.weights.model import build_model
 from falsr.training.train import train

@@ -20,8 +20,8 @@ from falsr.training.wandb_utils import arch_config, search_group
 
 pytest.importorskip("wandb")
 
-from test_search_e2e import POPULATION, journal, search_args  # noqa: E402
-from wandb_reader import Incomplete, finished_records, read_records, read_run  # noqa: E402
+from test_search_e2e import POPULATION, journal, search_args
+from wandb_reader import Incomplete, finished_records, read_records, read_run
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,7 @@ def exit_on_user_error():
     """A user error raised inside (a task, or the sweeper) ends the program with one line and exit code 2."""
     try:
         yield
-    except Exception as exc:  # noqa: BLE001 - re-raised unless a user error is behind it
+    except Exception as exc:  # re-raised unless a user error is behind it
         err = _user_error_in(exc)
         if err is None or os.environ.get("FALSR_DEBUG"):
             raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from falsr.space.genome import FEATURES, SCALE, Cell, Genome, model_genome, node_channels  # noqa: F401 - re-exported
+from falsr.space.genome import FEATURES, SCALE, Cell, Genome, model_genome, node_channels
 
 
 # Every ReLU here is in place (torch.relu_) on a fresh convolution output, whose backward does not need it:

@@ -105,7 +105,7 @@ def task_wrapper(task):
         _finish_wandb(0)  # a run left open by an earlier job in this process is not ours to log into
         try:
             metrics = task(cfg)
-        except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised unless ignore_errors
+        except BaseException as exc:  # recorded, then re-raised unless ignore_errors
             metrics = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
                        "psnr": None, "ssim": None, "genome": _genome_str(cfg),
                        "train_seconds": round(time.perf_counter() - start, 3)}
