@@ -4,7 +4,7 @@
 
 Takes the trained panel networks of bench/proxy_fidelity.py (their checkpoints in outputs/bench-runs/,
 written by that bench) and validates each on the held-out training images (the search's validation set)
-twice: the network's forward in float32 (`module.val_precision="32"`, the default) and under bf16 autocast
+twice: the network's forward in float32 (`module.val_precision=fp32`, the default) and under bf16 autocast
 (`"bf16"`); the protocol metrics are the same code either way. Prints, per recipe and seed, the Kendall
 tau between the two rankings, the largest PSNR difference and the validation time of each (the best of
 `--repeats`), and the whole as a ratio. Checkpoints that are not on this machine are listed, not guessed.
@@ -72,40 +72,40 @@ def main(argv=None) -> int:
     datamodule = instantiate(cfg.data)
     datamodule.setup("validate")
     done = _runs.load_store()
-    totals = {"32": 0.0, "bf16": 0.0}
+    totals = {"fp32": 0.0, "bf16": 0.0}
     diffs_all = []
     lines = ["| recipe | seed | networks | tau(fp32, bf16) | max abs PSNR diff (dB) | fp32 s | bf16 s | bf16 / fp32 time |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     missing = []
     for recipe in args.recipes.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            psnr = {"32": [], "bf16": []}
-            secs = {"32": 0.0, "bf16": 0.0}
+            psnr = {"fp32": [], "bf16": []}
+            secs = {"fp32": 0.0, "bf16": 0.0}
             for label, genome, _ in proxy_fidelity.PANEL:
                 rec = done.get(_runs.run_key(proxy_fidelity.run_overrides(label, genome, recipe, seed)))
                 ckpt = checkpoint(rec) if rec else None
                 if ckpt is None:
                     missing.append(f"{recipe}/s{seed}/{label}")
                     continue
-                for precision in ("32", "bf16"):
+                for precision in ("fp32", "bf16"):
                     value, seconds = validate(genome, ckpt, datamodule, precision, args.repeats)
                     psnr[precision].append(value)
                     secs[precision] += seconds
-                print(f"{recipe}/s{seed}/{label}: fp32 {psnr['32'][-1]:.4f} dB, bf16 {psnr['bf16'][-1]:.4f} dB",
+                print(f"{recipe}/s{seed}/{label}: fp32 {psnr['fp32'][-1]:.4f} dB, bf16 {psnr['bf16'][-1]:.4f} dB",
                       flush=True)
-            if len(psnr["32"]) < 3:
+            if len(psnr["fp32"]) < 3:
                 continue
-            diff = np.abs(np.subtract(psnr["32"], psnr["bf16"]))
+            diff = np.abs(np.subtract(psnr["fp32"], psnr["bf16"]))
             diffs_all.extend(diff)
             for p in totals:
                 totals[p] += secs[p]
-            lines.append(f"| {recipe} | {seed} | {len(diff)} | {kendalltau(psnr['32'], psnr['bf16']).statistic:.3f} | "
-                         f"{diff.max():.4f} | {secs['32']:.2f} | {secs['bf16']:.2f} | {secs['bf16'] / secs['32']:.2f} |")
+            lines.append(f"| {recipe} | {seed} | {len(diff)} | {kendalltau(psnr['fp32'], psnr['bf16']).statistic:.3f} | "
+                         f"{diff.max():.4f} | {secs['fp32']:.2f} | {secs['bf16']:.2f} | {secs['bf16'] / secs['fp32']:.2f} |")
     print()
     print("\n".join(lines))
     if diffs_all:
         print(f"\nall: max abs PSNR difference {max(diffs_all):.4f} dB, mean {np.mean(diffs_all):.4f} dB; validation time "
-              f"bf16 / fp32 = {totals['bf16'] / totals['32']:.2f} (torch threads {args.threads})")
+              f"bf16 / fp32 = {totals['bf16'] / totals['fp32']:.2f} (torch threads {args.threads})")
     if missing:
         print(f"\ncheckpoints not on this machine ({len(missing)}): {', '.join(missing[:8])}"
               + (" ..." if len(missing) > 8 else "") + " (run bench/proxy_fidelity.py)")

@@ -31,6 +31,7 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from falsr.errors import UserError
+from falsr.protocol.pipeline import PRECISIONS, pick_precision
 from falsr.space.genome import set_space, space_from_config
 from falsr.training.curves import find as find_curve
 from falsr.training.wandb_utils import arch_config, candidate_config, fill_run_identity, lr_size, summarize_run
@@ -38,28 +39,22 @@ from falsr.training.wandb_utils import arch_config, candidate_config, fill_run_i
 # Lightning 2.6 on torch 2.13 warns at every fit about its own use of a torch API; not ours to act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
-# Lightning's precision names; "auto" is ours: bf16-mixed where bf16 is fast, else 32-true.
-PRECISIONS = ("auto", "32", "32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64", "64-true",
-              "transformer-engine", "transformer-engine-float16")
-
-
-def fast_bf16() -> bool:
-    """True where bf16 autocast is a speed-up: a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(cpu, name, lambda: False)() for name in checks)
+# trainer.precision takes the project's words (falsr.protocol.pipeline.PRECISIONS: fp32, bf16, auto), which become
+# these Lightning values, and Lightning's own values as they are.
+LIGHTNING = {"fp32": "32-true", "bf16": "bf16-mixed"}
+LIGHTNING_PRECISIONS = ("32", "32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64", "64-true",
+                        "transformer-engine", "transformer-engine-float16")
 
 
 def resolve_precision(precision: Any) -> str:
-    """Check a `trainer.precision` value (one line on a typo) and resolve "auto"."""
+    """The Lightning value of a `trainer.precision` setting (auto resolved); one line on a typo."""
     value = str(precision)
+    if value in LIGHTNING_PRECISIONS:
+        return value
     if value not in PRECISIONS:
-        raise UserError(f"unknown trainer.precision {value!r}: choose one of {', '.join(PRECISIONS)}")
-    if value == "auto":
-        return "bf16-mixed" if fast_bf16() else "32-true"
-    return value
+        raise UserError(f"unknown trainer.precision {value!r}: choose one of {', '.join(PRECISIONS)} "
+                        f"(or a Lightning value: {', '.join(LIGHTNING_PRECISIONS)})")
+    return LIGHTNING[pick_precision(value, "trainer.precision")]
 
 
 def job_devices(devices: Any, accelerator: Any, job_num: int | None) -> Any:
