@@ -86,8 +86,8 @@ def describe() -> str:
     """One line saying what the objective is (for the bench's output).
 
     bench/_timed_efficiency.config_id hashes this sentence into the key of every stored run: a new wording
-    orphans bench/results/search_efficiency_real.jsonl unless scripts/migrate_bench_runs.py maps its ids
-    (`falsr.train.train` is the former name of falsr.training.train.train, which still imports)."""
+    orphans the runs stored in bench/results/search_efficiency_real.jsonl, so it keeps the words they were
+    stored with (`falsr.train.train`: falsr.training.train.train's name then)."""
     return (f"REAL short training: falsr.train.train, budget=search cut to {STEPS} steps x batch {BATCH} of "
             f"{PATCH}px HR patches of the training images (warm-up {WARMUP}, cosine), precision {PRECISION}, "
             f"seed {SEED}; PSNR (Y, x2) on the held-out training images; failed training -> {FAILED_PSNR} dB")

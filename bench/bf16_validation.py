@@ -4,7 +4,7 @@
 
 Takes the trained panel networks of bench/proxy_fidelity.py (their checkpoints in outputs/bench-runs/,
 written by that bench) and validates each on the held-out training images (the search's validation set)
-twice: the network's forward in float32 (`module.val_precision="32"`, the default) and under bf16 autocast
+twice: the network's forward in float32 (`module.val_precision=fp32`, the default) and under bf16 autocast
 (`"bf16"`); the protocol metrics are the same code either way. Prints, per recipe and seed, the Kendall
 tau between the two rankings, the largest PSNR difference and the validation time of each (the best of
 `--repeats`), and the whole as a ratio, and writes them to bench/results/bf16_validation.{json,md}. Checkpoints
@@ -24,9 +24,9 @@ import numpy as np
 from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _runs  # noqa: E402
-import proxy_fidelity  # noqa: E402
-from _results import Report  # noqa: E402
+import _runs
+import proxy_fidelity
+from _results import Report
 
 
 def checkpoint(record: dict) -> Path | None:
@@ -40,9 +40,9 @@ def validate(genome: str, ckpt: Path, datamodule, precision: str, repeats: int) 
     import pytorch_lightning as pl
 
     from falsr.training.module import SRModule
-    from falsr.space.network import build_network
+    from falsr.weights.model import build_model
 
-    net = build_network(genome, init_std=None, weights=ckpt)
+    net = build_model(genome, init_std=None, weights=ckpt)
     module = SRModule(net, optimizer=None, val_names=datamodule.val_names, val_precision=precision)
     best = float("inf")
     for _ in range(repeats):
@@ -75,49 +75,49 @@ def main(argv=None) -> int:
     datamodule.setup("validate")
     done = _runs.load_store()
     report, rows = Report("bf16_validation", argv), []
-    totals = {"32": 0.0, "bf16": 0.0}
+    totals = {"fp32": 0.0, "bf16": 0.0}
     diffs_all = []
     lines = ["| recipe | seed | networks | tau(fp32, bf16) | max abs PSNR diff (dB) | fp32 s | bf16 s | bf16 / fp32 time |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     missing = []
     for recipe in args.recipes.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            psnr = {"32": [], "bf16": []}
-            secs = {"32": 0.0, "bf16": 0.0}
+            psnr = {"fp32": [], "bf16": []}
+            secs = {"fp32": 0.0, "bf16": 0.0}
             for label, genome, _ in proxy_fidelity.PANEL:
                 rec = done.get(_runs.run_key(proxy_fidelity.run_overrides(label, genome, recipe, seed)))
                 ckpt = checkpoint(rec) if rec else None
                 if ckpt is None:
                     missing.append(f"{recipe}/s{seed}/{label}")
                     continue
-                for precision in ("32", "bf16"):
+                for precision in ("fp32", "bf16"):
                     value, seconds = validate(genome, ckpt, datamodule, precision, args.repeats)
                     psnr[precision].append(value)
                     secs[precision] += seconds
-                print(f"{recipe}/s{seed}/{label}: fp32 {psnr['32'][-1]:.4f} dB, bf16 {psnr['bf16'][-1]:.4f} dB",
+                print(f"{recipe}/s{seed}/{label}: fp32 {psnr['fp32'][-1]:.4f} dB, bf16 {psnr['bf16'][-1]:.4f} dB",
                       flush=True)
-            if len(psnr["32"]) < 3:
+            if len(psnr["fp32"]) < 3:
                 continue
-            diff = np.abs(np.subtract(psnr["32"], psnr["bf16"]))
+            diff = np.abs(np.subtract(psnr["fp32"], psnr["bf16"]))
             diffs_all.extend(diff)
             for p in totals:
                 totals[p] += secs[p]
             rows.append({"recipe": recipe, "seed": seed, "networks": len(diff),
-                         "tau": kendalltau(psnr["32"], psnr["bf16"]).statistic, "max_abs_diff_db": diff.max(),
-                         "fp32_seconds": secs["32"], "bf16_seconds": secs["bf16"]})
-            lines.append(f"| {recipe} | {seed} | {len(diff)} | {kendalltau(psnr['32'], psnr['bf16']).statistic:.3f} | "
-                         f"{diff.max():.4f} | {secs['32']:.2f} | {secs['bf16']:.2f} | {secs['bf16'] / secs['32']:.2f} |")
+                         "tau": kendalltau(psnr["fp32"], psnr["bf16"]).statistic, "max_abs_diff_db": diff.max(),
+                         "fp32_seconds": secs["fp32"], "bf16_seconds": secs["bf16"]})
+            lines.append(f"| {recipe} | {seed} | {len(diff)} | {kendalltau(psnr['fp32'], psnr['bf16']).statistic:.3f} | "
+                         f"{diff.max():.4f} | {secs['fp32']:.2f} | {secs['bf16']:.2f} | {secs['bf16'] / secs['fp32']:.2f} |")
     report.print()
     report.print("\n".join(lines))
     if diffs_all:
         report.print(f"\nall: max abs PSNR difference {max(diffs_all):.4f} dB, mean {np.mean(diffs_all):.4f} dB; validation time "
-              f"bf16 / fp32 = {totals['bf16'] / totals['32']:.2f} (torch threads {args.threads})")
+              f"bf16 / fp32 = {totals['bf16'] / totals['fp32']:.2f} (torch threads {args.threads})")
     if missing:
         report.print(f"\ncheckpoints not on this machine ({len(missing)}): {', '.join(missing[:8])}"
               + (" ..." if len(missing) > 8 else "") + " (run bench/proxy_fidelity.py)")
     if rows:
         report.write(rows=rows, max_abs_diff_db=max(diffs_all), mean_abs_diff_db=float(np.mean(diffs_all)),
-                     time_ratio=totals["bf16"] / totals["32"], missing=missing)
+                     time_ratio=totals["bf16"] / totals["fp32"], missing=missing)
     return 0
 
 

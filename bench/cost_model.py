@@ -20,7 +20,7 @@ from falsr.space.genome import Genome
 from falsr.space.network import build_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import Report  # noqa: E402
+from _results import Report
 
 
 def main() -> None:

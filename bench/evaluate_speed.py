@@ -32,12 +32,12 @@ from falsr.protocol.evaluate import evaluate_folder
 from falsr.space.genome import config_genome
 from falsr.protocol.images import image_files, write_png
 from falsr.protocol.metrics import psnr_ssim_y
-from falsr.space.network import build_network
+from falsr.weights.model import build_model
 from falsr.protocol.pipeline import chroma, network_input, predict_y, sr_rgb, with_precision
 from falsr.protocol.resize import matlab_downscale
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import Report  # noqa: E402
+from _results import Report
 
 URBAN_HR = (1024, 768)  # (W, H): the typical Urban100 image (1024 x 680..1024 x 1024)
 
@@ -49,7 +49,7 @@ def data_dir() -> Path:
 def load_model(name: str, precision: str) -> torch.nn.Module:
     cfg = yaml.safe_load((CONF_DIR / "model" / f"{name}.yaml").read_text())
     pb = data_dir() / "pretrained" / f"{cfg['name']}.pb"
-    net = build_network(config_genome(cfg), name=cfg["name"], weights=pb if pb.is_file() else None)
+    net = build_model(config_genome(cfg), name=cfg["name"], weights=pb if pb.is_file() else None)
     if not pb.is_file():
         print(f"note: {pb} not found, {name} runs with random weights (timings only)")
     return with_precision(net.eval().to(memory_format=torch.channels_last), precision)

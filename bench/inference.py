@@ -22,7 +22,7 @@ from falsr.space.genome import config_genome
 from falsr.space.network import build_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import Report  # noqa: E402
+from _results import Report
 
 
 def best_time(fn, repeats: int) -> float:
@@ -58,7 +58,7 @@ def main() -> None:
             net = build_network(genome).eval().to(memory_format=fmt)
             xi = x.contiguous(memory_format=fmt)
             with torch.inference_mode():
-                t = best_time(lambda: net(xi), args.repeats)
+                t = best_time(lambda net=net, xi=xi: net(xi), args.repeats)
             name = "channels_last" if fmt == torch.channels_last else "contiguous"
             report.print(f"{cfg['name']:<8} {name:<15} {t:7.3f} {flops / t / 1e9:8.1f} {flops / t / 1e9 / peak:9.1%}")
             rows.append({"model": cfg["name"], "format": name, "seconds": t, "gflops": flops / t / 1e9,

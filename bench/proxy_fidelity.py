@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _estimators  # noqa: E402
-import _runs  # noqa: E402
+import _estimators
+import _runs
 
-from falsr.training import curves  # noqa: E402
+from falsr.training import curves
 
 # name, genome string, how it was made. Candidates were drawn with the search's operators as they were when
 # the panel was fixed (before the DEAP toolbox loop): a 160-model initial population (one cell repeated,
@@ -231,7 +231,7 @@ def zero_cost_scores(panel, seeds, data_dir: str, store: Path) -> dict:
     changed = False
     for seed in seeds:
         batch = None
-        for label, genome, _ in panel:
+        for _label, genome, _ in panel:
             key = f"{genome}|{seed}"
             if key not in known:
                 batch = batch if batch is not None else _zero_cost.training_batch(data_dir, seed)
@@ -490,7 +490,7 @@ def promotion(runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, p_see
             if len(members) < 3:
                 continue
 
-            def at(k, step):
+            def at(k, step, curve_of=curve_of):
                 """The held-out PSNR of k's reference run at `step` (its last point at the run's own end)."""
                 return curves.val_at(curve_of[k], step)
 

@@ -234,7 +234,7 @@ def main() -> None:
         mass, ratio = wheel_pressure(args.cells, metric, pressure)
         print(f"roulette wheel by {metric} (pressure {pressure}): the cheapest 10% of the 192 cells get {mass:.1%} "
               f"of the draws, {ratio:.2f}x a uniform draw")
-    for m, (name, settings, toolbox, use_controller, _) in composed.items():
+    for m, (name, _settings, toolbox, use_controller, _) in composed.items():
         print(f"  {m}: {name}: " + ", ".join(f"{k}={v['_target_'].rsplit('.', 1)[-1]}" for k, v in toolbox.items())
               + f", controller {'on' if use_controller else 'off'}")
     sys.stdout.flush()

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _runs  # noqa: E402
-from proxy_fidelity import RECIPES, zoo_genome  # noqa: E402
+import _runs
+from proxy_fidelity import RECIPES, zoo_genome
 
 REPO = _runs.REPO
 RELEASED = (("FALSR-A", "falsr_a"), ("FALSR-B", "falsr_b"), ("FALSR-C", "falsr_c"))

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -42,10 +41,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _estimators  # noqa: E402
-import _runs  # noqa: E402
-import showdown  # noqa: E402
-from proxy_fidelity import QUICK_RECIPES, RECIPES, zoo_genome  # noqa: E402
+import _estimators
+import _runs
+import showdown
+from proxy_fidelity import QUICK_RECIPES, RECIPES, zoo_genome
 
 REPO = _runs.REPO
 BOOK = {**RECIPES, **QUICK_RECIPES}  # the rungs' recipes by name (the quick ones for toy runs)
@@ -258,7 +257,7 @@ def plot(result: dict, out: Path) -> None:
     benchmarks = result["config"]["benchmarks"]
     fig, axes = plt.subplots(1, len(benchmarks), figsize=(5.5 * len(benchmarks), 4.2), dpi=100, squeeze=False)
     for ax, b in zip(axes[0], benchmarks):
-        for band, s in result["bands"].items():
+        for _band, s in result["bands"].items():
             if s.get("bounds") and None not in s["bounds"]:
                 ax.axvspan(s["bounds"][0] / 1e9, s["bounds"][1] / 1e9, color="0.93", zorder=0)
         for row in result["rows"]:
@@ -397,7 +396,7 @@ def main(argv=None) -> int:
                 showdown.write_model_config(conf, genome, note + f"; weights: R*, seed {seeds[0]}", args.conf,
                                             script="bench/showdown2.py")
     by_name = {r["name"]: r for r in rows}
-    for band, spec in BANDS.items():
+    for _band, spec in BANDS.items():
         w, r = by_name.get(spec["name"]), by_name.get(RELEASED[spec["released"]])
         if w and r:
             comparisons.append({"searched": w["name"], "released": r["name"],

@@ -29,7 +29,7 @@ from falsr.space.genome import CELL_CHOICES, Genome
 from falsr.space.network import build_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import Report  # noqa: E402
+from _results import Report
 
 REPORT = Report("train_throughput")
 FALSR_B = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"

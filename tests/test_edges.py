@@ -84,7 +84,7 @@ def _one_error_line(proc, alone: bool = True) -> str:
 
 
 @pytest.mark.slow
-def test_an_unreachable_cap_fails_in_one_line_before_any_job(tiny_data, tmp_path):  # noqa: F811
+def test_an_unreachable_cap_fails_in_one_line_before_any_job(tiny_data, tmp_path):
     sweep = tmp_path / "sweep"
     line = _one_error_line(run_search(search_args(tiny_data, sweep, "search.settings.constraints.max_mult_adds=1"),
                                       tmp_path, timeout=120))
@@ -94,7 +94,7 @@ def test_an_unreachable_cap_fails_in_one_line_before_any_job(tiny_data, tmp_path
 
 
 @pytest.mark.slow
-def test_a_search_with_no_feasible_candidate_exits_non_zero(tiny_data, tmp_path):  # noqa: F811
+def test_a_search_with_no_feasible_candidate_exits_non_zero(tiny_data, tmp_path):
     # Reachable (the space's smallest network is 1.31G) but never proposed: every candidate is over the cap.
     sweep = tmp_path / "sweep"
     line = _one_error_line(run_search(search_args(tiny_data, sweep, "search.settings.constraints.max_mult_adds=1.4e9"),
@@ -105,7 +105,7 @@ def test_a_search_with_no_feasible_candidate_exits_non_zero(tiny_data, tmp_path)
 
 
 @pytest.mark.slow
-def test_a_min_psnr_no_candidate_reaches_exits_non_zero(tiny_data, tmp_path):  # noqa: F811
+def test_a_min_psnr_no_candidate_reaches_exits_non_zero(tiny_data, tmp_path):
     sweep = tmp_path / "sweep"
     line = _one_error_line(run_search(search_args(tiny_data, sweep, "search.generations=0",
                                                   "search.settings.constraints.min_psnr=99"), tmp_path, timeout=300),
@@ -116,7 +116,7 @@ def test_a_min_psnr_no_candidate_reaches_exits_non_zero(tiny_data, tmp_path):  #
 
 
 @pytest.mark.slow
-def test_a_bad_optimizer_value_stops_a_search_before_any_job(tiny_data, tmp_path):  # noqa: F811
+def test_a_bad_optimizer_value_stops_a_search_before_any_job(tiny_data, tmp_path):
     sweep = tmp_path / "sweep"
     line = _one_error_line(run_search(search_args(tiny_data, sweep, "optimizer.lr=-1"), tmp_path, timeout=120))
     assert line == "error: optimizer.lr=-1: Invalid learning rate: -1"
@@ -192,7 +192,7 @@ def test_bicubic_reference_is_the_protocols(data_dir):
 
 
 @pytest.mark.slow
-def test_pareto_md_says_what_its_psnrs_measure(tiny_data, tmp_path):  # noqa: F811
+def test_pareto_md_says_what_its_psnrs_measure(tiny_data, tmp_path):
     from falsr.protocol.benchmarks import list_pairs
     from falsr.search.report import bicubic_scores
 
@@ -250,7 +250,7 @@ def complete_records(sweep) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_a_journal_line_cut_by_a_kill_is_skipped_with_a_warning_and_retrained(tiny_data, tmp_path):  # noqa: F811
+def test_a_journal_line_cut_by_a_kill_is_skipped_with_a_warning_and_retrained(tiny_data, tmp_path):
     app = tmp_path / "killing_search.py"
     app.write_text(KILLING_APP)
     sweep = tmp_path / "sweep"

@@ -14,7 +14,7 @@ from falsr.protocol.benchmarks import load_benchmark
 from falsr.protocol.evaluate import evaluate_dataset
 from falsr.space.genome import config_genome
 from falsr.protocol.images import read_rgb
-from falsr.space.network import build_network
+from falsr.weights.model import build_model
 from falsr.protocol.pipeline import predict_y, upscale_rgb
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def zoo_genome(letter):
 
 @pytest.fixture(scope="module")
 def falsr_b(pretrained_dir):
-    return build_network(FALSR_B, weights=pretrained_dir / "FALSR-B.pb").eval()
+    return build_model(FALSR_B, weights=pretrained_dir / "FALSR-B.pb").eval()
 
 
 # Table I of the paper, Set5 PSNR/SSIM.
@@ -36,7 +36,7 @@ TABLE_ONE_SET5 = {"a": (37.82, 0.9595), "b": (37.61, 0.9585), "c": (37.66, 0.958
 
 @pytest.mark.parametrize("letter", "abc")
 def test_released_models_reproduce_table_one_on_set5(letter, data_dir, pretrained_dir):
-    net = build_network(zoo_genome(letter), weights=pretrained_dir / f"FALSR-{letter.upper()}.pb").eval()
+    net = build_model(zoo_genome(letter), weights=pretrained_dir / f"FALSR-{letter.upper()}.pb").eval()
     result = evaluate_dataset(net, data_dir, "Set5", progress=False)
     psnr, ssim = TABLE_ONE_SET5[letter]
     assert result["images"] == 5
@@ -133,8 +133,8 @@ def test_bf16_inference_close_to_fp32_on_set5(data_dir, pretrained_dir):
     from falsr.errors import UserError
     from falsr.protocol.pipeline import with_precision
 
-    fp32 = build_network(FALSR_B, weights=pretrained_dir / "FALSR-B.pb").eval()
-    bf16 = with_precision(build_network(FALSR_B, weights=pretrained_dir / "FALSR-B.pb").eval(), "bf16")
+    fp32 = build_model(FALSR_B, weights=pretrained_dir / "FALSR-B.pb").eval()
+    bf16 = with_precision(build_model(FALSR_B, weights=pretrained_dir / "FALSR-B.pb").eval(), "bf16")
     assert next(bf16.parameters()).dtype == torch.bfloat16
     a, b = (evaluate_dataset(n, data_dir, "Set5", progress=False) for n in (fp32, bf16))
     assert a["psnr"] != b["psnr"] and abs(a["psnr"] - b["psnr"]) < 0.1, (a, b)  # measured: -0.053 dB

@@ -95,13 +95,13 @@ def test_bf16_validation_matches_fp32_and_bad_values_are_one_line(data_dir):
     dm = SRDataModule(train_dir=data_dir / "train" / "T91", benchmarks_dir=data_dir / "benchmarks", val_sets=["Set5"])
     dm.setup("validate")
     psnr = {}
-    for precision in ("32", "bf16"):
+    for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
         net = build_network("conv_f16_k3_b1_noskip.conv_f16_k3_b1_noskip-10_1", init_std=None)
         module = SRModule(net, optimizer=None, val_names=dm.val_names, val_precision=precision)
         pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
                    limit_val_batches=2).validate(module, datamodule=dm, verbose=False)
         psnr[precision] = module.val_results["Set5"]["psnr"]
-    assert psnr["32"] != psnr["bf16"] and abs(psnr["32"] - psnr["bf16"]) < 0.05, psnr
+    assert psnr["fp32"] != psnr["bf16"] and abs(psnr["fp32"] - psnr["bf16"]) < 0.05, psnr
     with pytest.raises(UserError, match="val_precision"):
         SRModule(build_network("1-1"), optimizer=None, val_precision="fp16")

@@ -14,6 +14,7 @@ from falsr.errors import UserError
 from falsr.weights.export import OnnxNet, export
 from falsr.protocol.images import read_rgb
 from falsr.space.network import build_network
+from falsr.weights.model import build_model
 from falsr.protocol.pipeline import network_input, predict_y, upscale_rgb
 from falsr.protocol.upscale import load_model
 
@@ -57,7 +58,7 @@ def test_random_genome_exports_match_pytorch_on_set5(data_dir, tmp_path):
 
 
 def test_released_falsr_b_exports_match_pytorch_on_set5(data_dir, pretrained_dir, tmp_path):
-    net = build_network(FALSR_B, weights=pretrained_dir / "FALSR-B.pb", name="FALSR-B").eval()
+    net = build_model(FALSR_B, weights=pretrained_dir / "FALSR-B.pb", name="FALSR-B").eval()
     diffs = max_diffs(net, tmp_path, set5_y(data_dir))
     print(f"FALSR-B: max |diff| on Set5 Y {diffs}")
     assert max(diffs.values()) <= 1e-4, diffs
@@ -96,7 +97,7 @@ def test_upscale_with_onnx_equals_pb(data_dir, pretrained_dir, tmp_path):
     """)
     proc = run_cli("-c", deploy)
     assert proc.returncode == 0, proc.stderr
-    reference = upscale_rgb(build_network(FALSR_B, weights=pb).eval(), read_rgb(src / "bird.png"))
+    reference = upscale_rgb(build_model(FALSR_B, weights=pb).eval(), read_rgb(src / "bird.png"))
     for folder in ("cli", "deploy"):
         out = read_rgb(tmp_path / folder / "bird_x2.png")
         assert out.shape == reference.shape

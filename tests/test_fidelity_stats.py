@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import _estimators as est  # noqa: E402
-import _timed_efficiency  # noqa: E402
+import _estimators as est
+import _timed_efficiency
 
-from falsr.search import HypervolumeBox  # noqa: E402
-from falsr.training import curves  # noqa: E402
+from falsr.search import HypervolumeBox
+from falsr.training import curves
 
 LABELS = ["a", "b", "c", "d"]
 REF = {"a": 4.0, "b": 3.0, "c": 2.0, "d": 1.0}
@@ -56,7 +56,10 @@ def test_successive_halving_on_hand_made_curves():
     # Scores at rungs 1, 2, 3: "c" starts slowly but ends best; "d" starts best and stalls.
     curves = {"a": {1: 1.0, 2: 2.0, 3: 3.0}, "b": {1: 0.5, 2: 1.0, 3: 1.5}, "c": {1: 2.0, 2: 4.0, 3: 9.0},
               "d": {1: 3.0, 2: 3.5, 3: 3.6}}
-    at = lambda k, rung: curves[k].get(rung)  # noqa: E731
+
+    def at(k, rung):
+        return curves[k].get(rung)
+
     pick, trained = est.successive_halving(list(curves), at, (1, 2, 3), eta=2)
     assert trained == [["a", "b", "c", "d"], ["d", "c"], ["c"]] and pick == "c"
     pick, trained = est.successive_halving(list(curves), at, (1, 3), eta=4)  # only the best at rung 1 goes on

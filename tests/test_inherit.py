@@ -10,8 +10,9 @@ from hydra import compose, initialize_config_dir
 
 from falsr.cli import CONF_DIR
 from falsr.errors import UserError
-from falsr.weights.inherit import inherit_weights, unit_signatures
+from falsr.weights.inherit import unit_signatures
 from falsr.space.network import build_network
+from falsr.weights.model import build_model
 from falsr.training.train import train
 from falsr.weights import read_weights, save_weights
 
@@ -36,7 +37,7 @@ def test_a_child_takes_exactly_the_units_that_keep_their_role(tmp_path):
     parent = trained_like(PARENT, 0)
     path = save_weights(parent, tmp_path / "parent.pt", lineage_steps=300)
     torch.manual_seed(1)
-    child = build_network(CHILD, init_std=None, inherit_from=[path])
+    child = build_model(CHILD, init_std=None, inherit_from=[path])
     report = child.inheritance
     assert set(report.units) == {"head", "cells.0", "cells.1", "upsampler.conv", "upsampler.out"}
     theirs, ours = parent.state_dict(), child.state_dict()
@@ -59,7 +60,7 @@ def test_the_primary_parent_wins_and_the_other_fills_in(tmp_path):
     primary = save_weights(trained_like(CHILD.replace("conv_f32_k3_b2_isskip", "conv_f16_k3_b2_isskip"), 2),
                            tmp_path / "a.pt", lineage_steps=100)
     other = save_weights(trained_like(PARENT, 3), tmp_path / "b.pt", lineage_steps=600)
-    child = build_network(CHILD, inherit_from=[primary, other])
+    child = build_model(CHILD, inherit_from=[primary, other])
     units = child.inheritance.units
     assert units["head"] == 0 and units["cells.0"] == 0  # both parents have them: the primary's
     assert units["cells.1"] == 1  # the primary's cell 1 is another choice: the other parent's
@@ -68,12 +69,12 @@ def test_the_primary_parent_wins_and_the_other_fills_in(tmp_path):
 
 def test_bad_sources_are_one_line_errors(tmp_path):
     with pytest.raises(UserError, match="no such file"):
-        build_network(CHILD, inherit_from=[tmp_path / "missing.pt"])
+        build_model(CHILD, inherit_from=[tmp_path / "missing.pt"])
     torch.save({"state_dict": build_network(PARENT).state_dict()}, tmp_path / "bare.pt")
     with pytest.raises(UserError, match="does not name its genome"):
-        build_network(CHILD, inherit_from=[tmp_path / "bare.pt"])
+        build_model(CHILD, inherit_from=[tmp_path / "bare.pt"])
     with pytest.raises(UserError, match="exclusive"):
-        build_network(CHILD, weights=tmp_path / "bare.pt", inherit_from=[tmp_path / "bare.pt"])
+        build_model(CHILD, weights=tmp_path / "bare.pt", inherit_from=[tmp_path / "bare.pt"])
 
 
 def test_a_training_job_inherits_journals_it_and_saves_its_lineage(data_dir, tmp_path):

@@ -1,4 +1,4 @@
-"""The sub-packages (space, weights, protocol, training, search) and the former flat module names."""
+"""The sub-packages (space, weights, protocol, training, search): what each holds, what stays torch-free."""
 
 from __future__ import annotations
 
@@ -7,12 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-import falsr
-
 REPO = Path(__file__).resolve().parents[1]
-FALSR_B = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
 
 
 def test_every_module_lives_in_the_sub_package_its_init_names():
@@ -24,21 +19,8 @@ def test_every_module_lives_in_the_sub_package_its_init_names():
         assert modules and all(f"falsr.{pkg}.{m}" in doc for m in modules), (pkg, modules)
 
 
-@pytest.mark.parametrize("old", sorted(falsr.MOVED))
-def test_a_former_module_name_is_the_moved_module(old):
-    assert importlib.import_module(f"falsr.{old}") is importlib.import_module(f"falsr.{falsr.MOVED[old]}")
-
-
-def test_configs_written_with_the_former_targets_still_instantiate():
-    """A run folder's .hydra/config.yaml from before the move (`_target_: falsr.network.build_network`)."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    old = OmegaConf.create({"_target_": "falsr.network.build_network", "genome": FALSR_B, "name": "FALSR-B"})
-    new = OmegaConf.create({"_target_": "falsr.space.network.build_network", "genome": FALSR_B, "name": "FALSR-B"})
-    a, b = instantiate(old), instantiate(new)
-    assert type(a) is type(b) and str(a.genome) == str(b.genome) == FALSR_B
-    from falsr.weights import load_weights, save_weights  # the file functions, from the package
+def test_the_file_functions_import_from_the_package():
+    from falsr.weights import load_weights, save_weights
     from falsr.weights.files import load_weights as direct
 
     assert load_weights is direct and callable(save_weights)

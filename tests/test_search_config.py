@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from falsr.cli import CONF_DIR, check_search_overrides
+from falsr.cli import CONF_DIR, check_conf_dir
 from falsr.space.cost import genome_cost
 from falsr.space.genome import parse_genome
 from falsr.search.driver import candidate_overrides
@@ -68,11 +68,11 @@ def test_a_misspelt_or_mistyped_setting_fails_at_compose_time_in_one_line(overri
         compose_search(override)
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
-        check_search_overrides([override])
+        check_conf_dir([override])  # what every entry script runs before Hydra composes
     message = capsys.readouterr().err
     assert exit_.value.code == 2 and message.startswith(f"error: {override}: ") and reason in message
     assert message.count("\n") == 1
-    check_search_overrides(["search.settings.population_size=16", "search.settings.lr_size=[96,128]"])  # fine
+    check_conf_dir(["search.settings.population_size=16", "search.settings.lr_size=[96,128]"])  # fine
 
 
 def test_each_job_computes_its_costs_at_the_searchs_lr_size(tmp_path):

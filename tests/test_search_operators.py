@@ -19,7 +19,7 @@ from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome, GenomeError, g
 from falsr.search.generation import new_search
 from falsr.search.operators import (GeneList, cell_costs, cx_eq4, cx_one_point, init_single_cell, init_uniform,
                                     initial_connections, mut_explore, mut_hybrid, mut_random, mut_roulette,
-                                    mut_uniform, roulette_wheel, to_genome, wheel_pressure, _cell_costs, _roulette_wheel)
+                                    mut_uniform, to_genome, wheel_pressure, _cell_costs, _roulette_wheel)
 from falsr.search.settings import SearchSettings
 from falsr.search.toolbox import PAPER_TOOLBOX, paper_toolbox
 

@@ -16,11 +16,12 @@ import pytest
 
 from falsr.space.cost import genome_cost
 from falsr.space.genome import Genome
-from falsr.training.wandb_utils import arch_config, read_records, read_run, search_group
+from falsr.training.wandb_utils import arch_config, search_group
 
 pytest.importorskip("wandb")
 
-from test_search_e2e import POPULATION, journal, search_args  # noqa: E402
+from test_search_e2e import POPULATION, journal, search_args
+from wandb_reader import Incomplete, finished_records, read_records, read_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -146,6 +147,17 @@ def test_the_reader_reads_what_wandb_wrote(tmp_path):
     assert (back["group"], back["name"]) == ("G", "N")
     assert back["config"]["big"] == "x" * 100_000 and back["config"]["arch/cell0/op"] == "conv"
     assert back["summary"]["psnr/Set5"] == 37.123456789
+
+    # A file wandb-core has not flushed yet (wandb.finish() does not wait for it): the header alone, or a record
+    # cut short, is not taken for a finished run.
+    data = next(path.glob("run-*.wandb")).read_bytes()
+    for cut, name in ((7, "header"), (40_000, "half")):  # 40 KB: inside the 100 KB run record
+        (tmp_path / name).write_bytes(data[:cut])
+    assert read_records(tmp_path / "header") == []
+    with pytest.raises(AssertionError, match="no exit record"):
+        finished_records(tmp_path / "header", timeout=0.2)
+    with pytest.raises(Incomplete, match="cut short"):
+        read_records(tmp_path / "half")
 
 
 def test_a_train_run_and_a_failed_run_read_back(data_dir, tmp_path):

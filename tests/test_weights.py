@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from falsr.errors import UserError
 from falsr.space.network import build_network
+from falsr.weights.model import build_model
 from falsr.weights.tf_graph import TFGraph
 from falsr.weights.tf_import import PREFIX, import_graph
 from falsr.weights import load_weights, save_weights
@@ -99,16 +100,16 @@ def test_imported_network_equals_the_released_graph(letter, pretrained_dir):
 
 def test_model_weights_loads_pb_pt_and_lightning_style_ckpt(pretrained_dir, tmp_path):
     pb = pretrained_dir / "FALSR-B.pb"
-    net = build_network("150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1", weights=pb)
+    net = build_model("150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1", weights=pb)
     saved = save_weights(net, tmp_path / "b.pt")
-    again = build_network(str(net.genome), weights=saved)
+    again = build_model(str(net.genome), weights=saved)
     for key, value in net.state_dict().items():
         assert torch.equal(again.state_dict()[key], value)
     # A Lightning checkpoint keeps the network under a prefix and the genome in hyper_parameters.
     ckpt = tmp_path / "b.ckpt"
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
                 "hyper_parameters": {"genome": str(net.genome)}}, ckpt)
-    third = build_network(str(net.genome), weights=ckpt)
+    third = build_model(str(net.genome), weights=ckpt)
     assert torch.equal(third.upsampler.out.weight, net.upsampler.out.weight)
 
 
@@ -117,22 +118,22 @@ def test_a_bare_weights_name_is_found_in_the_data_folder(pretrained_dir, tmp_pat
     monkeypatch.setenv("FALSR_DATA_DIR", str(pretrained_dir.parent))
     monkeypatch.chdir(tmp_path)
     genome = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
-    bare = build_network(genome, weights="FALSR-B.pb")
-    full = build_network(genome, weights=pretrained_dir / "FALSR-B.pb")
+    bare = build_model(genome, weights="FALSR-B.pb")
+    full = build_model(genome, weights=pretrained_dir / "FALSR-B.pb")
     for key, value in full.state_dict().items():
         assert torch.equal(bare.state_dict()[key], value)
     (tmp_path / "FALSR-B.pb").write_bytes(b"not a graph")  # a file in the working directory comes first
     with pytest.raises(UserError):
-        build_network(genome, weights="FALSR-B.pb")
+        build_model(genome, weights="FALSR-B.pb")
     with pytest.raises(FileNotFoundError, match=r"weights file not found: FALSR-X.pb, nor .*pretrained/FALSR-X.pb"):
-        build_network(genome, weights="FALSR-X.pb")
+        build_model(genome, weights="FALSR-X.pb")
 
 
 def test_weight_errors_are_clear(pretrained_dir, tmp_path):
     with pytest.raises(UserError, match="is for genome .* choose the matching model"):
-        build_network("44.24.44.44.44.41.44-0001011_000001_11011_0001_001_11_1", weights=pretrained_dir / "FALSR-B.pb")
+        build_model("44.24.44.44.44.41.44-0001011_000001_11011_0001_001_11_1", weights=pretrained_dir / "FALSR-B.pb")
     with pytest.raises(FileNotFoundError, match="weights file not found"):
-        build_network("1-1", weights=tmp_path / "nope.pt")
+        build_model("1-1", weights=tmp_path / "nope.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
     with pytest.raises(UserError, match="corrupt or not a PyTorch file"):
@@ -156,6 +157,6 @@ def test_weights_saved_in_another_space_load_by_their_cells(tmp_path):
         wide_net = build_network(wide, init_std=None)
         saved = save_weights(wide_net, tmp_path / "wide.pt")
     assert wide != b
-    net = build_network(b, weights=saved)  # the paper's indices, the same network
+    net = build_model(b, weights=saved)  # the paper's indices, the same network
     for key, value in wide_net.state_dict().items():
         assert torch.equal(net.state_dict()[key], value)

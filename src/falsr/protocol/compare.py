@@ -127,9 +127,9 @@ def load_models(names, weights, data_dir: Path, device: torch.device) -> dict[st
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from falsr.cli import CONF_DIR
+    from falsr import CONF_DIR
     from falsr.space.genome import GenomeError
-    from falsr.space.network import build_network
+    from falsr.weights.model import build_model
 
     models = {}
     for entry in names:
@@ -144,7 +144,7 @@ def load_models(names, weights, data_dir: Path, device: torch.device) -> dict[st
             net = instantiate(cfg)
         else:
             try:
-                net = build_network(entry, weights=weights.get(entry))
+                net = build_model(entry, weights=weights.get(entry))
             except GenomeError:
                 options = ", ".join(sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))
                 raise UserError(f"unknown model {entry!r}: use one of {options} or a genome string") from None

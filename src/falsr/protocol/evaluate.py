@@ -30,7 +30,7 @@ from falsr.protocol.bicubic import Bicubic
 from falsr.space.cost import genome_cost
 from falsr.errors import UserError
 from falsr.protocol.metrics import PROTOCOLS, protocol_border, psnr_ssim_y
-from falsr.protocol.pipeline import pick_device, precision_dtype, upscale_rgb, with_precision
+from falsr.protocol.pipeline import pick_device, pick_precision, upscale_rgb, with_precision
 from falsr.space.network import SCALE
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,7 @@ def run(cfg: DictConfig) -> dict:
         raise UserError("no benchmarks to evaluate: set data.benchmarks=[Set5,Set14]")
     for name in benchmarks:  # fail fast, before any model work
         list_pairs(benchmark_dir(cfg.paths.data_dir, name), scale)
-    precision = cfg.get("precision", "fp32")
-    precision_dtype(precision)  # an unknown precision fails before the weights load
+    precision = pick_precision(cfg.get("precision", "fp32"))  # an unknown one fails before the weights load
     net = instantiate(cfg.model)
     protocol = resolve_protocol(cfg.get("protocol"), net, scale)
     upscaler(net, scale)  # a network at another scale fails before any image is read

@@ -20,9 +20,32 @@ from falsr.space.network import SCALE, FALSRNet
 from falsr.protocol.resize import pil_bicubic_upscale
 
 
-# Inference precisions (`precision=` of upscale.py and evaluate.py). Table I figures are fp32 figures;
-# bf16 is a speed option (measured in bench/evaluate_speed.py --precision).
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# The one precision vocabulary of every option that picks a precision: `precision=` of evaluate.py and upscale.py,
+# `module.val_precision`, `callbacks.learning_curve.val_precision`, and `trainer.precision` (which also takes
+# Lightning's own values). auto: bf16 where bf16 is fast (fast_bf16), else fp32. Table I figures are fp32 figures;
+# bf16 is a speed option (bench/evaluate_speed.py --precision, bench/bf16_validation.py).
+PRECISIONS = ("fp32", "bf16", "auto")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def fast_bf16() -> bool:
+    """True where bf16 is a speed-up: a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    cpu = getattr(torch, "cpu", None)
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
+def pick_precision(value, option: str = "precision") -> str:
+    """fp32 or bf16 for a `option=value` setting (auto resolved here); a one-line error for any other value."""
+    value = str(value)
+    if value not in PRECISIONS:
+        was = {"32": " (fp32 now)", "16": " (no fp16 here: bf16)", "fp16": " (no fp16 here: bf16)"}.get(value, "")
+        raise UserError(f"unknown {option} {value!r}{was}: choose one of {', '.join(PRECISIONS)}")
+    if value == "auto":
+        return "bf16" if fast_bf16() else "fp32"
+    return value
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -33,14 +56,12 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def precision_dtype(precision: str) -> torch.dtype:
-    """The torch dtype of a `precision=` value; one-line error for an unknown one."""
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    return PRECISIONS[precision]
+    """The torch dtype of a `precision=` value (auto resolved); one-line error for an unknown one."""
+    return DTYPES[pick_precision(precision)]
 
 
 def with_precision(net: nn.Module, precision: str = "fp32") -> nn.Module:
-    """Cast the network's weights to `precision` (fp32 or bf16); predict_y then feeds it that dtype."""
+    """Cast the network's weights to `precision` (fp32, bf16, auto); predict_y then feeds it that dtype."""
     return net.to(precision_dtype(precision))
 
 

@@ -36,7 +36,10 @@ def contributions(in_length: int, out_length: int, scale: float, border: str = "
         raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
     kernel_width = 4.0
     if scale < 1:
-        kernel = lambda x: scale * _cubic(scale * x)  # noqa: E731
+
+        def kernel(x):
+            return scale * _cubic(scale * x)
+
         kernel_width /= scale
     else:
         kernel = _cubic

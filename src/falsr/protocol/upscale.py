@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from falsr.errors import UserError
 from falsr.protocol.images import IMAGE_SUFFIXES, image_files, read_rgb, write_png
-from falsr.protocol.pipeline import pick_device, precision_dtype, upscale_rgb, with_precision
+from falsr.protocol.pipeline import pick_device, pick_precision, upscale_rgb, with_precision
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,12 @@ def upscale_files(net, images: list[Path], out_dir: Path, tile: int | None = Non
 
 def load_model(cfg):
     """The network to run: an exported ONNX file (`onnx=`) or the configured model at `precision`."""
-    precision = cfg.get("precision", "fp32")
-    precision_dtype(precision)  # an unknown value fails before any weights load
+    precision = str(cfg.get("precision", "fp32"))
+    pick_precision(precision)  # an unknown value fails before any weights load
     if cfg.get("onnx"):
         from falsr.weights.export import OnnxNet
 
-        if precision != "fp32":
+        if precision not in ("fp32", "auto"):
             raise UserError(f"precision={precision} applies to PyTorch models: an ONNX file runs as exported (fp32)")
         return OnnxNet(cfg.onnx)
     from hydra.utils import instantiate

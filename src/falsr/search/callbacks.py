@@ -74,7 +74,7 @@ def job_outcome(job_return: Any) -> tuple[Any, Optional[BaseException]]:
         return job_return.return_value, None
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # Hydra prints the overrides of a failed job here
-            job_return.return_value
+            _ = job_return.return_value  # reading it raises the job's own exception
     except BaseException as exc:  # noqa: BLE001 - the task's own exception, whatever it is
         return None, exc
     return None, RuntimeError(f"job status {job_return.status.name}")

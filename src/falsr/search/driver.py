@@ -65,7 +65,10 @@ def candidate_overrides(off: Offspring, generation: Optional[int], inherit_from:
     journal callback leaves the job alone) and, with weight inheritance, its parents' weights files and
     ``save_weights`` for its own children."""
     g = str(off.genome)
-    quoted = lambda values: "[" + ",".join(f"'{v}'" for v in values) + "]"  # noqa: E731 - keys like 1e5.. stay strings
+
+    def quoted(values):  # a list of strings for Hydra: keys like 1e5.. stay strings
+        return "[" + ",".join(f"'{v}'" for v in values) + "]"
+
     out = ["model=genome", f"model.genome={g}", "module.cost_lr_size=[" + ",".join(str(int(v)) for v in lr_size) + "]"]
     if generation is not None:
         out += [f"+candidate.key={off.genome.key}", f"+candidate.genome={g}", f"+candidate.generation={generation}",

@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     import sys
 
-    from falsr.cli import exit_on_user_error
+    from falsr.errors import exit_on_user_error
 
     with exit_on_user_error():
         sys.exit(main())

@@ -19,15 +19,15 @@ from typing import Any, Optional, Sequence
 import matplotlib
 
 matplotlib.use("Agg")  # files only: searches run headless
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
-from deap import base  # noqa: E402
-from deap.tools import emo  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from deap import base
+from deap.tools import emo
 
-from falsr.space.genome import Genome  # noqa: E402
-from falsr.search.journal import STATUS_FAILED, STATUS_OK, rung_of  # noqa: E402
-from falsr.search.nsga import Individual, nondominated_fronts, tiered_psnr  # noqa: E402
-from falsr.search.settings import Constraints  # noqa: E402
+from falsr.space.genome import Genome
+from falsr.search.journal import STATUS_FAILED, STATUS_OK, rung_of
+from falsr.search.nsga import Individual, nondominated_fronts, tiered_psnr
+from falsr.search.settings import Constraints
 
 log = logging.getLogger(__name__)
 PAIRS = (("mult_adds", "psnr"), ("params", "psnr"), ("mult_adds", "params"))

@@ -235,6 +235,28 @@ class SearchConfig:
     toolbox: Dict[str, Any] = field(default_factory=lambda: copy.deepcopy(PAPER_TOOLBOX))
 
 
+def check_search_overrides(argv: Sequence[str]) -> None:
+    """A misspelt or mistyped ``search.*`` override of `argv` is a one-line :class:`~falsr.errors.UserError`.
+
+    Hydra rejects them too, but in several lines; this schema is where every search key and its type is defined.
+    The toolbox entries are free-form (any DEAP operator's arguments).
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from falsr.errors import UserError
+
+    for arg in argv:
+        if not arg.startswith("search.") or "=" not in arg or arg.startswith("search.toolbox."):
+            continue
+        key, _, value = arg.partition("=")
+        try:
+            OmegaConf.merge(OmegaConf.structured(SearchConfig), OmegaConf.from_dotlist([f"{key[7:]}={value}"]))
+        except OmegaConfBaseException as err:
+            reason = str(err).splitlines()[0]
+            raise UserError(f"{arg}: {reason} (every search key, its type and default: falsr.search.settings)") from None
+
+
 def register_configs() -> None:
     """``schema/search`` in Hydra's ConfigStore: the typed ``search`` node conf/search.yaml starts from."""
     from hydra.core.config_store import ConfigStore

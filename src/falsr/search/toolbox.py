@@ -33,7 +33,7 @@ from typing import Any, Callable
 from deap import base
 
 from falsr.errors import UserError
-from falsr.search.settings import PAPER_TOOLBOX  # noqa: F401 - the default toolbox, with the other defaults
+from falsr.search.settings import PAPER_TOOLBOX  # the default toolbox, with the other defaults
 
 ENTRIES = ("population", "select", "mate", "mutate", "survive")
 GENE_PARTS = ("all", "cells", "connections")

@@ -237,6 +237,16 @@ def translate_genome(text: str, space: SearchSpace) -> str:
     return str(Genome.from_cells_and_inputs(cells, inputs))
 
 
+def check_space_overrides(argv: Sequence[str]) -> None:
+    """A ``space.<key>`` override of `argv` naming a key the search space does not have is a one-line UserError
+    (Hydra's error takes five)."""
+    keys = set(SearchSpace.__dataclass_fields__)
+    for arg in argv:
+        key = arg.lstrip("+~").partition("=")[0]
+        if key.startswith("space.") and key[6:].split(".")[0] not in keys:
+            raise UserError(f"unknown key {key}: the search space (conf/space/falsr.yaml) has {', '.join(sorted(keys))}")
+
+
 def space_from_config(node) -> SearchSpace:
     """The SearchSpace of a ``space`` config node (None: the paper's); a misspelt key is a one-line error."""
     if node is None:
@@ -459,7 +469,7 @@ def model_config_text(genome, name: str, notes: Sequence[str] = (), weights_note
         f"# Genome string: {g}",
         "# Override a cell: model.cells.3=conv_f32_k3_b2_isskip; its inputs: model.inputs.3=[0,3] (0: the feature",
         "# extractor, k: cell k-1's output; the last list feeds the upsampler; every list ends with its own chain node).",
-        "_target_: falsr.space.network.build_network", f"name: {name}", "cells:"]
+        "_target_: falsr.weights.model.build_model", f"name: {name}", "cells:"]
     lines += [f"  - {c.name:<{width}}  # cell {j}" for j, c in enumerate(g.cell_specs)]
     lines += ["inputs:"] + [f"  - [{', '.join(map(str, g.inputs_of(j)))}]  # "
                             + ("upsampler" if j == g.n_cells else f"cell {j}") for j in range(g.n_cells + 1)]

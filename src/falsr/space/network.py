@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from falsr.space.genome import FEATURES, SCALE, Cell, Genome, model_genome, node_channels  # noqa: F401 - re-exported
+from falsr.space.genome import FEATURES, SCALE, Cell, Genome, model_genome, node_channels
 
 
 # Every ReLU here is in place (torch.relu_) on a fresh convolution output, whose backward does not need it:
@@ -143,26 +143,11 @@ class FALSRNet(nn.Module):
         return nodes[inputs[0]] if len(inputs) == 1 else torch.cat([nodes[i] for i in inputs], dim=1)
 
 
-def build_network(genome=None, init_std: float | None = 0.02, name: str | None = None, weights=None,
-                  inherit_from=None, cells=None, inputs=None) -> FALSRNet:
+def build_network(genome=None, init_std: float | None = 0.02, name: str | None = None, cells=None,
+                  inputs=None) -> FALSRNet:
     """Build the network of a genome (a Genome, its string form, JSON or a dict), or of its data form: `cells`
     (names or indices) and `inputs` (the input nodes of every cell, then of the upsampler); `name` labels it.
 
-    `weights`: a released FALSR .pb, a falsr .pt or a Lightning .ckpt to load (see falsr.weights).
-    `inherit_from`: weights files of parent genomes (primary first) whose same-role tensors it starts
-    from (falsr.weights.inherit); what it inherited is left in `net.inheritance`.
+    Fresh weights only: the model configs' target, falsr.weights.model.build_model, loads or inherits them.
     """
-    net = FALSRNet(model_genome(genome, cells, inputs), init_std=init_std, name=name)
-    if weights and inherit_from:
-        from falsr.errors import UserError
-
-        raise UserError("model.weights and model.inherit_from are exclusive: load a whole network or inherit parts")
-    if weights:
-        from falsr.weights import load_weights
-
-        load_weights(net, weights)
-    if inherit_from:
-        from falsr.weights.inherit import inherit_weights
-
-        net.inheritance = inherit_weights(net, [str(p) for p in inherit_from])
-    return net
+    return FALSRNet(model_genome(genome, cells, inputs), init_std=init_std, name=name)

@@ -5,5 +5,5 @@
   validation sets
 - :mod:`falsr.training.module`       the LightningModule (L1 loss, validation PSNR/SSIM, costs) and the schedules
 - :mod:`falsr.training.train`        the task: compose, train, validate, ``metrics.json``; a failure as a result
-- :mod:`falsr.training.wandb_utils`  W&B run identity and config (search groups, decomposed genome), offline reader
+- :mod:`falsr.training.wandb_utils`  W&B run identity and config (search groups, decomposed genome)
 """

@@ -28,8 +28,7 @@ import torch
 from pytorch_lightning.utilities import move_data_to_device
 
 from falsr.errors import UserError
-
-VAL_PRECISIONS = ("32", "bf16", "auto")
+from falsr.protocol.pipeline import pick_precision
 
 
 class LearningCurve(pl.Callback):
@@ -42,11 +41,8 @@ class LearningCurve(pl.Callback):
         steps = [int(s) for s in (val_steps or [])]
         if any(s < 1 for s in steps) or steps != sorted(set(steps)):
             raise UserError(f"callbacks.learning_curve.val_steps={list(val_steps)}: must be increasing positive steps")
-        if str(val_precision) not in VAL_PRECISIONS:
-            raise UserError(f"callbacks.learning_curve.val_precision={val_precision!r}: choose one of "
-                            f"{', '.join(VAL_PRECISIONS)}")
         self.loss_every, self.val_steps, self.val_set = int(loss_every), steps, val_set
-        self.val_precision = str(val_precision)
+        self.val_precision = pick_precision(val_precision, "callbacks.learning_curve.val_precision")  # fp32 or bf16
         self.reset()
 
     def reset(self) -> None:
@@ -122,16 +118,12 @@ class LearningCurve(pl.Callback):
             logger.log_metrics({f"curve/{self._set_name}/psnr": psnr}, step=step)
 
     def _bf16(self) -> bool:
-        if self.val_precision == "auto":
-            from falsr.training.train import fast_bf16
-
-            return fast_bf16()
         return self.val_precision == "bf16"
 
     def record(self) -> dict:
         """The curve as metrics.json keeps it (compact lists; steps are optimizer steps)."""
         return {"loss": {"every": self.loss_every, "steps": self.loss_steps, "values": self.loss_values},
-                "val": {"set": self._set_name, "precision": "bf16" if self._bf16() else "32", "steps": self.val_at,
+                "val": {"set": self._set_name, "precision": self.val_precision, "steps": self.val_at,
                         "psnr": self.val_psnr},
                 "seconds": round(self.seconds, 3)}
 

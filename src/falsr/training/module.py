@@ -11,7 +11,7 @@ from torch import nn
 
 from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
 from falsr.protocol.metrics import ProtocolPSNR, ProtocolSSIM, protocol_y
-from falsr.protocol.pipeline import sr_rgb
+from falsr.protocol.pipeline import pick_precision, sr_rgb
 
 
 def constant(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
@@ -38,27 +38,17 @@ class SRModule(pl.LightningModule):
 
     `optimizer` and `scheduler` are partials (Hydra `_partial_: true`) taking the parameters / the optimizer.
     Logged: `train/loss`, `val/<Set>/psnr`, `val/<Set>/ssim`, and `val/psnr`, `val/ssim` for the first set
-    (checkpoint monitor). The network's forward pass in validation runs in `val_precision` ("32", the
+    (checkpoint monitor). The network's forward pass in validation runs in `val_precision` ("fp32", the
     default, whatever the training precision; "bf16": bf16 autocast; "auto": bf16 where it is fast; see
     bench/bf16_validation.py), the
     protocol metrics always in float64/float32 as the protocol fixes them.
     """
 
-    VAL_PRECISIONS = ("32", "bf16", "auto")  # auto: bf16 where bf16 is fast (falsr.training.train.fast_bf16), else 32
-
     def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 val_names: Sequence[str] = ("Set5",), channels_last: bool = True, val_precision: str = "32",
+                 val_names: Sequence[str] = ("Set5",), channels_last: bool = True, val_precision: str = "fp32",
                  cost_lr_size: Sequence[int] | int = DEFAULT_LR_SIZE):
         super().__init__()
-        if str(val_precision) not in self.VAL_PRECISIONS:
-            from falsr.errors import UserError
-
-            raise UserError(f"module.val_precision={val_precision!r}: choose one of {', '.join(self.VAL_PRECISIONS)}")
-        if str(val_precision) == "auto":
-            from falsr.training.train import fast_bf16
-
-            val_precision = "bf16" if fast_bf16() else "32"
-        self.val_precision = str(val_precision)
+        self.val_precision = pick_precision(val_precision, "module.val_precision")  # fp32 or bf16
         self.cost_lr_size = cost_lr_size if isinstance(cost_lr_size, int) else tuple(int(v) for v in cost_lr_size)
         self.net = net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler

@@ -30,36 +30,31 @@ from hydra.utils import instantiate
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from falsr.cli import use_space_of
 from falsr.errors import UserError, disk_full
+from falsr.protocol.pipeline import PRECISIONS, pick_precision
+from falsr.space.genome import set_space, space_from_config
 from falsr.training.curves import find as find_curve
 from falsr.training.wandb_utils import arch_config, candidate_config, fill_run_identity, lr_size, summarize_run
 
 # Lightning 2.6 on torch 2.13 warns at every fit about its own use of a torch API; not ours to act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
-# Lightning's precision names; "auto" is ours: bf16-mixed where bf16 is fast, else 32-true.
-PRECISIONS = ("auto", "32", "32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64", "64-true",
-              "transformer-engine", "transformer-engine-float16")
-
-
-def fast_bf16() -> bool:
-    """True where bf16 autocast is a speed-up: a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(cpu, name, lambda: False)() for name in checks)
+# trainer.precision takes the project's words (falsr.protocol.pipeline.PRECISIONS: fp32, bf16, auto), which become
+# these Lightning values, and Lightning's own values as they are.
+LIGHTNING = {"fp32": "32-true", "bf16": "bf16-mixed"}
+LIGHTNING_PRECISIONS = ("32", "32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64", "64-true",
+                        "transformer-engine", "transformer-engine-float16")
 
 
 def resolve_precision(precision: Any) -> str:
-    """Check a `trainer.precision` value (one line on a typo) and resolve "auto"."""
+    """The Lightning value of a `trainer.precision` setting (auto resolved); one line on a typo."""
     value = str(precision)
+    if value in LIGHTNING_PRECISIONS:
+        return value
     if value not in PRECISIONS:
-        raise UserError(f"unknown trainer.precision {value!r}: choose one of {', '.join(PRECISIONS)}")
-    if value == "auto":
-        return "bf16-mixed" if fast_bf16() else "32-true"
-    return value
+        raise UserError(f"unknown trainer.precision {value!r}: choose one of {', '.join(PRECISIONS)} "
+                        f"(or a Lightning value: {', '.join(LIGHTNING_PRECISIONS)})")
+    return LIGHTNING[pick_precision(value, "trainer.precision")]
 
 
 def job_devices(devices: Any, accelerator: Any, job_num: int | None) -> Any:
@@ -93,7 +88,7 @@ def _finish_wandb(exit_code: int) -> None:
 def task_wrapper(task):
     """Run a task; always write metrics.json and finish W&B; on failure record status/error.
 
-    A failure is re-raised (user errors become one line via falsr.cli.user_errors) unless
+    A failure is re-raised (user errors become one line via falsr.errors.exit_on_user_error) unless
     `ignore_errors=true`, when the failed metrics are returned so a multirun goes on.
     """
 
@@ -105,7 +100,7 @@ def task_wrapper(task):
         _finish_wandb(0)  # a run left open by an earlier job in this process is not ours to log into
         try:
             metrics = task(cfg)
-        except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised unless ignore_errors
+        except BaseException as exc:  # recorded, then re-raised unless ignore_errors
             metrics = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
                        "psnr": None, "ssim": None, "genome": _genome_str(cfg),
                        "train_seconds": round(time.perf_counter() - start, 3)}
@@ -200,7 +195,7 @@ def bad_config_value(cfg: DictConfig, key: str, err: BaseException) -> UserError
             located = False
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(", set env var HYDRA_FULL_ERROR")[0]
     if not located:
-        from falsr.cli import CONF_DIR
+        from falsr import CONF_DIR
 
         if (CONF_DIR / key).is_dir():
             reason += f" (the configs of {key}=: {', '.join(sorted(p.stem for p in (CONF_DIR / key).glob('*.yaml')))})"
@@ -298,7 +293,7 @@ def train(cfg: DictConfig) -> dict:
     """Fit (or, with trainer.max_steps=0, only validate) and return the metrics of metrics.json."""
     task_start = time.monotonic()
     out = run_dir(cfg)
-    use_space_of(cfg)  # before any genome is read (also for callers that bypass the entry point)
+    set_space(space_from_config(cfg.get("space")))  # before any genome is read (also without the entry point)
     with open_dict(cfg):
         if cfg.get("seed") is None:
             cfg.seed = random.randrange(2**31)

@@ -11,19 +11,15 @@
   coordinates and scatter panels.
 * summary: status, train seconds, PSNR/SSIM per validation set (``psnr/Set5``, ...).
 
-`read_records` reads an offline ``.wandb`` file back (W&B's protobuf records in LevelDB log framing):
-the tests check what W&B recorded, not what we meant to send.
+The tests read the offline ``.wandb`` files back (tests/wandb_reader.py): they check what W&B recorded.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import struct
 import sys
-import zlib
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -148,95 +144,3 @@ def summarize_run(metrics: dict) -> None:
     run = getattr(wandb, "run", None) if wandb is not None else None
     if run is not None:
         run.summary.update(run_summary(metrics))
-
-
-# -- reading offline .wandb files back ---------------------------------------------------------------------
-# The layout of W&B's transaction log (wandb/sdk/internal/datastore.py in wandb < 0.20, wandb-core since):
-# a 7-byte header (":W&B", magic 0xBEE1, version 0), then LevelDB log blocks of 32 KiB, each record chunk
-# with a 7-byte header (CRC-32 of type byte + data, length, type FULL/FIRST/MIDDLE/LAST).
-_BLOCK, _HEADER = 32768, 7
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-
-
-def _chunks(data: bytes) -> Iterator[tuple[int, bytes]]:
-    ident, magic, version = struct.unpack("<4sHB", data[:_HEADER])
-    if ident != b":W&B" or magic != 0xBEE1 or version != 0:
-        raise ValueError(f"not a W&B transaction log (header {data[:_HEADER]!r})")
-    pos = _HEADER
-    while pos + _HEADER <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < _HEADER:  # block trailer padding
-            pos += left
-            continue
-        checksum, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER])
-        if kind == 0 and length == 0:  # zero padding (a preallocated or torn end)
-            pos += left
-            continue
-        chunk = data[pos + _HEADER:pos + _HEADER + length]
-        if zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != checksum:
-            raise ValueError(f"bad checksum at byte {pos}")
-        yield kind, chunk
-        pos += _HEADER + length
-
-
-def read_records(path: str | Path) -> list:
-    """Every record of an offline ``run-*.wandb`` file as ``wandb.proto.wandb_internal_pb2.Record``."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    records, parts = [], []
-    for kind, chunk in _chunks(Path(path).read_bytes()):
-        if kind == _FULL:
-            parts = [chunk]
-        elif kind == _FIRST:
-            parts = [chunk]
-            continue
-        elif kind == _MIDDLE:
-            parts.append(chunk)
-            continue
-        elif kind == _LAST:
-            parts.append(chunk)
-        record = pb.Record()
-        record.ParseFromString(b"".join(parts))
-        records.append(record)
-        parts = []
-    return records
-
-
-def read_run(path: str | Path) -> dict[str, Any]:
-    """An offline run folder (or its ``.wandb`` file) as plain data: id, group, name, job type, config
-    (last value of every key), summary (last value of every key) and history rows."""
-    path = Path(path)
-    if path.is_dir():
-        path = next(path.glob("run-*.wandb"))
-    run: dict[str, Any] = {"config": {}, "summary": {}, "history": []}
-    for record in read_records(path):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            r = record.run
-            run.update({"id": r.run_id, "group": r.run_group, "name": r.display_name, "job_type": r.job_type,
-                        "project": r.project})
-            for item in r.config.update:
-                run["config"][item.key] = json.loads(item.value_json)
-        elif kind == "config":
-            for item in record.config.update:
-                run["config"][item.key] = json.loads(item.value_json)
-        elif kind == "summary":
-            for item in record.summary.update:
-                _set(run["summary"], item, json.loads(item.value_json))
-        elif kind == "history":
-            row: dict[str, Any] = {}
-            for item in record.history.item:
-                _set(row, item, json.loads(item.value_json))
-            run["history"].append(row)
-    return run
-
-
-def _set(out: dict, item, value) -> None:
-    """An item's value at its key, or at its nested key (wandb-core flattens a dict value into its leaves)."""
-    if item.key:
-        out[item.key] = value
-        return
-    *parents, leaf = item.nested_key
-    for part in parents:
-        out = out.setdefault(part, {})
-    out[leaf] = value

@@ -1,5 +1,7 @@
 """Network weights: the released FALSR graphs, this project's files, inheritance and export.
 
+- :mod:`falsr.weights.model`      ``build_model``, the model configs' target: the network, then its weights
+  loaded or inherited
 - :mod:`falsr.weights.files`      load and save .pb / .pt / .ckpt (``load_weights``, ``save_weights``,
   ``read_weights``), re-exported here: ``from falsr.weights import load_weights``
 - :mod:`falsr.weights.tf_graph`   a reader of TensorFlow GraphDef protobufs (no TensorFlow)
