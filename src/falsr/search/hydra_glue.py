@@ -233,6 +233,7 @@ def hypervolume_history(records: Sequence[dict], search: DictConfig, last_genera
     logs its whole history."""
     from falsr.search.journal import top_records
     from falsr.search.nsga import hypervolume
+    from falsr.search.objectives import active_objectives
     from falsr.search.report import pareto_records
 
     constraints = search_settings(search).constraints
@@ -241,7 +242,7 @@ def hypervolume_history(records: Sequence[dict], search: DictConfig, last_genera
     for g in range(last_generation + 1):
         by_then = [r for r in records if int(r["generation"] if r.get("promoted_in") is None else r["promoted_in"]) <= g]
         front = pareto_records(list(top_records(by_then).values()), constraints)
-        out.append([g, hypervolume([(r["psnr"], r["mult_adds"], r["params"]) for r in front], box), len(front)])
+        out.append([g, hypervolume([active_objectives().record_vector(r) for r in front], box), len(front)])
     return out
 
 
@@ -276,9 +277,10 @@ def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Cal
         history = hypervolume_history(Journal(sweep_dir / JOURNAL_NAME).records(), config.search,
                                       int(summary["generation"]))
         hv_table = wandb.Table(columns=["generation", "hypervolume", "front_size"], data=history)
-        front = wandb.Table(columns=["genome", "psnr", "mult_adds", "params", "generation"],
-                            data=[[r["genome"], r["psnr"], r["mult_adds"], r["params"], r["generation"]]
-                                  for r in summary["front"]])
+        extra = ["latency_ms"] if any("latency_ms" in r for r in summary["front"]) else []  # search.objectives
+        front = wandb.Table(columns=["genome", "psnr", "mult_adds", "params", *extra, "generation"],
+                            data=[[r["genome"], r["psnr"], r["mult_adds"], r["params"], *[r.get(k) for k in extra],
+                                   r["generation"]] for r in summary["front"]])
         run.log({"generation": summary["generation"], "hypervolume": summary["hypervolume"],
                  "front_size": summary["front_size"], "evaluated": summary["evaluated"],
                  "failed": summary["failed"], "front": front,
