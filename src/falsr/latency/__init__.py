@@ -10,7 +10,8 @@ measured elsewhere or under other settings is never read.
     python -m falsr.latency predict model=falsr_b                         # table sum vs end-to-end measurement
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: LatencySettings is also the typed `search.latency` node (OmegaConf reads
+# its annotations as types).
 
 import hashlib
 import json
@@ -18,7 +19,7 @@ import os
 import platform
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 from falsr.errors import UserError
 from falsr.space.genome import SCALE
@@ -151,4 +152,4 @@ class Timing:
     ms: float
     spread: float
     runs: int
-    samples: list = field(default_factory=list)
+    samples: List[float] = field(default_factory=list)

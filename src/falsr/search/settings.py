@@ -19,6 +19,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from falsr.latency import LatencySettings
+
 CROWDING_MODES = ("standard", "improved")
 REWARDS = ("pareto_rank", "scalarised")
 
@@ -233,9 +235,9 @@ class SearchConfig:
     job_timeout_s: Optional[float] = None  # a candidate job still running after this many seconds fails ("timed out")
     # psnr and the costs it is traded against: mult_adds, params, latency (the table of `latency`), e.g. [psnr,latency]
     objectives: List[str] = field(default_factory=lambda: ["psnr", "mult_adds", "params"])  # paper
-    # falsr.latency.LatencySettings of the latency objective / constraint (backend, precision, threads, lr_size):
+    # how latency is measured for the latency objective / constraint (backend, precision, threads, lr_size, ...):
     # its table (python -m falsr.latency profile ...) must exist before the search starts
-    latency: Dict[str, Any] = field(default_factory=dict)
+    latency: LatencySettings = field(default_factory=LatencySettings)
     report_k: int = 4  # models chosen by crowding distance on the PSNR / mult-adds front (paper: 4)
     # What a candidate is ranked by: "extrapolated", its held-out curve extrapolated to estimate_at steps (the best
     # estimator at the proxy's cost in bench/proxy_fidelity.py; README, The evaluator), or "final", the held-out
