@@ -153,3 +153,39 @@ def test_parts_are_positive_and_a_bigger_network_is_predicted_slower(tmp_path):
     assert all(ms > 0 for ms in table.entries.values())
     assert genome_cost(big).mult_adds > 5 * genome_cost(SMALL).mult_adds
     assert table.predict(big) > table.predict(SMALL)
+
+
+@pytest.mark.slow
+def test_the_latency_bench_quick_writes_its_results_and_resumes(tmp_path):
+    """bench/latency.py --quick: per backend/precision the table's Spearman and MAPE against measurement and
+    mult-adds' Spearman, in latency.json and latency.md; run again, it measures nothing twice (resumable)."""
+    out = tmp_path / "latency.json"
+    args = [sys.executable, "bench/latency.py", "--quick", "--runs", "eager/fp32", "onnxruntime/fp32",
+            "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
+    first = subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert set(result["results"]) == {"eager/fp32", "onnxruntime/fp32"}
+    for r in result["results"].values():
+        assert r["n"] == 5 and -1 <= r["spearman"] <= 1 and -1 <= r["spearman_mult_adds"] <= 1 and r["mape"] >= 0
+        assert [g["label"] for g in r["genomes"]][:3] == ["FALSR-A", "FALSR-B", "FALSR-C"]
+    assert "| eager/fp32 | 5 |" in out.with_suffix(".md").read_text()
+    runs = out.with_name("latency_runs.jsonl").read_text()
+    assert len(runs.splitlines()) == 10
+    again = subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert out.with_name("latency_runs.jsonl").read_text() == runs  # nothing measured again
+    assert json.loads(out.read_text())["results"] == result["results"]
+
+
+def test_summary_prints_measured_and_predicted_latency(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "falsr.summary", "model=falsr_b", "latency.show=true",
+                          "latency.lr_size=[16,24]", "latency.backend=eager", f"latency.cache_dir={tmp_path}"],
+                         capture_output=True, text=True, env=_env(), cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["latency_ms"] > 0 and result["latency_predicted_ms"] > 0 and result["mult_adds"] == 74502144000
+    assert "latency (eager fp32 1 thread(s) 16x24, batch 1): measured" in out.stdout
+    plain = subprocess.run([sys.executable, "-m", "falsr.summary", "model=falsr_b"], capture_output=True, text=True,
+                           env=_env(), cwd=REPO, timeout=300)
+    assert "latency_ms" not in plain.stdout  # off by default: a summary stays instant
