@@ -26,8 +26,8 @@ from falsr.space.genome import Genome, active_space, space_from_config
 from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.callbacks import job_outcome
 from falsr.search.fidelity import promotions, rung_overrides
-from falsr.search.journal import (JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, STATUS_UNDER_FLOOR,
-                                  UNTRAINED, Journal, rung_of)
+from falsr.search.journal import (JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, STATUS_OVER_LATENCY,
+                                  STATUS_UNDER_FLOOR, UNTRAINED, Journal, rung_of)
 from falsr.search.nsga import HypervolumeBox, Individual, hypervolume, tiered_psnr
 from falsr.search.objectives import active_objectives
 from falsr.search.report import pareto_records, write_reports
@@ -222,7 +222,8 @@ class SearchDriver:
                           f"predicted latency {latency:.1f} ms over the cap {latency_cap:g} ms" if slow else
                           f"mult-adds {cost.mult_adds / 1e9:.1f}G under the floor {floor / 1e9:.1f}G")
                 record = {"key": key, "genome": str(off.genome), "generation": generation, "origin": off.origin,
-                          "status": STATUS_OVER_CAP if over or slow else STATUS_UNDER_FLOOR, "psnr": None,
+                          "status": STATUS_OVER_CAP if over else STATUS_OVER_LATENCY if slow else STATUS_UNDER_FLOOR,
+                          "psnr": None,
                           "ssim": None, "params": cost.params, "mult_adds": cost.mult_adds, "error": reason,
                           **({"latency_ms": latency} if latency is not None else {}), **self._rung0()}
                 self.journal.append(record)

@@ -81,7 +81,7 @@ def infeasible_search_message(records: Sequence[dict], settings: SearchSettings)
     """Why a finished search has no feasible candidate (None when it has one, or when nothing trained because
     every job failed, which is reported separately): the constraint no candidate met, the closest any came to
     it, and how to fix it."""
-    from falsr.search.journal import STATUS_OK, STATUS_OVER_CAP, STATUS_UNDER_FLOOR
+    from falsr.search.journal import STATUS_OK, STATUS_OVER_CAP, STATUS_OVER_LATENCY, STATUS_UNDER_FLOOR
     from falsr.search.report import pareto_records
     from falsr.space.cost import smallest_cost
 
@@ -91,6 +91,13 @@ def infeasible_search_message(records: Sequence[dict], settings: SearchSettings)
     ok = [r for r in records if r.get("status") == STATUS_OK]
     over = [r for r in records if r.get("status") == STATUS_OVER_CAP]
     under = [r for r in records if r.get("status") == STATUS_UNDER_FLOOR]
+    slow = [r for r in records if r.get("status") == STATUS_OVER_LATENCY]
+    if not ok and slow and not over and not under:  # every one over the latency cap (search.latency's table)
+        seen = min(float(r["latency_ms"]) for r in slow)
+        return (f"no candidate met the constraints: search.settings.constraints.max_latency_ms="
+                f"{_as_typed(constraints.max_latency_ms)}, but the fastest of the {len(slow)} candidates proposed was "
+                f"predicted at {seen:.3g} ms by the latency table; nothing was trained: raise it (to {seen:.3g} or "
+                "more, or null: no cap)")
     if not ok and over and not under:
         cap = constraints.max_mult_adds
         seen = min(float(r["mult_adds"]) for r in over)
