@@ -27,10 +27,10 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from falsr.latency import BACKENDS, LatencySettings, default_lr_size  # noqa: E402
-from falsr.latency.measure import measure_network, warn_if_noisy  # noqa: E402
-from falsr.latency.table import LatencyTable, genome_parts  # noqa: E402
-from falsr.space.cost import genome_cost  # noqa: E402
+from falsr.latency import BACKENDS, LatencySettings, default_lr_size
+from falsr.latency.measure import measure_network, warn_if_noisy
+from falsr.latency.table import LatencyTable, genome_parts
+from falsr.space.cost import genome_cost
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -6,16 +6,28 @@ import sys
 
 import pytest
 import torch
+from test_search_e2e import (
+    GENERATIONS,
+    POPULATION,
+    REPO,
+    env_for,
+    journal,
+    kill_when,
+    run_search,
+    search_args,
+)
 
 from falsr.latency import LatencySettings
 from falsr.latency.table import LatencyTable
 from falsr.search.nsga import Individual, hypervolume, select_survivors
-from falsr.search.objectives import ObjectiveError, Objectives, check_names, using_objectives
+from falsr.search.objectives import (
+    ObjectiveError,
+    Objectives,
+    check_names,
+    using_objectives,
+)
 from falsr.search.settings import Constraints, HypervolumeBox
 from falsr.space.genome import Genome, SearchSpace, using_space
-
-from test_search_e2e import POPULATION, GENERATIONS, check_outputs, env_for, journal, kill_when, run_search, \
-    search_args, REPO
 
 # A small space (34 table parts), so the table is profiled in seconds; the search runs in it too.
 SPACE = ["space.ops=[conv,invbottleneck_e2]", "space.channels=[16]", "space.kernels=[3]", "space.repeats=[1,2]",

@@ -8,6 +8,10 @@ measured elsewhere or under other settings is never read.
 
     python -m falsr.latency profile backend=onnxruntime precision=fp32    # build (or resume) the table
     python -m falsr.latency predict model=falsr_b                         # table sum vs end-to-end measurement
+
+- :mod:`falsr.latency.__main__` the command line: ``profile`` and ``predict``
+- :mod:`falsr.latency.measure`  timing a module per backend and precision (warm-up, median, spread, pinned threads)
+- :mod:`falsr.latency.table`    the per-part lookup table: parts of a genome, profiling (resumable), prediction
 """
 
 # No `from __future__ import annotations`: LatencySettings is also the typed `search.latency` node (OmegaConf reads
