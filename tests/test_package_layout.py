@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_every_module_lives_in_the_sub_package_its_init_names():
     src = REPO / "src" / "falsr"
     assert sorted(p.name for p in src.glob("*.py")) == ["__init__.py", "cli.py", "errors.py", "fetch.py", "summary.py"]
-    for pkg in ("space", "weights", "protocol", "training", "search"):
+    for pkg in ("space", "weights", "protocol", "training", "search", "latency"):
         doc = importlib.import_module(f"falsr.{pkg}").__doc__
         modules = sorted(p.stem for p in (src / pkg).glob("*.py") if p.stem != "__init__")
         assert modules and all(f"falsr.{pkg}.{m}" in doc for m in modules), (pkg, modules)

@@ -5,6 +5,7 @@
 - :mod:`falsr.protocol`  the release's evaluation protocol: colour, resize, metrics, pipeline, evaluate, upscale
 - :mod:`falsr.training`  data, the LightningModule, the training task
 - :mod:`falsr.search`    the multi-objective search (DEAP toolbox loop, RL controller, Hydra glue)
+- :mod:`falsr.latency`   latency on the target device: measurement per backend, the per-part lookup table
 - :mod:`falsr.cli`, :mod:`falsr.errors`, :mod:`falsr.fetch`, :mod:`falsr.summary`: entry-point helpers, one-line
   errors, the data fetcher (``python -m falsr.fetch``), costs of a model (``python -m falsr.summary``)
 """

@@ -51,6 +51,23 @@ def describe(net, lr_size: tuple[int, int]) -> list[str]:
     return lines
 
 
+def latency(genome, node) -> dict:
+    """Measured end-to-end and table-predicted latency (the table's missing parts measured once and kept)."""
+    from falsr.latency import LatencySettings
+    from falsr.latency.measure import measure_network, warn_if_noisy
+    from falsr.latency.table import LatencyTable, genome_parts
+
+    settings = LatencySettings.from_dict(dict(node))
+    table = LatencyTable(settings)
+    table.profile(genome_parts(genome), progress=False)
+    predicted, measured = table.predict(genome), measure_network(genome, settings)
+    warn_if_noisy([measured], settings, str(genome))
+    print(f"latency ({settings.describe()}, batch 1): measured {measured.ms:.2f} ms (spread {measured.spread:.0%}), "
+          f"predicted {predicted:.2f} ms by the table ({table.path})")
+    return {"latency_ms": measured.ms, "latency_spread": measured.spread, "latency_predicted_ms": predicted,
+            "latency_settings": settings.to_dict()}
+
+
 @hydra.main(version_base="1.3", config_path=check_conf_dir(), config_name="summary")
 @user_errors
 def main(cfg: DictConfig) -> dict:
@@ -64,6 +81,8 @@ def main(cfg: DictConfig) -> dict:
     result = {"model": net.name, "genome": str(net.genome), "n_cells": net.genome.n_cells,
               "params": cost.params, "mult_adds": cost.mult_adds, "lr_size": list(lr_size)}
     print(f"total: {cost.params:,} params, {cost.mult_adds / 1e9:.2f}G mult-adds")
+    if (cfg.get("latency") or {}).get("show"):
+        result.update(latency(net.genome, {k: v for k, v in cfg.latency.items() if k != "show"}))
     print(json.dumps(result))
     return result
 

@@ -5,6 +5,7 @@ operators (Eq. 4 crossover, hybrid EA + RL mutation, NSGA-II with improved crowd
 - :mod:`falsr.search.toolbox`    the ``deap.base.Toolbox`` built from the ``toolbox`` node (Hydra targets)
 - :mod:`falsr.search.operators`  the genome adapter for DEAP, initialisation, crossovers, mutations, roulette wheel
 - :mod:`falsr.search.controller` the RL controller (cell logits + 3 FC layers -> connection sigmoids), REINFORCE
+- :mod:`falsr.search.objectives` ``search.objectives``: PSNR and the costs (mult-adds, params, table latency)
 - :mod:`falsr.search.nsga`       constrained domination, standard / improved crowding, selectors, hypervolume
 - :mod:`falsr.search.generation` the loop (ask / tell), the checkpointable ``SearchState`` and its random streams
 - :mod:`falsr.search.predictor`  the performance predictor (gradient boosting) that pre-screens offspring

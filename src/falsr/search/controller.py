@@ -190,11 +190,18 @@ REWARD_BOX = HypervolumeBox(psnr_min=33.0)
 
 
 def scalarised_rewards(offspring: Sequence[Individual], box: HypervolumeBox = REWARD_BOX) -> list[float]:
-    """(1 - u_psnr) - 0.5 u_mult_adds - 0.5 u_params - violation, u's in ``box`` (:data:`REWARD_BOX`)."""
+    """(1 - u_psnr) - mean of the costs' u's - violation (the paper's objectives: 0.5 u_mult_adds + 0.5 u_params),
+    u's in ``box`` (:data:`REWARD_BOX`)."""
     if not offspring:
         return []
     u = box.normalise(ind.objectives for ind in offspring)
-    return [float(1 - p - 0.5 * m - 0.5 * q) - ind.fitness.violation for (p, m, q), ind in zip(u, offspring)]
+    rewards = []
+    for (p, *costs), ind in zip(u, offspring):
+        value = 1 - p
+        for c in costs:  # in this order, so the paper's objectives give 1 - p - 0.5 m - 0.5 q bit for bit
+            value -= c / len(costs)
+        rewards.append(float(value) - ind.fitness.violation)
+    return rewards
 
 
 def action_rewards(kind: str, population: Sequence[Individual], evaluated: Sequence[Individual],

@@ -27,9 +27,10 @@ from falsr.space.genome import Genome, active_space, space_from_config
 from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.callbacks import job_outcome
 from falsr.search.fidelity import promotions, rung_overrides
-from falsr.search.journal import (JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, STATUS_UNDER_FLOOR,
-                                  UNTRAINED, Journal, rung_of)
+from falsr.search.journal import (JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, STATUS_OVER_LATENCY,
+                                  STATUS_UNDER_FLOOR, UNTRAINED, Journal, rung_of)
 from falsr.search.nsga import HypervolumeBox, Individual, hypervolume, tiered_psnr
+from falsr.search.objectives import active_objectives
 from falsr.search.report import pareto_records, write_reports
 from falsr.search.settings import Fidelity, SearchSettings
 
@@ -38,6 +39,8 @@ STATE_NAME = "search_state.pt"
 PREDICTOR_LOG = "predictor.jsonl"  # one line per pre-screened generation: the predictor's held-out tau and MAE
 # Brackets of mult-adds (at the search's LR size) for the "best PSNR per cost" summary line.
 BRACKETS = (10e9, 50e9, 100e9, 250e9, math.inf)
+# The worst cost a failed candidate gets where nothing has been evaluated yet (search.objectives).
+WORST_COST = {"mult_adds": 1e12, "params": 1e7, "latency": 1e6}
 
 Launch = Callable[[Sequence[Sequence[str]], int], Sequence]
 
@@ -122,6 +125,7 @@ class SearchDriver:
     def _save(self, state: SearchState, pending: Optional[list[Offspring]]) -> None:
         atomic_save({"state": state.to_dict(), "next_job": self.next_job,
                      "space": active_space().to_dict(),  # its genomes' indices mean cells of this space
+                     "objectives": list(active_objectives().names),
                      "fidelity": asdict(self.options.fidelity),
                      "pending": None if pending is None else [(str(o.genome), o.origin, list(o.parents), o.predicted)
                                                               for o in pending]},
@@ -138,6 +142,10 @@ class SearchDriver:
             if (ran := space_from_config(data.get("space"))) != active_space():
                 raise UserError(f"search.resume={self.dir}: that search ran in another search space; resume it in "
                                 f"the same one: {ran.overrides()}")
+            ran = data.get("objectives", ["psnr", "mult_adds", "params"])
+            if tuple(ran) != active_objectives().names:
+                raise UserError(f"search.resume={self.dir}: that search ran with search.objectives=[{','.join(ran)}]; "
+                                "resume it with the same")
             ran_fidelity = Fidelity(**data.get("fidelity", {}))
             if ran_fidelity != self.options.fidelity:
                 shown = "[" + ",".join(str(r) for r in ran_fidelity.rungs) + "]"
@@ -214,6 +222,8 @@ class SearchDriver:
         (with multi-fidelity: to the first rung)."""
         known = self.journal.latest()
         cap, floor = self.settings.constraints.max_mult_adds, self.settings.constraints.min_mult_adds
+        latency_cap = self.settings.constraints.max_latency_ms
+        objectives = active_objectives()
         to_train: dict[str, Offspring] = {}
         for off in batch:
             key = off.genome.key
@@ -221,12 +231,17 @@ class SearchDriver:
                 continue
             cost = genome_cost(off.genome, self.settings.lr_size)
             over, under = cap is not None and cost.mult_adds > cap, floor is not None and cost.mult_adds < floor
-            if over or under:
+            latency = objectives.latency_ms(off.genome) if latency_cap is not None else None
+            slow = latency is not None and latency > latency_cap
+            if over or under or slow:
                 reason = (f"mult-adds {cost.mult_adds / 1e9:.1f}G over the cap" if over else
+                          f"predicted latency {latency:.1f} ms over the cap {latency_cap:g} ms" if slow else
                           f"mult-adds {cost.mult_adds / 1e9:.1f}G under the floor {floor / 1e9:.1f}G")
                 record = {"key": key, "genome": str(off.genome), "generation": generation, "origin": off.origin,
-                          "status": STATUS_OVER_CAP if over else STATUS_UNDER_FLOOR, "psnr": None, "ssim": None,
-                          "params": cost.params, "mult_adds": cost.mult_adds, "error": reason, **self._rung0()}
+                          "status": STATUS_OVER_CAP if over else STATUS_OVER_LATENCY if slow else STATUS_UNDER_FLOOR,
+                          "psnr": None,
+                          "ssim": None, "params": cost.params, "mult_adds": cost.mult_adds, "error": reason,
+                          **({"latency_ms": latency} if latency is not None else {}), **self._rung0()}
                 self.journal.append(record)
                 known[key] = record
                 continue
@@ -313,20 +328,20 @@ class SearchDriver:
 
     def _individuals(self, batch: list[Offspring], records: list[dict], state: SearchState) -> list[Individual]:
         """Objectives for NSGA-II; a failed candidate gets the worst fitness (the nadir of what is known)."""
-        ok = [{**r, "psnr": tiered_psnr(r["psnr"], rung_of(r))} for r in records if r["status"] == STATUS_OK] + \
-             [{"psnr": i.objectives[0], "mult_adds": i.objectives[1], "params": i.objectives[2]} for i in state.population]
-        worst_psnr = min((r["psnr"] for r in ok), default=1.0) - 1.0
-        worst_macs = max((r["mult_adds"] for r in ok), default=1e12)
-        worst_params = max((r["params"] for r in ok), default=1e7)
+        names = active_objectives()
+        ok = [names.record_vector(r, tiered_psnr(r["psnr"], rung_of(r))) for r in records if r["status"] == STATUS_OK] \
+            + [tuple(i.objectives) for i in state.population]
+        worst_psnr = min((v[0] for v in ok), default=1.0) - 1.0
+        worst = [max((v[m] for v in ok), default=WORST_COST[name]) for m, name in enumerate(names.costs, 1)]
         out = []
         for off, r in zip(batch, records):
-            cost = genome_cost(off.genome, self.settings.lr_size)
+            costs = names.vector(0.0, names.cost_values(off.genome, self.settings.lr_size))[1:]
             if r["status"] == STATUS_OK:  # at its highest rung, compared by (rung, PSNR): tiered_psnr
-                objectives = (tiered_psnr(r["psnr"], rung_of(r)), float(cost.mult_adds), float(cost.params))
-            elif r["status"] in UNTRAINED:  # infeasible through a mult-adds constraint
-                objectives = (worst_psnr, float(cost.mult_adds), float(cost.params))
+                objectives = (tiered_psnr(r["psnr"], rung_of(r)), *costs)
+            elif r["status"] in UNTRAINED:  # infeasible through a cost constraint
+                objectives = (worst_psnr, *costs)
             else:
-                objectives = (worst_psnr, float(max(worst_macs, cost.mult_adds)), float(max(worst_params, cost.params)))
+                objectives = (worst_psnr, *[float(max(w, c)) for w, c in zip(worst, costs)])
             out.append(Individual(off.genome, objectives, self.settings.constraints, off.origin))
         return out
 
@@ -389,7 +404,7 @@ class SearchDriver:
         records = list(self.journal.latest().values())
         written = write_reports(self.dir, records, self.settings.constraints, self.options.report_k)
         front = pareto_records(records, self.settings.constraints)
-        hv = hypervolume([(r["psnr"], r["mult_adds"], r["params"]) for r in front], self.options.hypervolume_box)
+        hv = hypervolume([active_objectives().record_vector(r) for r in front], self.options.hypervolume_box)
         best = []
         low = 0.0
         for high in BRACKETS:

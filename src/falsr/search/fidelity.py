@@ -33,10 +33,12 @@ def promotion_order(records: Sequence[dict], constraints: Optional[Constraints] 
                     crowding: str = "improved") -> list[dict]:
     """Records of one rung, best first: non-dominated rank, then crowding distance (larger first), then journal
     order (NSGA-II's crowded comparison, :func:`falsr.search.nsga.assign_rank_and_crowding`)."""
+    from falsr.search.objectives import active_objectives
     from falsr.space.genome import Genome
 
-    inds = [Individual(Genome.from_string(r["genome"]), (float(r["psnr"]), float(r["mult_adds"]), float(r["params"])),
-                       constraints, r.get("origin") or "init") for r in records]
+    objectives = active_objectives()
+    inds = [Individual(Genome.from_string(r["genome"]), objectives.record_vector(r), constraints, r.get("origin") or "init")
+            for r in records]
     assign_rank_and_crowding(inds, crowding)
     order = sorted(range(len(inds)), key=lambda i: (inds[i].fitness.rank, -inds[i].fitness.crowding_dist))
     return [records[i] for i in order]

@@ -36,7 +36,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from falsr.space.cost import genome_cost
+from falsr.search.objectives import active_objectives
 from falsr.errors import UserError
 from falsr.space.genome import Genome, GenomeError
 from falsr.search.controller import RLController, action_rewards
@@ -268,9 +268,9 @@ def prescreen(state: SearchState, candidates: list[Offspring]) -> list[Offspring
     predictor = PerformancePredictor(seed=state.generation).fit(records)
     predicted = predictor.predict([o.genome for o in candidates])
     guesses = []
+    objectives = active_objectives()
     for off, psnr in zip(candidates, predicted):
-        cost = genome_cost(off.genome, s.lr_size)
-        guesses.append(Individual(off.genome, (float(psnr), float(cost.mult_adds), float(cost.params)),
+        guesses.append(Individual(off.genome, objectives.vector(psnr, objectives.cost_values(off.genome, s.lr_size)),
                                   s.constraints, off.origin))
     n_explore = min(mu, int(round(s.prescreen_exploration * mu)))
     chosen = {ind.genome.key for ind in state.toolbox.survive(guesses, mu - n_explore)}
@@ -352,12 +352,12 @@ def predictor_quality(batch: Sequence[Offspring], evaluated: Sequence[Individual
 
 
 def evaluate(batch: Sequence[Offspring], psnr_of: Callable[[Genome], float], settings: SearchSettings) -> list[Individual]:
-    """Individuals with objectives (psnr_of(genome), mult-adds, params) from the analytic cost model."""
-    out = []
+    """Individuals with objectives (psnr_of(genome), *costs): the search's (falsr.search.objectives)."""
+    out, objectives = [], active_objectives()
     for item in batch:
-        cost = genome_cost(item.genome, settings.lr_size)
-        out.append(Individual(item.genome, (float(psnr_of(item.genome)), float(cost.mult_adds), float(cost.params)),
-                              settings.constraints, item.origin))
+        costs = objectives.cost_values(item.genome, settings.lr_size)
+        out.append(Individual(item.genome, objectives.vector(psnr_of(item.genome), costs), settings.constraints,
+                              item.origin))
     return out
 
 

@@ -81,7 +81,7 @@ def infeasible_search_message(records: Sequence[dict], settings: SearchSettings)
     """Why a finished search has no feasible candidate (None when it has one, or when nothing trained because
     every job failed, which is reported separately): the constraint no candidate met, the closest any came to
     it, and how to fix it."""
-    from falsr.search.journal import STATUS_OK, STATUS_OVER_CAP, STATUS_UNDER_FLOOR
+    from falsr.search.journal import STATUS_OK, STATUS_OVER_CAP, STATUS_OVER_LATENCY, STATUS_UNDER_FLOOR
     from falsr.search.report import pareto_records
     from falsr.space.cost import smallest_cost
 
@@ -91,6 +91,13 @@ def infeasible_search_message(records: Sequence[dict], settings: SearchSettings)
     ok = [r for r in records if r.get("status") == STATUS_OK]
     over = [r for r in records if r.get("status") == STATUS_OVER_CAP]
     under = [r for r in records if r.get("status") == STATUS_UNDER_FLOOR]
+    slow = [r for r in records if r.get("status") == STATUS_OVER_LATENCY]
+    if not ok and slow and not over and not under:  # every one over the latency cap (search.latency's table)
+        seen = min(float(r["latency_ms"]) for r in slow)
+        return (f"no candidate met the constraints: search.settings.constraints.max_latency_ms="
+                f"{_as_typed(constraints.max_latency_ms)}, but the fastest of the {len(slow)} candidates proposed was "
+                f"predicted at {seen:.3g} ms by the latency table; nothing was trained: raise it (to {seen:.3g} or "
+                "more, or null: no cap)")
     if not ok and over and not under:
         cap = constraints.max_mult_adds
         seen = min(float(r["mult_adds"]) for r in over)
@@ -233,6 +240,7 @@ def hypervolume_history(records: Sequence[dict], search: DictConfig, last_genera
     logs its whole history."""
     from falsr.search.journal import top_records
     from falsr.search.nsga import hypervolume
+    from falsr.search.objectives import active_objectives
     from falsr.search.report import pareto_records
 
     constraints = search_settings(search).constraints
@@ -241,7 +249,7 @@ def hypervolume_history(records: Sequence[dict], search: DictConfig, last_genera
     for g in range(last_generation + 1):
         by_then = [r for r in records if int(r["generation"] if r.get("promoted_in") is None else r["promoted_in"]) <= g]
         front = pareto_records(list(top_records(by_then).values()), constraints)
-        out.append([g, hypervolume([(r["psnr"], r["mult_adds"], r["params"]) for r in front], box), len(front)])
+        out.append([g, hypervolume([active_objectives().record_vector(r) for r in front], box), len(front)])
     return out
 
 
@@ -276,9 +284,10 @@ def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Cal
         history = hypervolume_history(Journal(sweep_dir / JOURNAL_NAME).records(), config.search,
                                       int(summary["generation"]))
         hv_table = wandb.Table(columns=["generation", "hypervolume", "front_size"], data=history)
-        front = wandb.Table(columns=["genome", "psnr", "mult_adds", "params", "generation"],
-                            data=[[r["genome"], r["psnr"], r["mult_adds"], r["params"], r["generation"]]
-                                  for r in summary["front"]])
+        extra = ["latency_ms"] if any("latency_ms" in r for r in summary["front"]) else []  # search.objectives
+        front = wandb.Table(columns=["genome", "psnr", "mult_adds", "params", *extra, "generation"],
+                            data=[[r["genome"], r["psnr"], r["mult_adds"], r["params"], *[r.get(k) for k in extra],
+                                   r["generation"]] for r in summary["front"]])
         run.log({"generation": summary["generation"], "hypervolume": summary["hypervolume"],
                  "front_size": summary["front_size"], "evaluated": summary["evaluated"],
                  "failed": summary["failed"], "front": front,

@@ -25,7 +25,8 @@ STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_OVER_CAP = "over_mult_adds_cap"  # violates the mult-adds constraint: never trained
 STATUS_UNDER_FLOOR = "under_mult_adds_floor"  # below constraints.min_mult_adds: never trained
-UNTRAINED = (STATUS_OVER_CAP, STATUS_UNDER_FLOOR)  # infeasible by their analytic cost, journaled with the reason
+STATUS_OVER_LATENCY = "over_latency_cap"  # predicted slower than constraints.max_latency_ms: never trained
+UNTRAINED = (STATUS_OVER_CAP, STATUS_UNDER_FLOOR, STATUS_OVER_LATENCY)  # infeasible by their analytic cost, journaled with the reason
 
 
 def rung_of(record: dict) -> int:

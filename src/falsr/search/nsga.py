@@ -1,7 +1,7 @@
 """NSGA-II selection for FALSR: objectives, constrained domination, crowding, tournaments, hypervolume.
 
-Objectives are (PSNR, mult-adds, params) with weights (+1, -1, -1): PSNR is maximised, the two costs
-minimised. DEAP's machinery does the work (``sortNondominated``, ``assignCrowdingDist``, the
+Objectives are (PSNR, mult-adds, params) with weights (+1, -1, -1) by default: PSNR is maximised, the two costs
+minimised; ``search.objectives`` chooses the costs (falsr.search.objectives), e.g. (PSNR, latency). DEAP's machinery does the work (``sortNondominated``, ``assignCrowdingDist``, the
 ``moocore`` hypervolume behind ``deap.benchmarks.tools.hypervolume``); the fitness and individual
 classes are defined here at module scope (not through ``deap.creator``) so they pickle by import path
 in any process, e.g. a Hydra launcher's worker, without a ``creator.create`` having run there first.
@@ -53,15 +53,24 @@ def constraint_violation(values: Sequence[float], constraints: Optional[Constrai
     """
     if constraints is None or not values:
         return 0.0
-    psnr, mult_adds = rung_and_psnr(values[0])[1], values[1]
+    from falsr.search.objectives import active_objectives
+
+    objectives = active_objectives()
+    psnr = rung_and_psnr(values[0])[1]
     total = 0.0
     if constraints.min_psnr is not None and psnr < constraints.min_psnr:
         total += (constraints.min_psnr - psnr) / abs(constraints.min_psnr)
-    if constraints.max_mult_adds is not None and mult_adds > constraints.max_mult_adds:
-        total += (mult_adds - constraints.max_mult_adds) / constraints.max_mult_adds
-    low = getattr(constraints, "min_mult_adds", None)
-    if low is not None and mult_adds < low:
-        total += (low - mult_adds) / low
+    # A cost constraint on a cost that is not an objective is enforced before training only (never trained).
+    if (m := objectives.index("mult_adds")) is not None and m < len(values):
+        mult_adds = values[m]
+        if constraints.max_mult_adds is not None and mult_adds > constraints.max_mult_adds:
+            total += (mult_adds - constraints.max_mult_adds) / constraints.max_mult_adds
+        low = getattr(constraints, "min_mult_adds", None)
+        if low is not None and mult_adds < low:
+            total += (low - mult_adds) / low
+    cap = getattr(constraints, "max_latency_ms", None)
+    if cap is not None and (m := objectives.index("latency")) is not None and m < len(values) and values[m] > cap:
+        total += (values[m] - cap) / cap
     return total
 
 
@@ -89,6 +98,13 @@ class SRFitness(base.Fitness):
     def feasible(self) -> bool:
         return self.violation == 0.0
 
+    def setValues(self, values):
+        if len(values) != len(self.weights):  # other objectives (search.objectives): PSNR maximised, costs minimised
+            self.weights = (1.0,) + (-1.0,) * (len(values) - 1)
+        super().setValues(values)
+
+    values = property(base.Fitness.getValues, setValues, base.Fitness.delValues)
+
     def dominates(self, other, obj=slice(None)):
         mine, theirs = self.violation, other.violation
         if mine > 0.0 or theirs > 0.0:
@@ -97,6 +113,7 @@ class SRFitness(base.Fitness):
 
     def __deepcopy__(self, memo):
         copy_ = self.__class__(constraints=self.constraints)
+        copy_.weights = self.weights
         copy_.wvalues = self.wvalues
         copy_.rank, copy_.crowding_dist = self.rank, self.crowding_dist
         return copy_
@@ -252,7 +269,7 @@ def sel_nsga2(individuals: Sequence[Individual], k: int, *, search=None) -> list
 
 
 class _LogCostFitness(SRFitness):
-    """(PSNR, ln mult-adds, ln params) with the constraint violation of the individual it stands for."""
+    """(PSNR, ln cost, ...) with the constraint violation of the individual it stands for."""
 
     def __init__(self, values=(), violation: float = 0.0, constraints=None):
         super().__init__(values)
@@ -267,9 +284,8 @@ class _LogCostView:
     __slots__ = ("fitness", "of")
 
     def __init__(self, ind: Individual):
-        psnr, mult_adds, params = ind.objectives
-        self.fitness = _LogCostFitness((psnr, math.log(max(mult_adds, 1.0)), math.log(max(params, 1.0))),
-                                       ind.fitness.violation)
+        psnr, *costs = ind.objectives
+        self.fitness = _LogCostFitness((psnr, *[math.log(max(c, 1e-12)) for c in costs]), ind.fitness.violation)
         self.of = ind
 
 
@@ -294,6 +310,10 @@ def on_log_costs(individuals: Sequence[Individual], k: int, *, selector) -> list
 class _NormalisedFitness(base.Fitness):
     weights = (-1.0, -1.0, -1.0)
 
+    def __init__(self, values=()):
+        self.weights = (-1.0,) * len(values)
+        super().__init__(values)
+
 
 class _Point:
     __slots__ = ("fitness",)
@@ -303,7 +323,7 @@ class _Point:
 
 
 def hypervolume(objectives: Iterable[Sequence[float]], box: HypervolumeBox = HypervolumeBox()) -> float:
-    """Hypervolume of (psnr, mult_adds, params) points in ``box`` (DEAP / moocore), in [0, 1].
+    """Hypervolume of (psnr, *costs) points (the search's objectives) in ``box`` (DEAP / moocore), in [0, 1].
 
     Dominated points may be included: they add nothing. Feasibility is not looked at; pass only
     feasible models when constraints apply.
@@ -311,4 +331,4 @@ def hypervolume(objectives: Iterable[Sequence[float]], box: HypervolumeBox = Hyp
     pts = box.normalise(objectives)
     if len(pts) == 0:
         return 0.0
-    return float(deap_hypervolume([_Point(p) for p in pts], ref=np.ones(3)))
+    return float(deap_hypervolume([_Point(p) for p in pts], ref=np.ones(pts.shape[1])))

@@ -35,6 +35,10 @@ def features(genome: Genome | str) -> np.ndarray:
     out += [float(b) for b in g.connections]
     cost = genome_cost(g)
     out += [math.log(cost.mult_adds), math.log(cost.params), len(g.inputs_of(g.n_cells)) / (g.n_cells + 1)]
+    from falsr.search.objectives import active_objectives
+
+    if "latency" in (objectives := active_objectives()).names:  # the search's objective: its table's log latency
+        out.append(math.log(max(objectives.latency_ms(g), 1e-6)))
     return np.asarray(out, dtype=np.float64)
 
 

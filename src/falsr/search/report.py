@@ -27,12 +27,19 @@ from deap.tools import emo
 from falsr.space.genome import Genome
 from falsr.search.journal import STATUS_FAILED, STATUS_OK, rung_of
 from falsr.search.nsga import Individual, nondominated_fronts, tiered_psnr
+from falsr.search.objectives import RECORD_KEYS, active_objectives
 from falsr.search.settings import Constraints
 
 log = logging.getLogger(__name__)
-PAIRS = (("mult_adds", "psnr"), ("params", "psnr"), ("mult_adds", "params"))
-LABELS = {"psnr": "PSNR (dB)", "mult_adds": "mult-adds", "params": "params"}
-COSTS = ("mult_adds", "params")  # log axes, ticks as 12G, 25G, 50G (cost_label)
+PAIRS = (("mult_adds", "psnr"), ("params", "psnr"), ("mult_adds", "params"))  # the paper's objectives' pairs
+LABELS = {"psnr": "PSNR (dB)", "mult_adds": "mult-adds", "params": "params", "latency_ms": "latency (ms)"}
+COSTS = ("mult_adds", "params", "latency_ms")  # log axes, ticks as 12G, 25G, 50G (cost_label)
+
+
+def objective_pairs() -> list[tuple[str, str]]:
+    """The plotted pairs of the search's objectives (record keys): each cost against PSNR, then costs in pairs."""
+    costs = [RECORD_KEYS[n] for n in active_objectives().costs]
+    return [(c, "psnr") for c in costs] + [(a, b) for i, a in enumerate(costs) for b in costs[i + 1:]]
 CONTEXT_NAME = "report_context.json"
 
 
@@ -177,11 +184,11 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def individuals(records: Sequence[dict], constraints: Optional[Constraints]) -> list[Individual]:
-    """Successfully trained candidates as Individuals (objectives PSNR, mult-adds, params); with multi-fidelity
+    """Successfully trained candidates as Individuals (objectives PSNR and the search's costs); with multi-fidelity
     each at the rung of its record, compared by (rung, PSNR) as the search compares them (nsga.tiered_psnr)."""
-    return [Individual(Genome.from_string(r["genome"]), (tiered_psnr(r["psnr"], rung_of(r)), r["mult_adds"],
-                                                          r["params"]), constraints,
-                       r.get("origin") or "init") for r in records if r.get("status") == STATUS_OK]
+    objectives = active_objectives()
+    return [Individual(Genome.from_string(r["genome"]), objectives.record_vector(r, tiered_psnr(r["psnr"], rung_of(r))),
+                       constraints, r.get("origin") or "init") for r in records if r.get("status") == STATUS_OK]
 
 
 def pareto_records(records: Sequence[dict], constraints: Optional[Constraints]) -> list[dict]:
@@ -191,6 +198,8 @@ def pareto_records(records: Sequence[dict], constraints: Optional[Constraints]) 
         return []
     by_key = {r["key"]: r for r in records if r.get("status") == STATUS_OK}
     front = [by_key[i.genome.key] for i in nondominated_fronts(inds)[0] if i.fitness.feasible]
+    if "latency" in (objectives := active_objectives()).names:  # the front shows the latency it was chosen by
+        front = [{**r, "latency_ms": objectives.of_record(r)["latency"]} for r in front]
     return sorted(front, key=lambda r: r["mult_adds"])
 
 
@@ -201,11 +210,12 @@ class _PsnrMultAdds(base.Fitness):
 class _Point:
     def __init__(self, record: dict):
         self.record = record
-        self.fitness = _PsnrMultAdds((record["psnr"], record["mult_adds"]))
+        self.fitness = _PsnrMultAdds((record["psnr"], record[RECORD_KEYS[active_objectives().costs[0]]]))
 
 
 def choose_by_crowding(front: Sequence[dict], k: int) -> list[dict]:
-    """The k models of the PSNR / mult-adds front with the largest crowding distance (paper: k = 4).
+    """The k models of the PSNR / first-cost front (mult-adds by default) with the largest crowding distance
+    (paper: k = 4).
 
     The two extremes have infinite distance and always come first; ties keep front order.
     """
@@ -226,14 +236,17 @@ def markdown_table(front: Sequence[dict], bicubic_psnr: Optional[float] = None) 
     and a note that PSNRs of different rungs are not compared."""
     vs = bicubic_psnr is not None
     rungs = any("rung" in r for r in front)
-    lines = ["| model | mult-adds | params | PSNR/SSIM | " + ("vs bicubic | " if vs else "")
-             + ("rung (steps) | " if rungs else "") + "genome |",
-             "| --- | --- | --- | --- | " + ("--- | " if vs else "") + ("--- | " if rungs else "") + "--- |"]
+    latency = any("latency_ms" in r for r in front)
+    lines = ["| model | mult-adds | params | " + ("latency | " if latency else "") + "PSNR/SSIM | "
+             + ("vs bicubic | " if vs else "") + ("rung (steps) | " if rungs else "") + "genome |",
+             "| --- | --- | --- | --- | " + ("--- | " if latency else "") + ("--- | " if vs else "")
+             + ("--- | " if rungs else "") + "--- |"]
     for r in sorted(front, key=lambda r: (-rung_of(r), -r["psnr"])):
         ssim = f"{r['ssim']:.4f}" if isinstance(r.get("ssim"), float) else "-"
         gain = f"{r['psnr'] - bicubic_psnr:+.2f} dB | " if vs else ""
         rung = f"{rung_of(r)} ({r.get('steps')}) | " if rungs else ""
-        lines.append(f"| {model_name(r)} | {r['mult_adds'] / 1e9:.1f}G | {r['params'] / 1e3:,.0f}K | "
+        ms = f"{r['latency_ms']:.3g} ms | " if latency else ""
+        lines.append(f"| {model_name(r)} | {r['mult_adds'] / 1e9:.1f}G | {r['params'] / 1e3:,.0f}K | {ms}"
                      f"{r['psnr']:.2f}/{ssim} | {gain}{rung}`{r['genome']}` |")
     if rungs:
         lines += ["", "PSNR after each model's highest rung (multi-fidelity promotion): a model of a higher rung "
@@ -253,6 +266,9 @@ def plot_fronts(records: Sequence[dict], front: Sequence[dict], out_dir: Path,
     """One PNG per objective pair (paper Fig. 6): every trained candidate coloured by its generation, the Pareto
     front ringed, bicubic on the same images as a line, costs on log axes with ticks like 12G, 25G, 50G."""
     ok = [r for r in records if r.get("status") == STATUS_OK]
+    objectives = active_objectives()
+    if "latency" in objectives.names:
+        ok = [{**r, "latency_ms": objectives.of_record(r)["latency"]} for r in ok]
     generations = [int(r.get("generation") or 0) for r in ok]
     bicubic = _bicubic_psnr(context)
     where = ""
@@ -261,14 +277,14 @@ def plot_fronts(records: Sequence[dict], front: Sequence[dict], out_dir: Path,
             f"{context['steps']} training steps"
         where = f"PSNR on {context['val_set']} ({context['val_images'].split(' (')[0].split(' held out')[0]}), {steps}"
     paths = []
-    for x, y in PAIRS:
+    for x, y in objective_pairs():
         fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=100)
         points = ax.scatter([r[x] for r in ok], [r[y] for r in ok], s=16, c=generations, cmap="viridis",
                             vmin=0, vmax=max(generations, default=0) or 1, label="evaluated")
         if front:
             pts = sorted((r[x], r[y]) for r in front)
             ax.scatter(*zip(*pts), s=70, facecolors="none", edgecolors="tab:red", linewidths=1.2,
-                       label="Pareto front (3 objectives)")
+                       label=f"Pareto front ({len(objectives.names)} objectives)")
         if bicubic is not None and y == "psnr":
             ax.axhline(bicubic, color="0.3", linestyle="--", linewidth=1, label=f"bicubic ({bicubic:.2f} dB)")
         if ok:
@@ -288,7 +304,7 @@ def plot_fronts(records: Sequence[dict], front: Sequence[dict], out_dir: Path,
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
         fig.tight_layout()
-        path = out_dir / f"front_{y}_vs_{x}.png"
+        path = out_dir / f"front_{y}_vs_{x.removesuffix('_ms')}.png"
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)

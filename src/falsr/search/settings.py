@@ -19,6 +19,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from falsr.latency import LatencySettings
+
 CROWDING_MODES = ("standard", "improved")
 REWARDS = ("pareto_rank", "scalarised")
 
@@ -30,6 +32,7 @@ class Constraints:
     min_psnr: Optional[float] = None  # dB on the search's validation objective
     max_mult_adds: Optional[float] = 100e9  # at `SearchSettings.lr_size`: above it never trained (FALSR-B is 74.5G)
     min_mult_adds: Optional[float] = None  # at `SearchSettings.lr_size`: below it never trained (search one band)
+    max_latency_ms: Optional[float] = None  # predicted by the table of `search.latency`: above it never trained
 
     def __post_init__(self):
         low, high = self.min_mult_adds, self.max_mult_adds
@@ -157,15 +160,25 @@ class HypervolumeBox:
     mult_adds_max: float = 1e12
     params_min: float = 5e3
     params_max: float = 5e6
+    latency_min: float = 1.0  # ms, log scale like the other costs (search.objectives with latency)
+    latency_max: float = 1e4
 
-    def normalise(self, objectives: Iterable[Sequence[float]]):
+    def normalise(self, objectives: Iterable[Sequence[float]], names: Optional[Sequence[str]] = None):
+        """Points of the objectives `names` (None: the search's, falsr.search.objectives) in [0, 1]^k."""
         import numpy as np
 
-        pts = np.asarray([tuple(o) for o in objectives], dtype=float).reshape(-1, 3)
+        if names is None:
+            from falsr.search.objectives import active_objectives
+
+            names = active_objectives().names
+        pts = np.asarray([tuple(o) for o in objectives], dtype=float).reshape(-1, len(names))
         out = np.empty_like(pts)
-        out[:, 0] = (self.psnr_max - pts[:, 0]) / (self.psnr_max - self.psnr_min)
-        out[:, 1] = np.log(np.maximum(pts[:, 1], 1e-300) / self.mult_adds_min) / math.log(self.mult_adds_max / self.mult_adds_min)
-        out[:, 2] = np.log(np.maximum(pts[:, 2], 1e-300) / self.params_min) / math.log(self.params_max / self.params_min)
+        for m, name in enumerate(names):
+            if name == "psnr":
+                out[:, m] = (self.psnr_max - pts[:, m]) / (self.psnr_max - self.psnr_min)
+            else:
+                low, high = getattr(self, f"{name}_min"), getattr(self, f"{name}_max")
+                out[:, m] = np.log(np.maximum(pts[:, m], 1e-300) / low) / math.log(high / low)
         return np.clip(out, 0.0, 1.0)
 
 
@@ -220,6 +233,11 @@ class SearchConfig:
     # over the journal's candidates (none trained again), continuing at the generation after the last journaled one
     resume_from_journal: bool = False
     job_timeout_s: Optional[float] = None  # a candidate job still running after this many seconds fails ("timed out")
+    # psnr and the costs it is traded against: mult_adds, params, latency (the table of `latency`), e.g. [psnr,latency]
+    objectives: List[str] = field(default_factory=lambda: ["psnr", "mult_adds", "params"])  # paper
+    # how latency is measured for the latency objective / constraint (backend, precision, threads, lr_size, ...):
+    # its table (python -m falsr.latency profile ...) must exist before the search starts
+    latency: LatencySettings = field(default_factory=LatencySettings)
     report_k: int = 4  # models chosen by crowding distance on the PSNR / mult-adds front (paper: 4)
     # What a candidate is ranked by: "extrapolated", its held-out curve extrapolated to estimate_at steps (the best
     # estimator at the proxy's cost in bench/proxy_fidelity.py; README, The evaluator), or "final", the held-out

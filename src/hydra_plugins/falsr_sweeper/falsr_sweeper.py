@@ -152,6 +152,11 @@ class FalsrSweeper(Sweeper):
         if search.get("resume"):
             extra.append(f"hydra.sweep.dir={sweep_dir}")
         settings = search_settings(search)
+        from falsr.search.objectives import from_config, set_objectives
+
+        objectives = from_config(search)  # search.objectives: process-wide, like the space (falsr.search.objectives)
+        set_objectives(objectives)
+        objectives.check_table(needed=settings.constraints.max_latency_ms is not None)  # read, never measured, here
         if not search.get("resume"):  # a resumed search keeps its own settings (the driver warns if they differ)
             check_constraints_reachable(settings)
         fidelity_overrides, job = self._check_job(arguments)
