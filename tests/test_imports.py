@@ -17,6 +17,7 @@ LAYERS = (
     ("falsr", "errors"),  # the data and config folders, UserError and its one-line exit
     ("space",),  # genome, network builder, analytic costs: what a network is
     ("weights",),  # weight files, the released graphs, inheritance, export: what fills a network
+    ("latency",),  # measured and table-predicted latency of networks (the search reads the table)
     ("protocol",),  # the release's evaluation protocol: colour, resize, metrics, evaluate, upscale (runs ONNX exports)
     ("training",),  # data (the protocol's bicubic LR and benchmarks), the LightningModule, the training task
     ("search",),  # the search: trains candidates, reports with the protocol's metrics

@@ -13,10 +13,16 @@ import sys
 
 from omegaconf import OmegaConf
 
-from falsr.cli import exit_on_user_error, fail
+from falsr.errors import exit_on_user_error
 from falsr.latency import LatencyError, LatencySettings
 
 COMMANDS = ("profile", "predict")
+
+
+def fail(message: str) -> None:
+    """A usage mistake found before anything runs: one line, exit code 2 (as falsr.cli's entry points)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def _parse(argv: list[str]):
@@ -37,7 +43,7 @@ def _genome(conf: dict):
         return parse_genome(str(conf.pop("genome"))), "genome"
     import yaml
 
-    from falsr.cli import CONF_DIR
+    from falsr import CONF_DIR
 
     name = conf.pop("model", "falsr_b")
     path = CONF_DIR / "model" / f"{name}.yaml"
@@ -48,12 +54,12 @@ def _genome(conf: dict):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from falsr.cli import use_space_of
+    from falsr.space.genome import set_space, space_from_config
     from falsr.latency.table import LatencyTable, genome_parts, space_keys
 
     command, conf = _parse(sys.argv[1:] if argv is None else argv)
     with exit_on_user_error():
-        use_space_of({"space": conf.pop("space", None)})
+        set_space(space_from_config(conf.pop("space", None)))
         if command == "predict":
             genome, name = _genome(conf)
         settings = LatencySettings.from_dict(conf)
