@@ -38,6 +38,9 @@ from falsr.training.wandb_utils import arch_config, candidate_config, fill_run_i
 
 # Lightning 2.6 on torch 2.13 warns at every fit about its own use of a torch API; not ours to act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# Lightning warns on every Trainer where a SLURM client is installed but the run is not a SLURM job (a machine with
+# the SLURM tools, the search on the basic launcher): noise that breaks the one-line errors; SLURM jobs still run as such.
+warnings.filterwarnings("ignore", message=r".*The `srun` command is available on your system but is not used")
 
 # trainer.precision takes the project's words (falsr.protocol.pipeline.PRECISIONS: fp32, bf16, auto), which become
 # these Lightning values, and Lightning's own values as they are.
