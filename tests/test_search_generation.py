@@ -98,13 +98,33 @@ def test_population_keeps_its_size_and_elitism():
 
 
 def test_constraints_steer_the_population_into_the_feasible_region():
-    limits = SearchSettings(population_size=12, constraints=Constraints(max_mult_adds=20e9))
+    # without redrawing, out-of-bounds genomes enter the batch and constrained domination removes them
+    limits = SearchSettings(population_size=12, constraints=Constraints(max_mult_adds=20e9), redraw_out_of_bounds=False)
     state = new_search(limits, seed=4)
     advance(state, 1)
     feasible_at_start = sum(i.fitness.feasible for i in state.population)
     advance(state, 5)
     assert feasible_at_start < SMALL.population_size
     assert all(i.fitness.feasible and i.objectives[1] <= 20e9 for i in state.population)
+
+
+@pytest.mark.parametrize("redraw", [True, False])
+def test_proposals_out_of_a_band_are_drawn_again(redraw):
+    # a band holding about a third of random 5-cell genomes (25G-45G at 480x480)
+    band = SearchSettings(population_size=12, redraw_out_of_bounds=redraw,
+                          constraints=Constraints(min_mult_adds=25e9, max_mult_adds=45e9))
+    state = new_search(band, seed=3)
+    proposed = []
+    for _ in range(3):
+        batch = propose(state)
+        proposed += [genome_cost(o.genome).mult_adds for o in batch]
+        assert len(batch) == band.population_size and len({o.genome.key for o in batch}) == len(batch)
+        tell(state, evaluate(batch, toy_psnr, state.settings))
+    inside = sum(25e9 <= m <= 45e9 for m in proposed)
+    if redraw:
+        assert inside == len(proposed)
+    else:  # the old behaviour: most proposals fall outside and would never be trained
+        assert inside < len(proposed) / 2
 
 
 def test_the_search_streams_are_seeded_and_isolated_from_the_global_ones():

@@ -38,6 +38,7 @@ import numpy as np
 
 from falsr.search.objectives import active_objectives
 from falsr.errors import UserError
+from falsr.space.cost import genome_cost
 from falsr.space.genome import Genome, GenomeError
 from falsr.search.controller import RLController, action_rewards
 from falsr.search.nsga import Individual
@@ -181,14 +182,38 @@ def _distinct(genome: Genome, taken: set[str], n_cells: int) -> Genome:
     return genome
 
 
+def within_bounds(genome: Genome, settings: SearchSettings) -> bool:
+    """Whether the genome's analytic costs meet the hard bounds that decide, before any training, whether it is
+    trained at all (constraints.min/max_mult_adds at ``lr_size``, max_latency_ms by the latency table)."""
+    c = settings.constraints
+    if c.max_mult_adds is not None or c.min_mult_adds is not None:
+        mult_adds = genome_cost(genome, settings.lr_size).mult_adds
+        if (c.max_mult_adds is not None and mult_adds > c.max_mult_adds) or (
+                c.min_mult_adds is not None and mult_adds < c.min_mult_adds):
+            return False
+    return c.max_latency_ms is None or active_objectives().latency_ms(genome) <= c.max_latency_ms
+
+
+def _redrawn_initial(genome: Genome, state: SearchState) -> Genome:
+    """An initial genome out of bounds drawn again by ``toolbox.population`` (``redraw_out_of_bounds``), up to
+    ``max_offspring_attempts`` times; the last draw stays when none is in bounds (it is journaled, untrained)."""
+    s = state.settings
+    for _ in range(s.max_offspring_attempts if s.redraw_out_of_bounds else 0):
+        if within_bounds(genome, s):
+            break
+        genome = _genome_of(state.toolbox.population(1)[0], "population", state)
+    return genome
+
+
 def initial_population(state: SearchState) -> list[Offspring]:
-    """``toolbox.population``; a genome already taken (evaluated, or twice in the batch) is replaced by a
-    uniformly random one."""
+    """``toolbox.population``; a genome out of the hard bounds is drawn again (``redraw_out_of_bounds``); a
+    genome already taken (evaluated, or twice in the batch) is replaced by a uniformly random one."""
     s = state.settings
     genomes = [_genome_of(g, "population", state) for g in state.toolbox.population(s.population_size)]
     if len(genomes) != s.population_size:
         raise UserError(f"search.toolbox.population gave {len(genomes)} genomes for a population of "
                         f"{s.population_size}")
+    genomes = [_redrawn_initial(g, state) for g in genomes]
     taken = set(state.archive)
     out = []
     for genome in genomes:
@@ -206,7 +231,9 @@ def generation_step(state: SearchState, n: Optional[int] = None) -> tuple[list[O
     ``crossover_probability`` (else copied); each child is then mutated with ``mutation_probability``.
     The offspring are canonical genomes that differ from each other and from every genome
     evaluated so far: a duplicate child is mutated again from the same child, and after
-    ``max_offspring_attempts`` duplicates it is replaced by a uniformly random genome. Every controller
+    ``max_offspring_attempts`` duplicates it is replaced by a uniformly random genome. A child out of the hard
+    bounds (:func:`within_bounds`) is mutated again the same way (``redraw_out_of_bounds``); when none of the
+    draws is in bounds, the first new one stays (the driver journals it, untrained). Every controller
     sample drawn on the way is returned as an action (its cells and bits as sampled, and the key of the
     genome it made), duplicates included, for the controller's update. A child's parents are the pair,
     its own first (Eq. 4 makes child a from parent a with a part of b, and b the other way round).
@@ -231,6 +258,7 @@ def generation_step(state: SearchState, n: Optional[int] = None) -> tuple[list[O
             if len(offspring) == mu:
                 break
             child = as_gene_list(child)
+            fallback = None  # the first new genome out of bounds: kept when no draw is in bounds
             for _ in range(s.max_offspring_attempts):
                 trial, origin = tb.clone(child), made
                 if random.random() < s.mutation_probability:
@@ -240,10 +268,15 @@ def generation_step(state: SearchState, n: Optional[int] = None) -> tuple[list[O
                 if trial.sampled is not None:
                     actions.append({**trial.sampled, "key": genome.key})
                 if genome.key not in taken:
-                    break
+                    if not s.redraw_out_of_bounds or within_bounds(genome, s):
+                        break
+                    fallback = fallback or (genome, origin)
             else:
-                origin, lineage = "random", ()
-                genome = _distinct(genome, taken, s.n_cells)
+                if fallback is not None:
+                    genome, origin = fallback
+                else:
+                    origin, lineage = "random", ()
+                    genome = _distinct(genome, taken, s.n_cells)
             taken.add(genome.key)
             parents = lineage[:1] if made == "copy" else tuple(dict.fromkeys(lineage))  # a pair may be one twice
             offspring.append(Offspring(genome.canonical(), origin, parents))
@@ -299,11 +332,11 @@ def propose(state: SearchState) -> list[Offspring]:
         elif prescreening(state):
             proposed, actions = generation_step(state, state.settings.prescreen_factor * state.settings.population_size)
             batch = prescreen(state, proposed)
-            kept = {o.genome.key for o in batch} | set(state.archive) | {i.genome.key for i in state.population}
-            actions = [a for a in actions if a["key"] in kept]  # only what is evaluated can be rewarded
         else:
             batch, actions = generation_step(state)
-    state.actions = actions
+    # only what is evaluated can be rewarded: not the proposals the predictor left, nor the draws out of bounds
+    kept = {o.genome.key for o in batch} | set(state.archive) | {i.genome.key for i in state.population}
+    state.actions = [a for a in actions if a["key"] in kept]
     return batch
 
 

@@ -65,6 +65,11 @@ class SearchSettings:
     random_mutation_cell_probability: Optional[float] = None  # per cell; None: 1/n
     random_mutation_bit_probability: Optional[float] = None  # per bit; None: 1/(n(n+1)/2)
     max_offspring_attempts: int = 50  # re-draws per child before a duplicate is replaced by a random genome
+    # A proposed genome whose analytic costs break a hard bound (constraints.min/max_mult_adds, max_latency_ms)
+    # is drawn again (up to max_offspring_attempts times; an initial genome by toolbox.population) instead of
+    # taking a place in the batch untrained. False: kept, journaled as never trained (docs/search.md says what
+    # that cost a band search).
+    redraw_out_of_bounds: bool = True
 
     # -- performance predictor (falsr.search.predictor): pre-screening of offspring -------------------
     # offspring proposed per one trained, the predictor's choice trained; 1: off (random search). 4: measured
