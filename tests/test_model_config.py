@@ -18,13 +18,15 @@ from falsr.space.genome import Cell, model_genome, parse_genome
 from falsr.space.network import build_network
 
 REPO = Path(__file__).resolve().parents[1]
-# The genomes the zoo configs held as strings before they became cells + inputs (read off the released graphs).
+# The zoo's genomes as strings: the released ones read off their graphs, the searched ones the winners that
+# bench/showdown.py (searched_a) and bench/showdown2.py (searched_b) wrote; test_searched_genomes_are_the_bench_winners
+# checks the latter against the committed results.
 ZOO_STRINGS = {
     "falsr_a": "44.24.44.44.44.41.44-0001011_000001_11011_0001_001_11_1",
     "falsr_b": "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1",
     "falsr_c": "63.41.179.63.108.29.6-1001101_010010_00001_0000_000_00_1",
     "searched_a": "70.70.60.60.60.60.125-1111111_011111_11110_0000_101_11_0",
-    "searched_b": "90.70.60.116.60.60.60-1111111_001111_11110_1111_000_00_0",
+    "searched_b": "80.122.101.53.126.30.95-0101100_100111_01100_0110_010_01_1",
 }
 
 
@@ -96,6 +98,12 @@ def test_a_cell_swept_by_hydra_multirun_is_two_jobs(data_dir, tmp_path):
     assert [p.name for p in jobs] == ["0", "1"]
     cells = [parse_genome(json.loads((p / "metrics.json").read_text())["genome"]).cells[3] for p in jobs]
     assert cells == [Cell.from_name(c).index for c in choices]
+
+
+@pytest.mark.parametrize("name, results", [("searched_a", "showdown/showdown.md"),
+                                           ("searched_b", "showdown2/showdown2.json")])
+def test_searched_genomes_are_the_bench_winners(name, results):
+    assert ZOO_STRINGS[name] in (REPO / "bench" / "results" / results).read_text()
 
 
 def test_written_model_configs_are_the_data_form(tmp_path):

@@ -261,18 +261,24 @@ def test_sigkill_during_a_promotion_then_resume(fidelity_search, tiny_data, tmp_
 
 
 @pytest.mark.slow
-def test_the_mult_adds_floor_in_a_search(tiny_data, tmp_path):
-    """A candidate below constraints.min_mult_adds is never trained: journaled with its status and why."""
+@pytest.mark.parametrize("redraw", [False, True])
+def test_the_mult_adds_floor_in_a_search(tiny_data, tmp_path, redraw):
+    """Under constraints.min_mult_adds, nothing below the floor is trained: with redraw_out_of_bounds off such a
+    proposal is journaled with its status and why; with it on (the default) it is drawn again and never journaled."""
     sweep = tmp_path / "sweep"
     floor = 20e9
     args = ["+search=nsga2", *tiny_args(tiny_data), f"search.settings.population_size={POPULATION}",
-            "search.generations=0", f"search.settings.constraints.min_mult_adds={floor}", f"hydra.sweep.dir={sweep}"]
+            "search.generations=0", f"search.settings.constraints.min_mult_adds={floor}",
+            f"search.settings.redraw_out_of_bounds={redraw}", f"hydra.sweep.dir={sweep}"]
     proc = run(args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = journal(sweep)
     under = [r for r in records if r["status"] == STATUS_UNDER_FLOOR]
-    assert under and all(r["mult_adds"] < floor and "under the floor 20.0G" in r["error"] and r.get("job_num") is None
-                         for r in under)
+    if redraw:
+        assert not under and len([r for r in records if r["status"] == STATUS_OK]) == POPULATION
+    else:
+        assert under and all(r["mult_adds"] < floor and "under the floor 20.0G" in r["error"]
+                             and r.get("job_num") is None for r in under)
     assert all(r["mult_adds"] >= floor for r in records if r["status"] == STATUS_OK)
 
 
