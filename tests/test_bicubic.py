@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from falsr.errors import UserError
-from falsr.protocol.benchmarks import check_scale, list_pairs, load_benchmark, load_pair
+from falsr.protocol.benchmarks import list_pairs, load_benchmark, load_pair
+from falsr.space.genome import check_scale
 from falsr.protocol.bicubic import Bicubic
 from falsr.protocol.evaluate import evaluate_dataset, resolve_protocol, upscaler
 from falsr.protocol.images import modcrop, read_pair, read_rgb, single_channel, write_png
@@ -173,8 +174,8 @@ def test_cli_bicubic_x4_writes_results(data_dir, tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["model=bicubic", "data.scale=5"], "data.scale=5 is not supported: set data.scale to one of 2, 3, 4"),
-    (["model=falsr_b", "data.scale=3"], "FALSR-B is a x2 network and cannot be evaluated at data.scale=3: set "
-                                        "data.scale=2, or use model=bicubic at x3"),
+    (["model=falsr_b", "model.scale=3", "data.scale=2"],
+     "FALSR-B is a x3 network and cannot be evaluated at data.scale=2: set data.scale=3, or use model=bicubic at x2"),
     (["model=bicubic", "model.weights=FALSR-B.pb"], "model=bicubic has no weights"),
     (["model=bicubic", "protocol=ycbcr"], "unknown protocol 'ycbcr'"),
 ], ids=["scale5", "network-x3", "bicubic-weights", "protocol"])

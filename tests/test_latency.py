@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from falsr.latency import LatencyError, LatencySettings, default_lr_size
+from falsr.latency import LatencyError, LatencySettings, deploy_lr_size
 from falsr.latency.measure import measure_network
 from falsr.latency.table import LatencyTable, genome_parts, load_table, space_keys
 from falsr.space.cost import genome_cost
@@ -35,7 +35,7 @@ def cli(*args, timeout=300):
 
 
 def test_default_input_is_the_lr_of_a_720p_output():
-    assert default_lr_size(2) == (360, 640) and LatencySettings().lr_size == (360, 640)
+    assert deploy_lr_size(2) == (360, 640) and LatencySettings().lr_size == (360, 640)
     assert LatencySettings(lr_size=480).lr_size == (480, 480)
 
 

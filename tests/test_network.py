@@ -11,7 +11,7 @@ from falsr.space.network import InvertedBottleneckCell, build_network, depth_to_
 def test_depth_to_space_follows_tensorflow_order():
     n, c, h, w = 2, 3, 4, 5
     x = torch.randn(n, 4 * c, h, w)
-    out = depth_to_space(x).numpy()
+    out = depth_to_space(x, 2).numpy()
     ref = np.zeros((n, c, 2 * h, 2 * w), dtype=np.float32)
     xs = x.numpy()
     for i in range(2):
@@ -20,7 +20,7 @@ def test_depth_to_space_follows_tensorflow_order():
                 # TF DepthToSpace: output (h*2+i, w*2+j, ch) reads input channel (i*2+j)*C + ch.
                 ref[:, ch, i::2, j::2] = xs[:, (i * 2 + j) * c + ch]
     np.testing.assert_array_equal(out, ref)
-    assert not torch.equal(depth_to_space(x), torch.nn.functional.pixel_shuffle(x, 2))
+    assert not torch.equal(depth_to_space(x, 2), torch.nn.functional.pixel_shuffle(x, 2))
 
 
 def test_output_shape_channels_last_and_batch():

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from falsr.cli import check_conf_dir, user_errors
-from falsr.space.cost import genome_cost, part_costs
+from falsr.space.cost import default_lr_size, genome_cost, part_costs
 from falsr.errors import UserError
 
 
@@ -34,19 +34,19 @@ def describe(net, lr_size: tuple[int, int]) -> list[str]:
     """Readable lines: one per cell with its inputs, channels, params and mult-adds (from falsr.space.cost)."""
     g = net.genome
     pixels = lr_size[0] * lr_size[1]
-    head, *cells, upsampler = part_costs(g)
+    head, *cells, upsampler = part_costs(g, net.scale)
 
     def costs(part) -> str:
         cc, cin = part
         return f"{cc.p_in * cin + cc.p_const:>9,} {(cc.m_in * cin + cc.m_const) * pixels / 1e9:>9.2f}G"
 
-    lines = [f"{net.name}  genome {g}  ({g.n_cells} cells, LR input {lr_size[0]}x{lr_size[1]}, x2)",
+    lines = [f"{net.name}  genome {g}  ({g.n_cells} cells, LR input {lr_size[0]}x{lr_size[1]}, x{net.scale})",
              f"{'target':<10} {'cell':<34} {'inputs':<22} {'ch in->out':<11} {'params':>9} {'mult-adds':>10}",
              f"{'head':<10} {'conv3x3 1->32 + ReLU':<34} {'Y':<22} {'1->32':<11} {costs(head)}"]
     for j, (cell, part) in enumerate(zip(g.cell_specs, cells)):
         lines.append(f"{'cell ' + str(j):<10} {cell.name:<34} {str(g.inputs_of(j)):<22} "
                      f"{f'{part[1]}->{cell.channels}':<11} {costs(part)}")
-    lines.append(f"{'upsampler':<10} {'conv3x3+ReLU, +node 0, d2s x2, conv3x3':<34} {str(g.inputs_of(g.n_cells)):<22} "
+    lines.append(f"{'upsampler':<10} {f'conv3x3+ReLU, +node 0, d2s x{net.scale}, conv3x3':<34} {str(g.inputs_of(g.n_cells)):<22} "
                  f"{f'{upsampler[1]}->1':<11} {costs(upsampler)}")
     return lines
 
@@ -71,9 +71,9 @@ def latency(genome, node) -> dict:
 @hydra.main(version_base="1.3", config_path=check_conf_dir(), config_name="summary")
 @user_errors
 def main(cfg: DictConfig) -> dict:
-    lr_size = _lr_size(cfg.lr_size)
     net = instantiate(cfg.model)
-    cost = genome_cost(net.genome, lr_size)
+    lr_size = default_lr_size(net.scale) if cfg.lr_size is None else _lr_size(cfg.lr_size)
+    cost = genome_cost(net.genome, lr_size, net.scale)
     built = sum(p.numel() for p in net.parameters())
     assert built == cost.params, f"cost model ({cost.params}) disagrees with the built network ({built})"
     for line in describe(net, lr_size):

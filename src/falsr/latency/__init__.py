@@ -26,18 +26,18 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from falsr.errors import UserError
-from falsr.space.genome import SCALE
+from falsr.space.cost import OUTPUT_720P
+from falsr.space.genome import DEFAULT_SCALE
 
 BACKENDS = ("eager", "compile", "onnxruntime")
 PRECISIONS = ("fp32", "bf16")
 MEMORY_FORMATS = ("channels_last", "contiguous")
-# The deployer's default frame: the LR input of a 1280x720 output at the network's scale ([height, width]).
-OUTPUT_720P = (720, 1280)
 TABLE_VERSION = 1  # bump when what an entry measures changes: old tables are then never read
 
 
-def default_lr_size(scale: int = SCALE) -> tuple[int, int]:
-    """The LR size of a 1280x720 output at `scale` (360x640 at x2)."""
+def deploy_lr_size(scale: int = DEFAULT_SCALE) -> tuple[int, int]:
+    """The deployer's default frame: the LR size of a 1280x720 output at `scale` (360x640 at x2; at x3/x4 the same
+    size costs are reported at, falsr.space.cost.default_lr_size)."""
     return OUTPUT_720P[0] // scale, OUTPUT_720P[1] // scale
 
 
@@ -71,7 +71,7 @@ class LatencySettings:
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             raise LatencyError(f"latency.threads={self.threads!r}: use an integer >= 1")
         if self.lr_size is None:
-            self.lr_size = default_lr_size()
+            self.lr_size = deploy_lr_size()
         elif isinstance(self.lr_size, int):
             self.lr_size = (int(self.lr_size), int(self.lr_size))
         try:

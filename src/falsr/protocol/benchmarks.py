@@ -21,16 +21,8 @@ from falsr.errors import UserError
 from falsr.protocol.images import image_files, read_pair, single_channel
 
 # The scales evaluate.py (and the LR of benchmark folders) support: the ones the SR literature reports.
-SCALES = (2, 3, 4)
 
 _RELEASE_HR = re.compile(r"^(?P<stem>.*)_SRF_(?P<scale>\d+)_HR$")  # img_001_SRF_2_HR (the FALSR release's names)
-
-
-def check_scale(scale) -> int:
-    """`data.scale` as an int, or a one-line error naming the supported scales."""
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale not in SCALES:
-        raise UserError(f"data.scale={scale} is not supported: set data.scale to one of {', '.join(map(str, SCALES))}")
-    return scale
 
 
 @dataclass

@@ -22,7 +22,7 @@ from falsr.protocol.color import rgb_to_ycbcr_y_np
 from falsr.errors import UserError
 from falsr.protocol.images import write_png
 from falsr.protocol.metrics import psnr_ssim_y
-from falsr.protocol.pipeline import pick_device, upscale_rgb
+from falsr.protocol.pipeline import net_scale, pick_device, upscale_rgb
 from falsr.protocol.resize import pil_bicubic_upscale
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def compare_image(pair: ImagePair, models: dict[str, torch.nn.Module], path: str
                   at: tuple[int, int] | None = None, zoom: int = 2, tile: int | None = None) -> Figure:
     """Write the comparison PNG of one image; returns what it shows (crop, captions, PSNRs)."""
     hr = pair.hr
-    bicubic = pil_bicubic_upscale(pair.lr, 2)
+    bicubic = pil_bicubic_upscale(pair.lr, hr.shape[0] // pair.lr.shape[0])
     top, left = at if at is not None else worst_crop(bicubic, hr, size)
     if top < 0 or left < 0 or top + size > hr.shape[0] or left + size > hr.shape[1]:
         raise UserError(f"at=[{top},{left}] with crop={size} leaves the {hr.shape[1]}x{hr.shape[0]} image")
@@ -158,19 +158,24 @@ def load_models(names, weights, data_dir: Path, device: torch.device) -> dict[st
 def run(cfg) -> list[Figure]:
     """compare.py: one PNG per chosen image of a benchmark folder."""
     data_dir = Path(cfg.paths.data_dir)
-    pairs = list_pairs(benchmark_dir(data_dir, cfg.benchmark))
+    models = load_models(list(cfg.models), dict(cfg.weights or {}), data_dir, pick_device(cfg.device))
+    scales = {label: net_scale(net) for label, net in models.items()}
+    if len(set(scales.values())) > 1:
+        raise UserError("the models have different scales (" + ", ".join(f"{k}: x{v}" for k, v in scales.items())
+                        + "): compare models of one scale")
+    scale = next(iter(scales.values()))
+    pairs = list_pairs(benchmark_dir(data_dir, cfg.benchmark), scale)
     wanted = [str(w) for w in cfg.images or []]
     short = {p[0]: p[0].split("_SRF_")[0] for p in pairs}  # img_005_SRF_2 may be called img_005
     chosen = [p for p in pairs if not wanted or p[0] in wanted or short[p[0]] in wanted]
     missing = sorted(set(wanted) - set(short) - set(short.values()))
     if missing:
         raise UserError(f"{cfg.benchmark} has no image {missing[0]!r}: choose from {', '.join(short.values())}")
-    models = load_models(list(cfg.models), dict(cfg.weights or {}), data_dir, pick_device(cfg.device))
     at = tuple(cfg.at) if cfg.at is not None else None
     figures = []
     for name, hr_path, lr_path in chosen:
         png = Path(cfg.output) / f"{cfg.benchmark}_{short[name]}.png"
-        fig = compare_image(load_pair(name, hr_path, lr_path), models, png, cfg.crop, at, cfg.zoom, cfg.tile)
+        fig = compare_image(load_pair(name, hr_path, lr_path, scale), models, png, cfg.crop, at, cfg.zoom, cfg.tile)
         print(f"{fig.path}: crop {fig.crop[2]}px at {fig.crop[:2]}: " + ", ".join(p.caption for p in fig.panels[1:]))
         figures.append(fig)
     return figures

@@ -25,13 +25,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from falsr.protocol.benchmarks import ImagePair, benchmark_dir, check_scale, list_pairs, load_pair
+from falsr.protocol.benchmarks import ImagePair, benchmark_dir, list_pairs, load_pair
 from falsr.protocol.bicubic import Bicubic
-from falsr.space.cost import genome_cost
+from falsr.space.cost import default_lr_size, genome_cost
 from falsr.errors import UserError
 from falsr.protocol.metrics import PROTOCOLS, protocol_border, psnr_ssim_y
 from falsr.protocol.pipeline import pick_device, pick_precision, upscale_rgb, with_precision
-from falsr.space.network import SCALE
+from falsr.space.genome import DEFAULT_SCALE, check_scale
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def upscaler(net, scale: int, tile: int | None = None):
     scale = check_scale(scale)
     if isinstance(net, Bicubic):
         return lambda lr: net.upscale(lr, scale)
-    net_scale = getattr(net, "scale", SCALE)
+    net_scale = getattr(net, "scale", DEFAULT_SCALE)
     if scale != net_scale:
         raise UserError(f"{getattr(net, 'name', 'the model')} is a x{net_scale} network and cannot be evaluated at "
                         f"data.scale={scale}: set data.scale={net_scale}, or use model=bicubic at x{scale}")
@@ -126,9 +126,10 @@ def run(cfg: DictConfig) -> dict:
             log.warning("model.weights is not set: evaluating an untrained network")
         device = pick_device(cfg.device)
         net = with_precision(net.to(device).eval().to(memory_format=torch.channels_last), precision)
-        cost = genome_cost(net.genome)
+        lr_size = default_lr_size(scale)
+        cost = genome_cost(net.genome, lr_size, scale)
         results = {"model": net.name, "genome": str(net.genome), "weights": cfg.model.get("weights"),
-                   "params": cost.params, "mult_adds": cost.mult_adds}
+                   "params": cost.params, "mult_adds": cost.mult_adds, "mult_adds_lr_size": list(lr_size)}
     results.update(precision=precision, scale=scale, protocol=protocol, border=protocol_border(scale), datasets={})
     for name in benchmarks:
         results["datasets"][name] = evaluate_dataset(net, cfg.paths.data_dir, name, cfg.tile, scale=scale,

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from falsr.protocol.color import graph_ypbpr_to_rgb, rgb_to_ypbpr
 from falsr.errors import UserError
 from falsr.protocol.metrics import to_uint8_truncate
-from falsr.space.network import SCALE, FALSRNet
+from falsr.space.genome import DEFAULT_SCALE
+from falsr.space.network import FALSRNet
 from falsr.protocol.resize import pil_bicubic_upscale
 
 
@@ -79,7 +80,7 @@ def network_input(lr_rgb: np.ndarray) -> Tensor:
     return rgb_to_ypbpr(rgb01)[:1].to(torch.float32)
 
 
-def chroma(lr_rgb: np.ndarray, scale: int = SCALE) -> Tensor:
+def chroma(lr_rgb: np.ndarray, scale: int = DEFAULT_SCALE) -> Tensor:
     """(H, W, 3) uint8 LR RGB -> (2, sH, sW) float64 Pb, Pr of its PIL-bicubic upscale (the release's chroma)."""
     up = pil_bicubic_upscale(np.ascontiguousarray(lr_rgb), scale)
     rgb01 = torch.from_numpy(up).permute(2, 0, 1).to(torch.float64) / 255.0
@@ -117,27 +118,31 @@ def predict_y(net: FALSRNet, y: Tensor, tile: int | None = None) -> Tensor:
     _, _, h, w = y.shape
     if tile is None or (h <= tile and w <= tile):
         return net(x).to(y.dtype).contiguous()
-    pad = net.receptive_radius()
-    out = torch.empty(y.shape[0], 1, h * SCALE, w * SCALE, dtype=y.dtype, device=y.device)
+    pad, s = net.receptive_radius(), net_scale(net)
+    out = torch.empty(y.shape[0], 1, h * s, w * s, dtype=y.dtype, device=y.device)
     for top in _tiles(h, tile):
         for left in _tiles(w, tile):
             t0, l0 = max(top - pad, 0), max(left - pad, 0)
             t1, l1 = min(top + tile + pad, h), min(left + tile + pad, w)
             sr = net(x[:, :, t0:t1, l0:l1])
             bh, bw = min(tile, h - top), min(tile, w - left)
-            dt, dl = (top - t0) * SCALE, (left - l0) * SCALE
-            out[:, :, top * SCALE:(top + bh) * SCALE, left * SCALE:(left + bw) * SCALE] = \
-                sr[:, :, dt:dt + bh * SCALE, dl:dl + bw * SCALE]
+            dt, dl = (top - t0) * s, (left - l0) * s
+            out[:, :, top * s:(top + bh) * s, left * s:(left + bw) * s] = sr[:, :, dt:dt + bh * s, dl:dl + bw * s]
     return out
 
 
-def upscale_rgb(net: nn.Module, lr_rgb: np.ndarray, tile: int | None = None) -> np.ndarray:
-    """(H, W, 3) uint8 LR RGB -> (2H, 2W, 3) uint8 SR RGB, exactly as the FALSR release.
+def net_scale(net) -> int:
+    """The upscaling factor of a FALSRNet or an OnnxNet (files exported before scales existed are x2)."""
+    return int(getattr(net, "scale", DEFAULT_SCALE))
 
-    `net`: a FALSRNet, or anything with its call signature and `dtype`, `device`, `receptive_radius()`
+
+def upscale_rgb(net: nn.Module, lr_rgb: np.ndarray, tile: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 LR RGB -> (sH, sW, 3) uint8 SR RGB at the network's scale s, exactly as the FALSR release.
+
+    `net`: a FALSRNet, or anything with its call signature and `dtype`, `device`, `receptive_radius()`, `scale`
     (falsr.weights.export.OnnxNet runs an exported ONNX file).
     """
     _, device = _net_dtype_device(net)
     y = network_input(lr_rgb)[None].to(device)
     sr_y = predict_y(net, y, tile).to(device="cpu", dtype=torch.float64)
-    return sr_rgb(sr_y, chroma(lr_rgb)[None])[0].permute(1, 2, 0).numpy()
+    return sr_rgb(sr_y, chroma(lr_rgb, net_scale(net))[None])[0].permute(1, 2, 0).numpy()

@@ -1,4 +1,4 @@
-"""Upscale one image or a folder x2 with any model and weights, writing PNGs.
+"""Upscale one image or a folder with any model and weights at its scale (x2, x3 or x4), writing PNGs.
 
 `python upscale.py model=falsr_b model.weights=FALSR-B.pb input=photo.png output=out/`
 `python upscale.py onnx=falsr_b.onnx input=photo.png output=out/` runs a file made by export.py with
@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from falsr.errors import UserError
 from falsr.protocol.images import IMAGE_SUFFIXES, image_files, read_rgb, write_png
-from falsr.protocol.pipeline import pick_device, pick_precision, upscale_rgb, with_precision
+from falsr.protocol.pipeline import net_scale, pick_device, pick_precision, upscale_rgb, with_precision
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,11 @@ def input_images(path: Path) -> list[Path]:
 
 
 def upscale_files(net, images: list[Path], out_dir: Path, tile: int | None = None) -> list[str]:
-    """Upscale each image with `net` (a network or an OnnxNet) into out_dir/<stem>_x2.png."""
+    """Upscale each image with `net` (a network or an OnnxNet) into out_dir/<stem>_x<scale>.png."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in tqdm(images, desc="upscale", unit="img"):
-        target = out_dir / f"{path.stem}_x2.png"
+        target = out_dir / f"{path.stem}_x{net_scale(net)}.png"
         write_png(target, upscale_rgb(net, read_rgb(path), tile))
         written.append(str(target))
     return written

@@ -3,7 +3,9 @@
 Every cell's cost is affine in its input channels (only its first layer sees them), so each cell
 choice is tabulated once as a (per-input-channel, constant) pair and a genome costs a few dozen
 additions. Mult-adds count convolution multiply-accumulates (biases and residual adds excluded, as
-in the paper's Table I), for an LR input of `lr_size` (default 480x480, the paper's convention).
+in the paper's Table I), for an LR input of `lr_size`: at x2 480x480 (the paper's convention, so Table I does not
+move); at x3/x4 the LR input of a 1280x720 output (240x426, 180x320), the convention of recent lightweight SR
+papers (CARN, IMDN): `default_lr_size(scale)`. Only the upsampler depends on the scale.
 Pure Python (no torch): the search, its reports and `falsr.summary` cost genomes without building them.
 """
 
@@ -12,9 +14,19 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from falsr.space.genome import FEATURES, SCALE, Cell, Genome, connection_pairs, node_channels, parse_genome
+from falsr.space.genome import (DEFAULT_SCALE, FEATURES, HR_FEATURES, Cell, Genome, check_scale, connection_pairs,
+                                node_channels, parse_genome)
 
-DEFAULT_LR_SIZE = (480, 480)
+DEFAULT_LR_SIZE = (480, 480)  # the paper's x2 convention
+OUTPUT_720P = (720, 1280)  # [height, width] of the output whose LR input x3/x4 costs are reported at
+
+
+def default_lr_size(scale: int = DEFAULT_SCALE) -> tuple[int, int]:
+    """The LR input size costs are reported at: 480x480 at x2 (the paper's), the LR of a 1280x720 output at x3/x4
+    (floor, as those papers count: 240x426 at x3, 180x320 at x4)."""
+    if check_scale(scale) == DEFAULT_SCALE:
+        return DEFAULT_LR_SIZE
+    return OUTPUT_720P[0] // scale, OUTPUT_720P[1] // scale
 
 
 @dataclass(frozen=True)
@@ -41,9 +53,17 @@ def cell_cost(cell: Cell) -> CellCost:
 
 
 HEAD_COST = CellCost(0, 9 * FEATURES + FEATURES, 0, 9 * FEATURES)  # 3x3 conv 1 -> 32
-_UP_OUT_CH = FEATURES // (SCALE * SCALE)
-# Upsampler: 3x3 conv cin -> 32 at LR, then 3x3 conv 8 -> 1 at HR (SCALE^2 LR pixels each).
-UPSAMPLER_COST = CellCost(9 * FEATURES, FEATURES + 9 * _UP_OUT_CH + 1, 9 * FEATURES, 9 * _UP_OUT_CH * SCALE * SCALE)
+
+
+@functools.lru_cache(maxsize=None)
+def upsampler_cost(scale: int = DEFAULT_SCALE) -> CellCost:
+    """3x3 conv cin -> 8s^2 at LR (+ a 1x1 conv 32 -> 8s^2 on the residual features when 8s^2 != 32, i.e. x3/x4),
+    then a 3x3 conv 8 -> 1 at HR (s^2 HR pixels per LR pixel); falsr.space.network.Upsampler."""
+    width = HR_FEATURES * check_scale(scale) ** 2
+    skip_w = 0 if width == FEATURES else FEATURES * width
+    skip_b = 0 if width == FEATURES else width
+    out_w = 9 * HR_FEATURES
+    return CellCost(9 * width, width + skip_w + skip_b + out_w + 1, 9 * width, skip_w + out_w * scale * scale)
 
 
 @dataclass(frozen=True)
@@ -59,8 +79,8 @@ def _lr_pixels(lr_size) -> int:
     return int(h) * int(w)
 
 
-def part_costs(genome: Genome) -> list[tuple[CellCost, int]]:
-    """(cost table, input channels) of the head, every cell and the upsampler, in network order."""
+def part_costs(genome: Genome, scale: int = DEFAULT_SCALE) -> list[tuple[CellCost, int]]:
+    """(cost table, input channels) of the head, every cell and the upsampler at `scale`, in network order."""
     n = genome.n_cells
     channels = node_channels(genome)
     cin = list(channels)  # the chain edge: node j always feeds target j
@@ -68,19 +88,21 @@ def part_costs(genome: Genome) -> list[tuple[CellCost, int]]:
         if bit:
             cin[j] += channels[i]
     return ([(HEAD_COST, 1)] + [(cell_cost(c), cin[j]) for j, c in enumerate(genome.cell_specs)]
-            + [(UPSAMPLER_COST, cin[n])])
+            + [(upsampler_cost(scale), cin[n])])
 
 
-def genome_cost(genome, lr_size=DEFAULT_LR_SIZE) -> Cost:
-    """Params and mult-adds of a genome (a Genome or anything `parse_genome` accepts)."""
-    parts = part_costs(parse_genome(genome))
+def genome_cost(genome, lr_size=DEFAULT_LR_SIZE, scale: int = DEFAULT_SCALE) -> Cost:
+    """Params and mult-adds of a genome (a Genome or anything `parse_genome` accepts) at `scale`, for an LR input
+    of `lr_size` (at x3/x4 pass `default_lr_size(scale)` for the reported convention)."""
+    parts = part_costs(parse_genome(genome), scale)
     params = sum(cc.p_in * ch + cc.p_const for cc, ch in parts)
     macs = sum(cc.m_in * ch + cc.m_const for cc, ch in parts)
     return Cost(params=params, mult_adds=macs * _lr_pixels(lr_size))
 
 
-def smallest_genome(space=None, objective: str = "mult_adds") -> Genome:
-    """The genome of `space` (None: the active one) with the fewest mult-adds (or params: objective="params").
+def smallest_genome(space=None, objective: str = "mult_adds", scale: int = DEFAULT_SCALE) -> Genome:
+    """The genome of `space` (None: the active one) with the fewest mult-adds (or params: objective="params") at
+    `scale`.
 
     Exact, without enumerating the space: a connection bit only adds input channels and every cost is affine in
     them with non-negative slopes, so the smallest network has no connection bits; along the chain, a cell's
@@ -93,7 +115,7 @@ def smallest_genome(space=None, objective: str = "mult_adds") -> Genome:
     if objective not in ("mult_adds", "params"):
         raise ValueError(f"objective={objective!r}: use 'mult_adds' or 'params'")
     slope, const = ("m_in", "m_const") if objective == "mult_adds" else ("p_in", "p_const")
-    head, up = HEAD_COST, UPSAMPLER_COST
+    head, up = HEAD_COST, upsampler_cost(scale)
     # best[cin] = (cost so far, cell indices so far) of the cheapest prefix whose last node has cin channels.
     best = {FEATURES: (getattr(head, slope) * 1 + getattr(head, const), ())}
     for _ in range(space.n_cells):
@@ -112,12 +134,12 @@ def smallest_genome(space=None, objective: str = "mult_adds") -> Genome:
         return Genome(cells, (0,) * num_connection_bits(space.n_cells))
 
 
-def smallest_cost(space=None, lr_size=DEFAULT_LR_SIZE) -> Cost:
+def smallest_cost(space=None, lr_size=DEFAULT_LR_SIZE, scale: int = DEFAULT_SCALE) -> Cost:
     """The fewest mult-adds (at `lr_size`) and the fewest params any network of `space` (None: the active one)
-    has; the two minima may belong to different networks."""
+    has at `scale`; the two minima may belong to different networks."""
     from falsr.space.genome import active_space, using_space
 
     space = space or active_space()
     with using_space(space):
-        return Cost(params=genome_cost(smallest_genome(space, "params"), lr_size).params,
-                    mult_adds=genome_cost(smallest_genome(space, "mult_adds"), lr_size).mult_adds)
+        return Cost(params=genome_cost(smallest_genome(space, "params", scale), lr_size, scale).params,
+                    mult_adds=genome_cost(smallest_genome(space, "mult_adds", scale), lr_size, scale).mult_adds)

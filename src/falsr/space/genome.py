@@ -41,8 +41,17 @@ REPEATS = (1, 2, 4)
 N_CELLS = 7  # the released FALSR-A/B/C graphs all have 7 cells
 GROUPS = {"gconv2": 2, "gconv4": 4}  # channel groups of the grouped convolutions (the other ops: 1)
 # The fixed parts around the cells (here, not in falsr.space.network, so the analytic cost model needs no torch).
-FEATURES = 32  # feature extractor and upsampler width (fixed in FALSR)
-SCALE = 2
+FEATURES = 32  # feature extractor width (fixed in FALSR)
+HR_FEATURES = 8  # the upsampler's channels after DepthToSpace (FALSR: 32 LR channels at x2 = 8 HR channels)
+SCALES = (2, 3, 4)  # the upscaling factors a network can be built for (the sub-pixel upsampler's r)
+DEFAULT_SCALE = 2  # the paper's (and the released graphs') scale
+
+
+def check_scale(scale) -> int:
+    """`data.scale` as an int, or a one-line error naming the supported scales."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale not in SCALES:
+        raise UserError(f"data.scale={scale} is not supported: set data.scale to one of {', '.join(map(str, SCALES))}")
+    return scale
 
 # Names used in the released TensorFlow graphs, accepted when parsing cell names.
 OP_ALIASES = {"groupConG2": "gconv2", "groupConG4": "gconv4", "invertBotConE2": "invbottleneck_e2"}
@@ -460,6 +469,11 @@ def config_genome(model) -> Genome:
     return model_genome(model.get("genome"), model.get("cells"), model.get("inputs"))
 
 
+# Every model config's scale: the composing config's data.scale where it has one (train.py, evaluate.py; the
+# others' data.scale defaults to null), so the network, the data and the protocol agree on it.
+SCALE_LINE = "scale: ${oc.select:data.scale,null}  # data.scale (2, 3 or 4); null: the weights file's scale, x2 without weights"
+
+
 def model_config_text(genome, name: str, notes: Sequence[str] = (), weights_note: str = "") -> str:
     """A ``conf/model/<name>.yaml`` holding a genome in the data form (cells + inputs), so a user can override one
     cell or one input list from the command line; ``notes`` become its header comments."""
@@ -474,7 +488,7 @@ def model_config_text(genome, name: str, notes: Sequence[str] = (), weights_note
     lines += ["inputs:"] + [f"  - [{', '.join(map(str, g.inputs_of(j)))}]  # "
                             + ("upsampler" if j == g.n_cells else f"cell {j}") for j in range(g.n_cells + 1)]
     lines += ["genome: null  # or the string form instead of cells + inputs (model=genome model.genome=<string>)",
-              "init_std: 0.02", "weights: null" + (f"  # {weights_note}" if weights_note else "")]
+              "init_std: 0.02", SCALE_LINE, "weights: null" + (f"  # {weights_note}" if weights_note else "")]
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from falsr.space.genome import FEATURES, SCALE, Cell, Genome, model_genome, node_channels
+from falsr.space.genome import (DEFAULT_SCALE, FEATURES, HR_FEATURES, Cell, Genome, check_scale, model_genome,
+                                node_channels)
 
 
 # Every ReLU here is in place (torch.relu_) on a fresh convolution output, whose backward does not need it:
@@ -75,7 +76,7 @@ def build_cell(cell: Cell, in_channels: int) -> nn.Module:
     return ConvCell(cell, in_channels)
 
 
-def depth_to_space(x: torch.Tensor, block: int = SCALE) -> torch.Tensor:
+def depth_to_space(x: torch.Tensor, block: int) -> torch.Tensor:
     """TensorFlow's DepthToSpace (NHWC order) on NCHW tensors.
 
     Output pixel (h*b+i, w*b+j, c) reads input channel (i*b+j)*C + c; torch's pixel_shuffle reads
@@ -88,31 +89,46 @@ def depth_to_space(x: torch.Tensor, block: int = SCALE) -> torch.Tensor:
 
 
 class Upsampler(nn.Module):
-    """3x3 conv to 32 + ReLU, + the feature extractor's output, DepthToSpace x2, 3x3 conv to Y."""
+    """3x3 conv to 8*r^2 + ReLU, + the feature extractor's output, DepthToSpace xr, 3x3 conv from 8 to Y.
 
-    def __init__(self, in_channels: int):
+    At x2 this is FALSR's upsampler (8*4 = 32 channels, the feature extractor's width, so the global residual adds
+    the features as they are and the released graphs load exactly). At x3/x4 the 32 features no longer match the
+    72/128 channels: a 1x1 conv (`skip`) projects them, the usual choice of sub-pixel SR networks (ESPCN, CARN) for
+    a residual across a width change.
+    """
+
+    def __init__(self, in_channels: int, scale: int = DEFAULT_SCALE):
         super().__init__()
-        self.conv = conv(in_channels, FEATURES, 3)
-        self.out = conv(FEATURES // (SCALE * SCALE), 1, 3)
+        self.scale = check_scale(scale)
+        width = HR_FEATURES * scale * scale
+        self.conv = conv(in_channels, width, 3)
+        self.skip = None if width == FEATURES else conv(FEATURES, width, 1)
+        self.out = conv(HR_FEATURES, 1, 3)
 
     def forward(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        return self.out(depth_to_space(torch.relu_(self.conv(x)) + features))
+        residual = features if self.skip is None else self.skip(features)
+        return self.out(depth_to_space(torch.relu_(self.conv(x)) + residual, self.scale))
 
 
 class FALSRNet(nn.Module):
-    """Y-channel x2 SR network of a genome: (N, 1, H, W) in [0, 1] -> (N, 1, 2H, 2W)."""
+    """Y-channel SR network of a genome at `scale` (2, 3 or 4): (N, 1, H, W) in [0, 1] -> (N, 1, sH, sW).
 
-    def __init__(self, genome: Genome, init_std: float | None = 0.02, name: str | None = None):
+    The genome means the same cells at every scale; only the upsampler follows the scale.
+    """
+
+    def __init__(self, genome: Genome, init_std: float | None = 0.02, name: str | None = None,
+                 scale: int = DEFAULT_SCALE):
         super().__init__()
         self.genome = genome
         self.name = name or "custom"
+        self.scale = check_scale(scale)
         channels = node_channels(genome)
         self.inputs = [genome.inputs_of(j) for j in range(genome.n_cells + 1)]
         self.head = conv(1, FEATURES, 3)
         self.cells = nn.ModuleList([
             build_cell(cell, sum(channels[i] for i in self.inputs[j])) for j, cell in enumerate(genome.cell_specs)
         ])
-        self.upsampler = Upsampler(sum(channels[i] for i in self.inputs[-1]))
+        self.upsampler = Upsampler(sum(channels[i] for i in self.inputs[-1]), scale)
         if init_std is not None:
             self.reset_parameters(init_std)
 
@@ -122,7 +138,7 @@ class FALSRNet(nn.Module):
         for cell, inputs in zip(self.genome.cell_specs, self.inputs):
             per_repeat = cell.kernel // 2 + (1 + cell.kernel // 2 if cell.op == "invbottleneck_e2" else 0)
             radius.append(max(radius[i] for i in inputs) + cell.repeats * per_repeat)
-        # The upsampler's 3x3 conv at LR, then a 3x3 conv at HR (one HR pixel = half an LR pixel).
+        # The upsampler's 3x3 conv at LR, then a 3x3 conv at HR (one HR pixel: at most half an LR pixel).
         return max(radius[i] for i in self.inputs[-1]) + 1 + 1
 
     def reset_parameters(self, std: float = 0.02) -> None:
@@ -144,10 +160,11 @@ class FALSRNet(nn.Module):
 
 
 def build_network(genome=None, init_std: float | None = 0.02, name: str | None = None, cells=None,
-                  inputs=None) -> FALSRNet:
+                  inputs=None, scale: int = DEFAULT_SCALE) -> FALSRNet:
     """Build the network of a genome (a Genome, its string form, JSON or a dict), or of its data form: `cells`
-    (names or indices) and `inputs` (the input nodes of every cell, then of the upsampler); `name` labels it.
+    (names or indices) and `inputs` (the input nodes of every cell, then of the upsampler); `name` labels it;
+    `scale`: the upscaling factor (2, 3 or 4).
 
     Fresh weights only: the model configs' target, falsr.weights.model.build_model, loads or inherits them.
     """
-    return FALSRNet(model_genome(genome, cells, inputs), init_std=init_std, name=name)
+    return FALSRNet(model_genome(genome, cells, inputs), init_std=init_std, name=name, scale=scale)

@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
+from falsr.space.cost import default_lr_size, genome_cost
+from falsr.space.genome import DEFAULT_SCALE
 from falsr.protocol.metrics import ProtocolPSNR, ProtocolSSIM, protocol_y
 from falsr.protocol.pipeline import pick_precision, sr_rgb
 
@@ -46,11 +47,13 @@ class SRModule(pl.LightningModule):
 
     def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
                  val_names: Sequence[str] = ("Set5",), channels_last: bool = True, val_precision: str = "fp32",
-                 cost_lr_size: Sequence[int] | int = DEFAULT_LR_SIZE):
+                 cost_lr_size: Sequence[int] | int | None = None):
         super().__init__()
         self.val_precision = pick_precision(val_precision, "module.val_precision")  # fp32 or bf16
-        self.cost_lr_size = cost_lr_size if isinstance(cost_lr_size, int) else tuple(int(v) for v in cost_lr_size)
         self.net = net
+        if cost_lr_size is None:
+            cost_lr_size = default_lr_size(self.scale)
+        self.cost_lr_size = cost_lr_size if isinstance(cost_lr_size, int) else tuple(int(v) for v in cost_lr_size)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.val_names = list(val_names)
         self.channels_last = channels_last
@@ -66,11 +69,17 @@ class SRModule(pl.LightningModule):
     def genome(self):
         return getattr(self.net, "genome", None)
 
+    @property
+    def scale(self) -> int:
+        return getattr(self.net, "scale", DEFAULT_SCALE)
+
     def cost(self) -> dict[str, int]:
-        """Params (counted on the network) and mult-adds for a `cost_lr_size` LR input (default 480x480, the paper's
-        convention; a search job gets the search's settings.lr_size, so its journal agrees with the selection)."""
+        """Params (counted on the network) and mult-adds for a `cost_lr_size` LR input (default: default_lr_size of
+        the scale, 480x480 at x2, the paper's convention; a search job gets the search's settings.lr_size, so its
+        journal agrees with the selection)."""
         params = sum(p.numel() for p in self.net.parameters())
-        mult_adds = genome_cost(self.genome, self.cost_lr_size).mult_adds if self.genome is not None else None
+        mult_adds = (genome_cost(self.genome, self.cost_lr_size, self.scale).mult_adds
+                     if self.genome is not None else None)
         return {"params": params, "mult_adds": mult_adds}
 
     def _in(self, x: torch.Tensor) -> torch.Tensor:

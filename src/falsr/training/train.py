@@ -309,6 +309,9 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data)
     datamodule.setup("validate" if cfg.trainer.get("max_steps") == 0 else "fit")  # bad data fails here, early
     net = instantiate(cfg.model)
+    if getattr(net, "scale", datamodule.scale) != datamodule.scale:
+        raise UserError(f"model.scale={net.scale} but data.scale={datamodule.scale}: the network must upscale by the "
+                        f"data's factor; set data.scale={net.scale} (model.scale follows it by default)")
     optimizer, scheduler = optimizer_and_scheduler(cfg)
     module = instantiate(cfg.module, net=net, optimizer=optimizer, scheduler=scheduler, val_names=datamodule.val_names)
     cost = module.cost()
@@ -326,7 +329,7 @@ def train(cfg: DictConfig) -> dict:
     trainer: pl.Trainer = checked(cfg, "trainer",
                                   lambda: instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False))
     hparams = {"config": OmegaConf.to_container(cfg, resolve=True), "genome": genome, **cost,
-               **arch_config(module.genome, *lr_size(cfg)), **candidate_config(cfg)}
+               **arch_config(module.genome, *lr_size(cfg), scale=module.scale), **candidate_config(cfg)}
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
         logger.log_metrics({"cost/params": cost["params"], "cost/mult_adds": cost["mult_adds"] or 0}, step=0)
@@ -364,7 +367,7 @@ def train(cfg: DictConfig) -> dict:
     metrics = {
         "status": "ok", "error": None,
         "psnr": first["psnr"], "ssim": first["ssim"], "val": results,
-        "params": cost["params"], "mult_adds": cost["mult_adds"], "genome": genome,
+        "params": cost["params"], "mult_adds": cost["mult_adds"], "genome": genome, "scale": datamodule.scale,
         "model": getattr(net, "name", None),
         "train_seconds": round(train_seconds, 3), "steps": trainer.global_step, "epochs": trainer.current_epoch,
         "seed": cfg.seed, "precision": cfg.trainer.precision, "device": str(trainer.strategy.root_device),

@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
+from falsr.space.cost import DEFAULT_LR_SIZE, default_lr_size, genome_cost
 from falsr.space.genome import Genome
 
 
@@ -87,19 +87,20 @@ def _genome_key(cfg: DictConfig) -> Optional[str]:
 
 def lr_size(cfg: DictConfig) -> tuple[tuple[int, int], str]:
     """The LR input size the job's costs are measured at (``module.cost_lr_size``, which a search job gets from
-    the search's ``search.settings.lr_size``), and where it comes from: that setting, the default 480x480, or
-    ``module.cost_lr_size`` set by hand."""
+    the search's ``search.settings.lr_size``), and where it comes from: that setting, the default of the scale
+    (falsr.space.cost.default_lr_size), or ``module.cost_lr_size`` set by hand."""
     size = OmegaConf.select(cfg, "module.cost_lr_size", default=None)
+    default = tuple(default_lr_size(OmegaConf.select(cfg, "data.scale", default=None) or 2))
     if size is None:
-        return tuple(DEFAULT_LR_SIZE), "default"
+        return default, "default"
     h, w = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
     if cfg.get("candidate") is not None:
         return (h, w), "search.settings.lr_size"
-    return (h, w), "default" if (h, w) == tuple(DEFAULT_LR_SIZE) else "module.cost_lr_size"
+    return (h, w), "default" if (h, w) == default else "module.cost_lr_size"
 
 
 def arch_config(genome: Optional[Genome], size: tuple[int, int] = DEFAULT_LR_SIZE,
-                source: str = "default") -> dict[str, Any]:
+                source: str = "default", scale: int = 2) -> dict[str, Any]:
     """The genome as flat W&B config keys: per cell op, width, kernel, repeats, residual; connections; costs."""
     if genome is None:
         return {}
@@ -109,8 +110,8 @@ def arch_config(genome: Optional[Genome], size: tuple[int, int] = DEFAULT_LR_SIZ
         out.update({f"arch/cell{j}/op": cell.op, f"arch/cell{j}/width": cell.channels,
                     f"arch/cell{j}/kernel": cell.kernel, f"arch/cell{j}/repeats": cell.repeats,
                     f"arch/cell{j}/residual": cell.has_skip})  # the in-cell add the network actually has
-    cost = genome_cost(genome, size)
-    out.update({"arch/mult_adds": cost.mult_adds, "arch/params": cost.params,
+    cost = genome_cost(genome, size, scale)
+    out.update({"arch/scale": scale, "arch/mult_adds": cost.mult_adds, "arch/params": cost.params,
                 "arch/lr_size": f"{size[0]}x{size[1]}", "arch/lr_size_from": source})
     return out
 

@@ -1,9 +1,9 @@
 """Export a network to ONNX or TorchScript with dynamic height and width, and run an exported ONNX file.
 
 `python export.py model=falsr_b model.weights=FALSR-B.pb format=onnx output=falsr_b.onnx`
-The exported graph is the network alone: (N, 1, H, W) Y in [0, 1] -> (N, 1, 2H, 2W) Y, fp32. Colour
+The exported graph is the network alone: (N, 1, H, W) Y in [0, 1] -> (N, 1, sH, sW) Y at its scale s, fp32. Colour
 conversion, chroma and tiling stay in falsr.protocol.pipeline, so `upscale.py onnx=<file>` gives the same images
-as the PyTorch network. The ONNX file carries the genome, the name and the receptive radius (tiling
+as the PyTorch network. The ONNX file carries the genome, the name, the scale and the receptive radius (tiling
 needs it) as metadata; the TorchScript file carries them as extra files.
 ONNX goes through torch.onnx's TorchScript-based exporter (dynamo=False): it needs only `onnx`, where
 the newer dynamo exporter also needs `onnxscript`; on Set5 the file matches the network to 6e-7 on Y.
@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from falsr.errors import UserError
-from falsr.space.network import SCALE, FALSRNet
+from falsr.space.genome import DEFAULT_SCALE
+from falsr.space.network import FALSRNet
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ INPUT, OUTPUT = "y", "sr_y"
 
 def _metadata(net: FALSRNet) -> dict[str, str]:
     return {"genome": str(net.genome), "name": net.name, "receptive_radius": str(net.receptive_radius()),
-            "scale": str(SCALE)}
+            "scale": str(net.scale)}
 
 
 def _example(net: FALSRNet) -> Tensor:
@@ -110,6 +111,7 @@ class OnnxNet:
             raise UserError(f"{path} was not written by falsr's export.py (no receptive_radius metadata)")
         self._radius = int(meta["receptive_radius"])
         self.name, self.genome = meta.get("name", path.stem), meta.get("genome")
+        self.scale = int(meta.get("scale", DEFAULT_SCALE))
 
     def receptive_radius(self) -> int:
         return self._radius

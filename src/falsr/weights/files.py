@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from falsr.errors import UserError
-from falsr.space.genome import active_space, parse_genome, space_from_config, translate_genome
+from falsr.space.genome import (DEFAULT_SCALE, HR_FEATURES, active_space, parse_genome, space_from_config,
+                                translate_genome)
 
 FORMATS = ".pb (released FALSR graph), .pt/.pth (falsr weights) or .ckpt (Lightning checkpoint)"
 
@@ -51,6 +52,23 @@ def network_keys(sd: dict) -> dict:
     return sd
 
 
+def weights_scale(sd: dict) -> int:
+    """The scale a state_dict was trained for, read off its upsampler (8*s^2 output channels before DepthToSpace):
+    true of every format (the released .pb files are x2, .pt files also record it, .ckpt files do not)."""
+    weight = network_keys(sd).get("upsampler.conv.weight")
+    if weight is None:
+        return DEFAULT_SCALE
+    return round((int(weight.shape[0]) // HR_FEATURES) ** 0.5)
+
+
+def file_scale(path: str | Path) -> int:
+    """The scale of a weights file (falsr.weights.model.build_model builds at it when no scale is configured)."""
+    path = find_weights(path)
+    if not path.is_file() or path.suffix.lower() in (".pb", ".onnx"):
+        return DEFAULT_SCALE  # the released graphs are x2; load_weights reports a missing file or an ONNX one
+    return weights_scale(read_weights(path)[0])
+
+
 def find_weights(path: str | Path) -> Path:
     """`path` where it is a file; else a relative one found in ``<data dir>/pretrained/`` (where
     ``python -m falsr.fetch weights`` puts the released .pb files), so ``model.weights=FALSR-B.pb`` works from
@@ -78,6 +96,10 @@ def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
     if genome is not None and parse_genome(genome).canonical() != net.genome.canonical():
         raise UserError(f"weights file {path} is for genome {genome}, but the model is {net.genome}: "
                         "choose the matching model= (e.g. model=falsr_b for FALSR-B.pb)")
+    scale, net_scale = weights_scale(sd), getattr(net, "scale", DEFAULT_SCALE)
+    if scale != net_scale:
+        raise UserError(f"weights file {path} is a x{scale} network, but the model is built at x{net_scale}: set "
+                        f"data.scale={scale} (or model.scale={scale} where there is no data node)")
     own = net.state_dict()
     sd = network_keys(sd)
     missing = sorted(set(own) - set(sd))
@@ -93,9 +115,10 @@ def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
 
 
 def save_weights(net: torch.nn.Module, path: str | Path, **meta) -> Path:
-    """Save as a plain PyTorch file holding the genome, the state_dict and `meta` (plain values)."""
+    """Save as a plain PyTorch file holding the genome, its scale, the state_dict and `meta` (plain values)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"genome": str(net.genome), "space": active_space().to_dict(), "name": getattr(net, "name", None),
-                "state_dict": net.state_dict(), "meta": dict(meta)}, path)
+                "scale": getattr(net, "scale", DEFAULT_SCALE), "state_dict": net.state_dict(), "meta": dict(meta)},
+               path)
     return path

@@ -6,19 +6,27 @@ Here, not in the builder, so the search space stays below the weights that fill 
 from __future__ import annotations
 
 from falsr.errors import UserError
+from falsr.space.genome import DEFAULT_SCALE
 from falsr.space.network import FALSRNet, build_network
 
 
-def build_model(genome=None, weights=None, inherit_from=None, **build_args) -> FALSRNet:
-    """``build_network(genome, **build_args)`` (``name``, ``init_std``, ``cells``, ``inputs``), then:
+def build_model(genome=None, weights=None, inherit_from=None, scale=None, **build_args) -> FALSRNet:
+    """``build_network(genome, scale=..., **build_args)`` (``name``, ``init_std``, ``cells``, ``inputs``), then:
 
-    `weights`: a released FALSR .pb, a falsr .pt or a Lightning .ckpt to load (falsr.weights.files).
+    `scale`: 2, 3 or 4 (the model configs pass ``data.scale`` where the config has one); None: the scale of
+    `weights` (so upscale.py and export.py need no scale for a x4 file), else 2, the paper's.
+    `weights`: a released FALSR .pb, a falsr .pt or a Lightning .ckpt to load (falsr.weights.files); a file of
+    another scale than `scale` is a one-line error.
     `inherit_from`: weights files of parent genomes (primary first) whose same-role tensors it starts
     from (falsr.weights.inherit); what it inherited is left in `net.inheritance`.
     """
     if weights and inherit_from:
         raise UserError("model.weights and model.inherit_from are exclusive: load a whole network or inherit parts")
-    net = build_network(genome, **build_args)
+    if scale is None:
+        from falsr.weights.files import file_scale
+
+        scale = file_scale(weights) if weights else DEFAULT_SCALE
+    net = build_network(genome, scale=scale, **build_args)
     if weights:
         from falsr.weights.files import load_weights
 
