@@ -27,7 +27,7 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from falsr.latency import BACKENDS, LatencySettings, default_lr_size
+from falsr.latency import BACKENDS, LatencySettings, deploy_lr_size
 from falsr.latency.measure import measure_network, warn_if_noisy
 from falsr.latency.table import LatencyTable, genome_parts
 from falsr.space.cost import genome_cost
@@ -111,7 +111,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS),
                         help=f"backend/precision pairs, backends {', '.join(BACKENDS)}, precisions fp32 bf16")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--lr-size", type=int, nargs=2, default=list(default_lr_size()), metavar=("H", "W"))
+    parser.add_argument("--lr-size", type=int, nargs=2, default=list(deploy_lr_size()), metavar=("H", "W"))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="5 genomes (FALSR-A/B/C first) at 24x32, 3 repeats")
     parser.add_argument("--out", type=Path, default=RESULTS / "latency.json", help="latency.md is written beside it")
