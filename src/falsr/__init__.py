@@ -29,3 +29,6 @@ def default_data_dir() -> Path:
 
 # conf/paths/default.yaml: `data_dir: ${falsr.data_dir:}`, resolved in whichever process reads the config.
 OmegaConf.register_new_resolver("falsr.data_dir", lambda: str(default_data_dir()), replace=True)
+# The budgets' `data.patch_size: ${falsr.hr_patch:32,${data.scale}}`: the HR side of a 32-pixel LR patch, so a
+# budget trains the same LR context (and about the same cost) at x2, x3 and x4, as EDSR's fixed LR patch does.
+OmegaConf.register_new_resolver("falsr.hr_patch", lambda lr, scale: int(lr) * int(scale), replace=True)
