@@ -174,3 +174,36 @@ def test_summary_at_x4_reports_the_720p_convention():
     assert result["lr_size"] == [180, 320]
     assert result["mult_adds"] == genome_cost(parse_genome(FALSR_B), (180, 320), 4).mult_adds
     assert "d2s x4" in proc.stdout
+
+
+def search_at(tiny_data: Path, sweep: Path, *extra: str) -> list[str]:
+    return ["+search=nsga2", f"paths.data_dir={tiny_data}", f"data.train_dir={tiny_data}/train/T4", "data.holdout=0",
+            "data.val_sets=[Tiny]", "trainer.max_steps=3", "data.patch_size=32", "data.batch_size=4",
+            "data.samples_per_epoch=12", "scheduler.warmup_steps=1", "search.settings.population_size=2",
+            "search.generations=1", "search.settings.constraints.max_mult_adds=null", f"hydra.sweep.dir={sweep}",
+            *extra]
+
+
+@pytest.mark.slow
+def test_a_tiny_search_at_x4(tiny_data, tmp_path):
+    """`python search.py +search=nsga2 data.scale=4`: every candidate trains at x4, and its journaled mult-adds are the
+    x4 network's at a 1280x720 output's LR (the selection's numbers), not the x2 ones."""
+    from test_search_e2e import journal, run_search
+
+    sweep = tmp_path / "sweep"
+    proc = run_search(search_at(tiny_data, sweep, "data.scale=4"), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ok = [r for r in journal(sweep) if r["status"] == "ok"]
+    assert len(ok) == 4
+    for r in ok:
+        assert r["mult_adds"] == genome_cost(r["genome"], (180, 320), 4).mult_adds != genome_cost(r["genome"]).mult_adds
+        metrics = json.loads((Path(r["run_dir"]) / "metrics.json").read_text())
+        assert metrics["scale"] == 4
+
+
+def test_a_search_scale_other_than_the_datas_is_one_line(tiny_data, tmp_path):
+    from test_search_e2e import run_search
+
+    proc = run_search(search_at(tiny_data, tmp_path / "sweep", "search.settings.scale=3"), tmp_path, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "search.settings.scale=3 but data.scale=2" in lines[-1], proc.stderr[-2000:]

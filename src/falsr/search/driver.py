@@ -21,7 +21,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
+from falsr.space.cost import DEFAULT_LR_SIZE
 from falsr.errors import UserError, disk_full, disk_full_error
 from falsr.space.genome import Genome, active_space, space_from_config
 from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
@@ -229,7 +229,7 @@ class SearchDriver:
             key = off.genome.key
             if key in known or key in to_train:
                 continue
-            cost = genome_cost(off.genome, self.settings.lr_size)
+            cost = self.settings.cost(off.genome)
             over, under = cap is not None and cost.mult_adds > cap, floor is not None and cost.mult_adds < floor
             latency = objectives.latency_ms(off.genome) if latency_cap is not None else None
             slow = latency is not None and latency > latency_cap
@@ -335,7 +335,7 @@ class SearchDriver:
         worst = [max((v[m] for v in ok), default=WORST_COST[name]) for m, name in enumerate(names.costs, 1)]
         out = []
         for off, r in zip(batch, records):
-            costs = names.vector(0.0, names.cost_values(off.genome, self.settings.lr_size))[1:]
+            costs = names.vector(0.0, names.cost_values(off.genome, self.settings))[1:]
             if r["status"] == STATUS_OK:  # at its highest rung, compared by (rung, PSNR): tiered_psnr
                 objectives = (tiered_psnr(r["psnr"], rung_of(r)), *costs)
             elif r["status"] in UNTRAINED:  # infeasible through a cost constraint

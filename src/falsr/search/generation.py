@@ -38,7 +38,6 @@ import numpy as np
 
 from falsr.search.objectives import active_objectives
 from falsr.errors import UserError
-from falsr.space.cost import genome_cost
 from falsr.space.genome import Genome, GenomeError
 from falsr.search.controller import RLController, action_rewards
 from falsr.search.nsga import Individual
@@ -187,7 +186,7 @@ def within_bounds(genome: Genome, settings: SearchSettings) -> bool:
     trained at all (constraints.min/max_mult_adds at ``lr_size``, max_latency_ms by the latency table)."""
     c = settings.constraints
     if c.max_mult_adds is not None or c.min_mult_adds is not None:
-        mult_adds = genome_cost(genome, settings.lr_size).mult_adds
+        mult_adds = settings.cost(genome).mult_adds
         if (c.max_mult_adds is not None and mult_adds > c.max_mult_adds) or (
                 c.min_mult_adds is not None and mult_adds < c.min_mult_adds):
             return False
@@ -303,7 +302,7 @@ def prescreen(state: SearchState, candidates: list[Offspring]) -> list[Offspring
     guesses = []
     objectives = active_objectives()
     for off, psnr in zip(candidates, predicted):
-        guesses.append(Individual(off.genome, objectives.vector(psnr, objectives.cost_values(off.genome, s.lr_size)),
+        guesses.append(Individual(off.genome, objectives.vector(psnr, objectives.cost_values(off.genome, s)),
                                   s.constraints, off.origin))
     n_explore = min(mu, int(round(s.prescreen_exploration * mu)))
     chosen = {ind.genome.key for ind in state.toolbox.survive(guesses, mu - n_explore)}
@@ -388,7 +387,7 @@ def evaluate(batch: Sequence[Offspring], psnr_of: Callable[[Genome], float], set
     """Individuals with objectives (psnr_of(genome), *costs): the search's (falsr.search.objectives)."""
     out, objectives = [], active_objectives()
     for item in batch:
-        costs = objectives.cost_values(item.genome, settings.lr_size)
+        costs = objectives.cost_values(item.genome, settings)
         out.append(Individual(item.genome, objectives.vector(psnr_of(item.genome), costs), settings.constraints,
                               item.origin))
     return out

@@ -68,7 +68,7 @@ def check_constraints_reachable(settings: SearchSettings) -> None:
     cap = settings.constraints.max_mult_adds
     if cap is None:
         return
-    smallest = smallest_cost(lr_size=settings.lr_size)
+    smallest = smallest_cost(lr_size=settings.lr_size, scale=settings.scale)
     if smallest.mult_adds > cap:
         h, w = settings.lr_size
         raise UserError(f"no candidate can meet the constraints: {CAP_KEY}={_as_typed(cap)} mult-adds, but the "
@@ -101,7 +101,7 @@ def infeasible_search_message(records: Sequence[dict], settings: SearchSettings)
     if not ok and over and not under:
         cap = constraints.max_mult_adds
         seen = min(float(r["mult_adds"]) for r in over)
-        possible = smallest_cost(lr_size=settings.lr_size).mult_adds
+        possible = smallest_cost(lr_size=settings.lr_size, scale=settings.scale).mult_adds
         return (f"no candidate met the constraints: {CAP_KEY}={_as_typed(cap)} ({_giga(cap)}), but the smallest of "
                 f"the {len(over)} candidates proposed had {_giga(seen)} mult-adds (the search space's smallest "
                 f"network: {_giga(possible)}); nothing was trained: raise the cap (to {_at_least(seen)} or more, or "

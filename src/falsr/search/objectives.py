@@ -68,11 +68,11 @@ class Objectives:
             object.__setattr__(self, "latency", LatencySettings())
         return self.latency
 
-    def cost_values(self, genome, lr_size) -> dict:
-        """Every configured cost of a genome (mult-adds at `lr_size`, params, latency from the table)."""
-        from falsr.space.cost import genome_cost
+    def cost_values(self, genome, settings) -> dict:
+        """Every configured cost of a genome (mult-adds at the search's scale and lr_size, params, latency from the
+        table); `settings`: the search's SearchSettings."""
 
-        cost = genome_cost(genome, lr_size)
+        cost = settings.cost(genome)
         out = {"mult_adds": float(cost.mult_adds), "params": float(cost.params)}
         if "latency" in self.names:
             out["latency"] = float(self.latency_ms(genome))

@@ -34,8 +34,9 @@ import math
 import random
 from typing import Sequence
 
-from falsr.space.cost import genome_cost
-from falsr.space.genome import Genome, GenomeError, SearchSpace, active_space, group_starts, num_connection_bits
+from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
+from falsr.space.genome import (DEFAULT_SCALE, Genome, GenomeError, SearchSpace, active_space, group_starts,
+                                num_connection_bits)
 
 
 @functools.lru_cache(maxsize=None)
@@ -204,15 +205,16 @@ def mut_random(ind: GeneList, *, search) -> tuple[GeneList]:
     return (ind,)
 
 
-def cell_costs(n_cells: int, lr_size: tuple[int, int] = (480, 480)) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def cell_costs(n_cells: int, lr_size: tuple[int, int] = DEFAULT_LR_SIZE,
+               scale: int = DEFAULT_SCALE) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mult-adds, params) of each cell choice of the active space, as the analytic cost of a model made of that
-    cell repeated n times with chain connections only. Cached: computed once per (space, n, lr_size)."""
-    return _cell_costs(active_space(), n_cells, tuple(lr_size))
+    cell repeated n times with chain connections only. Cached: computed once per (space, n, lr_size, scale)."""
+    return _cell_costs(active_space(), n_cells, tuple(lr_size), scale)
 
 
 @functools.lru_cache(maxsize=None)
-def _cell_costs(space: SearchSpace, n_cells: int, lr_size: tuple[int, int]):
-    costs = [genome_cost(Genome((c,) * n_cells, (0,) * num_connection_bits(n_cells)), lr_size)
+def _cell_costs(space: SearchSpace, n_cells: int, lr_size: tuple[int, int], scale: int = DEFAULT_SCALE):
+    costs = [genome_cost(Genome((c,) * n_cells, (0,) * num_connection_bits(n_cells)), lr_size, scale)
              for c in range(space.num_choices)]
     return tuple(float(c.mult_adds) for c in costs), tuple(float(c.params) for c in costs)
 
@@ -233,20 +235,21 @@ def wheel_weights(costs: Sequence[float], pressure: float) -> tuple[float, ...]:
     return tuple(math.exp(-pressure * (math.log(c) - lo) / span) for c in costs)
 
 
-def roulette_wheel(n_cells: int, metric: str, pressure: float = 4.0,
-                   lr_size: tuple[int, int] = (480, 480)) -> tuple[float, ...]:
+def roulette_wheel(n_cells: int, metric: str, pressure: float = 4.0, lr_size: tuple[int, int] = DEFAULT_LR_SIZE,
+                   scale: int = DEFAULT_SCALE) -> tuple[float, ...]:
     """Cumulative roulette-wheel weights over the active space's cells for 'mult_adds' or 'params' (cached)."""
-    return _roulette_wheel(active_space(), n_cells, metric, float(pressure), tuple(lr_size))
+    return _roulette_wheel(active_space(), n_cells, metric, float(pressure), tuple(lr_size), scale)
 
 
 @functools.lru_cache(maxsize=None)
-def _roulette_wheel(space: SearchSpace, n_cells: int, metric: str, pressure: float, lr_size: tuple[int, int]):
-    mult_adds, params = _cell_costs(space, n_cells, lr_size)
+def _roulette_wheel(space: SearchSpace, n_cells: int, metric: str, pressure: float, lr_size: tuple[int, int],
+                    scale: int = DEFAULT_SCALE):
+    mult_adds, params = _cell_costs(space, n_cells, lr_size, scale)
     costs = {"mult_adds": mult_adds, "params": params}[metric]
     return tuple(itertools.accumulate(wheel_weights(costs, pressure)))
 
 
-def wheel_pressure(n_cells: int, metric: str, pressure: float, lr_size: tuple[int, int] = (480, 480),
+def wheel_pressure(n_cells: int, metric: str, pressure: float, lr_size: tuple[int, int] = DEFAULT_LR_SIZE,
                    share: float = 0.1) -> tuple[float, float]:
     """The selection pressure the wheel really gives: (probability mass on the cheapest ``share`` of the
     192 cells, that mass divided by the uniform draw's)."""
@@ -266,7 +269,7 @@ def mut_roulette(ind: GeneList, *, search, metric: str = "mult_adds") -> tuple[G
     ind = as_gene_list(ind)
     s = search.settings
     n = ind.n_cells
-    cum = roulette_wheel(n, metric, float(s.roulette_pressure), tuple(s.lr_size))
+    cum = roulette_wheel(n, metric, float(s.roulette_pressure), tuple(s.lr_size), s.scale)
     ind[:n] = random.choices(range(len(cum)), cum_weights=cum, k=n)
     ind.origin = f"roulette_{metric}"
     return (ind,)

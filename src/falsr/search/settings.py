@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from falsr.latency import LatencySettings
+from falsr.space.cost import Cost, genome_cost
+from falsr.space.genome import check_scale
 
 CROWDING_MODES = ("standard", "improved")
 REWARDS = ("pareto_rank", "scalarised")
@@ -45,7 +47,11 @@ class Constraints:
 class SearchSettings:
     # -- population (the search space, its cells and their number, is the `space` config group) ------
     population_size: int = 8  # CPU-sized; the paper's 64 per generation: experiment=falsr_paper
-    lr_size: Tuple[int, int] = (480, 480)  # LR input for mult-adds (paper's convention): selection and every job
+    # The upscaling factor of every candidate: conf/search.yaml sets it to data.scale (the jobs' scale), and lr_size
+    # to the scale's LR input for mult-adds (falsr.space.cost.default_lr_size: the paper's 480x480 at x2, the LR
+    # of a 1280x720 output at x3/x4); selection, constraints and every job's journaled costs use both.
+    scale: int = 2
+    lr_size: Tuple[int, int] = (480, 480)
 
     # -- initialisation: categorical draw of each model's connection pattern ------------------
     p_init_random_connections: float = 0.5  # p_r: uniformly random bits
@@ -96,6 +102,7 @@ class SearchSettings:
         if isinstance(self.constraints, dict):
             self.constraints = Constraints(**self.constraints)
         self.lr_size = tuple(int(v) for v in self.lr_size)
+        check_scale(self.scale)
         probs = {k: v for k, v in asdict(self).items() if k.startswith("p_") or k.endswith("_probability")}
         for name, value in probs.items():
             if value is not None and not 0.0 <= value <= 1.0:
@@ -139,6 +146,10 @@ class SearchSettings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def cost(self, genome) -> Cost:
+        """A genome's params and mult-adds as this search counts them (its scale, at its lr_size)."""
+        return genome_cost(genome, self.lr_size, self.scale)
 
     @classmethod
     def from_dict(cls, data: dict) -> "SearchSettings":

@@ -152,6 +152,10 @@ class FalsrSweeper(Sweeper):
         if search.get("resume"):
             extra.append(f"hydra.sweep.dir={sweep_dir}")
         settings = search_settings(search)
+        data_scale = OmegaConf.select(self.config, "data.scale", default=settings.scale)
+        if settings.scale != data_scale:  # the jobs train at data.scale: costs counted at another would mislead
+            raise UserError(f"search.settings.scale={settings.scale} but data.scale={data_scale}: the candidates "
+                            f"train at data.scale; set data.scale={settings.scale} (search.settings.scale follows it)")
         from falsr.search.objectives import from_config, set_objectives
 
         objectives = from_config(search)  # search.objectives: process-wide, like the space (falsr.search.objectives)
