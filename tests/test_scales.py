@@ -207,3 +207,16 @@ def test_a_search_scale_other_than_the_datas_is_one_line(tiny_data, tmp_path):
     proc = run_search(search_at(tiny_data, tmp_path / "sweep", "search.settings.scale=3"), tmp_path, timeout=300)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and "search.settings.scale=3 but data.scale=2" in lines[-1], proc.stderr[-2000:]
+
+
+def test_the_budgets_lr_patch_at_x4_leaves_out_only_the_image_too_small(data_dir, caplog):
+    """budget=cpu's 32x32 LR patch is 128 HR at x4: T91's t26.bmp (92 pixels high) cannot hold it and is left out
+    with a one-line warning; the other 52 images train."""
+    from falsr.training.data import PatchDataset, pair_store
+
+    with caplog.at_level("WARNING"):
+        ds = PatchDataset(pair_store(data_dir / "train" / "T91", scale=4), patch_size=128, scale=4)
+    lr, hr = ds[(0, 7)]
+    assert len(ds) == 52 and lr.shape == (1, 32, 32) and hr.shape == (1, 128, 128)
+    assert "1 of 53 training images are smaller than the HR patch data.patch_size=128 and are left out: t26.bmp" \
+        in caplog.text

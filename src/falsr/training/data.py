@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import os
 from collections import OrderedDict
@@ -33,6 +34,8 @@ from falsr.protocol.metrics import protocol_y
 from falsr.protocol.pipeline import chroma, network_input
 
 _Y_WEIGHTS = YPBPR_FROM_RGB[0].astype(np.float32)  # the Y row of the protocol's YPbPr (network input)
+
+log = logging.getLogger(__name__)
 
 
 def list_images(folder: str | Path, what: str = "image") -> list[Path]:
@@ -185,19 +188,18 @@ class PatchDataset(Dataset):
             raise UserError(f"data.patch_size={patch_size} must be a positive multiple of the scale {scale}")
         self.store, self.scale, self.augment = store, scale, augment
         self.lr_patch = patch_size // scale
-        for i in range(len(store)):
-            hr, _ = store[i]
-            if min(hr.shape[:2]) < patch_size:
-                raise UserError(f"training image {store.names[i]} is {hr.shape[1]}x{hr.shape[0]}, smaller than "
-                                f"the HR patch data.patch_size={patch_size}: lower the patch size or remove it")
+        sizes = [store[i][0].shape[:2] for i in range(len(store))]
+        self.images = [i for i, (h, w) in enumerate(sizes) if min(h, w) >= patch_size]  # the store indices used
+        small = [f"{store.names[i]} ({w}x{h})" for i, (h, w) in enumerate(sizes) if min(h, w) < patch_size]
+        check_patch_fits(small, len(store), patch_size)
 
     def __len__(self) -> int:
-        return len(self.store)
+        return len(self.images)
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = item
         rng = np.random.default_rng(seed)
-        hr, lr = self.store[index]
+        hr, lr = self.store[self.images[index]]
         p, s = self.lr_patch, self.scale
         y, x = int(rng.integers(lr.shape[0] - p + 1)), int(rng.integers(lr.shape[1] - p + 1))
         lr_y = _y(lr[y: y + p, x: x + p])
@@ -209,6 +211,17 @@ class PatchDataset(Dataset):
                 lr_y, hr_y = lr_y[:, ::-1], hr_y[:, ::-1]
         return (torch.from_numpy(np.ascontiguousarray(lr_y))[None],
                 torch.from_numpy(np.ascontiguousarray(hr_y))[None])
+
+
+def check_patch_fits(small: list[str], total: int, patch_size: int, warn: bool = True) -> None:
+    """Training images smaller than the HR patch are left out with a one-line warning (T91's t26.bmp is 92 pixels
+    high: the budgets' 32-pixel LR patch is 128 HR at x4); none left is a one-line error."""
+    if len(small) == total:
+        raise UserError(f"every training image is smaller than the HR patch data.patch_size={patch_size} (e.g. "
+                        f"{small[0]}): lower the patch size")
+    if small and warn:
+        log.warning(f"{len(small)} of {total} training images are smaller than the HR patch data.patch_size="
+                    f"{patch_size} and are left out: {', '.join(small)}")
 
 
 class PatchSampler(Sampler):
@@ -336,11 +349,12 @@ class SRDataModule(pl.LightningDataModule):
         The search calls it once before launching any candidate."""
         files = list_images(self.train_dir, "training HR image")
         train, _ = split_holdout(files, self.holdout)
+        small = []
         for path in train:
             with Image.open(path) as img:
                 if min(img.size) < self.patch_size:
-                    raise UserError(f"training image {path.name} is {img.size[0]}x{img.size[1]}, smaller than the HR "
-                                    f"patch data.patch_size={self.patch_size}: lower the patch size or remove it")
+                    small.append(f"{path.name} ({img.size[0]}x{img.size[1]})")
+        check_patch_fits(small, len(train), self.patch_size, warn=False)  # the job warns, once
         if self.train_lr_dir:
             for path in train:
                 _lr_partner(path, Path(self.train_lr_dir), self.scale)
