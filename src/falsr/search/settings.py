@@ -259,7 +259,7 @@ class SearchConfig:
     # estimator at the proxy's cost in bench/proxy_fidelity.py; README, The evaluator), or "final", the held-out
     # PSNR at the end of its training. The measured PSNR is always journaled (measured_psnr).
     estimator: str = "extrapolated"
-    estimate_at: int = 1000  # steps: the reference recipe's (budget=reference)
+    estimate_at: int = 2000  # steps: the evaluator's reference (p2000, docs/evaluator.md); showdown_a/b pin 1000
     inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
     full_train: bool = False  # true: train the chosen models fully through the same launcher at the end
     full_train_overrides: List[str] = field(default_factory=lambda: ["budget=full"])  # added to each such job
