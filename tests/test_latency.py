@@ -185,7 +185,7 @@ def test_summary_prints_measured_and_predicted_latency(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["latency_ms"] > 0 and result["latency_predicted_ms"] > 0 and result["mult_adds"] == 74502144000
-    assert "latency (eager fp32 1 thread(s) 16x24, batch 1): measured" in out.stdout
+    assert "latency (eager fp32 1 thread(s) x2 16x24, batch 1): measured" in out.stdout
     plain = subprocess.run([sys.executable, "-m", "falsr.summary", "model=falsr_b"], capture_output=True, text=True,
                            env=_env(), cwd=REPO, timeout=300)
     assert "latency_ms" not in plain.stdout  # off by default: a summary stays instant

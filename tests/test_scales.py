@@ -220,3 +220,16 @@ def test_the_budgets_lr_patch_at_x4_leaves_out_only_the_image_too_small(data_dir
     assert len(ds) == 52 and lr.shape == (1, 32, 32) and hr.shape == (1, 128, 128)
     assert "1 of 53 training images are smaller than the HR patch data.patch_size=128 and are left out: t26.bmp" \
         in caplog.text
+
+
+def test_latency_is_timed_at_the_networks_scale(tmp_path):
+    """The latency table of a x4 search times the x4 upsampler on a 1280x720 output's LR, in a table of its own."""
+    from falsr.latency import LatencySettings
+    from falsr.latency.table import part
+
+    x2, x4 = LatencySettings(cache_dir=str(tmp_path)), LatencySettings(scale=4, cache_dir=str(tmp_path))
+    assert (x2.lr_size, x4.lr_size) == ((360, 640), (180, 320)) and x2.table_path() != x4.table_path()
+    module, shapes = part("up/64", LatencySettings(scale=4, lr_size=8))
+    assert module(*[torch.rand(s) for s in shapes]).shape == (1, 1, 32, 32)
+    with pytest.raises(UserError, match="latency.scale=5"):
+        LatencySettings(scale=5)

@@ -65,6 +65,7 @@ def test_the_pinned_band_search_is_what_runs(band):
             OmegaConf.load(stored).search)
         # settings.scale came after the band-B search, which ran at x2 (its default): a key it lacks must hold that
         assert composed["settings"].pop("scale") == ran["settings"].pop("scale", 2)
+        assert composed["latency"].pop("scale") == ran["latency"].pop("scale", 2)
         assert composed == ran
 
 

@@ -82,7 +82,7 @@ def main(cfg: DictConfig) -> dict:
               "params": cost.params, "mult_adds": cost.mult_adds, "lr_size": list(lr_size)}
     print(f"total: {cost.params:,} params, {cost.mult_adds / 1e9:.2f}G mult-adds")
     if (cfg.get("latency") or {}).get("show"):
-        result.update(latency(net.genome, {k: v for k, v in cfg.latency.items() if k != "show"}))
+        result.update(latency(net.genome, {"scale": net.scale, **{k: v for k, v in cfg.latency.items() if k != "show"}}))
     print(json.dumps(result))
     return result
 

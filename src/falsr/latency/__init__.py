@@ -27,7 +27,7 @@ from typing import List, Optional, Tuple
 
 from falsr.errors import UserError
 from falsr.space.cost import OUTPUT_720P
-from falsr.space.genome import DEFAULT_SCALE
+from falsr.space.genome import DEFAULT_SCALE, SCALES
 
 BACKENDS = ("eager", "compile", "onnxruntime")
 PRECISIONS = ("fp32", "bf16")
@@ -52,6 +52,7 @@ class LatencySettings:
     backend: str = "onnxruntime"  # eager (PyTorch), compile (torch.compile, slow to build), onnxruntime (CPU provider)
     precision: str = "fp32"  # fp32 or bf16 (eager/compile: weights and input cast to bf16)
     threads: int = 1  # torch's intra-op threads / onnxruntime's intra_op_num_threads
+    scale: int = 2  # the networks' upscaling factor (the upsampler's; a search sets it to data.scale)
     lr_size: Optional[Tuple[int, int]] = None  # [height, width] of the LR input; None: a 1280x720 output's LR
     memory_format: str = "channels_last"  # eager/compile: channels_last is the faster one here (bench/inference.py)
     warmup: int = 2  # untimed runs first (oneDNN primitive creation, onnxruntime's arena)
@@ -70,8 +71,10 @@ class LatencySettings:
                                "bf16 convolution; use precision=fp32, or backend=eager for bf16")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             raise LatencyError(f"latency.threads={self.threads!r}: use an integer >= 1")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
+            raise LatencyError(f"latency.scale={self.scale!r}: choose one of {', '.join(map(str, SCALES))}")
         if self.lr_size is None:
-            self.lr_size = deploy_lr_size()
+            self.lr_size = deploy_lr_size(self.scale)
         elif isinstance(self.lr_size, int):
             self.lr_size = (int(self.lr_size), int(self.lr_size))
         try:
@@ -109,7 +112,7 @@ class LatencySettings:
         """What a measurement depends on: device, library, threads, backend, precision, input size, layout."""
         lib = _library_version(self.backend)
         return {"version": TABLE_VERSION, "device": device_name(), "library": lib, "threads": self.threads,
-                "backend": self.backend, "precision": self.precision, "lr_size": list(self.lr_size),
+                "backend": self.backend, "precision": self.precision, "scale": self.scale, "lr_size": list(self.lr_size),
                 "memory_format": self.memory_format if self.backend != "onnxruntime" else "contiguous"}
 
     def key(self) -> str:
@@ -118,11 +121,11 @@ class LatencySettings:
     def table_path(self) -> Path:
         base = self.cache_dir or os.environ.get("FALSR_LATENCY_DIR") or Path.home() / ".cache" / "falsr" / "latency"
         h, w = self.lr_size
-        return Path(base) / f"{self.backend}-{self.precision}-t{self.threads}-{h}x{w}-{self.key()}.jsonl"
+        return Path(base) / f"{self.backend}-{self.precision}-t{self.threads}-x{self.scale}-{h}x{w}-{self.key()}.jsonl"
 
     def describe(self) -> str:
         h, w = self.lr_size
-        return f"{self.backend} {self.precision} {self.threads} thread(s) {h}x{w}"
+        return f"{self.backend} {self.precision} {self.threads} thread(s) x{self.scale} {h}x{w}"
 
 
 def device_name() -> str:

@@ -108,7 +108,7 @@ def measure_network(genome, settings: LatencySettings) -> Timing:
     from falsr.space.network import build_network
 
     h, w = settings.lr_size
-    return measure(build_network(genome, init_std=None), [(1, 1, h, w)], settings)
+    return measure(build_network(genome, init_std=None, scale=settings.scale), [(1, 1, h, w)], settings)
 
 
 def warn_if_noisy(timings: Sequence[Timing], settings: LatencySettings, what: str) -> bool:

@@ -98,7 +98,7 @@ def part(key: str, settings: LatencySettings) -> tuple[nn.Module, list[tuple[int
         first = min(FEATURES, total - 1)
         return _Cat(), [(1, first, h, w), (1, total - first, h, w)]
     if kind == "up":
-        return Upsampler(int(rest[0])), [(1, int(rest[0]), h, w), (1, FEATURES, h, w)]
+        return Upsampler(int(rest[0]), settings.scale), [(1, int(rest[0]), h, w), (1, FEATURES, h, w)]
     if kind == "cell":
         return build_cell(Cell.from_name(rest[0]), int(rest[1])), [(1, int(rest[1]), h, w)]
     raise LatencyError(f"bad latency table key {key!r}")
@@ -107,7 +107,7 @@ def part(key: str, settings: LatencySettings) -> tuple[nn.Module, list[tuple[int
 def profile_command(settings: LatencySettings) -> str:
     h, w = settings.lr_size
     return (f"python -m falsr.latency profile backend={settings.backend} precision={settings.precision} "
-            f"threads={settings.threads} lr_size=[{h},{w}]")
+            f"threads={settings.threads} scale={settings.scale} lr_size=[{h},{w}]")
 
 
 class LatencyTable:
