@@ -27,12 +27,11 @@ from falsr.space.genome import Genome, active_space, space_from_config
 from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.callbacks import job_outcome
 from falsr.search.fidelity import promotions, rung_overrides
-from falsr.search.journal import (JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, STATUS_OVER_LATENCY,
-                                  STATUS_UNDER_FLOOR, UNTRAINED, Journal, rung_of)
+from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, UNTRAINED, Journal, rung_of
 from falsr.search.nsga import HypervolumeBox, Individual, hypervolume, tiered_psnr
 from falsr.search.objectives import active_objectives
 from falsr.search.report import pareto_records, write_reports
-from falsr.search.settings import Fidelity, SearchSettings
+from falsr.search.settings import Fidelity, SearchSettings, bound_violation
 
 log = logging.getLogger(__name__)
 STATE_NAME = "search_state.pt"
@@ -221,7 +220,6 @@ class SearchDriver:
         """A journal record per offspring: cached, outside the mult-adds bounds (never trained), or trained now
         (with multi-fidelity: to the first rung)."""
         known = self.journal.latest()
-        cap, floor = self.settings.constraints.max_mult_adds, self.settings.constraints.min_mult_adds
         latency_cap = self.settings.constraints.max_latency_ms
         objectives = active_objectives()
         to_train: dict[str, Offspring] = {}
@@ -229,17 +227,12 @@ class SearchDriver:
             key = off.genome.key
             if key in known or key in to_train:
                 continue
-            cost = genome_cost(off.genome, self.settings.lr_size)
-            over, under = cap is not None and cost.mult_adds > cap, floor is not None and cost.mult_adds < floor
-            latency = objectives.latency_ms(off.genome) if latency_cap is not None else None
-            slow = latency is not None and latency > latency_cap
-            if over or under or slow:
-                reason = (f"mult-adds {cost.mult_adds / 1e9:.1f}G over the cap" if over else
-                          f"predicted latency {latency:.1f} ms over the cap {latency_cap:g} ms" if slow else
-                          f"mult-adds {cost.mult_adds / 1e9:.1f}G under the floor {floor / 1e9:.1f}G")
+            if (violation := bound_violation(off.genome, self.settings)) is not None:
+                status, reason = violation
+                cost = genome_cost(off.genome, self.settings.lr_size)
+                latency = objectives.latency_ms(off.genome) if latency_cap is not None else None
                 record = {"key": key, "genome": str(off.genome), "generation": generation, "origin": off.origin,
-                          "status": STATUS_OVER_CAP if over else STATUS_OVER_LATENCY if slow else STATUS_UNDER_FLOOR,
-                          "psnr": None,
+                          "status": status, "psnr": None,
                           "ssim": None, "params": cost.params, "mult_adds": cost.mult_adds, "error": reason,
                           **({"latency_ms": latency} if latency is not None else {}), **self._rung0()}
                 self.journal.append(record)
