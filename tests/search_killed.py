@@ -69,7 +69,9 @@ def alive(pid: int) -> bool:
 
 
 def maybe_kill(event: str, records, journal_path) -> None:
+    """SIGKILL the search where KILL_WHEN holds; it sees ``records`` as the journal lines' JSON objects."""
     counts[event] += 1
+    records = [r.to_json() for r in records]
     if KILL_WHEN is None or not eval(KILL_WHEN, {}, {"records": records, "event": event, "count": counts[event]}):
         return
     if os.getpid() == SEARCH_PID:

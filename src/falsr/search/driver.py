@@ -27,7 +27,7 @@ from falsr.space.genome import Genome, active_space, space_from_config
 from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.callbacks import job_outcome
 from falsr.search.fidelity import promotions, rung_overrides
-from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, UNTRAINED, Journal, rung_of
+from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, UNTRAINED, Journal, JournalRecord, rung_of
 from falsr.search.nsga import HypervolumeBox, Individual, hypervolume, tiered_psnr
 from falsr.search.objectives import active_objectives
 from falsr.search.report import pareto_records, write_reports
@@ -192,20 +192,19 @@ class SearchDriver:
         from those the lost state would have made. With only initial candidates journaled, the search starts
         again from its seed: the same initial population, the journaled ones not trained again."""
         latest = list(self.journal.latest().values())
-        last = max(int(r["generation"]) for r in latest)
+        last = max(int(r.generation) for r in latest)
         self.next_job = self._max_job_dir() + 1
         if last == 0:  # the initial population is the seed's: asked again, its journaled part is not trained again
             log.info(f"resuming {self.dir} from its journal: the initial population again ({len(latest)} journaled)")
             return new_search(self.settings, self.options.seed, self.options.use_controller, self.options.toolbox)
         state = new_search(self.settings, self.options.seed + last + 1, self.options.use_controller,
                            self.options.toolbox)
-        batch = [Offspring(Genome.from_string(r["genome"]), r.get("origin") or "init", tuple(r.get("parents") or ()))
-                 for r in latest]
+        batch = [Offspring(Genome.from_string(r.genome), r.origin or "init", tuple(r.parents or ())) for r in latest]
         tell(state, self._individuals(batch, latest, state))
         state.generation = last + 1
         by_rung = self.journal.by_rung()
-        state.rung0_psnr.update((k, float(r["psnr"])) for (k, rung), r in by_rung.items()
-                                if rung == 0 and r.get("status") == STATUS_OK and self.options.fidelity.enabled)
+        state.rung0_psnr.update((k, float(r.psnr)) for (k, rung), r in by_rung.items()
+                                if rung == 0 and r.status == STATUS_OK and self.options.fidelity.enabled)
         self._save(state, None)
         log.info(f"resuming {self.dir} from its journal: {len(latest)} candidates, a population of "
                  f"{len(state.population)}, generation {state.generation} next")
@@ -216,7 +215,7 @@ class SearchDriver:
         return max(nums, default=-1)
 
     # -- evaluation -------------------------------------------------------------------------------
-    def _evaluate(self, batch: list[Offspring], generation: int) -> list[dict]:
+    def _evaluate(self, batch: list[Offspring], generation: int) -> list[JournalRecord]:
         """A journal record per offspring: cached, outside the mult-adds bounds (never trained), or trained now
         (with multi-fidelity: to the first rung)."""
         known = self.journal.latest()
@@ -231,10 +230,9 @@ class SearchDriver:
                 status, reason = violation
                 cost = genome_cost(off.genome, self.settings.lr_size)
                 latency = objectives.latency_ms(off.genome) if latency_cap is not None else None
-                record = {"key": key, "genome": str(off.genome), "generation": generation, "origin": off.origin,
-                          "status": status, "psnr": None,
-                          "ssim": None, "params": cost.params, "mult_adds": cost.mult_adds, "error": reason,
-                          **({"latency_ms": latency} if latency is not None else {}), **self._rung0()}
+                record = JournalRecord(key=key, genome=str(off.genome), generation=generation, origin=off.origin,
+                                       status=status, params=cost.params, mult_adds=cost.mult_adds, error=reason,
+                                       latency_ms=latency, rung=self._rung0(), nulls=frozenset({"psnr", "ssim"}))
                 self.journal.append(record)
                 known[key] = record
                 continue
@@ -253,15 +251,16 @@ class SearchDriver:
             known = self.journal.latest()
             for off, ret in zip(jobs, returns):
                 if off.genome.key not in known:  # the job died before its callback could journal it
-                    record = {"key": off.genome.key, "genome": str(off.genome), "generation": generation,
-                              "origin": off.origin, "status": STATUS_FAILED, "error": lost_job(ret, self.dir), **self._rung0()}
+                    record = JournalRecord(key=off.genome.key, genome=str(off.genome), generation=generation,
+                                           origin=off.origin, status=STATUS_FAILED, error=lost_job(ret, self.dir),
+                                           rung=self._rung0(), nulls=frozenset({"origin"}))
                     self.journal.append(record)
                     known[off.genome.key] = record
         return [known[o.genome.key] for o in batch]
 
-    def _rung0(self) -> dict:
-        """The rung field of a rung-0 record the driver writes itself (none with one fidelity)."""
-        return {"rung": 0} if self.options.fidelity.enabled else {}
+    def _rung0(self) -> Optional[int]:
+        """The rung of a rung-0 record the driver writes itself (none with one fidelity)."""
+        return 0 if self.options.fidelity.enabled else None
 
     def _rung_job(self, rung: int, ckpt_path: Optional[str] = None, promoted_in: Optional[int] = None) -> list[str]:
         """The overrides that make a job a run of ``rung`` (last, so they win over the command line's)."""
@@ -281,14 +280,14 @@ class SearchDriver:
                                 self.settings.crowding)
             jobs, overrides = [], []
             for r in chosen:
-                off = Offspring(Genome.from_string(r["genome"]), r.get("origin") or "init", tuple(r.get("parents") or ()))
-                ckpt = r.get("last_ckpt")
+                off = Offspring(Genome.from_string(r.genome), r.origin or "init", tuple(r.parents or ()))
+                ckpt = r.last_ckpt
                 if not ckpt or not Path(ckpt).is_file():
-                    self.journal.append({**self._promotion_record(r, rung + 1, generation), "status": STATUS_FAILED,
-                                         "error": f"no checkpoint of rung {rung} to continue from ({ckpt})"})
+                    self.journal.append(self._promotion_failed(r, rung + 1, generation,
+                                                               f"no checkpoint of rung {rung} to continue from ({ckpt})"))
                     continue
                 jobs.append(r)
-                overrides.append(candidate_overrides(off, int(r["generation"]), save_weights=self.options.inherit,
+                overrides.append(candidate_overrides(off, int(r.generation), save_weights=self.options.inherit,
                                                      lr_size=self.settings.lr_size)
                                  + list(self.options.extra_overrides)
                                  + self._rung_job(rung + 1, str(Path(ckpt).resolve()), generation))
@@ -300,38 +299,39 @@ class SearchDriver:
             self.next_job += len(jobs)
             done = self.journal.by_rung()
             for r, ret in zip(jobs, returns):
-                if (r["key"], rung + 1) not in done:  # the job died before its callback could journal it
-                    self.journal.append({**self._promotion_record(r, rung + 1, generation), "status": STATUS_FAILED,
-                                         "error": lost_job(ret, self.dir)})
+                if (r.key, rung + 1) not in done:  # the job died before its callback could journal it
+                    self.journal.append(self._promotion_failed(r, rung + 1, generation, lost_job(ret, self.dir)))
 
     @staticmethod
-    def _promotion_record(r: dict, rung: int, generation: int) -> dict:
-        return {"key": r["key"], "genome": r["genome"], "generation": r["generation"], "origin": r.get("origin"),
-                "parents": r.get("parents") or [], "rung": rung, "promoted_in": generation}
+    def _promotion_failed(r: JournalRecord, rung: int, generation: int, error: str) -> JournalRecord:
+        """The record of a promotion of ``r`` to ``rung`` that gave no result."""
+        return JournalRecord(key=r.key, genome=r.genome, generation=r.generation, origin=r.origin,
+                             parents=r.parents or [], rung=rung, promoted_in=generation, status=STATUS_FAILED,
+                             error=error, nulls=frozenset({"origin"}))
 
     @staticmethod
-    def _parent_weights(off: Offspring, known: dict[str, dict]) -> list[str]:
+    def _parent_weights(off: Offspring, known: dict[str, JournalRecord]) -> list[str]:
         """The weights files of a child's trained parents, primary first (a failed parent has none)."""
         out = []
         for key in off.parents:
-            weights = (known.get(key) or {}).get("weights")
+            weights = known[key].weights if key in known else None
             if weights and Path(weights).is_file():
                 out.append(str(Path(weights).resolve()))
         return out
 
-    def _individuals(self, batch: list[Offspring], records: list[dict], state: SearchState) -> list[Individual]:
+    def _individuals(self, batch: list[Offspring], records: list[JournalRecord], state: SearchState) -> list[Individual]:
         """Objectives for NSGA-II; a failed candidate gets the worst fitness (the nadir of what is known)."""
         names = active_objectives()
-        ok = [names.record_vector(r, tiered_psnr(r["psnr"], rung_of(r))) for r in records if r["status"] == STATUS_OK] \
+        ok = [names.record_vector(r, tiered_psnr(r.psnr, rung_of(r))) for r in records if r.status == STATUS_OK] \
             + [tuple(i.objectives) for i in state.population]
         worst_psnr = min((v[0] for v in ok), default=1.0) - 1.0
         worst = [max((v[m] for v in ok), default=WORST_COST[name]) for m, name in enumerate(names.costs, 1)]
         out = []
         for off, r in zip(batch, records):
             costs = names.vector(0.0, names.cost_values(off.genome, self.settings.lr_size))[1:]
-            if r["status"] == STATUS_OK:  # at its highest rung, compared by (rung, PSNR): tiered_psnr
-                objectives = (tiered_psnr(r["psnr"], rung_of(r)), *costs)
-            elif r["status"] in UNTRAINED:  # infeasible through a cost constraint
+            if r.status == STATUS_OK:  # at its highest rung, compared by (rung, PSNR): tiered_psnr
+                objectives = (tiered_psnr(r.psnr, rung_of(r)), *costs)
+            elif r.status in UNTRAINED:  # infeasible through a cost constraint
                 objectives = (worst_psnr, *costs)
             else:
                 objectives = (worst_psnr, *[float(max(w, c)) for w, c in zip(worst, costs)])
@@ -356,11 +356,11 @@ class SearchDriver:
                 self._promote(generation)
                 latest = self.journal.latest()
                 self._refresh(state, latest)
-                state.rung0_psnr.update((o.genome.key, float(r["psnr"])) for o, r in zip(pending, records)
-                                        if r["status"] == STATUS_OK)
+                state.rung0_psnr.update((o.genome.key, float(r.psnr)) for o, r in zip(pending, records)
+                                        if r.status == STATUS_OK)
                 records = [latest[o.genome.key] for o in pending]
             individuals = self._individuals(pending, records, state)
-            quality = predictor_quality(pending, measured, [r["status"] == STATUS_OK for r in records])
+            quality = predictor_quality(pending, measured, [r.status == STATUS_OK for r in records])
             stats = tell(state, individuals)
             if quality is not None:
                 self._log_predictor(state, generation, quality)
@@ -370,11 +370,11 @@ class SearchDriver:
         return summary
 
     @staticmethod
-    def _refresh(state: SearchState, latest: dict[str, dict]) -> None:
+    def _refresh(state: SearchState, latest: dict[str, JournalRecord]) -> None:
         """The population and the archive at each candidate's highest rung after promotions (tiered PSNR)."""
         def top(key: str) -> Optional[float]:
             r = latest.get(key)
-            return tiered_psnr(r["psnr"], rung_of(r)) if r is not None and r["status"] == STATUS_OK else None
+            return tiered_psnr(r.psnr, rung_of(r)) if r is not None and r.status == STATUS_OK else None
 
         for ind in state.population:
             if (value := top(ind.genome.key)) is not None and value != ind.objectives[0]:
@@ -401,12 +401,12 @@ class SearchDriver:
         best = []
         low = 0.0
         for high in BRACKETS:
-            inside = [r["psnr"] for r in front if low <= r["mult_adds"] < high]
+            inside = [r.psnr for r in front if low <= r.mult_adds < high]
             if inside:
                 best.append(f"<{high / 1e9:.0f}G: {max(inside):.2f}" if math.isfinite(high)
                             else f">={low / 1e9:.0f}G: {max(inside):.2f}")
             low = high
-        failed = sum(r["status"] == STATUS_FAILED for r in records)
+        failed = sum(r.status == STATUS_FAILED for r in records)
         rungs = ""
         if self.options.fidelity.enabled:  # the front's PSNRs come from different rungs: say which
             steps = self.options.fidelity.rungs

@@ -283,9 +283,8 @@ def prescreen(state: SearchState, candidates: list[Offspring]) -> list[Offspring
 
     s = state.settings
     mu = s.population_size
-    records = [{"status": "ok", "genome": state.genomes[k], "psnr": state.rung0_psnr.get(k, v[0])}
-               for k, v in state.archive.items() if k in state.genomes]
-    predictor = PerformancePredictor(seed=state.generation).fit(records)
+    pairs = [(state.genomes[k], state.rung0_psnr.get(k, v[0])) for k, v in state.archive.items() if k in state.genomes]
+    predictor = PerformancePredictor(seed=state.generation).fit(pairs)
     predicted = predictor.predict([o.genome for o in candidates])
     guesses = []
     objectives = active_objectives()

@@ -128,9 +128,9 @@ class FalsrSweeper(Sweeper):
         from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, Journal
 
         records = list(Journal(sweep_dir / JOURNAL_NAME).latest().values())
-        failed = [r for r in records if r.get("status") == STATUS_FAILED]
-        if failed and not any(r.get("status") == STATUS_OK for r in records):
-            raise UserError(f"every candidate failed ({len(failed)} of {len(records)}), e.g. {failed[0].get('error')}; "
+        failed = [r for r in records if r.status == STATUS_FAILED]
+        if failed and not any(r.status == STATUS_OK for r in records):
+            raise UserError(f"every candidate failed ({len(failed)} of {len(records)}), e.g. {failed[0].error}; "
                             f"tracebacks in the run folders' error.log under {sweep_dir}")
         if settings is not None and (message := infeasible_search_message(records, settings)):
             raise UserError(f"{message} (results so far: {sweep_dir})")
