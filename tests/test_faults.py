@@ -355,16 +355,17 @@ def test_the_job_timeout_reaches_every_candidate_job_as_an_override():
     from hydra import compose, initialize_config_dir
 
     from falsr.cli import CONF_DIR
-    from falsr.search.hydra_glue import driver_options
+    from falsr.search.hydra_glue import job_overrides, search_config
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         search = compose("search", overrides=["+search=nsga2", "search.job_timeout_s=90",
                                               "search.resume_from_journal=true"]).search
         default = compose("search", overrides=["+search=nsga2"]).search
         train = compose("train")
-    options = driver_options(search, ["data.patch_size=32"])
-    assert options.extra_overrides == ("data.patch_size=32", "job_timeout_s=90") and options.resume_from_journal
-    assert driver_options(default, []).extra_overrides == () and not driver_options(default, []).resume_from_journal
+    config = search_config(search)
+    assert job_overrides(config, ["data.patch_size=32"]) == ("data.patch_size=32", "job_timeout_s=90")
+    assert config.resume_from_journal
+    assert job_overrides(search_config(default), []) == () and not search_config(default).resume_from_journal
     assert train.job_timeout_s is None
 
 

@@ -14,12 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from falsr.space.cost import DEFAULT_LR_SIZE
 from falsr.errors import UserError
+from falsr.latency import LatencySettings
 from falsr.space.genome import parse_genome
 from falsr.search.callbacks import ESTIMATORS, job_outcome
-from falsr.search.driver import DriverOptions, candidate_overrides
+from falsr.search.driver import candidate_overrides
 from falsr.search.generation import Offspring
 from falsr.search.journal import JournalRecord
-from falsr.search.settings import Fidelity, HypervolumeBox, SearchSettings
+from falsr.search.settings import Fidelity, HypervolumeBox, SearchConfig, SearchSettings
 from falsr.search.toolbox import ENTRIES, build_toolbox, paper_toolbox
 
 log = logging.getLogger(__name__)
@@ -142,25 +143,31 @@ def toolbox_config(search: DictConfig) -> dict:
     return config
 
 
-def driver_options(search: DictConfig, extra_overrides: Sequence[str],
-                   fidelity_overrides: Sequence[str] = ()) -> DriverOptions:
-    box = OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True)
+def search_config(search: DictConfig) -> SearchConfig:
+    """The ``search`` node as its schema's dataclass, what the driver runs, with every part checked: a bad value is
+    one line before anything runs (the toolbox is built once here to check it)."""
     if search.get("estimator", "final") not in ESTIMATORS:
         raise UserError(f"search.estimator={search.get('estimator')!r}: choose one of {', '.join(ESTIMATORS)}")
     if not int(search.get("estimate_at", 1)) > 0:
         raise UserError(f"search.estimate_at={search.get('estimate_at')}: a number of training steps > 0")
     timeout = search.get("job_timeout_s")
-    if timeout is not None:  # each candidate job ends itself when its wall time passes (falsr.training.train)
-        if not float(timeout) > 0:
-            raise UserError(f"search.job_timeout_s={float(timeout):g}: use a number of seconds > 0, or null for no "
-                            "limit")
-        extra_overrides = [*extra_overrides, f"job_timeout_s={float(timeout):g}"]
-    return DriverOptions(generations=int(search.generations), seed=int(search.seed),
-                         use_controller=bool(search.use_controller), report_k=int(search.report_k),
-                         hypervolume_box=HypervolumeBox(**box), extra_overrides=tuple(extra_overrides),
-                         toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)),
-                         fidelity=fidelity_settings(search), fidelity_overrides=tuple(fidelity_overrides),
-                         resume_from_journal=bool(search.get("resume_from_journal", False)))
+    if timeout is not None and not float(timeout) > 0:
+        raise UserError(f"search.job_timeout_s={float(timeout):g}: use a number of seconds > 0, or null for no limit")
+    data = OmegaConf.to_container(search, resolve=True)
+    data.update(settings=search_settings(search), fidelity=fidelity_settings(search),
+                hypervolume_box=HypervolumeBox(**(data.get("hypervolume_box") or {})),
+                latency=LatencySettings.from_dict(data.get("latency") or {}), toolbox=toolbox_config(search))
+    try:
+        return SearchConfig(**data)
+    except (TypeError, ValueError) as err:  # a key the schema lacks (a config composed without it)
+        raise UserError(f"bad search config: {err}") from None
+
+
+def job_overrides(search: SearchConfig, arguments: Sequence[str]) -> tuple[str, ...]:
+    """What every candidate job adds to its own overrides: ``arguments`` (the command line's) and, with
+    ``search.job_timeout_s``, the limit after which the job ends itself (falsr.training.train)."""
+    timeout = search.job_timeout_s
+    return (*arguments, *([f"job_timeout_s={float(timeout):g}"] if timeout is not None else []))
 
 
 def engine_launcher(launcher) -> bool:
