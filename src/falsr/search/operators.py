@@ -34,7 +34,7 @@ import math
 import random
 from typing import Sequence
 
-from falsr.space.cost import genome_cost
+from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
 from falsr.space.genome import Genome, GenomeError, SearchSpace, active_space, group_starts, num_connection_bits
 
 
@@ -204,7 +204,7 @@ def mut_random(ind: GeneList, *, search) -> tuple[GeneList]:
     return (ind,)
 
 
-def cell_costs(n_cells: int, lr_size: tuple[int, int] = (480, 480)) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def cell_costs(n_cells: int, lr_size: tuple[int, int] = DEFAULT_LR_SIZE) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mult-adds, params) of each cell choice of the active space, as the analytic cost of a model made of that
     cell repeated n times with chain connections only. Cached: computed once per (space, n, lr_size)."""
     return _cell_costs(active_space(), n_cells, tuple(lr_size))
@@ -234,7 +234,7 @@ def wheel_weights(costs: Sequence[float], pressure: float) -> tuple[float, ...]:
 
 
 def roulette_wheel(n_cells: int, metric: str, pressure: float = 4.0,
-                   lr_size: tuple[int, int] = (480, 480)) -> tuple[float, ...]:
+                   lr_size: tuple[int, int] = DEFAULT_LR_SIZE) -> tuple[float, ...]:
     """Cumulative roulette-wheel weights over the active space's cells for 'mult_adds' or 'params' (cached)."""
     return _roulette_wheel(active_space(), n_cells, metric, float(pressure), tuple(lr_size))
 
@@ -246,7 +246,7 @@ def _roulette_wheel(space: SearchSpace, n_cells: int, metric: str, pressure: flo
     return tuple(itertools.accumulate(wheel_weights(costs, pressure)))
 
 
-def wheel_pressure(n_cells: int, metric: str, pressure: float, lr_size: tuple[int, int] = (480, 480),
+def wheel_pressure(n_cells: int, metric: str, pressure: float, lr_size: tuple[int, int] = DEFAULT_LR_SIZE,
                    share: float = 0.1) -> tuple[float, float]:
     """The selection pressure the wheel really gives: (probability mass on the cheapest ``share`` of the
     192 cells, that mass divided by the uniform draw's)."""

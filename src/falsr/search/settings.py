@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from falsr.latency import LatencySettings
 from falsr.search.journal import STATUS_OVER_CAP, STATUS_OVER_LATENCY, STATUS_UNDER_FLOOR
-from falsr.space.cost import genome_cost
+from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
 
 CROWDING_MODES = ("standard", "improved")
 REWARDS = ("pareto_rank", "scalarised")
@@ -47,7 +47,7 @@ class Constraints:
 class SearchSettings:
     # -- population (the search space, its cells and their number, is the `space` config group) ------
     population_size: int = 8  # CPU-sized; the paper's 64 per generation: experiment=falsr_paper
-    lr_size: Tuple[int, int] = (480, 480)  # LR input for mult-adds (paper's convention): selection and every job
+    lr_size: Tuple[int, int] = DEFAULT_LR_SIZE  # LR input for mult-adds (paper's convention): selection and every job
 
     # -- initialisation: categorical draw of each model's connection pattern ------------------
     p_init_random_connections: float = 0.5  # p_r: uniformly random bits
