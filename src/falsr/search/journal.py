@@ -6,6 +6,8 @@ Jobs append to it from their own processes (any Hydra launcher: in-process, jobl
 SLURM nodes sharing the sweep folder), so every append takes an exclusive `flock` and writes one
 whole line, then fsyncs; a write that fails (a full disk) is cut off again, so the journal reads as before. A
 line cut short by a kill is skipped when reading, with a one-line warning (once per process): its candidate (at that rung) is not journaled, so a resumed search trains it again.
+
+A line is a :class:`JournalRecord`: the writers build one, the readers get one.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ class Journal:
             if isinstance(data, dict) and "key" in data:
                 try:
                     out.append(JournalRecord.from_json(data))
-                except (TypeError, ValueError):  # a line cut short at a line boundary of its own, or garbage
+                except (TypeError, ValueError):  # no genome, generation or status, a mistyped field: damaged
                     _warn_torn(self.path, number, line)
         return out
 
