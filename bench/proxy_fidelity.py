@@ -249,7 +249,7 @@ def loo_predictor(train_scores: dict[str, float], genomes: dict[str, str]) -> di
 
     out = {}
     for label in train_scores:
-        others = [{"status": "ok", "psnr": v, "genome": genomes[k]} for k, v in train_scores.items() if k != label]
+        others = [(genomes[k], v) for k, v in train_scores.items() if k != label]
         out[label] = float(PerformancePredictor(seed=0).fit(others).predict([genomes[label]])[0])
     return out
 

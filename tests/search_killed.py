@@ -69,7 +69,9 @@ def alive(pid: int) -> bool:
 
 
 def maybe_kill(event: str, records, journal_path) -> None:
+    """SIGKILL the search where KILL_WHEN holds; it sees ``records`` as the journal lines' JSON objects."""
     counts[event] += 1
+    records = [r.to_json() for r in records]
     if KILL_WHEN is None or not eval(KILL_WHEN, {}, {"records": records, "event": event, "count": counts[event]}):
         return
     if os.getpid() == SEARCH_PID:
@@ -137,12 +139,12 @@ def in_job(task_function):
 _init = driver.SearchDriver.__init__
 
 
-def init(self, sweep_dir, settings, options, launch, *args, **kwargs):
+def init(self, sweep_dir, search, launch, *args, **kwargs):
     def launch_or_die(batch, initial_job_idx):
         maybe_kill("launch", self.journal.records(), self.journal.path)
         return launch(batch, initial_job_idx)
 
-    _init(self, sweep_dir, settings, options, launch_or_die, *args, **kwargs)
+    _init(self, sweep_dir, search, launch_or_die, *args, **kwargs)
 
 
 _write_reports = driver.write_reports

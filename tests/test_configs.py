@@ -80,10 +80,9 @@ def test_every_option_composes_and_instantiates(primary, group, option, tmp_path
         for name, logger in (cfg.get("logger") or {}).items():
             assert logger._target_.startswith("pytorch_lightning.loggers."), name  # built by each job (W&B: no run here)
     if primary == "search":
-        from falsr.search.hydra_glue import driver_options, search_settings
+        from falsr.search.hydra_glue import search_config
 
-        search_settings(cfg.search)
-        driver_options(cfg.search, [])  # builds the toolbox
+        search_config(cfg.search)  # every part checked, the toolbox built
 
 
 @pytest.mark.parametrize("experiment", sorted((CONF_DIR / "experiment").glob("*.yaml")), ids=lambda p: p.stem)
@@ -113,6 +112,17 @@ def test_an_experiment_sets_the_search_scale_whatever_the_algorithm(experiment, 
     settings = search_settings(cfg.search)
     assert (settings.population_size, cfg.search.generations, settings.constraints.max_mult_adds) == (
         scale["population_size"], scale["generations"], scale["max_mult_adds"])
+
+
+def test_search_py_trains_its_candidates_on_the_search_budget_unless_an_experiment_says_otherwise():
+    """search.yaml's budget=search comes through the search_cpu experiment, not an ``override budget`` of its own:
+    the primary config's overrides win over an experiment's, so experiment=falsr_paper would train on budget=search
+    instead of its own budget=incomplete."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        plain = compose("search", overrides=["+search=nsga2"], return_hydra_config=True)
+        paper = compose("search", overrides=["+search=nsga2", "experiment=falsr_paper"], return_hydra_config=True)
+    assert plain.hydra.runtime.choices.budget == "search"
+    assert paper.hydra.runtime.choices.budget == "incomplete" and paper.search.settings.population_size == 64
 
 
 def test_an_unknown_option_of_a_group_is_a_one_line_error(capsys):

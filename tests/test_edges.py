@@ -11,6 +11,7 @@ import pytest
 
 from falsr.errors import UserError
 from falsr.search.hydra_glue import check_constraints_reachable, infeasible_search_message
+from falsr.search.journal import JournalRecord
 from falsr.search.settings import Constraints, SearchSettings
 from falsr.space.cost import genome_cost, smallest_cost, smallest_genome
 from falsr.space.genome import Genome, SearchSpace, num_connection_bits, using_space
@@ -46,14 +47,14 @@ def test_a_cap_below_the_smallest_network_is_refused_before_training():
 
 def test_no_feasible_candidate_at_the_end_is_explained():
     settings = SearchSettings(constraints=Constraints(min_psnr=40.0, max_mult_adds=2e9))
-    over = [{"key": k, "genome": "1.2-10_1", "status": "over_mult_adds_cap", "mult_adds": m, "params": 1}
+    over = [JournalRecord(key=k, genome="1.2-10_1", generation=0, status="over_mult_adds_cap", mult_adds=m, params=1)
             for k, m in (("a", 5e9), ("b", 3.21e9))]
     message = infeasible_search_message(over, settings)
     assert "max_mult_adds=2e9 (2G)" in message and "smallest of the 2 candidates proposed had 3.21G" in message
     assert "(to 3.21e9 or more, or null: no cap)" in message
     with using_space(SearchSpace(n_cells=2)):
-        ok = [{"key": Genome.from_string("1.2-10_1").key, "genome": "1.2-10_1", "status": "ok", "psnr": 28.5,
-               "mult_adds": 1.5e9, "params": 1e3}]
+        ok = [JournalRecord(key=Genome.from_string("1.2-10_1").key, genome="1.2-10_1", generation=0, status="ok",
+                            psnr=28.5, mult_adds=1.5e9, params=1e3)]
         message = infeasible_search_message(over + ok, settings)
         assert "min_psnr=40" in message and "best of the 1 trained candidates reached 28.50 dB" in message
         assert infeasible_search_message(over + ok, SearchSettings(constraints=Constraints(max_mult_adds=2e9))) is None
@@ -62,9 +63,10 @@ def test_no_feasible_candidate_at_the_end_is_explained():
 
 def test_a_floor_no_candidate_reaches_is_explained():
     settings = SearchSettings(constraints=Constraints(min_mult_adds=900e9, max_mult_adds=950e9))
-    under = [{"key": k, "genome": "1.2-10_1", "status": "under_mult_adds_floor", "mult_adds": m, "params": 1}
-             for k, m in (("a", 5e9), ("b", 321e9))]
-    over = [{"key": "c", "genome": "1.2-10_1", "status": "over_mult_adds_cap", "mult_adds": 990e9, "params": 1}]
+    under = [JournalRecord(key=k, genome="1.2-10_1", generation=0, status="under_mult_adds_floor", mult_adds=m,
+                           params=1) for k, m in (("a", 5e9), ("b", 321e9))]
+    over = [JournalRecord(key="c", genome="1.2-10_1", generation=0, status="over_mult_adds_cap", mult_adds=990e9,
+                          params=1)]
     message = infeasible_search_message(under + over, settings)
     assert message.startswith("no candidate met the constraints: search.settings.constraints.min_mult_adds=9e11 "
                               "(900G) and search.settings.constraints.max_mult_adds=9.5e11 (950G), but the largest of "
@@ -284,10 +286,10 @@ def test_a_journal_line_cut_by_a_kill_is_skipped_with_a_warning_and_retrained(ti
 def test_pareto_md_with_rungs_and_bicubic():
     from falsr.search.report import pareto_markdown
 
-    front = [{"key": "k1", "generation": 0, "genome": "1.2-10_1", "psnr": 30.5, "ssim": 0.9, "mult_adds": 2e9,
-              "params": 2e3, "rung": 1, "steps": 300},
-             {"key": "k2", "generation": 1, "genome": "2.2-10_1", "psnr": 31.0, "ssim": 0.9, "mult_adds": 1e9,
-              "params": 1e3, "rung": 0, "steps": 100}]
+    front = [JournalRecord(key="k1", generation=0, genome="1.2-10_1", status="ok", psnr=30.5, ssim=0.9, mult_adds=2e9,
+                           params=2e3, rung=1, steps=300),
+             JournalRecord(key="k2", generation=1, genome="2.2-10_1", status="ok", psnr=31.0, ssim=0.9, mult_adds=1e9,
+                           params=1e3, rung=0, steps=100)]
     context = {"steps": 300, "rungs": [100, 300], "batch_size": 16, "patch_size": 64, "budget": "search",
                "val_set": "holdout", "val_images": "8 training images held out", "scale": 2,
                "bicubic": {"psnr": 29.0, "ssim": 0.85}}
@@ -305,8 +307,8 @@ def test_plots_of_a_search_with_nothing_trained(tmp_path):
 
     context = {"steps": 3, "batch_size": 4, "patch_size": 32, "val_set": "holdout", "val_images": "4 images",
                "bicubic": {"psnr": 30.0, "ssim": 0.9}}
-    over = [{"key": "a", "genome": "1.2-10_1", "generation": 0, "status": "over_mult_adds_cap", "mult_adds": 5e9,
-             "params": 1}]
+    over = [JournalRecord(key="a", genome="1.2-10_1", generation=0, status="over_mult_adds_cap", mult_adds=5e9,
+                          params=1)]
     summary = write_reports(tmp_path, over, None, context=context)
     assert summary["front"] == [] and all(Path(p).stat().st_size > 1000 for p in summary["plots"])
     assert "Bicubic on the same images: 30.00 dB" in (tmp_path / "pareto.md").read_text()

@@ -265,6 +265,7 @@ def test_a_garbage_state_later_is_rebuilt_from_the_journal(tiny_data, tmp_path):
     """Killed in generation 1 of 2 and the state file overwritten with garbage: the resume with
     search.resume_from_journal=true takes a population by NSGA-II survival over the journaled candidates, trains
     none of them again, and goes on with generation 2; the reports are those of the whole journal."""
+    from falsr.search.journal import JournalRecord
     from falsr.search.report import pareto_records
     from falsr.search.settings import Constraints
 
@@ -285,7 +286,7 @@ def test_a_garbage_state_later_is_rebuilt_from_the_journal(tiny_data, tmp_path):
     assert [r["generation"] for r in after] == [2] * POPULATION  # generation 1 cut short counts as done
     assert {r["key"] for r in after}.isdisjoint(r["key"] for r in before)
     assert any(r["status"] == "ok" for r in after)
-    expected = sorted(r["key"] for r in pareto_records(records, Constraints()))  # each key once: the latest
+    expected = sorted(r.key for r in pareto_records([JournalRecord.from_json(r) for r in records], Constraints()))
     assert front(sweep) and [k for k, _ in front(sweep)] == expected
     # the rebuilt state was saved: a plain resume now finds a finished search and trains nothing
     again = run_search(args + [f"search.resume={sweep}"], tmp_path)
@@ -354,16 +355,17 @@ def test_the_job_timeout_reaches_every_candidate_job_as_an_override():
     from hydra import compose, initialize_config_dir
 
     from falsr.cli import CONF_DIR
-    from falsr.search.hydra_glue import driver_options
+    from falsr.search.hydra_glue import job_overrides, search_config
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         search = compose("search", overrides=["+search=nsga2", "search.job_timeout_s=90",
                                               "search.resume_from_journal=true"]).search
         default = compose("search", overrides=["+search=nsga2"]).search
         train = compose("train")
-    options = driver_options(search, ["data.patch_size=32"])
-    assert options.extra_overrides == ("data.patch_size=32", "job_timeout_s=90") and options.resume_from_journal
-    assert driver_options(default, []).extra_overrides == () and not driver_options(default, []).resume_from_journal
+    config = search_config(search)
+    assert job_overrides(config, ["data.patch_size=32"]) == ("data.patch_size=32", "job_timeout_s=90")
+    assert config.resume_from_journal
+    assert job_overrides(search_config(default), []) == () and not search_config(default).resume_from_journal
     assert train.job_timeout_s is None
 
 
@@ -458,11 +460,11 @@ def test_a_journal_append_on_a_full_disk_fails_and_leaves_the_journal_as_it_was(
     import errno
 
     from falsr.errors import disk_full
-    from falsr.search.journal import Journal
+    from falsr.search.journal import Journal, JournalRecord
 
     small_disk.mount(64 * 1024)
     journal_ = Journal(small_disk.path / "journal.jsonl")
-    journal_.append({"key": "a", "status": "ok"})
+    journal_.append(JournalRecord(key="a", genome="1.2-10_1", generation=0, status="ok"))
     before = journal_.path.read_bytes()
     filler = small_disk.path / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # every free page: the next line fits only in the rest of the
@@ -474,12 +476,12 @@ def test_a_journal_append_on_a_full_disk_fails_and_leaves_the_journal_as_it_was(
     finally:
         os.close(fd)
     with pytest.raises(OSError) as raised:
-        journal_.append({"key": "b", "status": "ok", "error": "y" * 5000})
+        journal_.append(JournalRecord(key="b", genome="1.2-10_1", generation=0, status="ok", error="y" * 5000))
     assert raised.value.errno == errno.ENOSPC and disk_full(raised.value) is raised.value
-    assert journal_.path.read_bytes() == before and [r["key"] for r in journal_.records()] == ["a"]
+    assert journal_.path.read_bytes() == before and [r.key for r in journal_.records()] == ["a"]
     filler.unlink()
-    journal_.append({"key": "b", "status": "ok"})
-    assert [r["key"] for r in journal_.records()] == ["a", "b"]
+    journal_.append(JournalRecord(key="b", genome="1.2-10_1", generation=0, status="ok"))
+    assert [r.key for r in journal_.records()] == ["a", "b"]
 
 
 @pytest.mark.slow

@@ -107,11 +107,12 @@ def test_a_tiny_search_on_psnr_and_latency(tiny_data, tmp_path):
 
 def test_a_latency_cap_no_candidate_meets_is_explained_in_one_line():
     from falsr.search.hydra_glue import infeasible_search_message
+    from falsr.search.journal import JournalRecord
     from falsr.search.settings import SearchSettings
 
     settings = SearchSettings(constraints=Constraints(max_latency_ms=5.0))
-    records = [{"key": str(i), "genome": "1.2-10_1", "status": "over_latency_cap", "psnr": None, "mult_adds": 1e9,
-                "params": 1e4, "latency_ms": ms, "error": f"predicted latency {ms:.1f} ms over the cap 5 ms"}
+    records = [JournalRecord(key=str(i), genome="1.2-10_1", generation=0, status="over_latency_cap", mult_adds=1e9,
+                             params=1e4, latency_ms=ms, error=f"predicted latency {ms:.1f} ms over the cap 5 ms")
                for i, ms in enumerate((7.5, 12.0))]
     message = infeasible_search_message(records, settings)
     assert "max_latency_ms=5" in message and "predicted at 7.5 ms" in message and "\n" not in message

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,29 +9,30 @@ from pathlib import Path
 import pytest
 
 from falsr.errors import UserError
-from falsr.search.predictor import PerformancePredictor, features, predictor_vs_constant
+from falsr.search.journal import Journal, JournalRecord
+from falsr.search.predictor import PerformancePredictor, features, predictor_vs_constant, trained
 
 REPO = Path(__file__).resolve().parents[1]
 JOURNAL = REPO / "bench" / "results" / "showdown" / "search" / "journal.jsonl"
 
 
-def records() -> list[dict]:
-    return [json.loads(line) for line in JOURNAL.read_text().splitlines() if line.strip()]
+def records() -> list[JournalRecord]:
+    return Journal(JOURNAL).records()
 
 
 def test_predictor_beats_constant_on_recorded_journal():
-    r = predictor_vs_constant(records())
+    r = predictor_vs_constant(trained(records()))
     assert r["n"] >= 30
     assert r["mae"] < 0.9 * r["mae_constant"]  # held-out error clearly below predicting the mean
     assert r["tau"] > 0.3                       # and it ranks held-out candidates
 
 
 def test_predictor_fits_and_predicts_every_genome():
-    recs = [r for r in records() if r.get("status") == "ok"]
-    model = PerformancePredictor().fit(recs)
-    pred = model.predict([r["genome"] for r in recs])
-    assert pred.shape == (len(recs),)
-    assert features(recs[0]["genome"]).shape == features(recs[1]["genome"]).shape
+    pairs = trained(records())
+    model = PerformancePredictor().fit(pairs)
+    pred = model.predict([g for g, _ in pairs])
+    assert pred.shape == (len(pairs),)
+    assert features(pairs[0][0]).shape == features(pairs[1][0]).shape
 
 
 def test_unknown_predictor_is_one_line_error():

@@ -14,7 +14,7 @@ from falsr.space.cost import genome_cost
 from falsr.space.genome import parse_genome
 from falsr.search.driver import candidate_overrides
 from falsr.search.generation import Offspring
-from falsr.search.hydra_glue import driver_options, search_settings, toolbox_config
+from falsr.search.hydra_glue import search_config, search_settings, toolbox_config
 from falsr.search.settings import PAPER_TOOLBOX, HypervolumeBox, SearchConfig, SearchSettings
 
 TINY = "conv_f16_k3_b1_noskip.conv_f16_k3_b1_noskip-10_1"
@@ -32,8 +32,7 @@ def test_the_yaml_only_overrides_the_schema_defaults():
     assert SearchSettings().population_size == 8 and SearchSettings().constraints.max_mult_adds == 100e9
     assert SearchSettings().constraints.min_psnr is None and SearchSettings().lr_size == (480, 480)
     assert toolbox_config(cfg.search) == PAPER_TOOLBOX
-    options = driver_options(cfg.search, [])
-    assert options.hypervolume_box == HypervolumeBox() and HypervolumeBox().psnr_min == 20.0
+    assert search_config(cfg.search) == SearchConfig() and HypervolumeBox().psnr_min == 20.0
     plain = OmegaConf.to_container(cfg.search, resolve=True)
     assert plain == OmegaConf.to_container(OmegaConf.structured(SearchConfig), resolve=True)
     assert [f.name for f in dataclasses.fields(SearchConfig)] == list(plain)

@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 
 from falsr.cli import CONF_DIR
 from falsr.search.fidelity import job_overrides, promotion_order, promotions
-from falsr.search.journal import STATUS_OK, STATUS_UNDER_FLOOR, Journal
+from falsr.search.journal import STATUS_OK, STATUS_UNDER_FLOOR, Journal, JournalRecord, rung_of
 from falsr.search.nsga import Individual, constraint_violation, rung_and_psnr, sel_nsga2, tiered_psnr
 from falsr.search.report import markdown_table, pareto_records
 from falsr.search.settings import Constraints, Fidelity, SearchSettings
@@ -35,9 +35,18 @@ def genome(i: int) -> str:
     return str(Genome.random(7, random.Random(i)).canonical())
 
 
-def record(i: int, psnr: float, gmacs: float, kparams: float, rung: int = 0, **extra) -> dict:
+def line(i: int, psnr: float, gmacs: float, kparams: float, rung: int = 0, **extra) -> dict:
+    """A journal line's object; ``name`` is no journal key (kept as an unknown one, ``extra``)."""
     return {"key": Genome.from_string(genome(i)).key, "name": f"k{i}", "genome": genome(i), "generation": 0, "origin": "init", "status": STATUS_OK,
             "psnr": psnr, "mult_adds": gmacs * 1e9, "params": kparams * 1e3, "rung": rung, **extra}
+
+
+def record(i: int, psnr: float, gmacs: float, kparams: float, rung: int = 0, **extra) -> JournalRecord:
+    return JournalRecord.from_json(line(i, psnr, gmacs, kparams, rung, **extra))
+
+
+def name(r: JournalRecord) -> str:
+    return r.extra["name"]
 
 
 # Six candidates at rung 0 (PSNR dB, mult-adds G, params K). Front 1: a (cheapest), b, c (best PSNR); d is
@@ -51,27 +60,27 @@ def test_promotion_at_eta_2_takes_the_first_front_then_the_next():
     """eta=2: floor(6/2) = 3 promoted, the whole first front (a, b, c): each cost band's best, not the 3 best PSNRs
     (c 32.0, b 31.0, d 30.5)."""
     order = promotion_order(HAND)
-    assert [r["name"] for r in order] == ["k0", "k2", "k1", "k3", "k4", "k5"]  # ends of the front first (crowding)
-    assert sorted(r["name"] for r in promotions(HAND, 0, 2)) == ["k0", "k1", "k2"]
-    assert [r["name"] for r in promotions(HAND, 0, 3)] == ["k0", "k2"]  # floor(6/3) = 2: the front's two ends
+    assert [name(r) for r in order] == ["k0", "k2", "k1", "k3", "k4", "k5"]  # ends of the front first (crowding)
+    assert sorted(name(r) for r in promotions(HAND, 0, 2)) == ["k0", "k1", "k2"]
+    assert [name(r) for r in promotions(HAND, 0, 3)] == ["k0", "k2"]  # floor(6/3) = 2: the front's two ends
     assert promotions(HAND[:1], 0, 2) == []  # floor(1/2) = 0
 
 
 def test_promotion_skips_the_promoted_and_counts_the_whole_rung():
     """ASHA: the top floor(n / eta) of everything the rung holds, minus those with a record at the next rung
     (also a failed one); a rung-1 record is not a rung-0 candidate."""
-    promoted = [record(0, 29.0, 10, 100, rung=1), {**record(2, 0.0, 40, 400, rung=1), "status": "failed"}]
-    assert [r["name"] for r in promotions(HAND + promoted, 0, 2)] == ["k1"]
+    promoted = [record(0, 29.0, 10, 100, rung=1), record(2, 0.0, 40, 400, rung=1, status="failed")]
+    assert [name(r) for r in promotions(HAND + promoted, 0, 2)] == ["k1"]
     # a new rung-0 candidate that beats everyone: the top 3 of 7 are c, a and it; only it is new
     new = record(6, 33.0, 5, 50)
-    assert [r["name"] for r in promotions(HAND + promoted + [new], 0, 2)] == ["k6"]
+    assert [name(r) for r in promotions(HAND + promoted + [new], 0, 2)] == ["k6"]
     # rung 1 -> 2: only candidates ok at rung 1
     assert promotions(HAND + promoted, 1, 2) == []
 
 
 def test_a_candidate_below_the_psnr_floor_is_promoted_last():
     constraints = Constraints(min_psnr=30.1, max_mult_adds=None)
-    assert [r["name"] for r in promotion_order(HAND, constraints)][-2:] == ["k0", "k5"]  # infeasible: behind every feasible
+    assert [name(r) for r in promotion_order(HAND, constraints)][-2:] == ["k0", "k5"]  # infeasible: behind every feasible
 
 
 def test_nsga2_compares_rung_then_psnr():
@@ -90,17 +99,18 @@ def test_nsga2_compares_rung_then_psnr():
 
 def test_journal_and_front_at_each_models_highest_rung(tmp_path):
     journal = Journal(tmp_path / "journal.jsonl")
-    old = {k: v for k, v in record(7, 29.0, 8, 80).items() if k != "rung"}  # a journal line from before fidelity
-    for r in (old, record(0, 30.0, 10, 100, steps=2), record(1, 31.0, 20, 200, steps=2),
-              record(0, 30.4, 10, 100, rung=1, steps=4), {**record(1, 0.0, 20, 200, rung=1), "status": "failed"}):
+    old = {k: v for k, v in line(7, 29.0, 8, 80).items() if k != "rung"}  # a journal line from before fidelity
+    for r in (JournalRecord.from_json(old), record(0, 30.0, 10, 100, steps=2), record(1, 31.0, 20, 200, steps=2),
+              record(0, 30.4, 10, 100, rung=1, steps=4), record(1, 0.0, 20, 200, rung=1, status="failed")):
         journal.append(r)
-    latest = {r["name"]: r for r in journal.latest().values()}
-    assert latest["k7"]["psnr"] == 29.0 and (latest["k0"]["rung"], latest["k0"]["psnr"]) == (1, 30.4)
-    assert latest["k1"]["status"] == STATUS_OK and latest["k1"]["rung"] == 0  # a failed promotion keeps rung 0
-    assert {(r["name"], r.get("rung", 0)) for r in journal.by_rung().values()} == {
+    latest = {name(r): r for r in journal.latest().values()}
+    assert latest["k7"].psnr == 29.0 and (latest["k0"].rung, latest["k0"].psnr) == (1, 30.4)
+    assert latest["k1"].status == STATUS_OK and latest["k1"].rung == 0  # a failed promotion keeps rung 0
+    assert latest["k7"].rung is None and rung_of(latest["k7"]) == 0
+    assert {(name(r), rung_of(r)) for r in journal.by_rung().values()} == {
         ("k7", 0), ("k0", 0), ("k1", 0), ("k0", 1), ("k1", 1)}
     front = pareto_records(list(latest.values()), None)
-    assert [r["name"] for r in front] == ["k7", "k0"]  # k1 (rung 0, 31 dB) is behind k0 (rung 1, 30.4 dB)
+    assert [name(r) for r in front] == ["k7", "k0"]  # k1 (rung 0, 31 dB) is behind k0 (rung 1, 30.4 dB)
     table = markdown_table(front)
     assert "| rung (steps) |" in table and "| 1 (4) |" in table and "not comparable" in table
 

@@ -14,7 +14,8 @@ import torch
 from falsr.space.cost import genome_cost
 from falsr.space.genome import Genome, SearchSpace, set_space
 from falsr.search.generation import SearchState, evaluate, generation_step, new_search, propose, run_search, tell
-from falsr.search.settings import Constraints, SearchSettings
+from falsr.search.journal import STATUS_OVER_CAP, STATUS_UNDER_FLOOR
+from falsr.search.settings import Constraints, SearchSettings, bound_violation
 from falsr.search.toolbox import paper_toolbox
 
 
@@ -125,6 +126,19 @@ def test_proposals_out_of_a_band_are_drawn_again(redraw):
         assert inside == len(proposed)
     else:  # the old behaviour: most proposals fall outside and would never be trained
         assert inside < len(proposed) / 2
+
+
+def test_bound_violation_gives_the_journal_status_and_reason():
+    """The one bound check the operators and the driver share: None inside, else what the journal records."""
+    genome = Genome.random(5, random.Random(0))
+    mult_adds = genome_cost(genome).mult_adds
+    assert bound_violation(genome, SearchSettings(constraints=NO_CAP)) is None
+    assert bound_violation(genome, SearchSettings(constraints=Constraints(max_mult_adds=mult_adds))) is None
+    over = bound_violation(genome, SearchSettings(constraints=Constraints(max_mult_adds=mult_adds - 1)))
+    assert over == (STATUS_OVER_CAP, f"mult-adds {mult_adds / 1e9:.1f}G over the cap")
+    floor = mult_adds + 1e9
+    under = bound_violation(genome, SearchSettings(constraints=Constraints(min_mult_adds=floor, max_mult_adds=None)))
+    assert under == (STATUS_UNDER_FLOOR, f"mult-adds {mult_adds / 1e9:.1f}G under the floor {floor / 1e9:.1f}G")
 
 
 def test_the_search_streams_are_seeded_and_isolated_from_the_global_ones():

@@ -32,11 +32,3 @@ OmegaConf.register_new_resolver("falsr.data_dir", lambda: str(default_data_dir()
 # The budgets' `data.patch_size: ${falsr.hr_patch:32,${data.scale}}`: the HR side of a 32-pixel LR patch, so a
 # budget trains the same LR context (and about the same cost) at x2, x3 and x4, as EDSR's fixed LR patch does.
 OmegaConf.register_new_resolver("falsr.hr_patch", lambda lr, scale: int(lr) * int(scale), replace=True)
-# conf/search.yaml's `search.settings.lr_size`: the LR input mult-adds are counted at for a scale.
-OmegaConf.register_new_resolver("falsr.cost_lr_size", lambda scale: list(_cost_lr_size(int(scale))), replace=True)
-
-
-def _cost_lr_size(scale: int) -> tuple[int, int]:
-    from falsr.space.cost import default_lr_size  # on use: the package imports nothing heavy at start
-
-    return default_lr_size(scale)

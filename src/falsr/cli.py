@@ -12,6 +12,7 @@ from typing import Sequence
 
 from falsr import CONF_DIR
 from falsr.errors import exit_on_user_error
+import falsr.space.cost  # noqa: F401 - registers the configs' ${falsr.cost_lr_size:} resolver
 from falsr.space.genome import check_space_overrides, set_space, space_from_config
 
 __all__ = ["CONF_DIR", "check_conf_dir", "check_group_choices", "exit_on_user_error", "use_space_of", "user_errors"]

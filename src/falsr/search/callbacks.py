@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from falsr.errors import disk_full
-from falsr.search.journal import STATUS_FAILED, STATUS_OK, Journal, is_valid_psnr, rung_of
+from falsr.search.journal import STATUS_FAILED, STATUS_OK, Journal, JournalRecord, is_valid_psnr, rung_of
 
 log = logging.getLogger(__name__)
 CLAIMS_DIR = ".claims"
@@ -58,11 +58,11 @@ def journaled_result(cfg: DictConfig) -> Optional[dict]:
     journal = HydraConfig.get().get("callbacks", {}).get("search_journal", {}).get("journal")
     rung = int(cfg.candidate.get("rung") or 0)
     record = Journal(journal).by_rung().get((cfg.candidate.key, rung)) if journal else None
-    if record is None or record.get("status") not in (STATUS_OK, STATUS_FAILED):
+    if record is None or record.status not in (STATUS_OK, STATUS_FAILED):
         return None
-    log.info(f"candidate {record['key']} (rung {rung_of(record)}) is already journaled ({record['status']}): "
+    log.info(f"candidate {record.key} (rung {rung_of(record)}) is already journaled ({record.status}): "
              "not trained again")
-    return {**record, JOURNALED: True}
+    return {**record.to_json(), JOURNALED: True}
 
 
 def job_outcome(job_return: Any) -> tuple[Any, Optional[BaseException]]:
@@ -101,8 +101,13 @@ def estimate(result: dict, search) -> dict:
     return {"psnr": guess, "measured_psnr": result["psnr"], "estimator": f"held-out PSNR extrapolated to {at} steps"}
 
 
-def candidate_record(config: DictConfig, job_return: JobReturn) -> dict:
-    """A journal record from a finished job: its objectives, or why it failed."""
+def candidate_record(config: DictConfig, job_return: JobReturn) -> JournalRecord:
+    """A journal record from a finished job: its objectives, or why it failed. Every key set here is written,
+    null or not (``JournalRecord.from_json``), as it always was."""
+    return JournalRecord.from_json(_candidate_fields(config, job_return))
+
+
+def _candidate_fields(config: DictConfig, job_return: JobReturn) -> dict[str, Any]:
     cand = config.candidate
     record: dict[str, Any] = {"key": cand.key, "genome": cand.genome, "generation": int(cand.generation),
                               "origin": cand.get("origin"), "job_num": int(config.hydra.job.num),
@@ -168,7 +173,7 @@ class SearchJournalCallback(Callback):
             # search stops rather than journal the candidate failed.
             job_return.status, job_return.return_value = JobStatus.FAILED, err
             return
-        psnr = record.get("psnr")
-        shown = f"{psnr:.2f} dB" if isinstance(psnr, float) and math.isfinite(psnr) else record.get("error")
-        rung = f" rung {record['rung']}" if record.get("rung") is not None else ""
-        log.info(f"[gen {record['generation']}{rung}] {record['status']:>6}  {record['genome']}  {shown}")
+        psnr = record.psnr
+        shown = f"{psnr:.2f} dB" if isinstance(psnr, float) and math.isfinite(psnr) else record.error
+        rung = f" rung {record.rung}" if record.rung is not None else ""
+        log.info(f"[gen {record.generation}{rung}] {record.status:>6}  {record.genome}  {shown}")

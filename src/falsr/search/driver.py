@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -27,12 +27,11 @@ from falsr.space.genome import Genome, active_space, space_from_config
 from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.callbacks import job_outcome
 from falsr.search.fidelity import promotions, rung_overrides
-from falsr.search.journal import (JOURNAL_NAME, STATUS_FAILED, STATUS_OK, STATUS_OVER_CAP, STATUS_OVER_LATENCY,
-                                  STATUS_UNDER_FLOOR, UNTRAINED, Journal, rung_of)
-from falsr.search.nsga import HypervolumeBox, Individual, hypervolume, tiered_psnr
+from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, UNTRAINED, Journal, JournalRecord, rung_of
+from falsr.search.nsga import Individual, hypervolume, tiered_psnr
 from falsr.search.objectives import active_objectives
 from falsr.search.report import pareto_records, write_reports
-from falsr.search.settings import Fidelity, SearchSettings
+from falsr.search.settings import Fidelity, SearchConfig, bound_violation
 
 log = logging.getLogger(__name__)
 STATE_NAME = "search_state.pt"
@@ -43,21 +42,6 @@ BRACKETS = (10e9, 50e9, 100e9, 250e9, math.inf)
 WORST_COST = {"mult_adds": 1e12, "params": 1e7, "latency": 1e6}
 
 Launch = Callable[[Sequence[Sequence[str]], int], Sequence]
-
-
-@dataclass
-class DriverOptions:
-    generations: int = 2  # after the initial population
-    seed: int = 0
-    use_controller: bool = True
-    report_k: int = 4  # models chosen by crowding distance (paper: 4)
-    hypervolume_box: HypervolumeBox = field(default_factory=HypervolumeBox)
-    extra_overrides: tuple[str, ...] = ()  # added to every candidate job (e.g. hydra.sweep.dir on resume)
-    toolbox: Optional[dict] = None  # the toolbox config (falsr.search.toolbox); None: the paper's operators
-    inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
-    fidelity: Fidelity = field(default_factory=Fidelity)  # multi-fidelity promotion (falsr.search.fidelity); off by default
-    fidelity_overrides: tuple[str, ...] = ()  # with fidelity: added to every job (falsr.search.fidelity.job_overrides)
-    resume_from_journal: bool = False  # resume with search_state.pt damaged or missing: a new state from the journal
 
 
 def candidate_overrides(off: Offspring, generation: Optional[int], inherit_from: Sequence[str] = (),
@@ -110,11 +94,19 @@ def atomic_save(obj, path: Path) -> None:
 
 
 class SearchDriver:
-    def __init__(self, sweep_dir: str | Path, settings: SearchSettings, options: DriverOptions, launch: Launch,
+    """The search of ``search`` (the ``search`` config node, checked: :func:`falsr.search.hydra_glue.search_config`)
+    in ``sweep_dir``. What only the run knows comes as arguments: ``extra_overrides``, added to every candidate job
+    (the command line's, ``hydra.sweep.dir`` on a resume, the job time limit), and with multi-fidelity
+    ``fidelity_overrides``, added to every job too (:func:`falsr.search.fidelity.job_overrides`)."""
+
+    def __init__(self, sweep_dir: str | Path, search: SearchConfig, launch: Launch,
+                 extra_overrides: Sequence[str] = (), fidelity_overrides: Sequence[str] = (),
                  on_generation: Optional[Callable[[dict], None]] = None):
         self.dir = Path(sweep_dir)
-        self.settings = settings
-        self.options = options
+        self.search = search
+        self.settings = search.settings  # the population's, the operators' and the constraints' (SearchSettings)
+        self.extra_overrides = tuple(extra_overrides)
+        self.fidelity_overrides = tuple(fidelity_overrides)
         self.launch = launch
         self.on_generation = on_generation
         self.journal = Journal(self.dir / JOURNAL_NAME)
@@ -126,7 +118,7 @@ class SearchDriver:
         atomic_save({"state": state.to_dict(), "next_job": self.next_job,
                      "space": active_space().to_dict(),  # its genomes' indices mean cells of this space
                      "objectives": list(active_objectives().names),
-                     "fidelity": asdict(self.options.fidelity),
+                     "fidelity": asdict(self.search.fidelity),
                      "pending": None if pending is None else [(str(o.genome), o.origin, list(o.parents), o.predicted)
                                                               for o in pending]},
                     self.state_path)
@@ -147,14 +139,14 @@ class SearchDriver:
                 raise UserError(f"search.resume={self.dir}: that search ran with search.objectives=[{','.join(ran)}]; "
                                 "resume it with the same")
             ran_fidelity = Fidelity(**data.get("fidelity", {}))
-            if ran_fidelity != self.options.fidelity:
+            if ran_fidelity != self.search.fidelity:
                 shown = "[" + ",".join(str(r) for r in ran_fidelity.rungs) + "]"
                 raise UserError(f"search.resume={self.dir}: that search ran with search.fidelity.rungs={shown} "
                                 f"search.fidelity.eta={ran_fidelity.eta}; resume it with the same")
             state = SearchState.from_dict(data["state"])
             if state.settings != self.settings:
                 log.warning("search.settings differ from the resumed search's; the resumed settings are kept")
-            if self.options.toolbox is not None and state.toolbox_config != self.options.toolbox:
+            if state.toolbox_config != self.search.toolbox:
                 log.warning("search.toolbox differs from the resumed search's; the resumed toolbox is kept")
             self.next_job = max(data["next_job"], self._max_job_dir() + 1)
             pending = None if data["pending"] is None else [  # (genome, origin[, parents, predicted])
@@ -166,10 +158,10 @@ class SearchDriver:
         if resume:
             raise UserError(f"search.resume={self.dir}: no {STATE_NAME} there, so no search to resume")
         self.dir.mkdir(parents=True, exist_ok=True)
-        return new_search(self.settings, self.options.seed, self.options.use_controller, self.options.toolbox), None
+        return new_search(self.settings, self.search.seed, self.search.use_controller, self.search.toolbox), None
 
     def _read_state(self) -> Optional[dict]:
-        """The state file's contents; None where it is damaged or missing and ``options.resume_from_journal``
+        """The state file's contents; None where it is damaged or missing and ``search.resume_from_journal``
         allows rebuilding it from the journal, else a one-line error saying how to."""
         try:
             data = torch.load(self.state_path, weights_only=False)
@@ -178,7 +170,7 @@ class SearchDriver:
             return data
         except Exception as err:  # noqa: BLE001 - truncated, garbage or absent: the journal still holds the results
             problem = "missing" if not self.state_path.exists() else f"damaged ({type(err).__name__})"
-        if self.options.resume_from_journal:
+        if self.search.resume_from_journal:
             log.warning(f"{self.state_path} is {problem}: rebuilding the search state from {self.journal.path}")
             return None
         raise UserError(f"search.resume={self.dir}: {STATE_NAME} is {problem}; resume from the journal alone (a new "
@@ -193,20 +185,19 @@ class SearchDriver:
         from those the lost state would have made. With only initial candidates journaled, the search starts
         again from its seed: the same initial population, the journaled ones not trained again."""
         latest = list(self.journal.latest().values())
-        last = max(int(r["generation"]) for r in latest)
+        last = max(int(r.generation) for r in latest)
         self.next_job = self._max_job_dir() + 1
         if last == 0:  # the initial population is the seed's: asked again, its journaled part is not trained again
             log.info(f"resuming {self.dir} from its journal: the initial population again ({len(latest)} journaled)")
-            return new_search(self.settings, self.options.seed, self.options.use_controller, self.options.toolbox)
-        state = new_search(self.settings, self.options.seed + last + 1, self.options.use_controller,
-                           self.options.toolbox)
-        batch = [Offspring(Genome.from_string(r["genome"]), r.get("origin") or "init", tuple(r.get("parents") or ()))
-                 for r in latest]
+            return new_search(self.settings, self.search.seed, self.search.use_controller, self.search.toolbox)
+        state = new_search(self.settings, self.search.seed + last + 1, self.search.use_controller,
+                           self.search.toolbox)
+        batch = [Offspring(Genome.from_string(r.genome), r.origin or "init", tuple(r.parents or ())) for r in latest]
         tell(state, self._individuals(batch, latest, state))
         state.generation = last + 1
         by_rung = self.journal.by_rung()
-        state.rung0_psnr.update((k, float(r["psnr"])) for (k, rung), r in by_rung.items()
-                                if rung == 0 and r.get("status") == STATUS_OK and self.options.fidelity.enabled)
+        state.rung0_psnr.update((k, float(r.psnr)) for (k, rung), r in by_rung.items()
+                                if rung == 0 and r.status == STATUS_OK and self.search.fidelity.enabled)
         self._save(state, None)
         log.info(f"resuming {self.dir} from its journal: {len(latest)} candidates, a population of "
                  f"{len(state.population)}, generation {state.generation} next")
@@ -217,11 +208,10 @@ class SearchDriver:
         return max(nums, default=-1)
 
     # -- evaluation -------------------------------------------------------------------------------
-    def _evaluate(self, batch: list[Offspring], generation: int) -> list[dict]:
+    def _evaluate(self, batch: list[Offspring], generation: int) -> list[JournalRecord]:
         """A journal record per offspring: cached, outside the mult-adds bounds (never trained), or trained now
         (with multi-fidelity: to the first rung)."""
         known = self.journal.latest()
-        cap, floor = self.settings.constraints.max_mult_adds, self.settings.constraints.min_mult_adds
         latency_cap = self.settings.constraints.max_latency_ms
         objectives = active_objectives()
         to_train: dict[str, Offspring] = {}
@@ -229,29 +219,23 @@ class SearchDriver:
             key = off.genome.key
             if key in known or key in to_train:
                 continue
-            cost = self.settings.cost(off.genome)
-            over, under = cap is not None and cost.mult_adds > cap, floor is not None and cost.mult_adds < floor
-            latency = objectives.latency_ms(off.genome) if latency_cap is not None else None
-            slow = latency is not None and latency > latency_cap
-            if over or under or slow:
-                reason = (f"mult-adds {cost.mult_adds / 1e9:.1f}G over the cap" if over else
-                          f"predicted latency {latency:.1f} ms over the cap {latency_cap:g} ms" if slow else
-                          f"mult-adds {cost.mult_adds / 1e9:.1f}G under the floor {floor / 1e9:.1f}G")
-                record = {"key": key, "genome": str(off.genome), "generation": generation, "origin": off.origin,
-                          "status": STATUS_OVER_CAP if over else STATUS_OVER_LATENCY if slow else STATUS_UNDER_FLOOR,
-                          "psnr": None,
-                          "ssim": None, "params": cost.params, "mult_adds": cost.mult_adds, "error": reason,
-                          **({"latency_ms": latency} if latency is not None else {}), **self._rung0()}
+            if (violation := bound_violation(off.genome, self.settings)) is not None:
+                status, reason = violation
+                cost = self.settings.cost(off.genome)
+                latency = objectives.latency_ms(off.genome) if latency_cap is not None else None
+                record = JournalRecord(key=key, genome=str(off.genome), generation=generation, origin=off.origin,
+                                       status=status, params=cost.params, mult_adds=cost.mult_adds, error=reason,
+                                       latency_ms=latency, rung=self._rung0(), nulls=frozenset({"psnr", "ssim"}))
                 self.journal.append(record)
                 known[key] = record
                 continue
             to_train[key] = off
         if to_train:
             jobs = list(to_train.values())
-            inherit = self.options.inherit
+            inherit = self.search.inherit
             overrides = [candidate_overrides(o, generation, self._parent_weights(o, known) if inherit else (),
                                              save_weights=inherit, lr_size=self.settings.lr_size)
-                         + list(self.options.extra_overrides) + self._rung_job(0)
+                         + list(self.extra_overrides) + self._rung_job(0)
                          for o in jobs]
             log.info(f"generation {generation}: training {len(jobs)} candidates "
                      f"({len(batch) - len(jobs)} cached or over the cap)")
@@ -260,44 +244,45 @@ class SearchDriver:
             known = self.journal.latest()
             for off, ret in zip(jobs, returns):
                 if off.genome.key not in known:  # the job died before its callback could journal it
-                    record = {"key": off.genome.key, "genome": str(off.genome), "generation": generation,
-                              "origin": off.origin, "status": STATUS_FAILED, "error": lost_job(ret, self.dir), **self._rung0()}
+                    record = JournalRecord(key=off.genome.key, genome=str(off.genome), generation=generation,
+                                           origin=off.origin, status=STATUS_FAILED, error=lost_job(ret, self.dir),
+                                           rung=self._rung0(), nulls=frozenset({"origin"}))
                     self.journal.append(record)
                     known[off.genome.key] = record
         return [known[o.genome.key] for o in batch]
 
-    def _rung0(self) -> dict:
-        """The rung field of a rung-0 record the driver writes itself (none with one fidelity)."""
-        return {"rung": 0} if self.options.fidelity.enabled else {}
+    def _rung0(self) -> Optional[int]:
+        """The rung of a rung-0 record the driver writes itself (none with one fidelity)."""
+        return 0 if self.search.fidelity.enabled else None
 
     def _rung_job(self, rung: int, ckpt_path: Optional[str] = None, promoted_in: Optional[int] = None) -> list[str]:
         """The overrides that make a job a run of ``rung`` (last, so they win over the command line's)."""
-        fid = self.options.fidelity
+        fid = self.search.fidelity
         if not fid.enabled:
             return []
-        return list(self.options.fidelity_overrides) + rung_overrides(rung, fid.rungs[rung], ckpt_path, promoted_in)
+        return list(self.fidelity_overrides) + rung_overrides(rung, fid.rungs[rung], ckpt_path, promoted_in)
 
     def _promote(self, generation: int) -> None:
         """Successive halving after a generation's rung-0 evaluations: for each rung in turn, its promotions
         (:func:`falsr.search.fidelity.promotions`) continue from their last checkpoint to the next rung, as one
         batch of ordinary jobs through the launcher. A promotion whose job gives no result is journaled failed at
         that rung; the candidate keeps its lower rung's result."""
-        fid = self.options.fidelity
+        fid = self.search.fidelity
         for rung in range(len(fid.rungs) - 1):
             chosen = promotions(self.journal.records(), rung, fid.eta, self.settings.constraints,
                                 self.settings.crowding)
             jobs, overrides = [], []
             for r in chosen:
-                off = Offspring(Genome.from_string(r["genome"]), r.get("origin") or "init", tuple(r.get("parents") or ()))
-                ckpt = r.get("last_ckpt")
+                off = Offspring(Genome.from_string(r.genome), r.origin or "init", tuple(r.parents or ()))
+                ckpt = r.last_ckpt
                 if not ckpt or not Path(ckpt).is_file():
-                    self.journal.append({**self._promotion_record(r, rung + 1, generation), "status": STATUS_FAILED,
-                                         "error": f"no checkpoint of rung {rung} to continue from ({ckpt})"})
+                    self.journal.append(self._promotion_failed(r, rung + 1, generation,
+                                                               f"no checkpoint of rung {rung} to continue from ({ckpt})"))
                     continue
                 jobs.append(r)
-                overrides.append(candidate_overrides(off, int(r["generation"]), save_weights=self.options.inherit,
+                overrides.append(candidate_overrides(off, int(r.generation), save_weights=self.search.inherit,
                                                      lr_size=self.settings.lr_size)
-                                 + list(self.options.extra_overrides)
+                                 + list(self.extra_overrides)
                                  + self._rung_job(rung + 1, str(Path(ckpt).resolve()), generation))
             if not jobs:
                 continue
@@ -307,38 +292,39 @@ class SearchDriver:
             self.next_job += len(jobs)
             done = self.journal.by_rung()
             for r, ret in zip(jobs, returns):
-                if (r["key"], rung + 1) not in done:  # the job died before its callback could journal it
-                    self.journal.append({**self._promotion_record(r, rung + 1, generation), "status": STATUS_FAILED,
-                                         "error": lost_job(ret, self.dir)})
+                if (r.key, rung + 1) not in done:  # the job died before its callback could journal it
+                    self.journal.append(self._promotion_failed(r, rung + 1, generation, lost_job(ret, self.dir)))
 
     @staticmethod
-    def _promotion_record(r: dict, rung: int, generation: int) -> dict:
-        return {"key": r["key"], "genome": r["genome"], "generation": r["generation"], "origin": r.get("origin"),
-                "parents": r.get("parents") or [], "rung": rung, "promoted_in": generation}
+    def _promotion_failed(r: JournalRecord, rung: int, generation: int, error: str) -> JournalRecord:
+        """The record of a promotion of ``r`` to ``rung`` that gave no result."""
+        return JournalRecord(key=r.key, genome=r.genome, generation=r.generation, origin=r.origin,
+                             parents=r.parents or [], rung=rung, promoted_in=generation, status=STATUS_FAILED,
+                             error=error, nulls=frozenset({"origin"}))
 
     @staticmethod
-    def _parent_weights(off: Offspring, known: dict[str, dict]) -> list[str]:
+    def _parent_weights(off: Offspring, known: dict[str, JournalRecord]) -> list[str]:
         """The weights files of a child's trained parents, primary first (a failed parent has none)."""
         out = []
         for key in off.parents:
-            weights = (known.get(key) or {}).get("weights")
+            weights = known[key].weights if key in known else None
             if weights and Path(weights).is_file():
                 out.append(str(Path(weights).resolve()))
         return out
 
-    def _individuals(self, batch: list[Offspring], records: list[dict], state: SearchState) -> list[Individual]:
+    def _individuals(self, batch: list[Offspring], records: list[JournalRecord], state: SearchState) -> list[Individual]:
         """Objectives for NSGA-II; a failed candidate gets the worst fitness (the nadir of what is known)."""
         names = active_objectives()
-        ok = [names.record_vector(r, tiered_psnr(r["psnr"], rung_of(r))) for r in records if r["status"] == STATUS_OK] \
+        ok = [names.record_vector(r, tiered_psnr(r.psnr, rung_of(r))) for r in records if r.status == STATUS_OK] \
             + [tuple(i.objectives) for i in state.population]
         worst_psnr = min((v[0] for v in ok), default=1.0) - 1.0
         worst = [max((v[m] for v in ok), default=WORST_COST[name]) for m, name in enumerate(names.costs, 1)]
         out = []
         for off, r in zip(batch, records):
             costs = names.vector(0.0, names.cost_values(off.genome, self.settings))[1:]
-            if r["status"] == STATUS_OK:  # at its highest rung, compared by (rung, PSNR): tiered_psnr
-                objectives = (tiered_psnr(r["psnr"], rung_of(r)), *costs)
-            elif r["status"] in UNTRAINED:  # infeasible through a cost constraint
+            if r.status == STATUS_OK:  # at its highest rung, compared by (rung, PSNR): tiered_psnr
+                objectives = (tiered_psnr(r.psnr, rung_of(r)), *costs)
+            elif r.status in UNTRAINED:  # infeasible through a cost constraint
                 objectives = (worst_psnr, *costs)
             else:
                 objectives = (worst_psnr, *[float(max(w, c)) for w, c in zip(worst, costs)])
@@ -349,25 +335,25 @@ class SearchDriver:
     def run(self, resume: bool = False) -> dict:
         state, pending = self._load_or_start(resume)
         summary: dict = {}
-        while state.generation <= self.options.generations:
+        while state.generation <= self.search.generations:
             generation = state.generation
             if pending is None:
                 pending = propose(state)
                 self._save(state, pending)
             records = self._evaluate(pending, generation)
-            if self.options.fidelity.enabled:  # rung 0 (also on a resume after promotions): what was predicted
+            if self.search.fidelity.enabled:  # rung 0 (also on a resume after promotions): what was predicted
                 by_rung = self.journal.by_rung()
                 records = [by_rung.get((o.genome.key, 0), r) for o, r in zip(pending, records)]
             measured = self._individuals(pending, records, state)
-            if self.options.fidelity.enabled:
+            if self.search.fidelity.enabled:
                 self._promote(generation)
                 latest = self.journal.latest()
                 self._refresh(state, latest)
-                state.rung0_psnr.update((o.genome.key, float(r["psnr"])) for o, r in zip(pending, records)
-                                        if r["status"] == STATUS_OK)
+                state.rung0_psnr.update((o.genome.key, float(r.psnr)) for o, r in zip(pending, records)
+                                        if r.status == STATUS_OK)
                 records = [latest[o.genome.key] for o in pending]
             individuals = self._individuals(pending, records, state)
-            quality = predictor_quality(pending, measured, [r["status"] == STATUS_OK for r in records])
+            quality = predictor_quality(pending, measured, [r.status == STATUS_OK for r in records])
             stats = tell(state, individuals)
             if quality is not None:
                 self._log_predictor(state, generation, quality)
@@ -377,11 +363,11 @@ class SearchDriver:
         return summary
 
     @staticmethod
-    def _refresh(state: SearchState, latest: dict[str, dict]) -> None:
+    def _refresh(state: SearchState, latest: dict[str, JournalRecord]) -> None:
         """The population and the archive at each candidate's highest rung after promotions (tiered PSNR)."""
         def top(key: str) -> Optional[float]:
             r = latest.get(key)
-            return tiered_psnr(r["psnr"], rung_of(r)) if r is not None and r["status"] == STATUS_OK else None
+            return tiered_psnr(r.psnr, rung_of(r)) if r is not None and r.status == STATUS_OK else None
 
         for ind in state.population:
             if (value := top(ind.genome.key)) is not None and value != ind.objectives[0]:
@@ -402,21 +388,21 @@ class SearchDriver:
 
     def _report(self, generation: int, stats: dict) -> dict:
         records = list(self.journal.latest().values())
-        written = write_reports(self.dir, records, self.settings.constraints, self.options.report_k)
+        written = write_reports(self.dir, records, self.settings.constraints, self.search.report_k)
         front = pareto_records(records, self.settings.constraints)
-        hv = hypervolume([active_objectives().record_vector(r) for r in front], self.options.hypervolume_box)
+        hv = hypervolume([active_objectives().record_vector(r) for r in front], self.search.hypervolume_box)
         best = []
         low = 0.0
         for high in BRACKETS:
-            inside = [r["psnr"] for r in front if low <= r["mult_adds"] < high]
+            inside = [r.psnr for r in front if low <= r.mult_adds < high]
             if inside:
                 best.append(f"<{high / 1e9:.0f}G: {max(inside):.2f}" if math.isfinite(high)
                             else f">={low / 1e9:.0f}G: {max(inside):.2f}")
             low = high
-        failed = sum(r["status"] == STATUS_FAILED for r in records)
+        failed = sum(r.status == STATUS_FAILED for r in records)
         rungs = ""
-        if self.options.fidelity.enabled:  # the front's PSNRs come from different rungs: say which
-            steps = self.options.fidelity.rungs
+        if self.search.fidelity.enabled:  # the front's PSNRs come from different rungs: say which
+            steps = self.search.fidelity.rungs
             counts = [sum(rung_of(r) == k for r in front) for k in range(len(steps))]
             rungs = " (at each model's highest rung: " + ", ".join(
                 f"{n} at rung {k} = {steps[k]} steps" for k, n in enumerate(counts) if n) + ")"

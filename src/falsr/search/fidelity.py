@@ -24,40 +24,40 @@ import math
 from typing import Optional, Sequence
 
 from falsr.errors import UserError
-from falsr.search.journal import STATUS_OK, rung_of
+from falsr.search.journal import STATUS_OK, JournalRecord, rung_of
 from falsr.search.nsga import Individual, assign_rank_and_crowding
 from falsr.search.settings import Constraints, Fidelity
 
 
-def promotion_order(records: Sequence[dict], constraints: Optional[Constraints] = None,
-                    crowding: str = "improved") -> list[dict]:
+def promotion_order(records: Sequence[JournalRecord], constraints: Optional[Constraints] = None,
+                    crowding: str = "improved") -> list[JournalRecord]:
     """Records of one rung, best first: non-dominated rank, then crowding distance (larger first), then journal
     order (NSGA-II's crowded comparison, :func:`falsr.search.nsga.assign_rank_and_crowding`)."""
     from falsr.search.objectives import active_objectives
     from falsr.space.genome import Genome
 
     objectives = active_objectives()
-    inds = [Individual(Genome.from_string(r["genome"]), objectives.record_vector(r), constraints, r.get("origin") or "init")
+    inds = [Individual(Genome.from_string(r.genome), objectives.record_vector(r), constraints, r.origin or "init")
             for r in records]
     assign_rank_and_crowding(inds, crowding)
     order = sorted(range(len(inds)), key=lambda i: (inds[i].fitness.rank, -inds[i].fitness.crowding_dist))
     return [records[i] for i in order]
 
 
-def promotions(records: Sequence[dict], rung: int, eta: int, constraints: Optional[Constraints] = None,
-               crowding: str = "improved") -> list[dict]:
+def promotions(records: Sequence[JournalRecord], rung: int, eta: int, constraints: Optional[Constraints] = None,
+               crowding: str = "improved") -> list[JournalRecord]:
     """The rung-``rung`` records to promote now: the first floor(n / eta) of the rung's :func:`promotion_order`
     (n: the candidates journaled ok at that rung) that have no record at rung + 1 yet (promoted before, whether
     that run succeeded or failed)."""
-    at: dict[str, dict] = {}
+    at: dict[str, JournalRecord] = {}
     promoted = set()
     for r in records:
-        if rung_of(r) == rung and r.get("status") == STATUS_OK:
-            at[r["key"]] = r
+        if rung_of(r) == rung and r.status == STATUS_OK:
+            at[r.key] = r
         elif rung_of(r) == rung + 1:
-            promoted.add(r["key"])
+            promoted.add(r.key)
     ranked = promotion_order(list(at.values()), constraints, crowding)
-    return [r for r in ranked[: len(ranked) // eta] if r["key"] not in promoted]
+    return [r for r in ranked[: len(ranked) // eta] if r.key not in promoted]
 
 
 def rung_overrides(rung: int, steps: int, ckpt_path: Optional[str] = None, promoted_in: Optional[int] = None) -> list[str]:

@@ -42,7 +42,7 @@ from falsr.space.genome import Genome, GenomeError
 from falsr.search.controller import RLController, action_rewards
 from falsr.search.nsga import Individual
 from falsr.search.operators import GeneList, as_gene_list, to_genome
-from falsr.search.settings import SearchSettings
+from falsr.search.settings import SearchSettings, bound_violation
 from falsr.search.toolbox import build_toolbox, paper_toolbox
 
 
@@ -181,24 +181,12 @@ def _distinct(genome: Genome, taken: set[str], n_cells: int) -> Genome:
     return genome
 
 
-def within_bounds(genome: Genome, settings: SearchSettings) -> bool:
-    """Whether the genome's analytic costs meet the hard bounds that decide, before any training, whether it is
-    trained at all (constraints.min/max_mult_adds at ``lr_size``, max_latency_ms by the latency table)."""
-    c = settings.constraints
-    if c.max_mult_adds is not None or c.min_mult_adds is not None:
-        mult_adds = settings.cost(genome).mult_adds
-        if (c.max_mult_adds is not None and mult_adds > c.max_mult_adds) or (
-                c.min_mult_adds is not None and mult_adds < c.min_mult_adds):
-            return False
-    return c.max_latency_ms is None or active_objectives().latency_ms(genome) <= c.max_latency_ms
-
-
 def _redrawn_initial(genome: Genome, state: SearchState) -> Genome:
     """An initial genome out of bounds drawn again by ``toolbox.population`` (``redraw_out_of_bounds``), up to
     ``max_offspring_attempts`` times; the last draw stays when none is in bounds (it is journaled, untrained)."""
     s = state.settings
     for _ in range(s.max_offspring_attempts if s.redraw_out_of_bounds else 0):
-        if within_bounds(genome, s):
+        if bound_violation(genome, s) is None:
             break
         genome = _genome_of(state.toolbox.population(1)[0], "population", state)
     return genome
@@ -231,7 +219,7 @@ def generation_step(state: SearchState, n: Optional[int] = None) -> tuple[list[O
     The offspring are canonical genomes that differ from each other and from every genome
     evaluated so far: a duplicate child is mutated again from the same child, and after
     ``max_offspring_attempts`` duplicates it is replaced by a uniformly random genome. A child out of the hard
-    bounds (:func:`within_bounds`) is mutated again the same way (``redraw_out_of_bounds``); when none of the
+    bounds (:func:`~falsr.search.settings.bound_violation`) is mutated again the same way (``redraw_out_of_bounds``); when none of the
     draws is in bounds, the first new one stays (the driver journals it, untrained). Every controller
     sample drawn on the way is returned as an action (its cells and bits as sampled, and the key of the
     genome it made), duplicates included, for the controller's update. A child's parents are the pair,
@@ -267,7 +255,7 @@ def generation_step(state: SearchState, n: Optional[int] = None) -> tuple[list[O
                 if trial.sampled is not None:
                     actions.append({**trial.sampled, "key": genome.key})
                 if genome.key not in taken:
-                    if not s.redraw_out_of_bounds or within_bounds(genome, s):
+                    if not s.redraw_out_of_bounds or bound_violation(genome, s) is None:
                         break
                     fallback = fallback or (genome, origin)
             else:
@@ -295,9 +283,8 @@ def prescreen(state: SearchState, candidates: list[Offspring]) -> list[Offspring
 
     s = state.settings
     mu = s.population_size
-    records = [{"status": "ok", "genome": state.genomes[k], "psnr": state.rung0_psnr.get(k, v[0])}
-               for k, v in state.archive.items() if k in state.genomes]
-    predictor = PerformancePredictor(seed=state.generation).fit(records)
+    pairs = [(state.genomes[k], state.rung0_psnr.get(k, v[0])) for k, v in state.archive.items() if k in state.genomes]
+    predictor = PerformancePredictor(seed=state.generation).fit(pairs)
     predicted = predictor.predict([o.genome for o in candidates])
     guesses = []
     objectives = active_objectives()

@@ -14,11 +14,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from falsr.space.cost import DEFAULT_LR_SIZE
 from falsr.errors import UserError
+from falsr.latency import LatencySettings
 from falsr.space.genome import parse_genome
 from falsr.search.callbacks import ESTIMATORS, job_outcome
-from falsr.search.driver import DriverOptions, candidate_overrides
+from falsr.search.driver import candidate_overrides
 from falsr.search.generation import Offspring
-from falsr.search.settings import Fidelity, HypervolumeBox, SearchSettings
+from falsr.search.journal import JournalRecord
+from falsr.search.settings import Fidelity, HypervolumeBox, SearchConfig, SearchSettings
 from falsr.search.toolbox import ENTRIES, build_toolbox, paper_toolbox
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,7 @@ def check_constraints_reachable(settings: SearchSettings) -> None:
                         f"(or null: no cap), or search a smaller space (space.*)")
 
 
-def infeasible_search_message(records: Sequence[dict], settings: SearchSettings) -> Optional[str]:
+def infeasible_search_message(records: Sequence[JournalRecord], settings: SearchSettings) -> Optional[str]:
     """Why a finished search has no feasible candidate (None when it has one, or when nothing trained because
     every job failed, which is reported separately): the constraint no candidate met, the closest any came to
     it, and how to fix it."""
@@ -88,19 +90,19 @@ def infeasible_search_message(records: Sequence[dict], settings: SearchSettings)
     constraints = settings.constraints
     if pareto_records(records, constraints):
         return None
-    ok = [r for r in records if r.get("status") == STATUS_OK]
-    over = [r for r in records if r.get("status") == STATUS_OVER_CAP]
-    under = [r for r in records if r.get("status") == STATUS_UNDER_FLOOR]
-    slow = [r for r in records if r.get("status") == STATUS_OVER_LATENCY]
+    ok = [r for r in records if r.status == STATUS_OK]
+    over = [r for r in records if r.status == STATUS_OVER_CAP]
+    under = [r for r in records if r.status == STATUS_UNDER_FLOOR]
+    slow = [r for r in records if r.status == STATUS_OVER_LATENCY]
     if not ok and slow and not over and not under:  # every one over the latency cap (search.latency's table)
-        seen = min(float(r["latency_ms"]) for r in slow)
+        seen = min(float(r.latency_ms) for r in slow)
         return (f"no candidate met the constraints: search.settings.constraints.max_latency_ms="
                 f"{_as_typed(constraints.max_latency_ms)}, but the fastest of the {len(slow)} candidates proposed was "
                 f"predicted at {seen:.3g} ms by the latency table; nothing was trained: raise it (to {seen:.3g} or "
                 "more, or null: no cap)")
     if not ok and over and not under:
         cap = constraints.max_mult_adds
-        seen = min(float(r["mult_adds"]) for r in over)
+        seen = min(float(r.mult_adds) for r in over)
         possible = smallest_cost(lr_size=settings.lr_size, scale=settings.scale).mult_adds
         return (f"no candidate met the constraints: {CAP_KEY}={_as_typed(cap)} ({_giga(cap)}), but the smallest of "
                 f"the {len(over)} candidates proposed had {_giga(seen)} mult-adds (the search space's smallest "
@@ -108,13 +110,13 @@ def infeasible_search_message(records: Sequence[dict], settings: SearchSettings)
                 "null: no cap)")
     if not ok and under:
         floor, cap = constraints.min_mult_adds, constraints.max_mult_adds
-        seen = max(float(r["mult_adds"]) for r in under)
+        seen = max(float(r.mult_adds) for r in under)
         band = f" and {CAP_KEY}={_as_typed(cap)} ({_giga(cap)})" if over and cap is not None else ""
         return (f"no candidate met the constraints: {FLOOR_KEY}={_as_typed(floor)} ({_giga(floor)}){band}, but the "
                 f"largest of the {len(under)} candidates under the floor had {_giga(seen)} mult-adds; nothing was "
                 "trained: lower the floor (or null: no floor)" + (", or widen the band" if band else ""))
     if ok and constraints.min_psnr is not None:
-        best = max(float(r["psnr"]) for r in ok)
+        best = max(float(r.psnr) for r in ok)
         return (f"no candidate met the constraints: {MIN_PSNR_KEY}={_as_typed(constraints.min_psnr)}, but the best "
                 f"of the {len(ok)} trained candidates reached {best:.2f} dB; lower it (to {best:.2f} or less, or null) "
                 "or train longer (budget=...)")
@@ -141,25 +143,31 @@ def toolbox_config(search: DictConfig) -> dict:
     return config
 
 
-def driver_options(search: DictConfig, extra_overrides: Sequence[str],
-                   fidelity_overrides: Sequence[str] = ()) -> DriverOptions:
-    box = OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True)
+def search_config(search: DictConfig) -> SearchConfig:
+    """The ``search`` node as its schema's dataclass, what the driver runs, with every part checked: a bad value is
+    one line before anything runs (the toolbox is built once here to check it)."""
     if search.get("estimator", "final") not in ESTIMATORS:
         raise UserError(f"search.estimator={search.get('estimator')!r}: choose one of {', '.join(ESTIMATORS)}")
     if not int(search.get("estimate_at", 1)) > 0:
         raise UserError(f"search.estimate_at={search.get('estimate_at')}: a number of training steps > 0")
     timeout = search.get("job_timeout_s")
-    if timeout is not None:  # each candidate job ends itself when its wall time passes (falsr.training.train)
-        if not float(timeout) > 0:
-            raise UserError(f"search.job_timeout_s={float(timeout):g}: use a number of seconds > 0, or null for no "
-                            "limit")
-        extra_overrides = [*extra_overrides, f"job_timeout_s={float(timeout):g}"]
-    return DriverOptions(generations=int(search.generations), seed=int(search.seed),
-                         use_controller=bool(search.use_controller), report_k=int(search.report_k),
-                         hypervolume_box=HypervolumeBox(**box), extra_overrides=tuple(extra_overrides),
-                         toolbox=toolbox_config(search), inherit=bool(search.get("inherit", False)),
-                         fidelity=fidelity_settings(search), fidelity_overrides=tuple(fidelity_overrides),
-                         resume_from_journal=bool(search.get("resume_from_journal", False)))
+    if timeout is not None and not float(timeout) > 0:
+        raise UserError(f"search.job_timeout_s={float(timeout):g}: use a number of seconds > 0, or null for no limit")
+    data = OmegaConf.to_container(search, resolve=True)
+    data.update(settings=search_settings(search), fidelity=fidelity_settings(search),
+                hypervolume_box=HypervolumeBox(**(data.get("hypervolume_box") or {})),
+                latency=LatencySettings.from_dict(data.get("latency") or {}), toolbox=toolbox_config(search))
+    try:
+        return SearchConfig(**data)
+    except (TypeError, ValueError) as err:  # a key the schema lacks (a config composed without it)
+        raise UserError(f"bad search config: {err}") from None
+
+
+def job_overrides(search: SearchConfig, arguments: Sequence[str]) -> tuple[str, ...]:
+    """What every candidate job adds to its own overrides: ``arguments`` (the command line's) and, with
+    ``search.job_timeout_s``, the limit after which the job ends itself (falsr.training.train)."""
+    timeout = search.job_timeout_s
+    return (*arguments, *([f"job_timeout_s={float(timeout):g}"] if timeout is not None else []))
 
 
 def engine_launcher(launcher) -> bool:
@@ -213,17 +221,17 @@ CANDIDATE_COLUMNS = ("name", "key", "generation", "origin", "status", "rung", "s
                      "run_dir")  # rung, steps: with multi-fidelity promotion, each candidate's highest rung
 
 
-def candidate_rows(records: Sequence[dict]) -> list[list]:
+def candidate_rows(records: Sequence[JournalRecord]) -> list[list]:
     """One row per journaled candidate (trained, failed or over the cap), in `CANDIDATE_COLUMNS` order."""
     from falsr.space.genome import Genome
     from falsr.training.wandb_utils import candidate_name
 
     rows = []
     for r in records:
-        genome = Genome.from_string(r["genome"])
-        row = {**r, "name": candidate_name(r["generation"], r["key"]), "n_cells": genome.n_cells,
+        genome = Genome.from_string(r.genome)
+        row = {**r.to_json(), "name": candidate_name(r.generation, r.key), "n_cells": genome.n_cells,
                "connections": int(sum(genome.connections)), "cells": " ".join(c.name for c in genome.cell_specs),
-               "parents": " ".join(r.get("parents") or [])}
+               "parents": " ".join(r.parents or [])}
         rows.append([_finite_or_none(row.get(c)) for c in CANDIDATE_COLUMNS])
     return rows
 
@@ -233,7 +241,7 @@ def _finite_or_none(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def hypervolume_history(records: Sequence[dict], search: DictConfig, last_generation: int) -> list[list]:
+def hypervolume_history(records: Sequence[JournalRecord], search: DictConfig, last_generation: int) -> list[list]:
     """[generation, hypervolume, front size] after every generation up to `last_generation`, recomputed from
     the journal as the driver computes it (the front of everything journaled by then, each candidate at the
     highest rung it had reached: a promotion counts from the generation it ran in), so a resumed search still
@@ -247,7 +255,7 @@ def hypervolume_history(records: Sequence[dict], search: DictConfig, last_genera
     box = HypervolumeBox(**OmegaConf.to_container(search.get("hypervolume_box") or {}, resolve=True))
     out = []
     for g in range(last_generation + 1):
-        by_then = [r for r in records if int(r["generation"] if r.get("promoted_in") is None else r["promoted_in"]) <= g]
+        by_then = [r for r in records if int(r.generation if r.promoted_in is None else r.promoted_in) <= g]
         front = pareto_records(list(top_records(by_then).values()), constraints)
         out.append([g, hypervolume([active_objectives().record_vector(r) for r in front], box), len(front)])
     return out
@@ -284,10 +292,10 @@ def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Cal
         history = hypervolume_history(Journal(sweep_dir / JOURNAL_NAME).records(), config.search,
                                       int(summary["generation"]))
         hv_table = wandb.Table(columns=["generation", "hypervolume", "front_size"], data=history)
-        extra = ["latency_ms"] if any("latency_ms" in r for r in summary["front"]) else []  # search.objectives
+        extra = ["latency_ms"] if any(r.latency_ms is not None for r in summary["front"]) else []  # search.objectives
         front = wandb.Table(columns=["genome", "psnr", "mult_adds", "params", *extra, "generation"],
-                            data=[[r["genome"], r["psnr"], r["mult_adds"], r["params"], *[r.get(k) for k in extra],
-                                   r["generation"]] for r in summary["front"]])
+                            data=[[r.genome, r.psnr, r.mult_adds, r.params, *[getattr(r, k) for k in extra],
+                                   r.generation] for r in summary["front"]])
         run.log({"generation": summary["generation"], "hypervolume": summary["hypervolume"],
                  "front_size": summary["front_size"], "evaluated": summary["evaluated"],
                  "failed": summary["failed"], "front": front,

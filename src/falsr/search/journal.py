@@ -6,6 +6,8 @@ Jobs append to it from their own processes (any Hydra launcher: in-process, jobl
 SLURM nodes sharing the sweep folder), so every append takes an exclusive `flock` and writes one
 whole line, then fsyncs; a write that fails (a full disk) is cut off again, so the journal reads as before. A
 line cut short by a kill is skipped when reading, with a one-line warning (once per process): its candidate (at that rung) is not journaled, so a resumed search trains it again.
+
+A line is a :class:`JournalRecord`: the writers build one, the readers get one.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any, Optional
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = "journal.jsonl"
@@ -29,18 +33,89 @@ STATUS_OVER_LATENCY = "over_latency_cap"  # predicted slower than constraints.ma
 UNTRAINED = (STATUS_OVER_CAP, STATUS_UNDER_FLOOR, STATUS_OVER_LATENCY)  # infeasible by their analytic cost, journaled with the reason
 
 
-def rung_of(record: dict) -> int:
+@dataclass(kw_only=True)
+class JournalRecord:
+    """One line of the journal: what every writer (the job's callback, the driver) writes and every reader reads.
+
+    The JSON keys are the field names, in this order (a trained candidate's, as its job has always written it). An
+    optional field that is None is left out of the line unless its key is in ``nulls`` (the writers that have
+    always written ``"psnr": null`` and the like keep doing so, and a record read back is written with the keys it
+    was read with). A key this version does not know is kept in ``extra`` and written back, so a journal of a newer
+    version survives a rewrite by an older one."""
+
+    key: str
+    genome: str
+    generation: int
+    origin: Optional[str] = None
+    job_num: Optional[int] = None
+    run_dir: Optional[str] = None
+    parents: Optional[list[str]] = None
+    predicted_psnr: Optional[float] = None
+    # multi-fidelity promotion (falsr.search.fidelity): no rung is rung 0
+    rung: Optional[int] = None
+    promoted_in: Optional[int] = None
+    resumed_from: Optional[str] = None
+    psnr: Optional[float] = None  # what the search ranks by (search.estimator)
+    ssim: Optional[float] = None
+    params: Optional[int] = None
+    mult_adds: Optional[int] = None
+    latency_ms: Optional[float] = None  # an untrained record's with a latency cap, a front's with the objective
+    train_seconds: Optional[float] = None
+    weights: Optional[str] = None
+    inherited_fraction: Optional[float] = None
+    inherited_from: Optional[Any] = None
+    inherited_steps: Optional[int] = None
+    curve: Optional[Any] = None  # the held-out learning curve (falsr.training.curves)
+    steps: Optional[int] = None
+    last_ckpt: Optional[str] = None
+    measured_psnr: Optional[float] = None  # with search.estimator=extrapolated
+    estimator: Optional[str] = None
+    status: str  # STATUS_*
+    error: Optional[str] = None
+    time: Optional[float] = None  # set by Journal.append
+    nulls: frozenset = frozenset()  # optional keys written as null when None (else left out)
+    extra: dict = field(default_factory=dict)  # keys this version does not know: kept, written back
+
+    def to_json(self) -> dict:
+        """The record as the JSON object of its journal line."""
+        out = {}
+        for f in fields(self):
+            if f.name in ("nulls", "extra"):
+                continue
+            value = getattr(self, f.name)
+            if value is not None or f.name in self.nulls or f.name in _REQUIRED:
+                out[f.name] = value
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "JournalRecord":
+        """A record from a journal line's object, of any version: a missing optional key (a learning curve, a
+        rung, ... of an older journal) is None; an unknown key is kept in ``extra``. A missing key, genome,
+        generation or status is a ValueError."""
+        if missing := [k for k in _REQUIRED if k not in data]:
+            raise ValueError(f"a journal record needs {', '.join(missing)}")
+        known = {k: v for k, v in data.items() if k in _FIELDS}
+        return cls(**known, nulls=frozenset(k for k, v in known.items() if v is None),
+                   extra={k: v for k, v in data.items() if k not in _FIELDS})
+
+
+_REQUIRED = ("key", "genome", "generation", "status")
+_FIELDS = {f.name for f in fields(JournalRecord)} - {"nulls", "extra"}
+
+
+def rung_of(record: JournalRecord) -> int:
     """A record's rung (0 where the journal predates multi-fidelity)."""
-    return int(record.get("rung") or 0)
+    return int(record.rung or 0)
 
 
 class Journal:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    def append(self, record: dict) -> None:
-        record = {**record, "time": record.get("time", time.time())}
-        line = (json.dumps(record, allow_nan=True) + "\n").encode()
+    def append(self, record: JournalRecord) -> None:
+        if record.time is None:
+            record = replace(record, time=time.time())
+        line = (json.dumps(record.to_json(), allow_nan=True) + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -63,40 +138,42 @@ class Journal:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[JournalRecord]:
         """Every complete record, in order (torn or corrupt lines skipped)."""
         if not self.path.is_file():
             return []
         out = []
         for number, line in enumerate(self.path.read_text(errors="replace").splitlines(), start=1):
             try:
-                record = json.loads(line)
+                data = json.loads(line)
             except json.JSONDecodeError:
                 if line.strip():
                     _warn_torn(self.path, number, line)
                 continue
-            if isinstance(record, dict) and "key" in record:
-                out.append(record)
+            if isinstance(data, dict) and "key" in data:
+                try:
+                    out.append(JournalRecord.from_json(data))
+                except (TypeError, ValueError):  # no genome, generation or status, a mistyped field: damaged
+                    _warn_torn(self.path, number, line)
         return out
 
-    def latest(self) -> dict[str, dict]:
+    def latest(self) -> dict[str, JournalRecord]:
         """Every genome key's record at its highest rung that trained ``ok``, else its last record (with one
         fidelity: simply its last record). A failed promotion leaves the candidate at its rung below."""
         return top_records(self.records())
 
-    def by_rung(self) -> dict[tuple[str, int], dict]:
+    def by_rung(self) -> dict[tuple[str, int], JournalRecord]:
         """The last record of every (genome key, rung)."""
-        return {(r["key"], rung_of(r)): r for r in self.records()}
+        return {(r.key, rung_of(r)): r for r in self.records()}
 
 
-def top_records(records) -> dict[str, dict]:
+def top_records(records) -> dict[str, JournalRecord]:
     """Of records in journal order, each key's at its highest ``ok`` rung, else its last (:meth:`Journal.latest`)."""
-    out: dict[str, dict] = {}
+    out: dict[str, JournalRecord] = {}
     for r in records:
-        best = out.get(r["key"])
-        if best is None or best.get("status") != STATUS_OK or (
-                r.get("status") == STATUS_OK and rung_of(r) >= rung_of(best)):
-            out[r["key"]] = r
+        best = out.get(r.key)
+        if best is None or best.status != STATUS_OK or (r.status == STATUS_OK and rung_of(r) >= rung_of(best)):
+            out[r.key] = r
     return out
 
 

@@ -81,16 +81,17 @@ class Objectives:
     def vector(self, psnr: float, costs: dict) -> tuple[float, ...]:
         return (float(psnr), *[float(costs[n]) for n in self.costs])
 
-    def of_record(self, record: dict) -> dict:
-        """The cost values of a journal record; the latency from the table where the record has none."""
-        out = {n: record.get(RECORD_KEYS[n]) for n in self.costs}
-        if "latency" in out and out["latency"] is None and record.get("genome"):
-            out["latency"] = self.latency_ms(record["genome"])
+    def of_record(self, record) -> dict:
+        """The cost values of a journal record (``JournalRecord``); the latency from the table where the record
+        has none."""
+        out = {n: getattr(record, RECORD_KEYS[n]) for n in self.costs}
+        if "latency" in out and out["latency"] is None and record.genome:
+            out["latency"] = self.latency_ms(record.genome)
         return out
 
-    def record_vector(self, record: dict, psnr: Optional[float] = None) -> tuple[float, ...]:
+    def record_vector(self, record, psnr: Optional[float] = None) -> tuple[float, ...]:
         costs = self.of_record(record)
-        return (float(record["psnr"] if psnr is None else psnr), *[float(costs[n]) for n in self.costs])
+        return (float(record.psnr if psnr is None else psnr), *[float(costs[n]) for n in self.costs])
 
     def check_table(self, space=None, needed: bool = False) -> None:
         """With latency an objective (or `needed`: a latency constraint): its table must hold every part of the

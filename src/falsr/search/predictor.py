@@ -19,6 +19,7 @@ import numpy as np
 from falsr.space.cost import genome_cost
 from falsr.errors import UserError
 from falsr.space.genome import Genome, active_space, parse_genome
+from falsr.search.journal import STATUS_OK, Journal, JournalRecord
 
 KINDS = ("gbr",)
 
@@ -42,17 +43,23 @@ def features(genome: Genome | str) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def training_data(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(X, y, genomes) of the successfully trained journal records (latest per genome)."""
-    rows = [r for r in records if r.get("status") == "ok" and r.get("psnr") is not None and math.isfinite(r["psnr"])]
-    genomes = [r["genome"] for r in rows]
+def trained(records: Sequence[JournalRecord]) -> list[tuple[str, float]]:
+    """(genome, PSNR) of the successfully trained journal records: what the predictor learns from a journal."""
+    return [(r.genome, r.psnr) for r in records if r.status == STATUS_OK and r.psnr is not None]
+
+
+def training_data(pairs: Sequence[tuple[str, float]]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(X, y, genomes) of the (genome, PSNR) pairs with a finite PSNR."""
+    rows = [(g, p) for g, p in pairs if p is not None and math.isfinite(p)]
+    genomes = [g for g, _ in rows]
     if not rows:
         return np.zeros((0, 0)), np.zeros(0), []
-    return np.stack([features(g) for g in genomes]), np.asarray([r["psnr"] for r in rows], dtype=np.float64), genomes
+    return np.stack([features(g) for g in genomes]), np.asarray([p for _, p in rows], dtype=np.float64), genomes
 
 
 class PerformancePredictor:
-    """Fit on journal records; `predict` proxy PSNR of genomes; `kind` picks the regressor."""
+    """Fit on (genome, PSNR) pairs (a journal's: :func:`trained`); `predict` proxy PSNR of genomes; `kind` picks
+    the regressor."""
 
     def __init__(self, kind: str = "gbr", seed: int = 0):
         if kind not in KINDS:
@@ -67,8 +74,8 @@ class PerformancePredictor:
         return GradientBoostingRegressor(n_estimators=200, max_depth=2, learning_rate=0.05, subsample=0.8,
                                          random_state=self.seed)
 
-    def fit(self, records: Sequence[dict]) -> "PerformancePredictor":
-        x, y, _ = training_data(records)
+    def fit(self, pairs: Sequence[tuple[str, float]]) -> "PerformancePredictor":
+        x, y, _ = training_data(pairs)
         if len(y) < 4:
             raise ValueError(f"the predictor needs at least 4 trained candidates, the journal has {len(y)}")
         self.model = self._new().fit(x, y)
@@ -80,9 +87,10 @@ class PerformancePredictor:
         return self.model.predict(np.stack([features(g) for g in genomes]))
 
 
-def out_of_fold(records: Sequence[dict], kind: str = "gbr", folds: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def out_of_fold(pairs: Sequence[tuple[str, float]], kind: str = "gbr", folds: int = 5,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(y, predictor's out-of-fold predictions, constant predictor's out-of-fold predictions)."""
-    x, y, _ = training_data(records)
+    x, y, _ = training_data(pairs)
     n = len(y)
     if n < 2 * folds:
         raise ValueError(f"{n} trained candidates are too few for {folds}-fold validation")
@@ -99,25 +107,24 @@ def out_of_fold(records: Sequence[dict], kind: str = "gbr", folds: int = 5, seed
     return y, pred, const
 
 
-def cross_validated_tau(records: Sequence[dict], kind: str = "gbr", folds: int = 5, seed: int = 0) -> float:
+def cross_validated_tau(pairs: Sequence[tuple[str, float]], kind: str = "gbr", folds: int = 5, seed: int = 0) -> float:
     """Kendall tau between the journal's PSNR and out-of-fold predictions (the predictor's held-out ranking)."""
     from scipy.stats import kendalltau
 
-    y, pred, _ = out_of_fold(records, kind, folds, seed)
+    y, pred, _ = out_of_fold(pairs, kind, folds, seed)
     return float(kendalltau(y, pred).statistic)
 
 
-def predictor_vs_constant(records: Sequence[dict], kind: str = "gbr", folds: int = 5, seed: int = 0) -> dict:
+def predictor_vs_constant(pairs: Sequence[tuple[str, float]], kind: str = "gbr", folds: int = 5, seed: int = 0) -> dict:
     """Out-of-fold mean absolute error of the predictor and of the constant (training mean) predictor."""
-    y, pred, const = out_of_fold(records, kind, folds, seed)
+    y, pred, const = out_of_fold(pairs, kind, folds, seed)
     return {"n": len(y), "mae": float(np.abs(pred - y).mean()), "mae_constant": float(np.abs(const - y).mean()),
-            "tau": cross_validated_tau(records, kind, folds, seed)}
+            "tau": cross_validated_tau(pairs, kind, folds, seed)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """python -m falsr.search.predictor <journal.jsonl>: how well the predictor ranks held-out candidates."""
     import argparse
-    import json
     from pathlib import Path
 
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -128,8 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.journal.is_file():
         parser.error(f"no journal at {args.journal}: give a search's journal.jsonl")
     PerformancePredictor(args.kind)  # an unknown kind is a one-line error before any work
-    records = [json.loads(line) for line in args.journal.read_text().splitlines() if line.strip()]
-    r = predictor_vs_constant(records, args.kind, args.folds)
+    r = predictor_vs_constant(trained(Journal(args.journal).records()), args.kind, args.folds)
     print(f"{r['n']} trained candidates, {args.folds}-fold: predictor MAE {r['mae']:.3f} dB vs constant "
           f"{r['mae_constant']:.3f} dB; Kendall tau of held-out predictions {r['tau']:.3f}")
     return 0

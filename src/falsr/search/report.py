@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -25,7 +26,7 @@ from deap import base
 from deap.tools import emo
 
 from falsr.space.genome import Genome
-from falsr.search.journal import STATUS_FAILED, STATUS_OK, rung_of
+from falsr.search.journal import STATUS_FAILED, STATUS_OK, JournalRecord, rung_of
 from falsr.search.nsga import Individual, nondominated_fronts, tiered_psnr
 from falsr.search.objectives import RECORD_KEYS, active_objectives
 from falsr.search.settings import Constraints
@@ -183,24 +184,24 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def individuals(records: Sequence[dict], constraints: Optional[Constraints]) -> list[Individual]:
+def individuals(records: Sequence[JournalRecord], constraints: Optional[Constraints]) -> list[Individual]:
     """Successfully trained candidates as Individuals (objectives PSNR and the search's costs); with multi-fidelity
     each at the rung of its record, compared by (rung, PSNR) as the search compares them (nsga.tiered_psnr)."""
     objectives = active_objectives()
-    return [Individual(Genome.from_string(r["genome"]), objectives.record_vector(r, tiered_psnr(r["psnr"], rung_of(r))),
-                       constraints, r.get("origin") or "init") for r in records if r.get("status") == STATUS_OK]
+    return [Individual(Genome.from_string(r.genome), objectives.record_vector(r, tiered_psnr(r.psnr, rung_of(r))),
+                       constraints, r.origin or "init") for r in records if r.status == STATUS_OK]
 
 
-def pareto_records(records: Sequence[dict], constraints: Optional[Constraints]) -> list[dict]:
+def pareto_records(records: Sequence[JournalRecord], constraints: Optional[Constraints]) -> list[JournalRecord]:
     """The journal records on the first front (feasible ones win by constrained domination)."""
     inds = individuals(records, constraints)
     if not inds:
         return []
-    by_key = {r["key"]: r for r in records if r.get("status") == STATUS_OK}
+    by_key = {r.key: r for r in records if r.status == STATUS_OK}
     front = [by_key[i.genome.key] for i in nondominated_fronts(inds)[0] if i.fitness.feasible]
     if "latency" in (objectives := active_objectives()).names:  # the front shows the latency it was chosen by
-        front = [{**r, "latency_ms": objectives.of_record(r)["latency"]} for r in front]
-    return sorted(front, key=lambda r: r["mult_adds"])
+        front = [replace(r, latency_ms=objectives.of_record(r)["latency"]) for r in front]
+    return sorted(front, key=lambda r: r.mult_adds)
 
 
 class _PsnrMultAdds(base.Fitness):
@@ -208,12 +209,12 @@ class _PsnrMultAdds(base.Fitness):
 
 
 class _Point:
-    def __init__(self, record: dict):
+    def __init__(self, record: JournalRecord):
         self.record = record
-        self.fitness = _PsnrMultAdds((record["psnr"], record[RECORD_KEYS[active_objectives().costs[0]]]))
+        self.fitness = _PsnrMultAdds((record.psnr, getattr(record, RECORD_KEYS[active_objectives().costs[0]])))
 
 
-def choose_by_crowding(front: Sequence[dict], k: int) -> list[dict]:
+def choose_by_crowding(front: Sequence[JournalRecord], k: int) -> list[JournalRecord]:
     """The k models of the PSNR / first-cost front (mult-adds by default) with the largest crowding distance
     (paper: k = 4).
 
@@ -226,28 +227,28 @@ def choose_by_crowding(front: Sequence[dict], k: int) -> list[dict]:
     return [p.record for p in ranked[:k]]
 
 
-def model_name(record: dict) -> str:
-    return f"g{record['generation']}-{record['key'][:6]}"
+def model_name(record: JournalRecord) -> str:
+    return f"g{record.generation}-{record.key[:6]}"
 
 
-def markdown_table(front: Sequence[dict], bicubic_psnr: Optional[float] = None) -> str:
+def markdown_table(front: Sequence[JournalRecord], bicubic_psnr: Optional[float] = None) -> str:
     """The front, best PSNR first; with `bicubic_psnr`, each model's gain over bicubic on the same images; with
     multi-fidelity (records with a ``rung``) highest rung first, each model's rung and training steps in a column,
     and a note that PSNRs of different rungs are not compared."""
     vs = bicubic_psnr is not None
-    rungs = any("rung" in r for r in front)
-    latency = any("latency_ms" in r for r in front)
+    rungs = any(r.rung is not None for r in front)
+    latency = any(r.latency_ms is not None for r in front)
     lines = ["| model | mult-adds | params | " + ("latency | " if latency else "") + "PSNR/SSIM | "
              + ("vs bicubic | " if vs else "") + ("rung (steps) | " if rungs else "") + "genome |",
              "| --- | --- | --- | --- | " + ("--- | " if latency else "") + ("--- | " if vs else "")
              + ("--- | " if rungs else "") + "--- |"]
-    for r in sorted(front, key=lambda r: (-rung_of(r), -r["psnr"])):
-        ssim = f"{r['ssim']:.4f}" if isinstance(r.get("ssim"), float) else "-"
-        gain = f"{r['psnr'] - bicubic_psnr:+.2f} dB | " if vs else ""
-        rung = f"{rung_of(r)} ({r.get('steps')}) | " if rungs else ""
-        ms = f"{r['latency_ms']:.3g} ms | " if latency else ""
-        lines.append(f"| {model_name(r)} | {r['mult_adds'] / 1e9:.1f}G | {r['params'] / 1e3:,.0f}K | {ms}"
-                     f"{r['psnr']:.2f}/{ssim} | {gain}{rung}`{r['genome']}` |")
+    for r in sorted(front, key=lambda r: (-rung_of(r), -r.psnr)):
+        ssim = f"{r.ssim:.4f}" if isinstance(r.ssim, float) else "-"
+        gain = f"{r.psnr - bicubic_psnr:+.2f} dB | " if vs else ""
+        rung = f"{rung_of(r)} ({r.steps}) | " if rungs else ""
+        ms = f"{r.latency_ms:.3g} ms | " if latency else ""
+        lines.append(f"| {model_name(r)} | {r.mult_adds / 1e9:.1f}G | {r.params / 1e3:,.0f}K | {ms}"
+                     f"{r.psnr:.2f}/{ssim} | {gain}{rung}`{r.genome}` |")
     if rungs:
         lines += ["", "PSNR after each model's highest rung (multi-fidelity promotion): a model of a higher rung "
                       "trained longer, so its PSNR is not comparable with a lower rung's; the front compares "
@@ -255,21 +256,21 @@ def markdown_table(front: Sequence[dict], bicubic_psnr: Optional[float] = None) 
     return "\n".join(lines) + "\n"
 
 
-def pareto_markdown(front: Sequence[dict], context: Optional[dict] = None) -> str:
+def pareto_markdown(front: Sequence[JournalRecord], context: Optional[dict] = None) -> str:
     """pareto.md: what the PSNRs are measured on (budget, images, bicubic there), then the table of the front."""
     head = ["# Pareto front", ""] + measured_on(context) if context else []
     return "\n".join(head) + ("\n" if head else "") + markdown_table(front, _bicubic_psnr(context))
 
 
-def plot_fronts(records: Sequence[dict], front: Sequence[dict], out_dir: Path,
+def plot_fronts(records: Sequence[JournalRecord], front: Sequence[JournalRecord], out_dir: Path,
                 context: Optional[dict] = None) -> list[Path]:
     """One PNG per objective pair (paper Fig. 6): every trained candidate coloured by its generation, the Pareto
     front ringed, bicubic on the same images as a line, costs on log axes with ticks like 12G, 25G, 50G."""
-    ok = [r for r in records if r.get("status") == STATUS_OK]
+    ok = [r for r in records if r.status == STATUS_OK]
     objectives = active_objectives()
     if "latency" in objectives.names:
-        ok = [{**r, "latency_ms": objectives.of_record(r)["latency"]} for r in ok]
-    generations = [int(r.get("generation") or 0) for r in ok]
+        ok = [replace(r, latency_ms=objectives.of_record(r)["latency"]) for r in ok]
+    generations = [int(r.generation or 0) for r in ok]
     bicubic = _bicubic_psnr(context)
     where = ""
     if context:
@@ -279,10 +280,10 @@ def plot_fronts(records: Sequence[dict], front: Sequence[dict], out_dir: Path,
     paths = []
     for x, y in objective_pairs():
         fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=100)
-        points = ax.scatter([r[x] for r in ok], [r[y] for r in ok], s=16, c=generations, cmap="viridis",
+        points = ax.scatter([getattr(r, x) for r in ok], [getattr(r, y) for r in ok], s=16, c=generations, cmap="viridis",
                             vmin=0, vmax=max(generations, default=0) or 1, label="evaluated")
         if front:
-            pts = sorted((r[x], r[y]) for r in front)
+            pts = sorted((getattr(r, x), getattr(r, y)) for r in front)
             ax.scatter(*zip(*pts), s=70, facecolors="none", edgecolors="tab:red", linewidths=1.2,
                        label=f"Pareto front ({len(objectives.names)} objectives)")
         if bicubic is not None and y == "psnr":
@@ -311,7 +312,7 @@ def plot_fronts(records: Sequence[dict], front: Sequence[dict], out_dir: Path,
     return paths
 
 
-def write_reports(out_dir: str | Path, records: Sequence[dict], constraints: Optional[Constraints],
+def write_reports(out_dir: str | Path, records: Sequence[JournalRecord], constraints: Optional[Constraints],
                   k: int = 4, context: Optional[dict] = None) -> dict:
     """Write pareto.json, pareto.md and the plots; return the summary written to pareto.json. `context`: what the
     PSNRs are measured on (default: the folder's report_context.json, where the sweeper wrote one)."""
@@ -321,15 +322,15 @@ def write_reports(out_dir: str | Path, records: Sequence[dict], constraints: Opt
     chosen = choose_by_crowding(front, k)
     summary = {
         "evaluated": len(records),
-        "trained_ok": sum(r.get("status") == STATUS_OK for r in records),
-        "failed": sum(r.get("status") == STATUS_FAILED for r in records),
+        "trained_ok": sum(r.status == STATUS_OK for r in records),
+        "failed": sum(r.status == STATUS_FAILED for r in records),
         "front": front,
-        "chosen_for_full_training": [r["genome"] for r in chosen],
+        "chosen_for_full_training": [r.genome for r in chosen],
     }
     if context:
         summary["measured_on"] = {name: context.get(name)
                                   for name in ("steps", "budget", "val_set", "val_images", "bicubic")}
-    atomic_write(out_dir / "pareto.json", json.dumps(summary, indent=2))
+    atomic_write(out_dir / "pareto.json", json.dumps({**summary, "front": [r.to_json() for r in front]}, indent=2))
     atomic_write(out_dir / "pareto.md", pareto_markdown(front, context))
     summary["plots"] = [str(p) for p in plot_fronts(records, front, out_dir, context)]
     return summary

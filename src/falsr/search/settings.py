@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from falsr.latency import LatencySettings
-from falsr.space.cost import Cost, genome_cost
+from falsr.search.journal import STATUS_OVER_CAP, STATUS_OVER_LATENCY, STATUS_UNDER_FLOOR
+from falsr.space.cost import DEFAULT_LR_SIZE, Cost, genome_cost
 from falsr.space.genome import check_scale
 
 CROWDING_MODES = ("standard", "improved")
@@ -51,7 +52,7 @@ class SearchSettings:
     # to the scale's LR input for mult-adds (falsr.space.cost.default_lr_size: the paper's 480x480 at x2, the LR
     # of a 1280x720 output at x3/x4); selection, constraints and every job's journaled costs use both.
     scale: int = 2
-    lr_size: Tuple[int, int] = (480, 480)
+    lr_size: Tuple[int, int] = DEFAULT_LR_SIZE
 
     # -- initialisation: categorical draw of each model's connection pattern ------------------
     p_init_random_connections: float = 0.5  # p_r: uniformly random bits
@@ -154,6 +155,27 @@ class SearchSettings:
     @classmethod
     def from_dict(cls, data: dict) -> "SearchSettings":
         return cls(**dict(data))
+
+
+def bound_violation(genome, settings: SearchSettings) -> Optional[Tuple[str, str]]:
+    """None when the genome's analytic costs meet the hard bounds, else its journal (status, reason): one check
+    for the operators that redraw such a genome and the driver that journals it untrained. Over the mult-adds cap
+    wins over the latency cap, which wins over the floor; latency is read from the table only where it decides."""
+    c = settings.constraints
+    if c.max_mult_adds is None and c.min_mult_adds is None and c.max_latency_ms is None:
+        return None
+    mult_adds = settings.cost(genome).mult_adds
+    if c.max_mult_adds is not None and mult_adds > c.max_mult_adds:
+        return STATUS_OVER_CAP, f"mult-adds {mult_adds / 1e9:.1f}G over the cap"
+    if c.max_latency_ms is not None:
+        from falsr.search.objectives import active_objectives  # the process's objectives hold the latency table
+
+        latency = active_objectives().latency_ms(genome)
+        if latency > c.max_latency_ms:
+            return STATUS_OVER_LATENCY, f"predicted latency {latency:.1f} ms over the cap {c.max_latency_ms:g} ms"
+    if c.min_mult_adds is not None and mult_adds < c.min_mult_adds:
+        return STATUS_UNDER_FLOOR, f"mult-adds {mult_adds / 1e9:.1f}G under the floor {c.min_mult_adds / 1e9:.1f}G"
+    return None
 
 
 @dataclass

@@ -143,3 +143,15 @@ def smallest_cost(space=None, lr_size=DEFAULT_LR_SIZE, scale: int = DEFAULT_SCAL
     with using_space(space):
         return Cost(params=genome_cost(smallest_genome(space, "params", scale), lr_size, scale).params,
                     mult_adds=genome_cost(smallest_genome(space, "mult_adds", scale), lr_size, scale).mult_adds)
+
+
+def _register_resolver() -> None:
+    """conf/search.yaml's ``search.settings.lr_size: ${falsr.cost_lr_size:${data.scale}}`` (falsr.cli imports this
+    module, so every entry point and config test has it)."""
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("falsr.cost_lr_size", lambda scale: list(default_lr_size(int(scale))),
+                                    replace=True)
+
+
+_register_resolver()

@@ -128,9 +128,9 @@ class FalsrSweeper(Sweeper):
         from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, Journal
 
         records = list(Journal(sweep_dir / JOURNAL_NAME).latest().values())
-        failed = [r for r in records if r.get("status") == STATUS_FAILED]
-        if failed and not any(r.get("status") == STATUS_OK for r in records):
-            raise UserError(f"every candidate failed ({len(failed)} of {len(records)}), e.g. {failed[0].get('error')}; "
+        failed = [r for r in records if r.status == STATUS_FAILED]
+        if failed and not any(r.status == STATUS_OK for r in records):
+            raise UserError(f"every candidate failed ({len(failed)} of {len(records)}), e.g. {failed[0].error}; "
                             f"tracebacks in the run folders' error.log under {sweep_dir}")
         if settings is not None and (message := infeasible_search_message(records, settings)):
             raise UserError(f"{message} (results so far: {sweep_dir})")
@@ -138,8 +138,8 @@ class FalsrSweeper(Sweeper):
     def _sweep(self, arguments: List[str]) -> Any:
         from falsr.errors import UserError
         from falsr.search.driver import SearchDriver
-        from falsr.search.hydra_glue import (check_constraints_reachable, driver_options, engine_launcher, launch_each,
-                                             search_settings, wandb_generation_logger)
+        from falsr.search.hydra_glue import (check_constraints_reachable, engine_launcher, job_overrides, launch_each,
+                                             search_config, search_settings, wandb_generation_logger)
         from falsr.search.lock import acquire as lock_sweep_dir
 
         assert self.config is not None and self.launcher is not None
@@ -164,7 +164,7 @@ class FalsrSweeper(Sweeper):
         if not search.get("resume"):  # a resumed search keeps its own settings (the driver warns if they differ)
             check_constraints_reachable(settings)
         fidelity_overrides, job = self._check_job(arguments)
-        options = driver_options(search, extra, fidelity_overrides)
+        config = search_config(search)
 
         def launch(batch, initial_job_idx):
             self.validate_batch_is_legal(batch[:1])  # a config mistake fails here, not in every job
@@ -173,10 +173,11 @@ class FalsrSweeper(Sweeper):
             return self.launcher.launch(batch, initial_job_idx=initial_job_idx)
 
         self._write_report_context(sweep_dir, job, list(arguments), search)
-        driver = SearchDriver(sweep_dir, settings, options, launch,
+        driver = SearchDriver(sweep_dir, config, launch, extra_overrides=job_overrides(config, extra),
+                              fidelity_overrides=fidelity_overrides,
                               on_generation=wandb_generation_logger(self.config, sweep_dir))
-        toolbox = ", ".join(f"{name}={entry.get('_target_')}" for name, entry in options.toolbox.items())
-        log.info(f"falsr search: population {settings.population_size}, {options.generations} generations after the "
+        toolbox = ", ".join(f"{name}={entry.get('_target_')}" for name, entry in config.toolbox.items())
+        log.info(f"falsr search: population {settings.population_size}, {config.generations} generations after the "
                  f"initial one, {settings.n_cells} cells; sweep dir {sweep_dir}; toolbox: {toolbox}")
         self.lock = lock_sweep_dir(sweep_dir)  # one process per sweep folder, until the sweep ends (or the process)
         summary = driver.run(resume=bool(search.get("resume")))
