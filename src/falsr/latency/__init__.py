@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from falsr.errors import UserError
-from falsr.space.cost import OUTPUT_720P
+from falsr.space.cost import lr_size_of_720p
 from falsr.space.genome import DEFAULT_SCALE, SCALES
 
 BACKENDS = ("eager", "compile", "onnxruntime")
@@ -38,7 +38,7 @@ TABLE_VERSION = 1  # bump when what an entry measures changes: old tables are th
 def deploy_lr_size(scale: int = DEFAULT_SCALE) -> tuple[int, int]:
     """The deployer's default frame: the LR size of a 1280x720 output at `scale` (360x640 at x2; at x3/x4 the same
     size costs are reported at, falsr.space.cost.default_lr_size)."""
-    return OUTPUT_720P[0] // scale, OUTPUT_720P[1] // scale
+    return lr_size_of_720p(scale)
 
 
 class LatencyError(UserError):

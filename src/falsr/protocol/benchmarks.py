@@ -20,8 +20,6 @@ import numpy as np
 from falsr.errors import UserError
 from falsr.protocol.images import image_files, read_pair, single_channel
 
-# The scales evaluate.py (and the LR of benchmark folders) support: the ones the SR literature reports.
-
 _RELEASE_HR = re.compile(r"^(?P<stem>.*)_SRF_(?P<scale>\d+)_HR$")  # img_001_SRF_2_HR (the FALSR release's names)
 
 

@@ -30,8 +30,8 @@ from falsr.protocol.bicubic import Bicubic
 from falsr.space.cost import default_lr_size, genome_cost
 from falsr.errors import UserError
 from falsr.protocol.metrics import PROTOCOLS, protocol_border, psnr_ssim_y
-from falsr.protocol.pipeline import pick_device, pick_precision, upscale_rgb, with_precision
-from falsr.space.genome import DEFAULT_SCALE, check_scale
+from falsr.protocol.pipeline import net_scale, pick_device, pick_precision, upscale_rgb, with_precision
+from falsr.space.genome import check_scale
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,9 @@ def upscaler(net, scale: int, tile: int | None = None):
     scale = check_scale(scale)
     if isinstance(net, Bicubic):
         return lambda lr: net.upscale(lr, scale)
-    net_scale = getattr(net, "scale", DEFAULT_SCALE)
-    if scale != net_scale:
-        raise UserError(f"{getattr(net, 'name', 'the model')} is a x{net_scale} network and cannot be evaluated at "
-                        f"data.scale={scale}: set data.scale={net_scale}, or use model=bicubic at x{scale}")
+    if scale != net_scale(net):
+        raise UserError(f"{getattr(net, 'name', 'the model')} is a x{net_scale(net)} network and cannot be evaluated "
+                        f"at data.scale={scale}: set data.scale={net_scale(net)}, or use model=bicubic at x{scale}")
     return lambda lr: upscale_rgb(net, lr, tile)
 
 

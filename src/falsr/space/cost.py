@@ -24,8 +24,11 @@ OUTPUT_720P = (720, 1280)  # [height, width] of the output whose LR input x3/x4 
 def default_lr_size(scale: int = DEFAULT_SCALE) -> tuple[int, int]:
     """The LR input size costs are reported at: 480x480 at x2 (the paper's), the LR of a 1280x720 output at x3/x4
     (floor, as those papers count: 240x426 at x3, 180x320 at x4)."""
-    if check_scale(scale) == DEFAULT_SCALE:
-        return DEFAULT_LR_SIZE
+    return DEFAULT_LR_SIZE if check_scale(scale) == DEFAULT_SCALE else lr_size_of_720p(scale)
+
+
+def lr_size_of_720p(scale: int) -> tuple[int, int]:
+    """[height, width] of the LR input of a 1280x720 output at `scale` (floor): 360x640 at x2, 180x320 at x4."""
     return OUTPUT_720P[0] // scale, OUTPUT_720P[1] // scale
 
 

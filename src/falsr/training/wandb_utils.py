@@ -24,7 +24,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from falsr.space.cost import DEFAULT_LR_SIZE, default_lr_size, genome_cost
-from falsr.space.genome import Genome
+from falsr.space.genome import DEFAULT_SCALE, Genome
 
 
 def search_group(sweep_dir: str | Path) -> str:
@@ -90,7 +90,7 @@ def lr_size(cfg: DictConfig) -> tuple[tuple[int, int], str]:
     the search's ``search.settings.lr_size``), and where it comes from: that setting, the default of the scale
     (falsr.space.cost.default_lr_size), or ``module.cost_lr_size`` set by hand."""
     size = OmegaConf.select(cfg, "module.cost_lr_size", default=None)
-    default = tuple(default_lr_size(OmegaConf.select(cfg, "data.scale", default=None) or 2))
+    default = tuple(default_lr_size(OmegaConf.select(cfg, "data.scale", default=None) or DEFAULT_SCALE))
     if size is None:
         return default, "default"
     h, w = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
@@ -100,7 +100,7 @@ def lr_size(cfg: DictConfig) -> tuple[tuple[int, int], str]:
 
 
 def arch_config(genome: Optional[Genome], size: tuple[int, int] = DEFAULT_LR_SIZE,
-                source: str = "default", scale: int = 2) -> dict[str, Any]:
+                source: str = "default", scale: int = DEFAULT_SCALE) -> dict[str, Any]:
     """The genome as flat W&B config keys: per cell op, width, kernel, repeats, residual; connections; costs."""
     if genome is None:
         return {}

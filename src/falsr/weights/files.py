@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -61,12 +62,29 @@ def weights_scale(sd: dict) -> int:
     return round((int(weight.shape[0]) // HR_FEATURES) ** 0.5)
 
 
-def file_scale(path: str | Path) -> int:
-    """The scale of a weights file (falsr.weights.model.build_model builds at it when no scale is configured)."""
+@dataclass(frozen=True)
+class WeightsFile:
+    """A weights file read once: what :func:`open_weights` found, for building the network at its scale and then
+    loading it (falsr.weights.model.build_model) without reading the file twice."""
+
+    path: Path
+    state_dict: dict
+    genome: str | None
+    scale: int
+
+
+def open_weights(path: str | Path) -> WeightsFile:
+    """Find and read a weights file (see :func:`find_weights`); a missing or ONNX file is a one-line error."""
+    from falsr import default_data_dir
+
     path = find_weights(path)
-    if not path.is_file() or path.suffix.lower() in (".pb", ".onnx"):
-        return DEFAULT_SCALE  # the released graphs are x2; load_weights reports a missing file or an ONNX one
-    return weights_scale(read_weights(path)[0])
+    if not path.is_file():
+        nor = "" if path.is_absolute() else f", nor {default_data_dir() / 'pretrained' / path}"
+        raise FileNotFoundError(f"weights file not found: {path}{nor} (expected {FORMATS})")
+    if path.suffix.lower() == ".onnx":
+        raise UserError(f"{path} is an exported ONNX network, not weights: run it with upscale.py onnx={path}")
+    sd, genome, _ = read_weights(path)
+    return WeightsFile(path, sd, genome, weights_scale(sd))
 
 
 def find_weights(path: str | Path) -> Path:
@@ -82,21 +100,15 @@ def find_weights(path: str | Path) -> Path:
     return found if found.is_file() else path
 
 
-def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
-    """Load weights into `net` (a FALSRNet), checking they belong to the same genome."""
-    from falsr import default_data_dir
-
-    path = find_weights(path)
-    if not path.is_file():
-        nor = "" if path.is_absolute() else f", nor {default_data_dir() / 'pretrained' / path}"
-        raise FileNotFoundError(f"weights file not found: {path}{nor} (expected {FORMATS})")
-    if path.suffix.lower() == ".onnx":
-        raise UserError(f"{path} is an exported ONNX network, not weights: run it with upscale.py onnx={path}")
-    sd, genome, _ = read_weights(path)
+def load_weights(net: torch.nn.Module, path: str | Path | WeightsFile) -> torch.nn.Module:
+    """Load weights (a path, or a file :func:`open_weights` read) into `net` (a FALSRNet), checking they belong to
+    the same genome and scale."""
+    weights = path if isinstance(path, WeightsFile) else open_weights(path)
+    path, sd, genome, scale = weights.path, weights.state_dict, weights.genome, weights.scale
     if genome is not None and parse_genome(genome).canonical() != net.genome.canonical():
         raise UserError(f"weights file {path} is for genome {genome}, but the model is {net.genome}: "
                         "choose the matching model= (e.g. model=falsr_b for FALSR-B.pb)")
-    scale, net_scale = weights_scale(sd), getattr(net, "scale", DEFAULT_SCALE)
+    net_scale = getattr(net, "scale", DEFAULT_SCALE)
     if scale != net_scale:
         raise UserError(f"weights file {path} is a x{scale} network, but the model is built at x{net_scale}: set "
                         f"data.scale={scale} (or model.scale={scale} where there is no data node)")

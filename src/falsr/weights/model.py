@@ -22,14 +22,14 @@ def build_model(genome=None, weights=None, inherit_from=None, scale=None, **buil
     """
     if weights and inherit_from:
         raise UserError("model.weights and model.inherit_from are exclusive: load a whole network or inherit parts")
-    if scale is None:
-        from falsr.weights.files import file_scale
+    if weights:
+        from falsr.weights.files import load_weights, open_weights
 
-        scale = file_scale(weights) if weights else DEFAULT_SCALE
+        weights = open_weights(weights)  # read once: its scale, then its tensors
+    if scale is None:
+        scale = weights.scale if weights else DEFAULT_SCALE
     net = build_network(genome, scale=scale, **build_args)
     if weights:
-        from falsr.weights.files import load_weights
-
         load_weights(net, weights)
     if inherit_from:
         from falsr.weights.inherit import inherit_weights
