@@ -142,6 +142,9 @@ def run_train(*args: str, cwd):
     (["scheduler._target_=torch.optim.lr_scheduler.Nope"],
      "error: scheduler._target_=torch.optim.lr_scheduler.Nope: Error locating target 'torch.optim.lr_scheduler.Nope' "
      "(the configs of scheduler=: constant, step, warmup_cosine)"),
+    (["callbacks=none", "budget=search"],
+     "error: callbacks.learning_curve sets val_steps but has no _target_: the callbacks group chosen (e.g. "
+     "callbacks=none) leaves it out; choose callbacks=default or set callbacks.learning_curve=null"),
     (["trainer.max_steps=-5", "trainer.precision=32"],
      "error: trainer.max_steps=-5: `max_steps` must be a non-negative integer or -1 (infinite steps). "
      "You passed in -5."),

@@ -319,6 +319,10 @@ def train(cfg: DictConfig) -> dict:
 
     fill_run_identity(cfg)  # W&B group (one per search) and name (g<generation>-<key>) where left null
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is not None and "_target_" not in node:  # a key set on a callback the config no longer has
+            raise UserError(f"callbacks.{name} sets {', '.join(node)} but has no _target_: the callbacks group chosen "
+                            f"(e.g. callbacks=none) leaves it out; choose callbacks=default or set callbacks.{name}=null")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not loggers:  # nothing to monitor the learning rate into
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
