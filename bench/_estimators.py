@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from scipy.stats import bootstrap, kendalltau
@@ -39,8 +39,9 @@ def mean_tau(per_seed: Sequence[Scores], ref: Scores, labels: Sequence[str]) -> 
     return float(np.mean([tau(p, ref, common)[0] for p in per_seed])), len(common)
 
 
-def mean_tau_ci(per_seed: Sequence[Scores], ref: Scores, labels: Sequence[str], resamples: int = 2000,
-                seed: int = 0) -> tuple[float, float]:
+def mean_tau_ci(
+    per_seed: Sequence[Scores], ref: Scores, labels: Sequence[str], resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap 95% interval of mean_tau, resampling the genomes with replacement.
 
     A resample with fewer than 3 distinct genomes, or constant scores, has no tau: it is drawn again rather
@@ -59,8 +60,14 @@ def mean_tau_ci(per_seed: Sequence[Scores], ref: Scores, labels: Sequence[str], 
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():  # degenerate resamples are handled below
         warnings.simplefilter("ignore")
-        res = bootstrap((np.arange(len(common), dtype=float),), statistic, n_resamples=resamples, vectorized=False,
-                        method="percentile", random_state=rng)
+        res = bootstrap(
+            (np.arange(len(common), dtype=float),),
+            statistic,
+            n_resamples=resamples,
+            vectorized=False,
+            method="percentile",
+            random_state=rng,
+        )
     lo, hi = res.confidence_interval
     if math.isfinite(lo) and math.isfinite(hi):
         return float(lo), float(hi)
@@ -75,8 +82,9 @@ def seed_agreement(per_seed: Sequence[Scores], labels: Sequence[str]) -> list[tu
     return [tau(per_seed[i], per_seed[j], labels) for i in range(len(per_seed)) for j in range(i + 1, len(per_seed))]
 
 
-def seed_agreement_ci(per_seed: Sequence[Scores], labels: Sequence[str], resamples: int = 2000,
-                      seed: int = 0) -> tuple[float, float, float]:
+def seed_agreement_ci(
+    per_seed: Sequence[Scores], labels: Sequence[str], resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
     """(mean pairwise seed-against-seed tau, bootstrap 95% interval over the genomes)."""
     common = [k for k in labels if all(k in p for p in per_seed)]
     pairs = [(i, j) for i in range(len(per_seed)) for j in range(i + 1, len(per_seed))]
@@ -96,8 +104,10 @@ def seed_agreement_ci(per_seed: Sequence[Scores], labels: Sequence[str], resampl
 
 # -- multi-fidelity promotion, simulated on recorded curves ------------------------------------------------
 
-def successive_halving(labels: Sequence[str], score_at: Callable[[str, int], float | None], rungs: Sequence[int],
-                       eta: int = 2) -> tuple[str | None, list[list[str]]]:
+
+def successive_halving(
+    labels: Sequence[str], score_at: Callable[[str, int], float | None], rungs: Sequence[int], eta: int = 2
+) -> tuple[str | None, list[list[str]]]:
     """Successive halving on one cost band: every genome runs to rungs[0]; the best ceil(n/eta) by their score
     at that rung continue to the next; the pick is the best at the last rung reached.
 
@@ -108,7 +118,7 @@ def successive_halving(labels: Sequence[str], score_at: Callable[[str, int], flo
         ranked = sorted(alive, key=lambda k: score_at(k, rung), reverse=True)
         if i == len(rungs) - 1 or len(ranked) <= 1:
             return (ranked[0] if ranked else None), trained
-        alive = [k for k in ranked[:max(1, math.ceil(len(ranked) / eta))] if score_at(k, rungs[i + 1]) is not None]
+        alive = [k for k in ranked[: max(1, math.ceil(len(ranked) / eta))] if score_at(k, rungs[i + 1]) is not None]
         trained.append(list(alive))
     return None, trained
 

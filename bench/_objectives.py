@@ -30,23 +30,23 @@ import math
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from falsr.space.genome import Genome
 
-STEPS = 80            # optimizer steps per candidate
-BATCH = 8             # 80 x 8 costs what 40 x 16 does and ends ~5 dB higher (more updates matter this early)
-PATCH = 32            # HR patch side (LR 16)
-WARMUP = 8            # linear warm-up steps, then cosine decay over the rest (budget=search's schedule, scaled)
+STEPS = 80  # optimizer steps per candidate
+BATCH = 8  # 80 x 8 costs what 40 x 16 does and ends ~5 dB higher (more updates matter this early)
+PATCH = 32  # HR patch side (LR 16)
+WARMUP = 8  # linear warm-up steps, then cosine decay over the rest (budget=search's schedule, scaled)
 # fp32: at this tiny size bf16 gains little and can lose (batch 8, 16x16 LR, 3-cell chains, 5 rounds of 10
 # steps: 0.83x for gconv4_f16_k1_b4, 1.0-1.1x for other small cells), and fp32 keeps the objective the
 # same on CPUs with and without bf16.
 PRECISION = "32-true"
-SEED = 0              # same seed for every candidate: same data order, same init stream
-FAILED_PSNR = 10.0    # objective of a candidate whose training failed (NaN, crash): below any trained value
-MAX_FAILED = 20       # more failed trainings than this in one process: the set-up is broken, the bench stops
+SEED = 0  # same seed for every candidate: same data order, same init stream
+FAILED_PSNR = 10.0  # objective of a candidate whose training failed (NaN, crash): below any trained value
+MAX_FAILED = 20  # more failed trainings than this in one process: the set-up is broken, the bench stops
 
 
 @dataclass
@@ -74,9 +74,11 @@ class Stats:
 
     def line(self) -> str:
         per = self.seconds / self.trained if self.trained else float("nan")
-        spread = (f", min {min(self.times):.1f} s, max {max(self.times):.1f} s" if self.times else "")
-        return (f"{self.trained} candidates trained in {self.seconds:.0f} CPU s ({per:.1f} s per candidate{spread}); "
-                f"{self.cache_hits} cache hits; {self.failed} failed")
+        spread = f", min {min(self.times):.1f} s, max {max(self.times):.1f} s" if self.times else ""
+        return (
+            f"{self.trained} candidates trained in {self.seconds:.0f} CPU s ({per:.1f} s per candidate{spread}); "
+            f"{self.cache_hits} cache hits; {self.failed} failed"
+        )
 
 
 STATS = Stats()
@@ -88,9 +90,11 @@ def describe() -> str:
     bench/_timed_efficiency.config_id hashes this sentence into the key of every stored run: a new wording
     orphans the runs stored in bench/results/search_efficiency_real.jsonl, so it keeps the words they were
     stored with (`falsr.train.train`: falsr.training.train.train's name then)."""
-    return (f"REAL short training: falsr.train.train, budget=search cut to {STEPS} steps x batch {BATCH} of "
-            f"{PATCH}px HR patches of the training images (warm-up {WARMUP}, cosine), precision {PRECISION}, "
-            f"seed {SEED}; PSNR (Y, x2) on the held-out training images; failed training -> {FAILED_PSNR} dB")
+    return (
+        f"REAL short training: falsr.train.train, budget=search cut to {STEPS} steps x batch {BATCH} of "
+        f"{PATCH}px HR patches of the training images (warm-up {WARMUP}, cosine), precision {PRECISION}, "
+        f"seed {SEED}; PSNR (Y, x2) on the held-out training images; failed training -> {FAILED_PSNR} dB"
+    )
 
 
 _CACHE: dict[str, Result] = {}
@@ -108,12 +112,23 @@ def _workdir() -> Path:
 
 def overrides(genome: Genome, inherit_from: Sequence[str] = ()) -> list[str]:
     """The train.py overrides of the objective (also bench/proxy_fidelity.py's ``e80`` recipe)."""
-    out = ["model=genome", f"model.genome='{genome}'",
-           "budget=search", f"trainer.max_steps={STEPS}", f"trainer.precision={PRECISION}",
-           f"scheduler.warmup_steps={WARMUP}",
-           f"data.patch_size={PATCH}", f"data.batch_size={BATCH}", f"data.samples_per_epoch={STEPS * BATCH}",
-           "data.val_sets=[holdout]", "logger=none", "callbacks.model_checkpoint=null",
-           f"seed={SEED}", "ignore_errors=true", "save_weights=true"]
+    out = [
+        "model=genome",
+        f"model.genome='{genome}'",
+        "budget=search",
+        f"trainer.max_steps={STEPS}",
+        f"trainer.precision={PRECISION}",
+        f"scheduler.warmup_steps={WARMUP}",
+        f"data.patch_size={PATCH}",
+        f"data.batch_size={BATCH}",
+        f"data.samples_per_epoch={STEPS * BATCH}",
+        "data.val_sets=[holdout]",
+        "logger=none",
+        "callbacks.model_checkpoint=null",
+        f"seed={SEED}",
+        "ignore_errors=true",
+        "save_weights=true",
+    ]
     if inherit_from:
         out.append("model.inherit_from=[" + ",".join(f"'{p}'" for p in inherit_from) + "]")
     return out
@@ -151,8 +166,13 @@ def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str =
         if STATS.failed > MAX_FAILED:  # a broken set-up, not a bad network: stop rather than rank failures
             raise SystemExit(f"error: {STATS.failed} trainings failed, the last with: {STATS.errors[-1]}")
         return Result(FAILED_PSNR, seconds, None)
-    return Result(float(psnr), seconds, metrics.get("weights"), float(metrics.get("inherited_fraction") or 0.0),
-                  int(metrics.get("inherited_steps") or 0))
+    return Result(
+        float(psnr),
+        seconds,
+        metrics.get("weights"),
+        float(metrics.get("inherited_fraction") or 0.0),
+        int(metrics.get("inherited_steps") or 0),
+    )
 
 
 def fresh(genome: Genome) -> Result:

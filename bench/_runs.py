@@ -19,15 +19,29 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 STORE = REPO / "bench" / "results" / "runs.jsonl"
 RUNS_DIR = REPO / "outputs" / "bench-runs"
 # What a run record keeps of metrics.json (small, committed).
-KEEP = ("status", "error", "psnr", "ssim", "val", "params", "mult_adds", "genome", "train_seconds", "steps",
-        "seed", "precision", "device", "curve")
+KEEP = (
+    "status",
+    "error",
+    "psnr",
+    "ssim",
+    "val",
+    "params",
+    "mult_adds",
+    "genome",
+    "train_seconds",
+    "steps",
+    "seed",
+    "precision",
+    "device",
+    "curve",
+)
 
 
 # Overrides that only observe a run (falsr.training.curves never changes training): not part of its identity, so
@@ -84,21 +98,25 @@ def _claim(lock: Path) -> bool:
 
 
 def compose(overrides: Sequence[str], out: Path):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     from falsr.cli import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose("train", overrides=[*overrides, f"paths.output_dir={out}", "logger=none",
-                                                 "trainer.enable_progress_bar=false"])
+        return hydra_compose(
+            "train",
+            overrides=[*overrides, f"paths.output_dir={out}", "logger=none", "trainer.enable_progress_bar=false"],
+        )
 
 
 def _complete(record: dict | None, need: Sequence[str]) -> bool:
     return bool(record) and record.get("status") == "ok" and all(record.get(k) is not None for k in need)
 
 
-def train_run(overrides: Sequence[str], label: str = "", store: Path = STORE, quiet: bool = True,
-              need: Sequence[str] = ()) -> dict | None:
+def train_run(
+    overrides: Sequence[str], label: str = "", store: Path = STORE, quiet: bool = True, need: Sequence[str] = ()
+) -> dict | None:
     """Train once (or return the stored record). None when another process holds the run right now.
 
     need: record fields a stored run must have to count as done (e.g. "curve" for runs stored before learning
@@ -129,10 +147,16 @@ def train_run(overrides: Sequence[str], label: str = "", store: Path = STORE, qu
             metrics = train(cfg)
         out.mkdir(parents=True, exist_ok=True)
         (out / "train.log").write_text(sink.getvalue())
-        record = {"key": key, "label": label, "overrides": list(overrides), "run_dir": str(out.relative_to(REPO)),
-                  "wall_seconds": round(time.perf_counter() - start, 1),
-                  "cpu_seconds": round(time.process_time() - cpu_start, 1), "threads": _threads(),
-                  **{k: metrics.get(k) for k in KEEP}}
+        record = {
+            "key": key,
+            "label": label,
+            "overrides": list(overrides),
+            "run_dir": str(out.relative_to(REPO)),
+            "wall_seconds": round(time.perf_counter() - start, 1),
+            "cpu_seconds": round(time.process_time() - cpu_start, 1),
+            "threads": _threads(),
+            **{k: metrics.get(k) for k in KEEP},
+        }
         _append(record, store)
         return record
     finally:
@@ -145,8 +169,13 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def work_through(jobs: Iterable[tuple[str, Sequence[str]]], store: Path = STORE, poll_s: float = 20.0,
-                 wait: bool = True, need: Sequence[str] = ()) -> dict[str, dict]:
+def work_through(
+    jobs: Iterable[tuple[str, Sequence[str]]],
+    store: Path = STORE,
+    poll_s: float = 20.0,
+    wait: bool = True,
+    need: Sequence[str] = (),
+) -> dict[str, dict]:
     """Train every (label, overrides) job not yet in the store; jobs held by another process are waited for
     at the end (wait=True) or left to it. Prints one line per run. Returns key -> record."""
     jobs = list(jobs)
@@ -166,8 +195,11 @@ def work_through(jobs: Iterable[tuple[str, Sequence[str]]], store: Path = STORE,
             fresh = time.perf_counter() - t0 > 1.0
             val = rec.get("val") or {}
             vals = " ".join(f"{n} {v['psnr']:.3f}" for n, v in val.items() if v.get("psnr") is not None)
-            print(f"[{len(results)}/{total}] {'trained' if fresh else 'stored '} {label} "
-                  f"{rec.get('status')} {vals} ({rec.get('wall_seconds')} s)", flush=True)
+            print(
+                f"[{len(results)}/{total}] {'trained' if fresh else 'stored '} {label} "
+                f"{rec.get('status')} {vals} ({rec.get('wall_seconds')} s)",
+                flush=True,
+            )
         if not busy or not wait:
             break
         pending = busy

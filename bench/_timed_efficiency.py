@@ -38,10 +38,10 @@ import numpy as np
 from scipy.stats import kendalltau
 
 import _objectives
-from falsr.space.cost import genome_cost
 from falsr.search import HypervolumeBox, hypervolume
 from falsr.search.generation import new_search, predictor_quality, propose, tell
 from falsr.search.nsga import Individual
+from falsr.space.cost import genome_cost
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)  # hypervolume reported at these shares of the CPU budget
 
@@ -60,9 +60,16 @@ def run_once(method: str, composed, seed: int, budget: float) -> dict:
         evaluated, trained = [], []
         for off in batch:
             cost = genome_cost(off.genome, settings.lr_size)
-            row = {"key": off.genome.key, "genome": str(off.genome), "generation": state.generation,
-                   "origin": off.origin, "parents": list(off.parents), "predicted": off.predicted,
-                   "mult_adds": cost.mult_adds, "params": cost.params}
+            row = {
+                "key": off.genome.key,
+                "genome": str(off.genome),
+                "generation": state.generation,
+                "origin": off.origin,
+                "parents": list(off.parents),
+                "predicted": off.predicted,
+                "mult_adds": cost.mult_adds,
+                "params": cost.params,
+            }
             if cap is not None and cost.mult_adds > cap:
                 result = _objectives.Result(_objectives.FAILED_PSNR, 0.0, None)
                 row["status"] = "over_cap"
@@ -76,11 +83,23 @@ def run_once(method: str, composed, seed: int, budget: float) -> dict:
                 row["status"] = "ok" if result.weights else "failed"
                 weights[off.genome.key] = result.weights
             clock += result.seconds
-            row.update(psnr=result.psnr, seconds=result.seconds, clock=clock, cached=result.cached,
-                       inherited_fraction=result.inherited_fraction, inherited_steps=result.inherited_steps)
+            row.update(
+                psnr=result.psnr,
+                seconds=result.seconds,
+                clock=clock,
+                cached=result.cached,
+                inherited_fraction=result.inherited_fraction,
+                inherited_steps=result.inherited_steps,
+            )
             history.append(row)
-            evaluated.append(Individual(off.genome, (result.psnr, float(cost.mult_adds), float(cost.params)),
-                                        settings.constraints, off.origin))
+            evaluated.append(
+                Individual(
+                    off.genome,
+                    (result.psnr, float(cost.mult_adds), float(cost.params)),
+                    settings.constraints,
+                    off.origin,
+                )
+            )
             trained.append(row["status"] == "ok")
         quality = predictor_quality(batch, evaluated, trained)
         if quality is not None:
@@ -88,8 +107,16 @@ def run_once(method: str, composed, seed: int, budget: float) -> dict:
         start = time.process_time()
         tell(state, evaluated)
         clock += time.process_time() - start
-    return {"method": method, "label": label, "seed": seed, "budget": budget, "clock": clock,
-            "generations": state.generation, "history": history, "predictor": predictor}
+    return {
+        "method": method,
+        "label": label,
+        "seed": seed,
+        "budget": budget,
+        "clock": clock,
+        "generations": state.generation,
+        "history": history,
+        "predictor": predictor,
+    }
 
 
 # Settings added after runs were stored, at their "off" value: left out of the id, so adding an option never orphans
@@ -107,11 +134,18 @@ def _settings_key(settings) -> dict:
 
 def config_id(args, composed: dict) -> str:
     """What makes runs comparable: budget, population, objective and the methods' composed settings."""
-    blob = json.dumps({"budget": args.cpu_budget, "population": args.population, "cells": args.cells,
-                       "objective": _objectives.describe(),
-                       # n_cells: a search setting until the space became a config group (same ids as before)
-                       "settings": {m: {**_settings_key(c[1]), "n_cells": args.cells} for m, c in composed.items()}},
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        {
+            "budget": args.cpu_budget,
+            "population": args.population,
+            "cells": args.cells,
+            "objective": _objectives.describe(),
+            # n_cells: a search setting until the space became a config group (same ids as before)
+            "settings": {m: {**_settings_key(c[1]), "n_cells": args.cells} for m, c in composed.items()},
+        },
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
@@ -129,8 +163,14 @@ def fresh_psnr(row: dict) -> float:
 
 def hv_at(history: list[dict], box: HypervolumeBox, t: float, own: bool = False) -> float:
     """Hypervolume of what a run had evaluated by CPU time t, on fresh PSNR (own=True: the PSNR the search saw)."""
-    return hypervolume([(r["psnr"] if own else fresh_psnr(r), r["mult_adds"], r["params"]) for r in history
-                        if r["clock"] <= t and r["status"] == "ok"], box)
+    return hypervolume(
+        [
+            (r["psnr"] if own else fresh_psnr(r), r["mult_adds"], r["params"])
+            for r in history
+            if r["clock"] <= t and r["status"] == "ok"
+        ],
+        box,
+    )
 
 
 def report(runs: list[dict], methods: list[str], budget: float) -> str:
@@ -143,15 +183,19 @@ def report(runs: list[dict], methods: list[str], budget: float) -> str:
     # stretch the box and squash every difference that matters; candidates below it add nothing.
     box = dataclasses.replace(HypervolumeBox(), psnr_min=float(np.percentile(values, 5)), psnr_max=max(values))
     lines.append(f"Objective: {_objectives.describe()}.")
-    lines.append(f"CPU budget {budget:.0f} s per run; hypervolume box PSNR {box.psnr_min:.2f}..{box.psnr_max:.2f} dB "
-                 "(5th percentile..maximum of the fresh PSNR of every run here), mult-adds 1G..1000G and params 5K..5M (log); ref = worst "
-                 "corner. HV is on each candidate's fresh PSNR (what the architectures found are worth under "
-                 "the common objective); the last HV column is on the PSNR the search itself saw, which for "
-                 "inherited children includes their inherited training (clipped at the box).")
+    lines.append(
+        f"CPU budget {budget:.0f} s per run; hypervolume box PSNR {box.psnr_min:.2f}..{box.psnr_max:.2f} dB "
+        "(5th percentile..maximum of the fresh PSNR of every run here), mult-adds 1G..1000G and params 5K..5M (log); ref = worst "
+        "corner. HV is on each candidate's fresh PSNR (what the architectures found are worth under "
+        "the common objective); the last HV column is on the PSNR the search itself saw, which for "
+        "inherited children includes their inherited training (clipped at the box)."
+    )
     lines.append("")
-    lines.append("| method | seeds | candidates trained (mean) | generations (mean) | "
-                 + " | ".join(f"HV @ {f:.0%} budget" for f in FRACTIONS)
-                 + " | HV sd @ 100% | best fresh PSNR (mean) | HV @ 100%, search's own PSNR |")
+    lines.append(
+        "| method | seeds | candidates trained (mean) | generations (mean) | "
+        + " | ".join(f"HV @ {f:.0%} budget" for f in FRACTIONS)
+        + " | HV sd @ 100% | best fresh PSNR (mean) | HV @ 100%, search's own PSNR |"
+    )
     lines.append("| --- | --- | --- | --- | " + " | ".join("---" for _ in FRACTIONS) + " | --- | --- | --- |")
     for m in methods:
         rs = [r for r in runs if r["method"] == m]
@@ -162,18 +206,22 @@ def report(runs: list[dict], methods: list[str], budget: float) -> str:
         own = [hv_at(r["history"], box, budget, own=True) for r in rs]
         n_ok = [sum(h["status"] == "ok" for h in r["history"]) for r in rs]
         best = [max(fresh_psnr(h) for h in r["history"] if h["status"] == "ok") for r in rs]
-        lines.append(f"| {rs[0]['label']} (`{m}`) | {len(rs)} | {statistics.fmean(n_ok):.0f} | "
-                     f"{statistics.fmean(r['generations'] for r in rs):.1f} | "
-                     + " | ".join(f"{statistics.fmean(h[k] for h in hv):.4f}" for k in range(len(FRACTIONS)))
-                     + f" | {statistics.stdev(final) if len(final) > 1 else 0.0:.4f} | {statistics.fmean(best):.2f} | "
-                     f"{statistics.fmean(own):.4f} |")
+        lines.append(
+            f"| {rs[0]['label']} (`{m}`) | {len(rs)} | {statistics.fmean(n_ok):.0f} | "
+            f"{statistics.fmean(r['generations'] for r in rs):.1f} | "
+            + " | ".join(f"{statistics.fmean(h[k] for h in hv):.4f}" for k in range(len(FRACTIONS)))
+            + f" | {statistics.stdev(final) if len(final) > 1 else 0.0:.4f} | {statistics.fmean(best):.2f} | "
+            f"{statistics.fmean(own):.4f} |"
+        )
     inherited = [(h, r) for r in runs for h in r["history"] if "fresh_psnr" in h and h["status"] == "ok"]
     if inherited:
         lines.append("")
         lines.append("Weight inheritance, measured on every inherited child (also trained fresh, uncharged):")
         lines.append("")
-        lines.append("| method | inherited children | mean fraction inherited | PSNR gain over fresh (mean, dB) | "
-                     "tau(inherited, fresh) | tau(gain, inherited steps) | tau(gain, fraction) |")
+        lines.append(
+            "| method | inherited children | mean fraction inherited | PSNR gain over fresh (mean, dB) | "
+            "tau(inherited, fresh) | tau(gain, inherited steps) | tau(gain, fraction) |"
+        )
         lines.append("| --- | --- | --- | --- | --- | --- | --- |")
         for m in methods:
             hs = [h for h, r in inherited if r["method"] == m]
@@ -185,7 +233,8 @@ def report(runs: list[dict], methods: list[str], budget: float) -> str:
                 f"{statistics.fmean(gain):+.3f} | "
                 f"{kendalltau([h['psnr'] for h in hs], [h['fresh_psnr'] for h in hs]).statistic:.3f} | "
                 f"{kendalltau(gain, [h['inherited_steps'] for h in hs]).statistic:.3f} | "
-                f"{kendalltau(gain, [h['inherited_fraction'] for h in hs]).statistic:.3f} |")
+                f"{kendalltau(gain, [h['inherited_fraction'] for h in hs]).statistic:.3f} |"
+            )
     logs = [(r["method"], p) for r in runs for p in r["predictor"]]
     if logs:
         lines.append("")
@@ -197,22 +246,28 @@ def report(runs: list[dict], methods: list[str], budget: float) -> str:
             ps = [p for mm, p in logs if mm == m and math.isfinite(p["tau"])]
             if ps:
                 taus = [p["tau"] for p in ps]
-                lines.append(f"| `{m}` | {len(ps)} | {statistics.fmean(taus):.3f} | {min(taus):.2f}..{max(taus):.2f} "
-                             f"| {statistics.fmean(p['mae'] for p in ps):.3f} |")
+                lines.append(
+                    f"| `{m}` | {len(ps)} | {statistics.fmean(taus):.3f} | {min(taus):.2f}..{max(taus):.2f} "
+                    f"| {statistics.fmean(p['mae'] for p in ps):.3f} |"
+                )
     lines.append("")
     lines.append("Per seed, HV at 100% of the budget:")
     lines.append("")
     for m in methods:
         rs = sorted((r for r in runs if r["method"] == m), key=lambda r: r["seed"])
         if rs:
-            lines.append(f"- `{m}`: " + ", ".join(f"seed {r['seed']} {hv_at(r['history'], box, budget):.4f}"
-                                                   for r in rs))
+            lines.append(
+                f"- `{m}`: " + ", ".join(f"seed {r['seed']} {hv_at(r['history'], box, budget):.4f}" for r in rs)
+            )
     return "\n".join(lines) + "\n"
 
 
 def main(args, compose_method) -> int:
-    common = [f"space.n_cells={args.cells}", f"search.settings.population_size={args.population}",
-              f"search.settings.crowding={args.crowding}"]
+    common = [
+        f"space.n_cells={args.cells}",
+        f"search.settings.population_size={args.population}",
+        f"search.settings.crowding={args.crowding}",
+    ]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     composed = {m: compose_method(m, common) for m in methods}
     if args.objective != "real":
@@ -236,9 +291,12 @@ def main(args, compose_method) -> int:
             with open(store, "a") as f:
                 f.write(json.dumps(run) + "\n")
             ok = [h for h in run["history"] if h["status"] == "ok"]
-            print(f"{method} seed {seed}: {len(run['history'])} candidates ({len(ok)} trained), "
-                  f"{run['generations']} generations, {run['clock']:.0f} CPU s; best {max(h['psnr'] for h in ok):.2f} dB; "
-                  f"wall {time.perf_counter() - start:.0f} s; {_objectives.STATS.line()}", flush=True)
+            print(
+                f"{method} seed {seed}: {len(run['history'])} candidates ({len(ok)} trained), "
+                f"{run['generations']} generations, {run['clock']:.0f} CPU s; best {max(h['psnr'] for h in ok):.2f} dB; "
+                f"wall {time.perf_counter() - start:.0f} s; {_objectives.STATS.line()}",
+                flush=True,
+            )
     runs = [r for r in load(store) if r.get("config") == cid]
     text = report(runs, methods, args.cpu_budget)
     print(text)

@@ -53,8 +53,15 @@ def training_batch(data_dir: str, seed: int, batch_size: int = 16, patch_size: i
     """One batch of (LR, HR) Y patches of the training images as the proxy draws them (its seed, its holdout)."""
     from falsr.training.data import SRDataModule
 
-    dm = SRDataModule(train_dir=f"{data_dir}/train/T91", val_sets=[], batch_size=batch_size, patch_size=patch_size,
-                      samples_per_epoch=batch_size, seed=seed, holdout=holdout)
+    dm = SRDataModule(
+        train_dir=f"{data_dir}/train/T91",
+        val_sets=[],
+        batch_size=batch_size,
+        patch_size=patch_size,
+        samples_per_epoch=batch_size,
+        seed=seed,
+        holdout=holdout,
+    )
     dm.setup("fit")
     return next(iter(dm.train_dataloader()))
 

@@ -47,8 +47,14 @@ def validate(genome: str, ckpt: Path, datamodule, precision: str, repeats: int) 
     best = float("inf")
     for _ in range(repeats):
         with contextlib.redirect_stderr(io.StringIO()):
-            trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                                 enable_model_summary=False, enable_checkpointing=False)
+            trainer = pl.Trainer(
+                accelerator="cpu",
+                devices=1,
+                logger=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                enable_checkpointing=False,
+            )
         start = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             trainer.validate(module, datamodule=datamodule, verbose=False)
@@ -77,8 +83,10 @@ def main(argv=None) -> int:
     report, rows = Report("bf16_validation", argv), []
     totals = {"fp32": 0.0, "bf16": 0.0}
     diffs_all = []
-    lines = ["| recipe | seed | networks | tau(fp32, bf16) | max abs PSNR diff (dB) | fp32 s | bf16 s | bf16 / fp32 time |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| recipe | seed | networks | tau(fp32, bf16) | max abs PSNR diff (dB) | fp32 s | bf16 s | bf16 / fp32 time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     missing = []
     for recipe in args.recipes.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -94,30 +102,52 @@ def main(argv=None) -> int:
                     value, seconds = validate(genome, ckpt, datamodule, precision, args.repeats)
                     psnr[precision].append(value)
                     secs[precision] += seconds
-                print(f"{recipe}/s{seed}/{label}: fp32 {psnr['fp32'][-1]:.4f} dB, bf16 {psnr['bf16'][-1]:.4f} dB",
-                      flush=True)
+                print(
+                    f"{recipe}/s{seed}/{label}: fp32 {psnr['fp32'][-1]:.4f} dB, bf16 {psnr['bf16'][-1]:.4f} dB",
+                    flush=True,
+                )
             if len(psnr["fp32"]) < 3:
                 continue
             diff = np.abs(np.subtract(psnr["fp32"], psnr["bf16"]))
             diffs_all.extend(diff)
             for p in totals:
                 totals[p] += secs[p]
-            rows.append({"recipe": recipe, "seed": seed, "networks": len(diff),
-                         "tau": kendalltau(psnr["fp32"], psnr["bf16"]).statistic, "max_abs_diff_db": diff.max(),
-                         "fp32_seconds": secs["fp32"], "bf16_seconds": secs["bf16"]})
-            lines.append(f"| {recipe} | {seed} | {len(diff)} | {kendalltau(psnr['fp32'], psnr['bf16']).statistic:.3f} | "
-                         f"{diff.max():.4f} | {secs['fp32']:.2f} | {secs['bf16']:.2f} | {secs['bf16'] / secs['fp32']:.2f} |")
+            rows.append(
+                {
+                    "recipe": recipe,
+                    "seed": seed,
+                    "networks": len(diff),
+                    "tau": kendalltau(psnr["fp32"], psnr["bf16"]).statistic,
+                    "max_abs_diff_db": diff.max(),
+                    "fp32_seconds": secs["fp32"],
+                    "bf16_seconds": secs["bf16"],
+                }
+            )
+            lines.append(
+                f"| {recipe} | {seed} | {len(diff)} | {kendalltau(psnr['fp32'], psnr['bf16']).statistic:.3f} | "
+                f"{diff.max():.4f} | {secs['fp32']:.2f} | {secs['bf16']:.2f} | {secs['bf16'] / secs['fp32']:.2f} |"
+            )
     report.print()
     report.print("\n".join(lines))
     if diffs_all:
-        report.print(f"\nall: max abs PSNR difference {max(diffs_all):.4f} dB, mean {np.mean(diffs_all):.4f} dB; validation time "
-              f"bf16 / fp32 = {totals['bf16'] / totals['fp32']:.2f} (torch threads {args.threads})")
+        report.print(
+            f"\nall: max abs PSNR difference {max(diffs_all):.4f} dB, mean {np.mean(diffs_all):.4f} dB; validation time "
+            f"bf16 / fp32 = {totals['bf16'] / totals['fp32']:.2f} (torch threads {args.threads})"
+        )
     if missing:
-        report.print(f"\ncheckpoints not on this machine ({len(missing)}): {', '.join(missing[:8])}"
-              + (" ..." if len(missing) > 8 else "") + " (run bench/proxy_fidelity.py)")
+        report.print(
+            f"\ncheckpoints not on this machine ({len(missing)}): {', '.join(missing[:8])}"
+            + (" ..." if len(missing) > 8 else "")
+            + " (run bench/proxy_fidelity.py)"
+        )
     if rows:
-        report.write(rows=rows, max_abs_diff_db=max(diffs_all), mean_abs_diff_db=float(np.mean(diffs_all)),
-                     time_ratio=totals["bf16"] / totals["fp32"], missing=missing)
+        report.write(
+            rows=rows,
+            max_abs_diff_db=max(diffs_all),
+            mean_abs_diff_db=float(np.mean(diffs_all)),
+            time_ratio=totals["bf16"] / totals["fp32"],
+            missing=missing,
+        )
     return 0
 
 

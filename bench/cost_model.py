@@ -46,13 +46,16 @@ def main() -> None:
             net(torch.zeros(1, 1, 8, 8))  # a small input: we time the counting, not the convolutions
     t_count = (time.perf_counter() - start) / len(counted)
 
-    report.print(f"genomes: {len(genomes)} x {args.cells} cells  (mean params "
-                 f"{sum(c.params for c in analytic) / len(analytic):,.0f})")
+    report.print(
+        f"genomes: {len(genomes)} x {args.cells} cells  (mean params "
+        f"{sum(c.params for c in analytic) / len(analytic):,.0f})"
+    )
     report.print(f"cost model:        {t_model * 1e6:9.1f} us per genome")
     report.print(f"build + count:     {t_count * 1e6:9.1f} us per genome")
     report.print(f"ratio (count / cost model): {t_count / t_model:,.0f}x")
-    report.write(genomes=len(genomes), cost_model_us=t_model * 1e6, build_and_count_us=t_count * 1e6,
-                 ratio=t_count / t_model)
+    report.write(
+        genomes=len(genomes), cost_model_us=t_model * 1e6, build_and_count_us=t_count * 1e6, ratio=t_count / t_model
+    )
 
 
 if __name__ == "__main__":

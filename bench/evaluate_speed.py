@@ -26,15 +26,15 @@ import torch
 import yaml
 from PIL import Image
 
-from falsr.protocol.benchmarks import list_pairs, load_pair
 from falsr.cli import CONF_DIR
+from falsr.protocol.benchmarks import list_pairs, load_pair
 from falsr.protocol.evaluate import evaluate_folder
-from falsr.space.genome import config_genome
 from falsr.protocol.images import image_files, write_png
 from falsr.protocol.metrics import psnr_ssim_y
-from falsr.weights.model import build_model
 from falsr.protocol.pipeline import chroma, network_input, predict_y, sr_rgb, with_precision
 from falsr.protocol.resize import matlab_downscale
+from falsr.space.genome import config_genome
+from falsr.weights.model import build_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import Report
@@ -125,9 +125,13 @@ def main() -> None:
         if args.urban:
             folders.append(synth_urban(Path(tmp) / "Urban100-sized", args.urban))
         report.print(f"threads: {torch.get_num_threads()}")
-        report.print("CPU seconds per folder by step; whole = evaluate_folder; ratio = whole / network-only (CPU, wall)")
-        report.print(f"{'model':<9} {'folder':<15} {'prec':<5} {'imgs':>4} {'decode':>7} {'colour':>7} {'network':>8} {'protocol':>8} "
-              f"{'net-only':>8} {'whole':>7} {'ratio':>6} {'wall':>6} {'PSNR':>8} {'SSIM':>7}")
+        report.print(
+            "CPU seconds per folder by step; whole = evaluate_folder; ratio = whole / network-only (CPU, wall)"
+        )
+        report.print(
+            f"{'model':<9} {'folder':<15} {'prec':<5} {'imgs':>4} {'decode':>7} {'colour':>7} {'network':>8} {'protocol':>8} "
+            f"{'net-only':>8} {'whole':>7} {'ratio':>6} {'wall':>6} {'PSNR':>8} {'SSIM':>7}"
+        )
         for model, precision in ((m, p) for m in args.model for p in args.precision):
             net = load_model(model, precision)
             predict_y(net, torch.rand(1, 1, 64, 64))  # warm-up (oneDNN primitive creation)
@@ -138,12 +142,23 @@ def main() -> None:
                 if not args.no_whole:
                     runs = [timed(evaluate_folder, net, folder, None, False)[1:] for _ in range(args.repeats)]
                     whole_cpu, whole_wall = (min(t) for t in zip(*runs))
-                rows.append({"model": model, "folder": folder.name, "precision": precision, **s,
-                             "network_only": net_cpu, "whole": whole_cpu, "ratio": whole_cpu / net_cpu,
-                             "wall_ratio": whole_wall / net_wall})
-                report.print(f"{model:<9} {folder.name:<15} {precision:<5} {s['images']:>4} {s['decode']:7.2f} {s['colour']:7.2f} "
-                      f"{s['network']:8.2f} {s['protocol']:8.2f} {net_cpu:8.2f} {whole_cpu:7.2f} "
-                      f"{whole_cpu / net_cpu:6.3f} {whole_wall / net_wall:6.3f} {s['psnr']:8.4f} {s['ssim']:7.5f}")
+                rows.append(
+                    {
+                        "model": model,
+                        "folder": folder.name,
+                        "precision": precision,
+                        **s,
+                        "network_only": net_cpu,
+                        "whole": whole_cpu,
+                        "ratio": whole_cpu / net_cpu,
+                        "wall_ratio": whole_wall / net_wall,
+                    }
+                )
+                report.print(
+                    f"{model:<9} {folder.name:<15} {precision:<5} {s['images']:>4} {s['decode']:7.2f} {s['colour']:7.2f} "
+                    f"{s['network']:8.2f} {s['protocol']:8.2f} {net_cpu:8.2f} {whole_cpu:7.2f} "
+                    f"{whole_cpu / net_cpu:6.3f} {whole_wall / net_wall:6.3f} {s['psnr']:8.4f} {s['ssim']:7.5f}"
+                )
     report.write(rows=rows)
 
 

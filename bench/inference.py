@@ -37,7 +37,7 @@ def best_time(fn, repeats: int) -> float:
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n ** 3 / best_time(lambda: a @ b, repeats) / 1e9
+    return 2 * n**3 / best_time(lambda: a @ b, repeats) / 1e9
 
 
 def main() -> None:
@@ -61,8 +61,15 @@ def main() -> None:
                 t = best_time(lambda net=net, xi=xi: net(xi), args.repeats)
             name = "channels_last" if fmt == torch.channels_last else "contiguous"
             report.print(f"{cfg['name']:<8} {name:<15} {t:7.3f} {flops / t / 1e9:8.1f} {flops / t / 1e9 / peak:9.1%}")
-            rows.append({"model": cfg["name"], "format": name, "seconds": t, "gflops": flops / t / 1e9,
-                         "of_matmul": flops / t / 1e9 / peak})
+            rows.append(
+                {
+                    "model": cfg["name"],
+                    "format": name,
+                    "seconds": t,
+                    "gflops": flops / t / 1e9,
+                    "of_matmul": flops / t / 1e9 / peak,
+                }
+            )
     report.write(lr_size=args.size, matmul_gflops=peak, rows=rows)
 
 

@@ -38,8 +38,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _estimators
 import _runs
-
 from falsr.training import curves
+
 
 # name, genome string, how it was made. Candidates were drawn with the search's operators as they were when
 # the panel was fixed (before the DEAP toolbox loop): a 160-model initial population (one cell repeated,
@@ -97,19 +97,35 @@ RESULTS = _runs.REPO / "bench" / "results"
 VAL = "data.val_sets=[holdout,Set5,Set14]"
 
 
-def recipe(steps: int, warmup: int, final_factor: float = 0.05, batch: int = 16, patch: int = 64,
-           lr: float = 2e-3, torch_init: bool = True, curve: tuple[int, ...] = ()) -> list[str]:
+def recipe(
+    steps: int,
+    warmup: int,
+    final_factor: float = 0.05,
+    batch: int = 16,
+    patch: int = 64,
+    lr: float = 2e-3,
+    torch_init: bool = True,
+    curve: tuple[int, ...] = (),
+) -> list[str]:
     """budget=cpu's recipe (Adam, warm-up + cosine) with every knob explicit, validated once at the end.
 
     torch_init: PyTorch's default initialisation (model.init_std=null) instead of the paper's N(0, 0.02).
     curve: learning-curve points (held-out PSNR, bf16) during the run; they observe only, so they are not part of
     the run's key (bench/_runs.OBSERVING).
     """
-    return ["budget=cpu", f"trainer.max_steps={steps}", f"data.samples_per_epoch={steps * batch}",
-            f"data.batch_size={batch}", f"data.patch_size={patch}", f"optimizer.lr={lr}",
-            f"scheduler.warmup_steps={warmup}", f"scheduler.final_factor={final_factor}",
-            *(["model.init_std=null"] if torch_init else []),
-            *([f"callbacks.learning_curve.val_steps=[{','.join(map(str, curve))}]"] if curve else []), VAL]
+    return [
+        "budget=cpu",
+        f"trainer.max_steps={steps}",
+        f"data.samples_per_epoch={steps * batch}",
+        f"data.batch_size={batch}",
+        f"data.patch_size={patch}",
+        f"optimizer.lr={lr}",
+        f"scheduler.warmup_steps={warmup}",
+        f"scheduler.final_factor={final_factor}",
+        *(["model.init_std=null"] if torch_init else []),
+        *([f"callbacks.learning_curve.val_steps=[{','.join(map(str, curve))}]"] if curve else []),
+        VAL,
+    ]
 
 
 # Proxy candidates (the search's incomplete training) and the reference. p100_init002 is p100 with the paper's
@@ -136,8 +152,10 @@ RECIPES = {
 RECIPES["e80"] = recipe(80, 8, batch=8, patch=32)[:-1] + ["trainer.precision=32-true", "data.val_sets=[holdout]"]
 INHERIT = {"e80_inherit": "e80"}  # a recipe with inheritance -> the recipe the parent and the child train with
 QUICK_PANEL = [p for p in PANEL if p[0] in ("init-9.7G", "child-15.3G", "child-23.8G", "init-35.3G", "FALSR-B")]
-QUICK_RECIPES = {"q10": recipe(10, 2, batch=8, patch=32, curve=(2, 4, 6, 8)),
-                 "qref": recipe(100, 10, batch=8, patch=32, curve=(20, 40, 60, 80))}
+QUICK_RECIPES = {
+    "q10": recipe(10, 2, batch=8, patch=32, curve=(2, 4, 6, 8)),
+    "qref": recipe(100, 10, batch=8, patch=32, curve=(20, 40, 60, 80)),
+}
 
 
 def overrides(genome: str, recipe_name: str, seed: int, recipes=RECIPES) -> list[str]:
@@ -152,7 +170,7 @@ def parent_genome(label: str, genome: str) -> str:
     rng = random.Random(f"parent-of-{label}")
     j = rng.randrange(g.n_cells)
     choice = rng.choice([c for c in range(NUM_CHOICES) if c != g.cells[j]])
-    return str(Genome(tuple(g.cells[:j]) + (choice,) + tuple(g.cells[j + 1:]), tuple(g.connections)))
+    return str(Genome(tuple(g.cells[:j]) + (choice,) + tuple(g.cells[j + 1 :]), tuple(g.connections)))
 
 
 def parent_overrides(label: str, genome: str, recipe_name: str, seed: int, recipes=RECIPES) -> list[str]:
@@ -165,8 +183,10 @@ def run_overrides(label: str, genome: str, recipe_name: str, seed: int, recipes=
     if recipe_name not in INHERIT:
         return overrides(genome, recipe_name, seed, recipes)
     parent = _runs.run_key(parent_overrides(label, genome, recipe_name, seed, recipes))
-    return [*overrides(genome, INHERIT[recipe_name], seed, recipes),
-            f"model.inherit_from=['{_runs.RUNS_DIR.relative_to(_runs.REPO)}/{parent}/weights.pt']"]
+    return [
+        *overrides(genome, INHERIT[recipe_name], seed, recipes),
+        f"model.inherit_from=['{_runs.RUNS_DIR.relative_to(_runs.REPO)}/{parent}/weights.pt']",
+    ]
 
 
 def jobs(panel, recipe_names, seeds, recipes=RECIPES):
@@ -254,9 +274,21 @@ def loo_predictor(train_scores: dict[str, float], genomes: dict[str, str]) -> di
     return out
 
 
-def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, proxy: str = "p300",
-             early: tuple[int, ...] = (100, 300), zero_cost: Path | None = None, data_dir: str | None = None,
-             extra: tuple[str, ...] = (), band=BAND, resamples: int = 2000) -> dict:
+def evaluate(
+    panel,
+    recipes,
+    store: Path,
+    seeds,
+    reference: str,
+    ref_seeds,
+    proxy: str = "p300",
+    early: tuple[int, ...] = (100, 300),
+    zero_cost: Path | None = None,
+    data_dir: str | None = None,
+    extra: tuple[str, ...] = (),
+    band=BAND,
+    resamples: int = 2000,
+) -> dict:
     """Every estimator's rank agreement with the reference, from the stored runs: the dict written as
     bench/results/proxy_fidelity.json (see the module docstring and README, The evaluator)."""
     from falsr.space.cost import genome_cost
@@ -290,19 +322,34 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
     # a smaller one).
     full = [s for s in ref_seeds if set(ref) <= set(ref_by_seed[s])]
     agree_seeds = full if len(full) >= 2 else ref_seeds
-    self_tau, self_lo, self_hi = _estimators.seed_agreement_ci([ref_by_seed[s] for s in agree_seeds], labels,
-                                                               resamples)
-    band_self, band_lo, band_hi = _estimators.seed_agreement_ci([ref_by_seed[s] for s in agree_seeds], in_band,
-                                                                resamples)
-    result = {"reference": {"recipe": reference, "steps": ref_steps, "seeds": ref_seeds, "self_seeds": agree_seeds,
-                            "self_tau": self_tau,
-                            "self_ci": [self_lo, self_hi], "self_tau_band": band_self, "self_ci_band": [band_lo, band_hi],
-                            "score": "mean over its seeds of the Set5 and Set14 mean PSNR",
-                            "cpu_seconds_per_genome": _mean_seconds(runs, reference, ref_seeds)},
-              "panel": {"n": len(labels), "n_band": len(in_band), "band": list(band), "genomes": {
-                  k: {"genome": genomes[k], "mult_adds": macs[k], "params": params[k], "reference": ref.get(k)}
-                  for k in labels}},
-              "estimators": {}}
+    self_tau, self_lo, self_hi = _estimators.seed_agreement_ci([ref_by_seed[s] for s in agree_seeds], labels, resamples)
+    band_self, band_lo, band_hi = _estimators.seed_agreement_ci(
+        [ref_by_seed[s] for s in agree_seeds], in_band, resamples
+    )
+    result = {
+        "reference": {
+            "recipe": reference,
+            "steps": ref_steps,
+            "seeds": ref_seeds,
+            "self_seeds": agree_seeds,
+            "self_tau": self_tau,
+            "self_ci": [self_lo, self_hi],
+            "self_tau_band": band_self,
+            "self_ci_band": [band_lo, band_hi],
+            "score": "mean over its seeds of the Set5 and Set14 mean PSNR",
+            "cpu_seconds_per_genome": _mean_seconds(runs, reference, ref_seeds),
+        },
+        "panel": {
+            "n": len(labels),
+            "n_band": len(in_band),
+            "band": list(band),
+            "genomes": {
+                k: {"genome": genomes[k], "mult_adds": macs[k], "params": params[k], "reference": ref.get(k)}
+                for k in labels
+            },
+        },
+        "estimators": {},
+    }
 
     def add(name: str, what: str, per_seed: list[dict], seconds: float | None, exclude_own_seed: list | None = None):
         # The seeds that cover the most genomes that have a reference (a seed still being trained would judge a
@@ -317,48 +364,88 @@ def evaluate(panel, recipes, store: Path, seeds, reference: str, ref_seeds, prox
         t_panel, ci, n_panel = _tau_of(kept[name], ref, ref_mean, labels, resamples)
         t_band, ci_band, n_band = _tau_of(kept[name], ref, ref_mean, in_band, resamples)
         result["estimators"][name] = {
-            "what": what, "seeds": len(keep), "tau_panel": t_panel, "ci_panel": list(ci), "n_panel": n_panel,
-            "tau_band": t_band, "ci_band": list(ci_band), "n_band": n_band,
+            "what": what,
+            "seeds": len(keep),
+            "tau_panel": t_panel,
+            "ci_panel": list(ci),
+            "n_panel": n_panel,
+            "tau_band": t_band,
+            "ci_band": list(ci_band),
+            "n_band": n_band,
             "cpu_seconds_per_genome": None if seconds is None else round(float(seconds), 1),
-            "of_reference_self_tau": t_panel / self_tau if self_tau and np.isfinite(self_tau) else None}
+            "of_reference_self_tau": t_panel / self_tau if self_tau and np.isfinite(self_tau) else None,
+        }
 
     kept: dict[str, tuple] = {}  # estimator -> (the seeds' scores it is judged on, their own seeds to leave out)
     p_seeds = runs.seeds(proxy, seeds)
     p_sec = _mean_seconds(runs, proxy, p_seeds)
-    add(proxy, f"held-out PSNR at the end of {proxy} (the search's default)",
-        [runs.scores(proxy, s, lambda r: _score(r, "holdout")) for s in p_seeds], p_sec)
-    add(f"sotl({proxy})", "minus the sum of training losses over the whole run (SoTL)",
-        [runs.scores(proxy, s, lambda r: curves.sotl(r.get("curve"))) for s in p_seeds], p_sec)
-    add(f"sotl_e({proxy})", "minus the sum of training losses over the run's last third (SoTL-E)",
-        [runs.scores(proxy, s, lambda r: curves.sotl(r.get("curve"), 1 / 3)) for s in p_seeds], p_sec)
-    add(f"extrapolated({proxy})", f"power law through {proxy}'s held-out curve, read at {ref_steps} steps",
-        [runs.scores(proxy, s, lambda r: curves.extrapolate(r.get("curve"), ref_steps)) for s in p_seeds], p_sec)
+    add(
+        proxy,
+        f"held-out PSNR at the end of {proxy} (the search's default)",
+        [runs.scores(proxy, s, lambda r: _score(r, "holdout")) for s in p_seeds],
+        p_sec,
+    )
+    add(
+        f"sotl({proxy})",
+        "minus the sum of training losses over the whole run (SoTL)",
+        [runs.scores(proxy, s, lambda r: curves.sotl(r.get("curve"))) for s in p_seeds],
+        p_sec,
+    )
+    add(
+        f"sotl_e({proxy})",
+        "minus the sum of training losses over the run's last third (SoTL-E)",
+        [runs.scores(proxy, s, lambda r: curves.sotl(r.get("curve"), 1 / 3)) for s in p_seeds],
+        p_sec,
+    )
+    add(
+        f"extrapolated({proxy})",
+        f"power law through {proxy}'s held-out curve, read at {ref_steps} steps",
+        [runs.scores(proxy, s, lambda r: curves.extrapolate(r.get("curve"), ref_steps)) for s in p_seeds],
+        p_sec,
+    )
     for name in extra:  # the other proxies of issue 10 (first 16 genomes)
         e_seeds = runs.seeds(name, seeds)
-        add(name, f"held-out PSNR at the end of {name}",
-            [runs.scores(name, s, lambda r: _score(r, "holdout")) for s in e_seeds], _mean_seconds(runs, name, e_seeds))
+        add(
+            name,
+            f"held-out PSNR at the end of {name}",
+            [runs.scores(name, s, lambda r: _score(r, "holdout")) for s in e_seeds],
+            _mean_seconds(runs, name, e_seeds),
+        )
     r_sec = result["reference"]["cpu_seconds_per_genome"]
     for step in early:  # a promoted run's view: the reference schedule's own curve, judged without its seed
-        add(f"{reference}@{step}", f"held-out PSNR at step {step} of the {ref_steps}-step schedule (its own seed "
-            "left out of the reference)",
+        add(
+            f"{reference}@{step}",
+            f"held-out PSNR at step {step} of the {ref_steps}-step schedule (its own seed left out of the reference)",
             [runs.scores(reference, s, lambda r, st=step: curves.val_at(r.get("curve"), st)) for s in ref_seeds],
-            None if r_sec is None else r_sec * step / ref_steps, exclude_own_seed=list(ref_seeds))
+            None if r_sec is None else r_sec * step / ref_steps,
+            exclude_own_seed=list(ref_seeds),
+        )
     if zero_cost is not None and data_dir is not None:
         zc = zero_cost_scores(panel, p_seeds, data_dir, zero_cost)
         for what in ("synflow", "grad_norm"):
-            add(what, f"{what} at initialisation (zero-cost, real patches)",
+            add(
+                what,
+                f"{what} at initialisation (zero-cost, real patches)",
                 [{k: zc[(k, s)][what] for k in labels} for s in p_seeds],
-                float(np.mean([v["seconds"] for v in zc.values()])))
+                float(np.mean([v["seconds"] for v in zc.values()])),
+            )
     add("mult-adds", "mult-adds (no training)", [macs], 0.0)
     add("params", "params (no training)", [params], 0.0)
-    add(f"predictor({proxy})", f"the search's predictor fitted on the other genomes' {proxy} (leave one out)",
-        [loo_predictor(runs.scores(proxy, s, lambda r: _score(r, "holdout")), genomes) for s in p_seeds], p_sec)
+    add(
+        f"predictor({proxy})",
+        f"the search's predictor fitted on the other genomes' {proxy} (leave one out)",
+        [loo_predictor(runs.scores(proxy, s, lambda r: _score(r, "holdout")), genomes) for s in p_seeds],
+        p_sec,
+    )
     if len(p_seeds) > 1:
         per = [runs.scores(proxy, s, lambda r: _score(r, "holdout")) for s in p_seeds]
         common = set.intersection(*(set(p) for p in per))
-        add(f"{proxy}, mean of {len(p_seeds)} seeds", f"{proxy} trained once per seed, averaged "
-            f"({len(p_seeds)}x its cost)", [{k: float(np.mean([p[k] for p in per])) for k in common}],
-            None if p_sec is None else p_sec * len(p_seeds))
+        add(
+            f"{proxy}, mean of {len(p_seeds)} seeds",
+            f"{proxy} trained once per seed, averaged ({len(p_seeds)}x its cost)",
+            [{k: float(np.mean([p[k] for p in per])) for k in common}],
+            None if p_sec is None else p_sec * len(p_seeds),
+        )
     _on_common_genomes(result, kept, labels, in_band, ref, ref_mean, skip=extra, resamples=resamples)
     result["choice"] = _choice(result, kept, labels, ref, ref_mean, proxy, skip=extra, resamples=resamples)
     result["combination"] = _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resamples)
@@ -404,8 +491,12 @@ def _choice(result, kept, labels, ref, ref_mean, proxy, skip=(), resamples: int 
     candidates = {}
     for name, entry in kept.items():
         e = result["estimators"][name]
-        if name in skip or name in ("mult-adds", "params") or e["cpu_seconds_per_genome"] is None \
-                or e["cpu_seconds_per_genome"] > cap * 1.15:
+        if (
+            name in skip
+            or name in ("mult-adds", "params")
+            or e["cpu_seconds_per_genome"] is None
+            or e["cpu_seconds_per_genome"] > cap * 1.15
+        ):
             continue
         on = [k for k in chosen_on if all(k in p for p in entry[0])]
         if len(on) >= 0.75 * len(chosen_on) and len(chosen_on) >= 4:
@@ -413,8 +504,13 @@ def _choice(result, kept, labels, ref, ref_mean, proxy, skip=(), resamples: int 
     if not candidates or len(held_out) < 4:
         return None
     best = max(candidates, key=lambda n: np.nan_to_num(candidates[n], nan=-9))
-    out = {"chosen_on": "the first 16 genomes", "taus_on_chosen": candidates, "chosen": best,
-           "reported_on": f"the {len(held_out)} added genomes", "cpu_cap_seconds": cap * 1.15}
+    out = {
+        "chosen_on": "the first 16 genomes",
+        "taus_on_chosen": candidates,
+        "chosen": best,
+        "reported_on": f"the {len(held_out)} added genomes",
+        "cpu_cap_seconds": cap * 1.15,
+    }
     for name in dict.fromkeys([best, proxy]):
         t, ci, _ = _tau_of(kept[name], ref, ref_mean, held_out, resamples)
         out[name] = {"tau_held_out": t, "ci_held_out": list(ci)}
@@ -438,13 +534,17 @@ def _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resam
     others (a choice is never also its own evidence)."""
     if len(p_seeds) < 2:
         return None
+
     def parts(seed):
         hold = runs.scores(proxy, seed, lambda r: _score(r, "holdout"))
-        return {proxy: hold,
-                f"sotl_e({proxy})": runs.scores(proxy, seed, lambda r: curves.sotl(r.get("curve"), 1 / 3)),
-                f"extrapolated({proxy})": runs.scores(
-                    proxy, seed, lambda r: curves.extrapolate(r.get("curve"), result["reference"]["steps"])),
-                "mult-adds": macs}
+        return {
+            proxy: hold,
+            f"sotl_e({proxy})": runs.scores(proxy, seed, lambda r: curves.sotl(r.get("curve"), 1 / 3)),
+            f"extrapolated({proxy})": runs.scores(
+                proxy, seed, lambda r: curves.extrapolate(r.get("curve"), result["reference"]["steps"])
+            ),
+            "mult-adds": macs,
+        }
 
     def combine(a, b):
         ra, rb = _ranks(a), _ranks(b)
@@ -454,22 +554,32 @@ def _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resam
     later = [parts(s) for s in p_seeds[1:]]
     # Parts every seed has on most genomes (a curve estimator exists only where the runs recorded curves).
     names = [n for n in first if len(first[n]) >= 3 and all(len(p[n]) >= 0.8 * len(first[n]) for p in later)]
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     if not pairs:
         return None
     chosen = max(pairs, key=lambda ab: _estimators.tau(combine(first[ab[0]], first[ab[1]]), ref, labels)[0])
     held = [combine(p[chosen[0]], p[chosen[1]]) for p in later]
     t, n = _estimators.mean_tau(held, ref, labels)
     tb, nb = _estimators.mean_tau(held, ref, in_band)
-    return {"parts": list(chosen), "chosen_on_seed": p_seeds[0], "reported_on_seeds": p_seeds[1:], "tau_panel": t,
-            "ci_panel": list(_estimators.mean_tau_ci(held, ref, labels, resamples)), "n_panel": n, "tau_band": tb,
-            "ci_band": list(_estimators.mean_tau_ci(held, ref, in_band, resamples)), "n_band": nb}
+    return {
+        "parts": list(chosen),
+        "chosen_on_seed": p_seeds[0],
+        "reported_on_seeds": p_seeds[1:],
+        "tau_panel": t,
+        "ci_panel": list(_estimators.mean_tau_ci(held, ref, labels, resamples)),
+        "n_panel": n,
+        "tau_band": tb,
+        "ci_band": list(_estimators.mean_tau_ci(held, ref, in_band, resamples)),
+        "n_band": nb,
+    }
 
 
 # Cost bands the promotion is simulated in: the showdown's (issue 22) and the panel's band.
 PROMOTION_BANDS = {"B (40-74.5G)": (40e9, 74.5e9), "50-100G": (50e9, 100e9), "A (100-235G)": (100e9, 235.1e9)}
-PROMOTION_RULES = {"rungs [100, 300, 700], eta 2": ((100, 300, 700), 2),
-                   "rungs [100, 300, 1000], eta 3": ((100, 300, 1000), 3)}
+PROMOTION_RULES = {
+    "rungs [100, 300, 700], eta 2": ((100, 300, 700), 2),
+    "rungs [100, 300, 1000], eta 3": ((100, 300, 1000), 3),
+}
 
 
 def promotion(runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, p_seeds, labels, macs) -> list[dict]:
@@ -485,8 +595,11 @@ def promotion(runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, p_see
         single = runs.scores(proxy, seed, lambda r: _score(r, "holdout"))
         single_cost = {k: _seconds(r) for k, r in runs.of(proxy, seed).items()}
         for band_name, (lo, hi) in PROMOTION_BANDS.items():
-            members = [k for k in labels if lo <= macs[k] <= hi and k in judge and k in single and k in per_step
-                       and curve_of.get(k)]  # both rules choose among the same genomes: those with a curve
+            members = [
+                k
+                for k in labels
+                if lo <= macs[k] <= hi and k in judge and k in single and k in per_step and curve_of.get(k)
+            ]  # both rules choose among the same genomes: those with a curve
             if len(members) < 3:
                 continue
 
@@ -495,19 +608,28 @@ def promotion(runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, p_see
                 return curves.val_at(curve_of[k], step)
 
             pick_single = max(members, key=lambda k: single[k])
-            row = {"seed": seed, "band": band_name, "n": len(members),
-                   "best_by_reference": max(judge[k] for k in members),
-                   "single": {"pick": pick_single, "reference": judge[pick_single],
-                              "cpu_seconds": round(sum(single_cost[k] for k in members), 1)},
-                   "halving": {}}
+            row = {
+                "seed": seed,
+                "band": band_name,
+                "n": len(members),
+                "best_by_reference": max(judge[k] for k in members),
+                "single": {
+                    "pick": pick_single,
+                    "reference": judge[pick_single],
+                    "cpu_seconds": round(sum(single_cost[k] for k in members), 1),
+                },
+                "halving": {},
+            }
             for rule, (rungs, eta) in PROMOTION_RULES.items():
                 pick, trained = _estimators.successive_halving(members, at, rungs, eta)
                 if pick is None:
                     continue
                 row["halving"][rule] = {
-                    "pick": pick, "reference": judge[pick],
+                    "pick": pick,
+                    "reference": judge[pick],
                     "cpu_seconds": round(_estimators.halving_cost(trained, rungs, per_step), 1),
-                    "trained_per_rung": [len(t) for t in trained]}
+                    "trained_per_rung": [len(t) for t in trained],
+                }
             out.append(row)
     return out
 
@@ -515,58 +637,95 @@ def promotion(runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, p_see
 def render(result: dict) -> str:
     """The Markdown report of bench/results/proxy_fidelity.json (nothing computed here that is not in it)."""
     ref, panel = result["reference"], result["panel"]
-    lines = [f"Panel: {panel['n']} genomes, {panel['n_band']} inside {panel['band'][0] / 1e9:.0f}-"
-             f"{panel['band'][1] / 1e9:.0f}G. Reference: `{ref['recipe']}` ({ref['steps']} steps), seeds {ref['seeds']}, "
-             f"scored by the {ref['score']}; it agrees with itself (seed against seed, mean over the pairs of seeds "
-             f"{ref.get('self_seeds', ref['seeds'])}, which every genome has) at tau "
-             f"{_f(ref['self_tau'])} [{_f(ref['self_ci'][0])}, {_f(ref['self_ci'][1])}] on the panel and "
-             f"{_f(ref['self_tau_band'])} [{_f(ref['self_ci_band'][0])}, {_f(ref['self_ci_band'][1])}] in the band: "
-             "the ceiling a proxy is judged against. Intervals: percentile bootstrap 95% over the genomes.", ""]
+    lines = [
+        f"Panel: {panel['n']} genomes, {panel['n_band']} inside {panel['band'][0] / 1e9:.0f}-"
+        f"{panel['band'][1] / 1e9:.0f}G. Reference: `{ref['recipe']}` ({ref['steps']} steps), seeds {ref['seeds']}, "
+        f"scored by the {ref['score']}; it agrees with itself (seed against seed, mean over the pairs of seeds "
+        f"{ref.get('self_seeds', ref['seeds'])}, which every genome has) at tau "
+        f"{_f(ref['self_tau'])} [{_f(ref['self_ci'][0])}, {_f(ref['self_ci'][1])}] on the panel and "
+        f"{_f(ref['self_tau_band'])} [{_f(ref['self_ci_band'][0])}, {_f(ref['self_ci_band'][1])}] in the band: "
+        "the ceiling a proxy is judged against. Intervals: percentile bootstrap 95% over the genomes.",
+        "",
+    ]
     common = result.get("common") or {"n": 0, "n_band": 0}
-    lines.append("| estimator | what | seeds | tau panel [95% CI] (n) | tau band [95% CI] (n) | of ref self-tau "
-                 f"| tau on the {common['n']} genomes all score [95% CI] / band ({common['n_band']}) | CPU s / genome |")
+    lines.append(
+        "| estimator | what | seeds | tau panel [95% CI] (n) | tau band [95% CI] (n) | of ref self-tau "
+        f"| tau on the {common['n']} genomes all score [95% CI] / band ({common['n_band']}) | CPU s / genome |"
+    )
     lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     ests = sorted(result["estimators"].items(), key=lambda kv: -np.nan_to_num(kv[1]["tau_panel"], nan=-9))
     for name, e in ests:
-        lines.append(f"| {name} | {e['what']} | {e['seeds']} | {_f(e['tau_panel'])} [{_f(e['ci_panel'][0])}, "
-                     f"{_f(e['ci_panel'][1])}] ({e['n_panel']}) | {_f(e['tau_band'])} [{_f(e['ci_band'][0])}, "
-                     f"{_f(e['ci_band'][1])}] ({e['n_band']}) | {_f(e['of_reference_self_tau'], 2)} | "
-                     + (f"{_f(e['tau_common'])} [{_f(e['ci_common'][0])}, {_f(e['ci_common'][1])}] / "
-                        f"{_f(e['tau_common_band'])}" if "tau_common" in e else "-") +
-                     f" | {'-' if e['cpu_seconds_per_genome'] is None else round(e['cpu_seconds_per_genome'])} |")
+        lines.append(
+            f"| {name} | {e['what']} | {e['seeds']} | {_f(e['tau_panel'])} [{_f(e['ci_panel'][0])}, "
+            f"{_f(e['ci_panel'][1])}] ({e['n_panel']}) | {_f(e['tau_band'])} [{_f(e['ci_band'][0])}, "
+            f"{_f(e['ci_band'][1])}] ({e['n_band']}) | {_f(e['of_reference_self_tau'], 2)} | "
+            + (
+                f"{_f(e['tau_common'])} [{_f(e['ci_common'][0])}, {_f(e['ci_common'][1])}] / {_f(e['tau_common_band'])}"
+                if "tau_common" in e
+                else "-"
+            )
+            + f" | {'-' if e['cpu_seconds_per_genome'] is None else round(e['cpu_seconds_per_genome'])} |"
+        )
     combo = result.get("combination")
     if combo:
-        lines += ["", f"Best rank average of two (chosen on seed {combo['chosen_on_seed']}, reported on seeds "
-                  f"{combo['reported_on_seeds']}): {' + '.join(combo['parts'])}: tau {_f(combo['tau_panel'])} "
-                  f"[{_f(combo['ci_panel'][0])}, {_f(combo['ci_panel'][1])}] on the panel, {_f(combo['tau_band'])} "
-                  f"[{_f(combo['ci_band'][0])}, {_f(combo['ci_band'][1])}] in the band."]
+        lines += [
+            "",
+            f"Best rank average of two (chosen on seed {combo['chosen_on_seed']}, reported on seeds "
+            f"{combo['reported_on_seeds']}): {' + '.join(combo['parts'])}: tau {_f(combo['tau_panel'])} "
+            f"[{_f(combo['ci_panel'][0])}, {_f(combo['ci_panel'][1])}] on the panel, {_f(combo['tau_band'])} "
+            f"[{_f(combo['ci_band'][0])}, {_f(combo['ci_band'][1])}] in the band.",
+        ]
     choice = result.get("choice")
     if choice:
         b, p = choice["chosen"], [n for n in choice if isinstance(choice[n], dict) and "tau_held_out" in choice[n]]
-        lines += ["", f"The search's estimator, chosen on {choice['chosen_on']} among those costing at most the "
-                  f"proxy's CPU (tau there: " + ", ".join(f"{n} {_f(t)}" for n, t in sorted(
-                      choice["taus_on_chosen"].items(), key=lambda kv: -np.nan_to_num(kv[1], nan=-9))) +
-                  f"): `{b}`. On {choice['reported_on']}, which took no part in the choice: " + "; ".join(
-                      f"`{n}` tau {_f(choice[n]['tau_held_out'])} [{_f(choice[n]['ci_held_out'][0])}, "
-                      f"{_f(choice[n]['ci_held_out'][1])}]" for n in p) + "."]
+        lines += [
+            "",
+            f"The search's estimator, chosen on {choice['chosen_on']} among those costing at most the "
+            f"proxy's CPU (tau there: "
+            + ", ".join(
+                f"{n} {_f(t)}"
+                for n, t in sorted(choice["taus_on_chosen"].items(), key=lambda kv: -np.nan_to_num(kv[1], nan=-9))
+            )
+            + f"): `{b}`. On {choice['reported_on']}, which took no part in the choice: "
+            + "; ".join(
+                f"`{n}` tau {_f(choice[n]['tau_held_out'])} [{_f(choice[n]['ci_held_out'][0])}, "
+                f"{_f(choice[n]['ci_held_out'][1])}]"
+                for n in p
+            )
+            + ".",
+        ]
     goal = result.get("goal")
     if goal:
-        lines += ["", f"Goal (an estimator costing no more than the proxy: tau >= 0.6 on the panel, >= 0.4 in the band, "
-                  f">= 0.85 of the reference's self-agreement): {goal}"]
+        lines += [
+            "",
+            f"Goal (an estimator costing no more than the proxy: tau >= 0.6 on the panel, >= 0.4 in the band, "
+            f">= 0.85 of the reference's self-agreement): {goal}",
+        ]
     if result.get("promotion"):
-        lines += ["", "Successive halving simulated on the reference runs' curves (a promoted run continues its "
-                  "schedule) against the single-fidelity pick, per band and seed; each pick's PSNR is the reference "
-                  "mean without the simulated seed.", "",
-                  "| seed | band | n | best reference | single pick: ref PSNR (CPU s) | " +
-                  " | ".join(PROMOTION_RULES) + " |",
-                  "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in PROMOTION_RULES) + " |"]
+        lines += [
+            "",
+            "Successive halving simulated on the reference runs' curves (a promoted run continues its "
+            "schedule) against the single-fidelity pick, per band and seed; each pick's PSNR is the reference "
+            "mean without the simulated seed.",
+            "",
+            "| seed | band | n | best reference | single pick: ref PSNR (CPU s) | "
+            + " | ".join(PROMOTION_RULES)
+            + " |",
+            "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in PROMOTION_RULES) + " |",
+        ]
         for row in result["promotion"]:
-            cells = [f"{row['halving'][r]['pick']}: {row['halving'][r]['reference']:.3f} "
-                     f"({row['halving'][r]['cpu_seconds']:.0f})" if r in row["halving"] else "-"
-                     for r in PROMOTION_RULES]
-            lines.append(f"| {row['seed']} | {row['band']} | {row['n']} | {row['best_by_reference']:.3f} | "
-                         f"{row['single']['pick']}: {row['single']['reference']:.3f} ({row['single']['cpu_seconds']:.0f})"
-                         f" | " + " | ".join(cells) + " |")
+            cells = [
+                f"{row['halving'][r]['pick']}: {row['halving'][r]['reference']:.3f} "
+                f"({row['halving'][r]['cpu_seconds']:.0f})"
+                if r in row["halving"]
+                else "-"
+                for r in PROMOTION_RULES
+            ]
+            lines.append(
+                f"| {row['seed']} | {row['band']} | {row['n']} | {row['best_by_reference']:.3f} | "
+                f"{row['single']['pick']}: {row['single']['reference']:.3f} ({row['single']['cpu_seconds']:.0f})"
+                f" | " + " | ".join(cells) + " |"
+            )
     lines += ["", "| genome | mult-adds | reference PSNR (Set5+Set14 mean, dB) |", "| --- | --- | --- |"]
     for label, g in panel["genomes"].items():
         shown = "-" if g["reference"] is None else f"{g['reference']:.3f}"
@@ -581,16 +740,24 @@ def goal_line(result: dict, proxy: str) -> str:
     cap = result["estimators"].get(proxy, {}).get("cpu_seconds_per_genome") or 0
     # Costs alone are not candidates: the search already minimises them as objectives, and a PSNR estimate that is
     # the cost cannot rank two networks of one cost (its tau inside a band is that of the band's cost spread).
-    cheap = {n: e for n, e in result["estimators"].items() if n not in ("mult-adds", "params")
-             and e["cpu_seconds_per_genome"] is not None and e["cpu_seconds_per_genome"] <= cap * 1.05 and e["seeds"] >= 1
-             and np.isfinite(e["tau_panel"])}
+    cheap = {
+        n: e
+        for n, e in result["estimators"].items()
+        if n not in ("mult-adds", "params")
+        and e["cpu_seconds_per_genome"] is not None
+        and e["cpu_seconds_per_genome"] <= cap * 1.05
+        and e["seeds"] >= 1
+        and np.isfinite(e["tau_panel"])
+    }
     if not cheap:
         return "no estimator measured"
     name, e = max(cheap.items(), key=lambda kv: kv[1]["tau_panel"])
     met = e["tau_panel"] >= 0.6 and e["tau_band"] >= 0.4 and e["tau_panel"] >= 0.85 * ref_self
-    return (f"{'met' if met else 'not met'}: the best (costs aside) is `{name}` at tau {_f(e['tau_panel'])} (panel, goal 0.6), "
-            f"{_f(e['tau_band'])} (band, goal 0.4), {_f(e['tau_panel'] / ref_self, 2)} of the reference's "
-            f"self-agreement (goal 0.85).")
+    return (
+        f"{'met' if met else 'not met'}: the best (costs aside) is `{name}` at tau {_f(e['tau_panel'])} (panel, goal 0.6), "
+        f"{_f(e['tau_band'])} (band, goal 0.4), {_f(e['tau_panel'] / ref_self, 2)} of the reference's "
+        f"self-agreement (goal 0.85)."
+    )
 
 
 def _f(v, digits: int = 3) -> str:
@@ -599,26 +766,45 @@ def _f(v, digits: int = 3) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipes", default="p100,reference,p100_lr4e-3,p100_init002,p300",
-                        help=f"which recipes to train, in order (of {', '.join(RECIPES)})")
+    parser.add_argument(
+        "--recipes",
+        default="p100,reference,p100_lr4e-3,p100_init002,p300",
+        help=f"which recipes to train, in order (of {', '.join(RECIPES)})",
+    )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of this process")
     parser.add_argument("--report", action="store_true", help="print the table from the store; train nothing")
     parser.add_argument("--quick", action="store_true", help="5 small genomes, 10-step proxy vs 100-step reference")
     parser.add_argument("--no-wait", action="store_true", help="leave runs held by other processes to them")
-    parser.add_argument("--reference", default="p2000", choices=[*RECIPES],
-                        help="the recipe the report ranks against (p2000: the CPU's 2000-step reference; p1000 "
-                             "was it until p2000 covered the panel)")
+    parser.add_argument(
+        "--reference",
+        default="p2000",
+        choices=[*RECIPES],
+        help="the recipe the report ranks against (p2000: the CPU's 2000-step reference; p1000 "
+        "was it until p2000 covered the panel)",
+    )
     parser.add_argument("--ref-seeds", default="0,1,2", help="the reference seeds the report averages (those stored)")
-    parser.add_argument("--store", type=Path, default=None,
-                        help="the run store (default: the committed one; --quick: a temporary one)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="training processes working through the list together (a GPU: one per CPU core)")
+    parser.add_argument(
+        "--store", type=Path, default=None, help="the run store (default: the committed one; --quick: a temporary one)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="training processes working through the list together (a GPU: one per CPU core)",
+    )
     parser.add_argument("--train-only", action="store_true", help="train, print no report (a worker)")
-    parser.add_argument("--only", choices=("all", "first16", "added"), default="all",
-                        help="train these genomes of the panel: the first 16 (issue 10's) or the 16 added since")
-    parser.add_argument("--need-curves", action="store_true",
-                        help="train again the stored runs that have no learning curve (stored before curves were)")
+    parser.add_argument(
+        "--only",
+        choices=("all", "first16", "added"),
+        default="all",
+        help="train these genomes of the panel: the first 16 (issue 10's) or the 16 added since",
+    )
+    parser.add_argument(
+        "--need-curves",
+        action="store_true",
+        help="train again the stored runs that have no learning curve (stored before curves were)",
+    )
     args = parser.parse_args(argv)
     os.chdir(_runs.REPO)  # inheritance recipes name their parents' weights relative to the repository
     seeds = [int(s) for s in args.seeds.split(",")] if not args.quick or args.seeds != "0,1,2" else [0, 1]
@@ -635,8 +821,12 @@ def main(argv=None) -> int:
             parser.error(f"unknown recipe {unknown[0]!r}: choose from {', '.join([*RECIPES, *INHERIT])}")
     if not args.report and args.workers > 1:  # several processes share the list through the store's run locks
         argv = list(argv if argv is not None else sys.argv[1:])  # the options given last win: --store, --workers=1
-        workers = [subprocess.Popen([sys.executable, __file__, *argv, "--store", str(store), "--no-wait",
-                                     "--train-only", "--workers=1"]) for _ in range(args.workers)]
+        workers = [
+            subprocess.Popen(
+                [sys.executable, __file__, *argv, "--store", str(store), "--no-wait", "--train-only", "--workers=1"]
+            )
+            for _ in range(args.workers)
+        ]
 
         def stop(*_):  # a timeout's SIGTERM: stop the workers too, not only this process
             for w in workers:
@@ -649,18 +839,40 @@ def main(argv=None) -> int:
             print(f"{failed} of {args.workers} workers failed (their output is above)", file=sys.stderr)
     elif not args.report:
         part = [p for p in panel if args.only == "all" or (p[0] in FIRST16) == (args.only == "first16")]
-        _runs.work_through(jobs(part, names, seeds, recipes), store, wait=not args.no_wait,
-                           need=("curve",) if args.need_curves else ())
+        _runs.work_through(
+            jobs(part, names, seeds, recipes), store, wait=not args.no_wait, need=("curve",) if args.need_curves else ()
+        )
     if args.train_only:
         return 0
     ref_seeds = seeds if args.quick else [int(s) for s in args.ref_seeds.split(",")]
     data_dir = os.environ.get("FALSR_DATA_DIR") or str(_runs.REPO / "data")
     if args.quick:
-        result = evaluate(panel, recipes, store, seeds, reference, ref_seeds, proxy="q10", early=(20, 40),
-                          zero_cost=store.with_name("zero_cost.json"), data_dir=data_dir, resamples=200)
+        result = evaluate(
+            panel,
+            recipes,
+            store,
+            seeds,
+            reference,
+            ref_seeds,
+            proxy="q10",
+            early=(20, 40),
+            zero_cost=store.with_name("zero_cost.json"),
+            data_dir=data_dir,
+            resamples=200,
+        )
     else:
-        result = evaluate(panel, recipes, store, seeds, reference, ref_seeds, proxy="p300",
-                          zero_cost=RESULTS / "zero_cost.json", data_dir=data_dir, extra=("p100", "e80"))
+        result = evaluate(
+            panel,
+            recipes,
+            store,
+            seeds,
+            reference,
+            ref_seeds,
+            proxy="p300",
+            zero_cost=RESULTS / "zero_cost.json",
+            data_dir=data_dir,
+            extra=("p100", "e80"),
+        )
     result["goal"] = goal_line(result, "q10" if args.quick else "p300")
     report = render(result)
     print(report)
@@ -674,9 +886,10 @@ def main(argv=None) -> int:
 
         (RESULTS / "proxy_fidelity.json").write_text(json.dumps(result, indent=1) + "\n")
         out = RESULTS / "proxy_fidelity.md"
-        out.write_text("# bench/proxy_fidelity.py\n\n`python bench/proxy_fidelity.py --report` wrote this from "
-                       "bench/results/runs.jsonl (and zero_cost.json); the numbers are in proxy_fidelity.json.\n\n"
-                       + report)
+        out.write_text(
+            "# bench/proxy_fidelity.py\n\n`python bench/proxy_fidelity.py --report` wrote this from "
+            "bench/results/runs.jsonl (and zero_cost.json); the numbers are in proxy_fidelity.json.\n\n" + report
+        )
         print(f"written {out.relative_to(_runs.REPO)} and proxy_fidelity.json")
     return 0
 

@@ -56,16 +56,16 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from falsr.space.cost import genome_cost
-from falsr.space.genome import Genome, connection_pairs
 from falsr.search import HypervolumeBox, hypervolume, run_search
 from falsr.search.generation import new_search
 from falsr.search.operators import GeneList, cell_costs, mut_roulette, roulette_wheel, wheel_pressure
+from falsr.space.cost import genome_cost
+from falsr.space.genome import Genome, connection_pairs
 
 
 def proxy_psnr(genome: Genome) -> float:
@@ -88,8 +88,15 @@ def proxy_psnr(genome: Genome) -> float:
     skips = sum(c.has_skip for c in genome.cell_specs) / n
     narrow = sum(c.channels == 16 for c in genome.cell_specs) / n
     noise = (int(genome.key[:8], 16) / 0xFFFFFFFF - 0.5) * 0.06
-    return (33.6 + 3.0 * capacity + 0.9 * (1.0 - math.exp(-receptive / 12.0)) + 0.35 * reuse + 0.15 * skips
-            - 0.3 * narrow + noise)
+    return (
+        33.6
+        + 3.0 * capacity
+        + 0.9 * (1.0 - math.exp(-receptive / 12.0))
+        + 0.35 * reuse
+        + 0.15 * skips
+        - 0.3 * narrow
+        + noise
+    )
 
 
 NSGA = "NSGA-II (random mutation only)"
@@ -100,17 +107,28 @@ RANDOM = "random search"
 NO_PREDICTOR = "search.settings.prescreen_factor=1"
 METHODS = {
     "random": (RANDOM, "random", [NO_PREDICTOR]),
-    "nsga2": (NSGA, "nsga2", ["search.use_controller=false", "search.settings.p_exploration=1.0",
-                              "search.settings.p_random_mutation=1.0", "search.settings.p_roulette_mult_adds=0.0",
-                              NO_PREDICTOR]),
+    "nsga2": (
+        NSGA,
+        "nsga2",
+        [
+            "search.use_controller=false",
+            "search.settings.p_exploration=1.0",
+            "search.settings.p_random_mutation=1.0",
+            "search.settings.p_roulette_mult_adds=0.0",
+            NO_PREDICTOR,
+        ],
+    ),
     "hybrid": ("hybrid (EA + RL controller)", "nsga2", [NO_PREDICTOR]),
     "keeps": ("hybrid, controller keeps cells", "nsga2", ["search.settings.controller_keeps_cells=true", NO_PREDICTOR]),
     "nsga3": ("NSGA-III (hybrid variation)", "nsga3", [NO_PREDICTOR]),
     "spea2": ("SPEA2 (hybrid variation)", "spea2", [NO_PREDICTOR]),
     "inherit": ("hybrid + weight inheritance", "nsga2", ["search.inherit=true", NO_PREDICTOR]),
     "predictor": ("hybrid + predictor pre-screening x4", "nsga2", ["search.settings.prescreen_factor=4"]),
-    "inherit_predictor": ("hybrid + inheritance + predictor x4", "nsga2",
-                          ["search.inherit=true", "search.settings.prescreen_factor=4"]),
+    "inherit_predictor": (
+        "hybrid + inheritance + predictor x4",
+        "nsga2",
+        ["search.inherit=true", "search.settings.prescreen_factor=4"],
+    ),
 }
 
 
@@ -127,8 +145,13 @@ def compose_method(name: str, overrides: list[str]):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("search", overrides=[f"+search={config}", *extra, *overrides])
     use_space_of(cfg)  # the search runs in this process: its genomes are read in the config's space
-    return (label, search_settings(cfg.search), toolbox_config(cfg.search), bool(cfg.search.use_controller),
-            bool(cfg.search.get("inherit", False)))
+    return (
+        label,
+        search_settings(cfg.search),
+        toolbox_config(cfg.search),
+        bool(cfg.search.use_controller),
+        bool(cfg.search.get("inherit", False)),
+    )
 
 
 class _Timed:
@@ -169,16 +192,33 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=64)
     parser.add_argument("--cells", type=int, default=7)
     parser.add_argument("--crowding", default="improved", choices=["standard", "improved"])
-    parser.add_argument("--objective", default="proxy",
-                        help="proxy (STAND-IN formula, default), real (short real training, bench/_objectives.py) "
-                             "or module:function (a genome -> PSNR function)")
-    parser.add_argument("--methods", default="random,nsga2,hybrid,nsga3,spea2",
-                        help="comma-separated methods: random, nsga2, hybrid, keeps, nsga3, spea2 or a conf/search/ name")
-    parser.add_argument("--psnr-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
-                        help="PSNR side of the hypervolume box (default: 33..38.5 dB for proxy, pooled otherwise)")
-    parser.add_argument("--cpu-budget", type=float, default=None, metavar="SECONDS",
-                        help="equal CPU time instead of equal candidates: every run goes on until it has spent this "
-                             "many CPU seconds (training + search), with --objective real (bench/_timed_efficiency.py)")
+    parser.add_argument(
+        "--objective",
+        default="proxy",
+        help="proxy (STAND-IN formula, default), real (short real training, bench/_objectives.py) "
+        "or module:function (a genome -> PSNR function)",
+    )
+    parser.add_argument(
+        "--methods",
+        default="random,nsga2,hybrid,nsga3,spea2",
+        help="comma-separated methods: random, nsga2, hybrid, keeps, nsga3, spea2 or a conf/search/ name",
+    )
+    parser.add_argument(
+        "--psnr-range",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        default=None,
+        help="PSNR side of the hypervolume box (default: 33..38.5 dB for proxy, pooled otherwise)",
+    )
+    parser.add_argument(
+        "--cpu-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="equal CPU time instead of equal candidates: every run goes on until it has spent this "
+        "many CPU seconds (training + search), with --objective real (bench/_timed_efficiency.py)",
+    )
     parser.add_argument("--store", type=Path, default=None, help="--cpu-budget: finished runs, one JSON line each")
     parser.add_argument("--part", default="0/1", help="--cpu-budget: run only part i of n of the (method, seed) runs")
     parser.add_argument("--report", action="store_true", help="--cpu-budget: the table from --store, train nothing")
@@ -204,8 +244,11 @@ def main() -> None:
     timed_psnr = _Timed(psnr_of)
     budget = args.population * (args.generations + 1)
     checkpoints = sorted({args.population, budget // 4, budget // 2, budget})
-    common = [f"space.n_cells={args.cells}", f"search.settings.population_size={args.population}",
-              f"search.settings.crowding={args.crowding}"]
+    common = [
+        f"space.n_cells={args.cells}",
+        f"search.settings.population_size={args.population}",
+        f"search.settings.crowding={args.crowding}",
+    ]
     chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
     composed = {m: compose_method(m, common) for m in chosen}
 
@@ -225,27 +268,40 @@ def main() -> None:
     warm = (time.perf_counter() - start) / 2000
 
     print(f"objective: {label}")
-    print(f"budget: {budget} distinct evaluated candidates per run ({args.population} x {args.generations + 1} "
-          f"generations), {args.cells} cells, crowding={args.crowding}, seeds 0..{args.seeds - 1}, "
-          f"torch threads {torch.get_num_threads()}")
-    print(f"roulette-wheel mutation: {warm * 1e6:.1f} us per call; first call incl. building the cached wheel "
-          f"{cold * 1e3:.2f} ms")
+    print(
+        f"budget: {budget} distinct evaluated candidates per run ({args.population} x {args.generations + 1} "
+        f"generations), {args.cells} cells, crowding={args.crowding}, seeds 0..{args.seeds - 1}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(
+        f"roulette-wheel mutation: {warm * 1e6:.1f} us per call; first call incl. building the cached wheel "
+        f"{cold * 1e3:.2f} ms"
+    )
     for metric in ("mult_adds", "params"):
         mass, ratio = wheel_pressure(args.cells, metric, pressure)
-        print(f"roulette wheel by {metric} (pressure {pressure}): the cheapest 10% of the 192 cells get {mass:.1%} "
-              f"of the draws, {ratio:.2f}x a uniform draw")
+        print(
+            f"roulette wheel by {metric} (pressure {pressure}): the cheapest 10% of the 192 cells get {mass:.1%} "
+            f"of the draws, {ratio:.2f}x a uniform draw"
+        )
     for m, (name, _settings, toolbox, use_controller, _) in composed.items():
-        print(f"  {m}: {name}: " + ", ".join(f"{k}={v['_target_'].rsplit('.', 1)[-1]}" for k, v in toolbox.items())
-              + f", controller {'on' if use_controller else 'off'}")
+        print(
+            f"  {m}: {name}: "
+            + ", ".join(f"{k}={v['_target_'].rsplit('.', 1)[-1]}" for k, v in toolbox.items())
+            + f", controller {'on' if use_controller else 'off'}"
+        )
     sys.stdout.flush()
 
     def runner(settings, toolbox, use_controller):
         return lambda seed: run_search(timed_psnr, settings, args.generations, seed, use_controller, toolbox)[1]
 
     if any(c[4] for c in composed.values()):
-        raise SystemExit("error: weight inheritance needs trained weights: run it with --cpu-budget and --objective real")
-    methods = {name: runner(settings, toolbox, use_controller)
-               for name, settings, toolbox, use_controller, _ in composed.values()}
+        raise SystemExit(
+            "error: weight inheritance needs trained weights: run it with --cpu-budget and --objective real"
+        )
+    methods = {
+        name: runner(settings, toolbox, use_controller)
+        for name, settings, toolbox, use_controller, _ in composed.values()
+    }
 
     stats = getattr(objective_module, "STATS", None)
     histories, times, trained = {}, {}, {}
@@ -256,8 +312,10 @@ def main() -> None:
         for seed in range(args.seeds):
             histories[name].append(run(seed))
             if stats is not None:
-                print(f"  {name}, seed {seed}: done at {time.perf_counter() - bench_start:.0f} s; " + stats.line(),
-                      flush=True)
+                print(
+                    f"  {name}, seed {seed}: done at {time.perf_counter() - bench_start:.0f} s; " + stats.line(),
+                    flush=True,
+                )
         times[name] = (time.perf_counter() - start) / args.seeds
         trained[name] = stats.trained - before if stats is not None else None
         assert all(len(h) == budget and len({i.genome.key for i in h}) == budget for h in histories[name])
@@ -281,19 +339,25 @@ def main() -> None:
     print(f"objective calls: {timed_psnr.calls} in {timed_psnr.seconds:.1f} s; whole bench {total:.1f} s")
     if stats is not None:
         print(f"objective cost: {stats.line()}")
-    print(f"hypervolume box: PSNR {box.psnr_min:.3f}..{box.psnr_max:.3f} dB ({how}), mult-adds "
-          f"{box.mult_adds_min:.0e}..{box.mult_adds_max:.0e} (log), params {box.params_min:.0e}..{box.params_max:.0e} "
-          f"(log); ref = worst corner")
+    print(
+        f"hypervolume box: PSNR {box.psnr_min:.3f}..{box.psnr_max:.3f} dB ({how}), mult-adds "
+        f"{box.mult_adds_min:.0e}..{box.mult_adds_max:.0e} (log), params {box.params_min:.0e}..{box.params_max:.0e} "
+        f"(log); ref = worst corner"
+    )
     print()
     base_random = statistics.fmean(results[RANDOM]) if RANDOM in results else None
     base_nsga = statistics.fmean(results[NSGA]) if NSGA in results else None
-    print(f"{'method':34s} {'HV mean':>8s} {'sd':>7s} {'min':>7s} {'max':>7s}  {'vs random':>9s} {'vs NSGA-II':>10s}"
-          f"  {'s/run':>6s}" + (f"  {'trained':>7s}" if stats is not None else ""))
+    print(
+        f"{'method':34s} {'HV mean':>8s} {'sd':>7s} {'min':>7s} {'max':>7s}  {'vs random':>9s} {'vs NSGA-II':>10s}"
+        f"  {'s/run':>6s}" + (f"  {'trained':>7s}" if stats is not None else "")
+    )
     for name, values in results.items():
         mean, sd, lo, hi = summarise(values)
-        print(f"{name:34s} {mean:8.4f} {sd:7.4f} {lo:7.4f} {hi:7.4f}  {_ratio(mean, base_random):>9s} "
-              f"{_ratio(mean, base_nsga):>10s}  {times[name]:6.2f}"
-              + (f"  {trained[name]:7d}" if stats is not None else ""))
+        print(
+            f"{name:34s} {mean:8.4f} {sd:7.4f} {lo:7.4f} {hi:7.4f}  {_ratio(mean, base_random):>9s} "
+            f"{_ratio(mean, base_nsga):>10s}  {times[name]:6.2f}"
+            + (f"  {trained[name]:7d}" if stats is not None else "")
+        )
     if stats is not None:
         print("(s/run: wall time per seed, trained: candidates newly trained by the method, the rest cache hits)")
     print()

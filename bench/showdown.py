@@ -45,8 +45,15 @@ REPO = _runs.REPO
 RELEASED = (("FALSR-A", "falsr_a"), ("FALSR-B", "falsr_b"), ("FALSR-C", "falsr_c"))
 # (name of the winner, the released model whose mult-adds are its budget)
 BUDGETS = (("searched_b", "falsr_b"), ("searched_a", "falsr_a"))
-SEARCH_FILES = ("journal.jsonl", "pareto.json", "pareto.md", "search_config.yaml", "front_psnr_vs_mult_adds.png",
-                "front_psnr_vs_params.png", "front_params_vs_mult_adds.png")
+SEARCH_FILES = (
+    "journal.jsonl",
+    "pareto.json",
+    "pareto.md",
+    "search_config.yaml",
+    "front_psnr_vs_mult_adds.png",
+    "front_psnr_vs_params.png",
+    "front_params_vs_mult_adds.png",
+)
 
 
 def log(msg: str) -> None:
@@ -54,8 +61,14 @@ def log(msg: str) -> None:
 
 
 # -- 1. the search -----------------------------------------------------------------------------------------
-def run_search(results: Path, sweep: Path, search_args: list[str], threads: int | None,
-               experiment: str = "showdown", folder: str = "search") -> dict:
+def run_search(
+    results: Path,
+    sweep: Path,
+    search_args: list[str],
+    threads: int | None,
+    experiment: str = "showdown",
+    folder: str = "search",
+) -> dict:
     """Run (or resume, or skip) the search; copy its small outputs to results/<folder>. Returns its summary."""
     done_file = results / folder / "search_done.json"
     if done_file.is_file():
@@ -71,27 +84,41 @@ def run_search(results: Path, sweep: Path, search_args: list[str], threads: int 
     log("search: python search.py " + " ".join(args))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "search.py", *args], cwd=REPO, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.run(
+        [sys.executable, "search.py", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     (sweep / "search.log").write_text(proc.stdout)
     if proc.returncode != 0:
-        raise SystemExit(f"error: the search failed (exit {proc.returncode}); its log: {sweep / 'search.log'}\n"
-                         + proc.stdout[-2000:])
+        raise SystemExit(
+            f"error: the search failed (exit {proc.returncode}); its log: {sweep / 'search.log'}\n"
+            + proc.stdout[-2000:]
+        )
     out = results / folder
     out.mkdir(parents=True, exist_ok=True)
     for name in SEARCH_FILES:
         if (sweep / name).is_file():
             shutil.copy(sweep / name, out / name)
     records = [json.loads(line) for line in (sweep / "journal.jsonl").read_text().splitlines() if line.strip()]
-    summary = {"args": args, "wall_seconds": round(wall, 1),
-               "cpu_seconds": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
-               "candidates": len(records), "trained_ok": sum(r.get("status") == "ok" for r in records),
-               "train_seconds": round(sum(r.get("train_seconds") or 0 for r in records), 1)}
+    summary = {
+        "args": args,
+        "wall_seconds": round(wall, 1),
+        "cpu_seconds": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
+        "candidates": len(records),
+        "trained_ok": sum(r.get("status") == "ok" for r in records),
+        "train_seconds": round(sum(r.get("train_seconds") or 0 for r in records), 1),
+    }
     if summary["trained_ok"] == 0:
-        raise SystemExit(f"error: the search in {sweep} trained no candidate (see its journal.jsonl and search.log); "
-                         "fix the cause, delete the folder and rerun")
+        raise SystemExit(
+            f"error: the search in {sweep} trained no candidate (see its journal.jsonl and search.log); "
+            "fix the cause, delete the folder and rerun"
+        )
     done_file.write_text(json.dumps(summary, indent=2) + "\n")
     log(f"search: {summary['candidates']} candidates ({summary['trained_ok']} trained) in {wall:.0f} s")
     return summary
@@ -114,7 +141,9 @@ def train_all(jobs: list[tuple[str, list[str]]], store: Path) -> dict[str, dict]
     results = _runs.work_through(jobs, store)
     failed = [r for r in results.values() if r.get("status") != "ok"]
     if failed:
-        raise SystemExit(f"error: {len(failed)} R trainings failed, e.g. {failed[0]['label']}: {failed[0].get('error')}")
+        raise SystemExit(
+            f"error: {len(failed)} R trainings failed, e.g. {failed[0]['label']}: {failed[0].get('error')}"
+        )
     return results
 
 
@@ -132,18 +161,31 @@ def evaluate(record: dict, benchmarks: list[str], evals: Path) -> dict:
         return stored[record["key"]]
     ckpt = checkpoint(record)
     if ckpt is None:
-        raise SystemExit(f"error: the weights of {record['label']} ({record['run_dir']}) are gone and it has no stored "
-                         f"evaluation: delete its line (key {record['key']}) from the run store to retrain it")
+        raise SystemExit(
+            f"error: the weights of {record['label']} ({record['run_dir']}) are gone and it has no stored "
+            f"evaluation: delete its line (key {record['key']}) from the run store to retrain it"
+        )
     out = _runs.RUNS_DIR / record["key"] / "evaluate"
-    args = ["model=genome", f"model.genome={record['genome']}", f"model.weights={ckpt}",
-            f"data.benchmarks=[{','.join(benchmarks)}]", f"hydra.run.dir={out}"]
-    proc = subprocess.run([sys.executable, "evaluate.py", *args], cwd=REPO, text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT)
+    args = [
+        "model=genome",
+        f"model.genome={record['genome']}",
+        f"model.weights={ckpt}",
+        f"data.benchmarks=[{','.join(benchmarks)}]",
+        f"hydra.run.dir={out}",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "evaluate.py", *args], cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     if proc.returncode != 0:
         raise SystemExit(f"error: evaluate.py failed for {record['label']}:\n{proc.stdout[-2000:]}")
     res = json.loads((out / "results.json").read_text())
-    entry = {"key": record["key"], "label": record["label"], "datasets": res["datasets"],
-             "params": res["params"], "mult_adds": res["mult_adds"]}
+    entry = {
+        "key": record["key"],
+        "label": record["label"],
+        "datasets": res["datasets"],
+        "params": res["params"],
+        "mult_adds": res["mult_adds"],
+    }
     _runs._append(entry, evals)
     return entry
 
@@ -191,30 +233,47 @@ def stats(values: list[float], digits: int = 3) -> str:
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 
-def report(rows: list[dict], bicubic: dict, benchmarks: list[str], search: dict, recipe: list[str],
-           seeds: list[int], results: Path) -> str:
-    lines = ["# bench/showdown.py", "",
-             # curve points observe only (added to p1000 after round 1 ran): not part of the recipe
-             f"Recipe R: `{' '.join(o for o in RECIPES['p1000'][:-1] if not o.startswith(_runs.OBSERVING))}` "
-             "(= budget=reference)"
-             + (f" with `{' '.join(recipe)}`" if recipe else "") + f", seeds {seeds}; "
-             f"PSNR/SSIM: mean ± sample std over seeds (n = seeds), evaluated by evaluate.py (Y, 2-pixel border).",
-             f"Search: `python search.py {' '.join(a for a in search.get('args', []) if not a.startswith('hydra.'))}`: "
-             f"{search.get('candidates')} candidates ({search.get('trained_ok')} trained), "
-             f"{search.get('wall_seconds')} s wall, {search.get('cpu_seconds')} CPU-s "
-             f"(candidate trainings {search.get('train_seconds')} s).", "",
-             "| model | mult-adds | params | " + " | ".join(f"{b} PSNR | {b} SSIM" for b in benchmarks)
-             + " | seeds | genome |",
-             "| --- | --- | --- | " + " | ".join("--- | ---" for _ in benchmarks) + " | --- | --- |"]
+def report(
+    rows: list[dict],
+    bicubic: dict,
+    benchmarks: list[str],
+    search: dict,
+    recipe: list[str],
+    seeds: list[int],
+    results: Path,
+) -> str:
+    lines = [
+        "# bench/showdown.py",
+        "",
+        # curve points observe only (added to p1000 after round 1 ran): not part of the recipe
+        f"Recipe R: `{' '.join(o for o in RECIPES['p1000'][:-1] if not o.startswith(_runs.OBSERVING))}` "
+        "(= budget=reference)" + (f" with `{' '.join(recipe)}`" if recipe else "") + f", seeds {seeds}; "
+        f"PSNR/SSIM: mean ± sample std over seeds (n = seeds), evaluated by evaluate.py (Y, 2-pixel border).",
+        f"Search: `python search.py {' '.join(a for a in search.get('args', []) if not a.startswith('hydra.'))}`: "
+        f"{search.get('candidates')} candidates ({search.get('trained_ok')} trained), "
+        f"{search.get('wall_seconds')} s wall, {search.get('cpu_seconds')} CPU-s "
+        f"(candidate trainings {search.get('train_seconds')} s).",
+        "",
+        "| model | mult-adds | params | "
+        + " | ".join(f"{b} PSNR | {b} SSIM" for b in benchmarks)
+        + " | seeds | genome |",
+        "| --- | --- | --- | " + " | ".join("--- | ---" for _ in benchmarks) + " | --- | --- |",
+    ]
     for row in rows:
         cells = []
         for b in benchmarks:
             cells.append(stats([e["datasets"][b]["psnr"] for e in row["evals"]]))
             cells.append(stats([e["datasets"][b]["ssim"] for e in row["evals"]], 4))
-        lines.append(f"| {row['name']} | {row['mult_adds'] / 1e9:.1f}G | {row['params']:,} | " + " | ".join(cells)
-                     + f" | {len(row['evals'])} | `{row['genome']}` |")
-    lines.append("| bicubic | - | - | " + " | ".join(f"{bicubic[b]['psnr']:.3f} | {bicubic[b]['ssim']:.4f}"
-                                                  for b in benchmarks) + " | - | - |")
+        lines.append(
+            f"| {row['name']} | {row['mult_adds'] / 1e9:.1f}G | {row['params']:,} | "
+            + " | ".join(cells)
+            + f" | {len(row['evals'])} | `{row['genome']}` |"
+        )
+    lines.append(
+        "| bicubic | - | - | "
+        + " | ".join(f"{bicubic[b]['psnr']:.3f} | {bicubic[b]['ssim']:.4f}" for b in benchmarks)
+        + " | - | - |"
+    )
     lines.append("")
     by_name = {r["name"]: r for r in rows}
     for winner, ref in BUDGETS:
@@ -222,11 +281,17 @@ def report(rows: list[dict], bicubic: dict, benchmarks: list[str], search: dict,
         if winner not in by_name or ref_name not in by_name:
             continue
         w, r = by_name[winner], by_name[ref_name]
-        diffs = {b: np.mean([e["datasets"][b]["psnr"] for e in w["evals"]])
-                 - np.mean([e["datasets"][b]["psnr"] for e in r["evals"]]) for b in benchmarks}
+        diffs = {
+            b: np.mean([e["datasets"][b]["psnr"] for e in w["evals"]])
+            - np.mean([e["datasets"][b]["psnr"] for e in r["evals"]])
+            for b in benchmarks
+        }
         verdict = "beats" if all(d > 0 for d in diffs.values()) else "does not beat"
-        lines.append(f"* {winner} ({w['mult_adds'] / 1e9:.1f}G <= {r['mult_adds'] / 1e9:.1f}G) {verdict} {ref_name}: "
-                     + ", ".join(f"{b} {d:+.3f} dB" for b, d in diffs.items()) + ".")
+        lines.append(
+            f"* {winner} ({w['mult_adds'] / 1e9:.1f}G <= {r['mult_adds'] / 1e9:.1f}G) {verdict} {ref_name}: "
+            + ", ".join(f"{b} {d:+.3f} dB" for b, d in diffs.items())
+            + "."
+        )
     for row in rows:
         if row.get("choice"):
             lines.append(f"* {row['name']}: {row['choice']}")
@@ -247,10 +312,21 @@ def plot(rows: list[dict], bicubic: dict, benchmarks: list[str], out: Path) -> N
         for row in rows:
             psnr = [e["datasets"][b]["psnr"] for e in row["evals"]]
             released = row["name"].startswith("FALSR")
-            ax.errorbar(row["mult_adds"] / 1e9, np.mean(psnr), yerr=np.std(psnr) if len(psnr) > 1 else None,
-                        fmt="s" if released else "o", color="tab:blue" if released else "tab:red", capsize=3)
-            ax.annotate(row["name"], (row["mult_adds"] / 1e9, np.mean(psnr)), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8)
+            ax.errorbar(
+                row["mult_adds"] / 1e9,
+                np.mean(psnr),
+                yerr=np.std(psnr) if len(psnr) > 1 else None,
+                fmt="s" if released else "o",
+                color="tab:blue" if released else "tab:red",
+                capsize=3,
+            )
+            ax.annotate(
+                row["name"],
+                (row["mult_adds"] / 1e9, np.mean(psnr)),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
         ax.axhline(bicubic[b]["psnr"], color="0.5", ls="--", label=f"bicubic {bicubic[b]['psnr']:.2f} dB")
         ax.set_xscale("log")
         ax.set_xticks([10, 20, 50, 100, 200])
@@ -272,12 +348,16 @@ def main(argv=None) -> int:
         import showdown2
 
         i = argv.index("--round")
-        return showdown2.main(argv[:i] + argv[i + 2:])
+        return showdown2.main(argv[:i] + argv[i + 2 :])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--round", type=int, choices=[1, 2], default=1, help="1: this script; 2: bench/showdown2.py")
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "showdown")
-    parser.add_argument("--sweep", type=Path, default=REPO / "outputs" / "showdown" / "search",
-                        help="the search's sweep folder (git-ignored: checkpoints)")
+    parser.add_argument(
+        "--sweep",
+        type=Path,
+        default=REPO / "outputs" / "showdown" / "search",
+        help="the search's sweep folder (git-ignored: checkpoints)",
+    )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--k", type=int, default=6, help="front models per budget trained with R to choose from")
     parser.add_argument("--search", nargs="*", default=[], help="extra overrides of the search")
@@ -309,26 +389,45 @@ def main(argv=None) -> int:
         if not picks:
             log(f"{winner}: no front model under {budget / 1e9:.1f}G")
             continue
-        jobs = [(f"R/s{seeds[0]}/{winner}-candidate-{p['key'][:6]}", r_overrides(p["genome"], seeds[0], args.recipe))
-                for p in picks]
-        trained = train_all(jobs, args.store) if not args.report else {
-            k: v for k, v in _runs.load_store(args.store).items() if k in {_runs.run_key(o) for _, o in jobs}}
-        scored = sorted(((trained[_runs.run_key(o)]["val"]["holdout"]["psnr"], p) for (_, o), p in zip(jobs, picks)
-                         if _runs.run_key(o) in trained), key=lambda t: -t[0])
+        jobs = [
+            (f"R/s{seeds[0]}/{winner}-candidate-{p['key'][:6]}", r_overrides(p["genome"], seeds[0], args.recipe))
+            for p in picks
+        ]
+        trained = (
+            train_all(jobs, args.store)
+            if not args.report
+            else {k: v for k, v in _runs.load_store(args.store).items() if k in {_runs.run_key(o) for _, o in jobs}}
+        )
+        scored = sorted(
+            (
+                (trained[_runs.run_key(o)]["val"]["holdout"]["psnr"], p)
+                for (_, o), p in zip(jobs, picks)
+                if _runs.run_key(o) in trained
+            ),
+            key=lambda t: -t[0],
+        )
         if not scored:
             continue
         best_holdout, best = scored[0]
         chosen[winner] = best
-        log(f"{winner}: {best['genome']} ({best['mult_adds'] / 1e9:.1f}G), held-out {best_holdout:.3f} dB after R "
-            f"(of {len(scored)}: " + ", ".join(f"{h:.3f}" for h, _ in scored) + ")")
+        log(
+            f"{winner}: {best['genome']} ({best['mult_adds'] / 1e9:.1f}G), held-out {best_holdout:.3f} dB after R "
+            f"(of {len(scored)}: " + ", ".join(f"{h:.3f}" for h, _ in scored) + ")"
+        )
 
     released_name = {conf: name for name, conf in RELEASED}
     models = [(f"{name}(R)", zoo_genome(conf), conf, None) for name, conf in RELEASED]
     for winner, best in chosen.items():
-        models.append((winner, best["genome"], winner,
-                       f"best held-out PSNR after R among the {args.k} best-proxy front models under "
-                       f"{released_name[dict(BUDGETS)[winner]]}'s "
-                       f"mult-adds; proxy {best['psnr']:.3f} dB"))
+        models.append(
+            (
+                winner,
+                best["genome"],
+                winner,
+                f"best held-out PSNR after R among the {args.k} best-proxy front models under "
+                f"{released_name[dict(BUDGETS)[winner]]}'s "
+                f"mult-adds; proxy {best['psnr']:.3f} dB",
+            )
+        )
     jobs = [(f"R/s{s}/{name}", r_overrides(g, s, args.recipe)) for s in seeds for name, g, _, _ in models]
     records = train_all(jobs, args.store) if not args.report else _runs.load_store(args.store)
     for name, genome, conf, note in models:
@@ -338,16 +437,23 @@ def main(argv=None) -> int:
             if rec is None:
                 continue
             rec = dict(rec, label=f"R/s{s}/{name}")
-            evs.append(evaluate(rec, benchmarks, evals) if not args.report else
-                       _runs.load_store(evals).get(rec["key"]))
+            evs.append(evaluate(rec, benchmarks, evals) if not args.report else _runs.load_store(evals).get(rec["key"]))
             if s == seeds[0] and not args.report:
                 export_weights(rec, conf if note else f"{conf}_r", args.zoo)
         evs = [e for e in evs if e]
         if note and not args.report:
             write_model_config(conf, genome, note, args.conf)
         cost = genome_cost(genome)
-        rows.append({"name": name, "genome": genome, "mult_adds": cost.mult_adds, "params": cost.params,
-                     "evals": evs, "choice": note})
+        rows.append(
+            {
+                "name": name,
+                "genome": genome,
+                "mult_adds": cost.mult_adds,
+                "params": cost.params,
+                "evals": evs,
+                "choice": note,
+            }
+        )
     bicubic = bicubic_scores(benchmarks)
     text = report(rows, bicubic, benchmarks, search, args.recipe, seeds, args.results)
     (args.results / "showdown.md").write_text(text)

@@ -49,8 +49,10 @@ from proxy_fidelity import QUICK_RECIPES, RECIPES, zoo_genome
 REPO = _runs.REPO
 BOOK = {**RECIPES, **QUICK_RECIPES}  # the rungs' recipes by name (the quick ones for toy runs)
 # band -> the winner's name, its pinned search, the released model of its budget, other released models trained with it
-BANDS = {"b": {"name": "searched_b", "experiment": "showdown_b", "released": "falsr_b", "also": ("falsr_c",)},
-         "a": {"name": "searched_a", "experiment": "showdown_a", "released": "falsr_a", "also": ()}}
+BANDS = {
+    "b": {"name": "searched_b", "experiment": "showdown_b", "released": "falsr_b", "also": ("falsr_c",)},
+    "a": {"name": "searched_a", "experiment": "showdown_a", "released": "falsr_a", "also": ()},
+}
 RELEASED = {"falsr_a": "FALSR-A", "falsr_b": "FALSR-B", "falsr_c": "FALSR-C"}
 
 
@@ -103,8 +105,9 @@ def candidates(results: Path, band: str, k: int) -> list[dict]:
     return sorted(best.values(), key=lambda r: -r["psnr"])[:k]
 
 
-def select(cands: list[dict], rungs: list[str], eta: int, seeds: list[int], recipe: list[str], store: Path,
-           train: bool) -> dict:
+def select(
+    cands: list[dict], rungs: list[str], eta: int, seeds: list[int], recipe: list[str], store: Path, train: bool
+) -> dict:
     """Successive halving (bench/_estimators.successive_halving, the rule the fidelity bench simulated) with real
     runs, each rung a fresh one; a candidate's score at a rung is its held-out PSNR, the mean over `seeds`.
     Returns the winner's key (None until the last rung is stored) and every rung's scores and CPU seconds."""
@@ -114,8 +117,13 @@ def select(cands: list[dict], rungs: list[str], eta: int, seeds: list[int], reci
 
     def score_at(key: str, rung: str) -> float | None:
         if (key, rung) not in scores:
-            jobs = [(f"showdown2/choice/{rung}/s{s}/{key[:8]}", rung_overrides(by_key[key]["genome"], rung, s, rungs,
-                                                                                 recipe)) for s in seeds]
+            jobs = [
+                (
+                    f"showdown2/choice/{rung}/s{s}/{key[:8]}",
+                    rung_overrides(by_key[key]["genome"], rung, s, rungs, recipe),
+                )
+                for s in seeds
+            ]
             recs = train_or_read(jobs, store, train)
             got = [recs.get(_runs.run_key(o)) for _, o in jobs]
             vals = [r["val"]["holdout"]["psnr"] for r in got if _ok(r) and "holdout" in (r.get("val") or {})]
@@ -127,9 +135,14 @@ def select(cands: list[dict], rungs: list[str], eta: int, seeds: list[int], reci
 
     pick, trained = _estimators.successive_halving(list(by_key), score_at, rungs, eta) if by_key else (None, [])
     complete = len(trained) == len(rungs) or (pick is not None and len(trained[-1]) == 1)
-    return {"winner": pick if complete else None, "rungs": rungs, "eta": eta, "seeds": seeds,
-            "stages": [{"rung": rung, "scores": {k: scores[(k, rung)] for k in who}} for rung, who in zip(rungs, trained)],
-            "cpu_seconds": round(sum(cpu.values()), 1)}
+    return {
+        "winner": pick if complete else None,
+        "rungs": rungs,
+        "eta": eta,
+        "seeds": seeds,
+        "stages": [{"rung": rung, "scores": {k: scores[(k, rung)] for k in who}} for rung, who in zip(rungs, trained)],
+        "cpu_seconds": round(sum(cpu.values()), 1),
+    }
 
 
 # -- 3. the report arithmetic ---------------------------------------------------------------------------------------
@@ -140,8 +153,15 @@ def paired(a: dict[int, float], b: dict[int, float]) -> dict:
 
     seeds = sorted(set(a) & set(b))
     diffs = [a[s] - b[s] for s in seeds]
-    out = {"seeds": seeds, "n": len(seeds), "diffs": diffs, "mean": float(np.mean(diffs)) if diffs else None,
-           "std": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None, "t": None, "p": None}
+    out = {
+        "seeds": seeds,
+        "n": len(seeds),
+        "diffs": diffs,
+        "mean": float(np.mean(diffs)) if diffs else None,
+        "std": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None,
+        "t": None,
+        "p": None,
+    }
     if len(seeds) >= 2 and np.ptp(diffs) > 0:
         res = ttest_rel([a[s] for s in seeds], [b[s] for s in seeds])
         out["t"], out["p"] = float(res.statistic), float(res.pvalue)
@@ -154,12 +174,23 @@ def row_of(name: str, genome: str, runs: dict[int, dict], benchmarks: list[str],
     from falsr.space.cost import genome_cost
 
     cost = genome_cost(genome)
-    per = {b: {"psnr": {s: r["val"][b]["psnr"] for s, r in runs.items() if b in (r.get("val") or {})},
-               "ssim": {s: r["val"][b]["ssim"] for s, r in runs.items() if b in (r.get("val") or {})}}
-           for b in benchmarks}
-    return {"name": name, "genome": genome, "mult_adds": cost.mult_adds, "params": cost.params,
-            "seeds": sorted(runs), "per_seed": per, "note": note,
-            "cpu_seconds": round(sum(r.get("cpu_seconds") or 0 for r in runs.values()), 1)}
+    per = {
+        b: {
+            "psnr": {s: r["val"][b]["psnr"] for s, r in runs.items() if b in (r.get("val") or {})},
+            "ssim": {s: r["val"][b]["ssim"] for s, r in runs.items() if b in (r.get("val") or {})},
+        }
+        for b in benchmarks
+    }
+    return {
+        "name": name,
+        "genome": genome,
+        "mult_adds": cost.mult_adds,
+        "params": cost.params,
+        "seeds": sorted(runs),
+        "per_seed": per,
+        "note": note,
+        "cpu_seconds": round(sum(r.get("cpu_seconds") or 0 for r in runs.values()), 1),
+    }
 
 
 def _ms(values, digits: int = 3) -> str:
@@ -178,68 +209,105 @@ def _f(v, digits: int = 3, sign: bool = False) -> str:
 def render(result: dict) -> str:
     """showdown2.md from showdown2.json's content (nothing computed here that is not in it)."""
     cfg, benchmarks = result["config"], result["config"]["benchmarks"]
-    lines = ["# bench/showdown2.py (showdown, round 2)", "",
-             f"`python bench/showdown2.py --report` wrote this from the run store ({cfg['store']}) and the searches "
-             "in this folder; the numbers are in showdown2.json.", "",
-             f"R*: `{cfg['rungs'][-1]}` (`{' '.join(BOOK[cfg['rungs'][-1]])}`" + (f" with `{' '.join(cfg['recipe'])}`"
-                                                                                   if cfg["recipe"] else "") + "). "
-             f"Reported seeds {cfg['seeds']}: none took part in a search (its candidates train with seed "
-             f"{cfg['search_seed']}) or in the choice (seeds {cfg['choice_seeds']}). PSNR/SSIM (Y, 2-pixel border, fp32): "
-             "each run's final validation; mean ± sample std over the seeds.", "", "## Searches and selections", ""]
+    lines = [
+        "# bench/showdown2.py (showdown, round 2)",
+        "",
+        f"`python bench/showdown2.py --report` wrote this from the run store ({cfg['store']}) and the searches "
+        "in this folder; the numbers are in showdown2.json.",
+        "",
+        f"R*: `{cfg['rungs'][-1]}` (`{' '.join(BOOK[cfg['rungs'][-1]])}`"
+        + (f" with `{' '.join(cfg['recipe'])}`" if cfg["recipe"] else "")
+        + "). "
+        f"Reported seeds {cfg['seeds']}: none took part in a search (its candidates train with seed "
+        f"{cfg['search_seed']}) or in the choice (seeds {cfg['choice_seeds']}). PSNR/SSIM (Y, 2-pixel border, fp32): "
+        "each run's final validation; mean ± sample std over the seeds.",
+        "",
+        "## Searches and selections",
+        "",
+    ]
     for band, s in result["bands"].items():
         search, sel = s.get("search"), s.get("selection")
         if not search:
             lines += [f"* Band {band.upper()}: not yet run (`python bench/showdown2.py --bands {band}`).", ""]
             continue
         bounds = s.get("bounds") or [None, None]
-        lines.append(f"* Band {band.upper()} ({_f(bounds[0] and bounds[0] / 1e9, 1)}-{_f(bounds[1] and bounds[1] / 1e9, 1)}G): "
-                     f"`python search.py {' '.join(a for a in search.get('args', []) if not a.startswith('hydra.'))}`: "
-                     f"{search.get('candidates')} candidates ({search.get('trained_ok')} trained), "
-                     f"{search.get('cpu_seconds')} CPU s, {search.get('wall_seconds')} s wall.")
+        lines.append(
+            f"* Band {band.upper()} ({_f(bounds[0] and bounds[0] / 1e9, 1)}-{_f(bounds[1] and bounds[1] / 1e9, 1)}G): "
+            f"`python search.py {' '.join(a for a in search.get('args', []) if not a.startswith('hydra.'))}`: "
+            f"{search.get('candidates')} candidates ({search.get('trained_ok')} trained), "
+            f"{search.get('cpu_seconds')} CPU s, {search.get('wall_seconds')} s wall."
+        )
         if not sel or not sel["stages"]:
             lines += ["  Selection: not yet run.", ""]
             continue
-        lines.append(f"  Selection: the {len(sel['stages'][0]['scores'])} best by search score, successive halving over "
-                     f"{' -> '.join(sel['rungs'])} (fresh runs, eta {sel['eta']}, seeds {sel['seeds']}, held-out T91 "
-                     f"PSNR only), {sel['cpu_seconds']} CPU s; winner: "
-                     + (f"`{sel['winner'][:8]}`." if sel["winner"] else "not yet (rungs missing)."))
-        lines += ["", "| candidate | mult-adds | search score | search's measured PSNR | "
-                  + " | ".join(f"{r} held-out" for r in sel["rungs"]) + " | genome |",
-                  "| --- | --- | --- | --- | " + " | ".join("---" for _ in sel["rungs"]) + " | --- |"]
+        lines.append(
+            f"  Selection: the {len(sel['stages'][0]['scores'])} best by search score, successive halving over "
+            f"{' -> '.join(sel['rungs'])} (fresh runs, eta {sel['eta']}, seeds {sel['seeds']}, held-out T91 "
+            f"PSNR only), {sel['cpu_seconds']} CPU s; winner: "
+            + (f"`{sel['winner'][:8]}`." if sel["winner"] else "not yet (rungs missing).")
+        )
+        lines += [
+            "",
+            "| candidate | mult-adds | search score | search's measured PSNR | "
+            + " | ".join(f"{r} held-out" for r in sel["rungs"])
+            + " | genome |",
+            "| --- | --- | --- | --- | " + " | ".join("---" for _ in sel["rungs"]) + " | --- |",
+        ]
         for c in s["candidates"]:
             cells = [_f(st["scores"].get(c["key"])) for st in sel["stages"]]
             cells += ["-"] * (len(sel["rungs"]) - len(cells))
             mark = " (winner)" if c["key"] == sel["winner"] else ""
-            lines.append(f"| `{c['key'][:8]}`{mark} | {c['mult_adds'] / 1e9:.1f}G | {c['psnr']:.3f} | "
-                         f"{_f(c.get('measured_psnr'))} | " + " | ".join(cells) + f" | `{c['genome']}` |")
+            lines.append(
+                f"| `{c['key'][:8]}`{mark} | {c['mult_adds'] / 1e9:.1f}G | {c['psnr']:.3f} | "
+                f"{_f(c.get('measured_psnr'))} | " + " | ".join(cells) + f" | `{c['genome']}` |"
+            )
         lines.append("")
-    lines += ["## Results (R*, reported seeds)", "",
-              "| model | mult-adds | params | " + " | ".join(f"{b} PSNR | {b} SSIM" for b in benchmarks)
-              + " | n | per-seed PSNR (" + " / ".join(benchmarks) + ") | genome |",
-              "| --- | --- | --- | " + " | ".join("--- | ---" for _ in benchmarks) + " | --- | --- | --- |"]
+    lines += [
+        "## Results (R*, reported seeds)",
+        "",
+        "| model | mult-adds | params | "
+        + " | ".join(f"{b} PSNR | {b} SSIM" for b in benchmarks)
+        + " | n | per-seed PSNR ("
+        + " / ".join(benchmarks)
+        + ") | genome |",
+        "| --- | --- | --- | " + " | ".join("--- | ---" for _ in benchmarks) + " | --- | --- | --- |",
+    ]
     for row in result["rows"]:
         cells, per_seed = [], []
         for b in benchmarks:
             cells += [_ms(row["per_seed"][b]["psnr"].values()), _ms(row["per_seed"][b]["ssim"].values(), 4)]
         for s in row["seeds"]:
             per_seed.append(f"{s}: " + " / ".join(_f(row["per_seed"][b]["psnr"].get(str(s))) for b in benchmarks))
-        lines.append(f"| {row['name']} | {row['mult_adds'] / 1e9:.1f}G | {row['params']:,} | " + " | ".join(cells)
-                     + f" | {len(row['seeds'])} | {'; '.join(per_seed) or '-'} | `{row['genome']}` |")
+        lines.append(
+            f"| {row['name']} | {row['mult_adds'] / 1e9:.1f}G | {row['params']:,} | "
+            + " | ".join(cells)
+            + f" | {len(row['seeds'])} | {'; '.join(per_seed) or '-'} | `{row['genome']}` |"
+        )
     bic = result["bicubic"]
-    lines += ["| bicubic | - | - | " + " | ".join(f"{bic[b]['psnr']:.3f} | {bic[b]['ssim']:.4f}" for b in benchmarks)
-              + " | - | - | - |", ""]
+    lines += [
+        "| bicubic | - | - | "
+        + " | ".join(f"{bic[b]['psnr']:.3f} | {bic[b]['ssim']:.4f}" for b in benchmarks)
+        + " | - | - | - |",
+        "",
+    ]
     if result["comparisons"]:
-        lines += ["## Against the released model of the same budget", "",
-                  "Per-seed PSNR differences (searched minus released, same seed: same patches, same initialisation "
-                  "stream) and a two-sided paired t-test over the seeds (scipy.stats.ttest_rel).", "",
-                  "| pair | benchmark | per-seed differences (dB) | mean ± std (dB) | t | p | n |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "## Against the released model of the same budget",
+            "",
+            "Per-seed PSNR differences (searched minus released, same seed: same patches, same initialisation "
+            "stream) and a two-sided paired t-test over the seeds (scipy.stats.ttest_rel).",
+            "",
+            "| pair | benchmark | per-seed differences (dB) | mean ± std (dB) | t | p | n |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for c in result["comparisons"]:
             for b in benchmarks:
                 d = c[b]
                 diffs = ", ".join(f"{s}: {v:+.3f}" for s, v in zip(d["seeds"], d["diffs"])) or "-"
-                lines.append(f"| {c['searched']} - {c['released']} | {b} | {diffs} | {_f(d['mean'], sign=True)} ± "
-                             f"{_f(d['std'])} | {_f(d['t'], 2)} | {_f(d['p'], 4)} | {d['n']} |")
+                lines.append(
+                    f"| {c['searched']} - {c['released']} | {b} | {diffs} | {_f(d['mean'], sign=True)} ± "
+                    f"{_f(d['std'])} | {_f(d['t'], 2)} | {_f(d['p'], 4)} | {d['n']} |"
+                )
         lines.append("")
     lines.append("![PSNR against mult-adds, R*, per-seed points](showdown2.png)")
     return "\n".join(lines) + "\n"
@@ -311,15 +379,26 @@ def _bounds(results: Path, band: str) -> list[float | None] | None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=REPO / "bench" / "results" / "showdown2")
-    parser.add_argument("--sweeps", type=Path, default=REPO / "outputs" / "showdown2",
-                        help="the searches' sweep folders, <sweeps>/search_<band> (git-ignored: checkpoints)")
+    parser.add_argument(
+        "--sweeps",
+        type=Path,
+        default=REPO / "outputs" / "showdown2",
+        help="the searches' sweep folders, <sweeps>/search_<band> (git-ignored: checkpoints)",
+    )
     parser.add_argument("--bands", default="b,a", help="which bands to run (b: FALSR-B's, a: FALSR-A's; b runs first)")
-    parser.add_argument("--generations", type=int, default=None,
-                        help="generations after the initial one (default: the pinned config's 3: 64 candidates)")
+    parser.add_argument(
+        "--generations",
+        type=int,
+        default=None,
+        help="generations after the initial one (default: the pinned config's 3: 64 candidates)",
+    )
     parser.add_argument("--search", nargs="*", default=[], help="extra overrides of the searches")
     parser.add_argument("--k", type=int, default=6, help="candidates per band that go to the selection")
-    parser.add_argument("--rungs", default="p1000,p2000",
-                        help="the selection's recipes (bench/proxy_fidelity.py's names); the last one is R*")
+    parser.add_argument(
+        "--rungs",
+        default="p1000,p2000",
+        help="the selection's recipes (bench/proxy_fidelity.py's names); the last one is R*",
+    )
     parser.add_argument("--eta", type=int, default=2, help="the best 1/eta of a rung go on to the next")
     parser.add_argument("--choice-seeds", default="10", help="the selection's seeds (never reported)")
     parser.add_argument("--seeds", default="100,101,102", help="the reported seeds (never used to choose)")
@@ -334,14 +413,18 @@ def main(argv=None) -> int:
     rungs, bands = args.rungs.split(","), [b for b in args.bands.split(",") if b]
     unknown = [r for r in rungs if r not in BOOK] + [b for b in bands if b not in BANDS]
     if unknown:
-        parser.error(f"unknown rung or band {unknown[0]!r}: rungs from {', '.join(BOOK)}; bands from {', '.join(BANDS)}")
+        parser.error(
+            f"unknown rung or band {unknown[0]!r}: rungs from {', '.join(BOOK)}; bands from {', '.join(BANDS)}"
+        )
     seeds = [int(s) for s in args.seeds.split(",")]
     choice_seeds = [int(s) for s in args.choice_seeds.split(",")]
     # every candidate of the searches trains with train.yaml's seed (0) unless --search sets another
     search_seed = int(([o.split("=", 1)[1] for o in args.search if o.startswith("seed=")] or ["0"])[-1])
     if set(seeds) & (set(choice_seeds) | {search_seed}):
-        parser.error(f"--seeds {args.seeds} overlap the choice's seeds {choice_seeds} or the search's ({search_seed}): "
-                     "reported seeds must take no part in the choice")
+        parser.error(
+            f"--seeds {args.seeds} overlap the choice's seeds {choice_seeds} or the search's ({search_seed}): "
+            "reported seeds must take no part in the choice"
+        )
     benchmarks = args.benchmarks.split(",")
     _runs.set_threads(args.threads)
     args.results.mkdir(parents=True, exist_ok=True)
@@ -352,8 +435,14 @@ def main(argv=None) -> int:
     for band, spec in BANDS.items():
         done_file = args.results / f"search_{band}" / "search_done.json"
         if train and band in bands:
-            search = showdown.run_search(args.results, args.sweeps / f"search_{band}", search_args, args.threads,
-                                         experiment=spec["experiment"], folder=f"search_{band}")
+            search = showdown.run_search(
+                args.results,
+                args.sweeps / f"search_{band}",
+                search_args,
+                args.threads,
+                experiment=spec["experiment"],
+                folder=f"search_{band}",
+            )
         else:
             search = json.loads(done_file.read_text()) if done_file.is_file() else None
         entry = {"search": search, "bounds": _bounds(args.results, band), "candidates": [], "selection": None}
@@ -362,8 +451,9 @@ def main(argv=None) -> int:
             continue
         run_band = train and band in bands
         cands = candidates(args.results, band, args.k)
-        entry["candidates"] = [{k: c.get(k) for k in ("key", "genome", "mult_adds", "params", "psnr", "measured_psnr")}
-                               for c in cands]
+        entry["candidates"] = [
+            {k: c.get(k) for k in ("key", "genome", "mult_adds", "params", "psnr", "measured_psnr")} for c in cands
+        ]
         sel = select(cands, rungs, args.eta, choice_seeds, args.recipe, args.store, run_band)
         entry["selection"] = sel
         winner = next((c for c in cands if c["key"] == sel["winner"]), None)
@@ -371,15 +461,27 @@ def main(argv=None) -> int:
             log(f"band {band}: winner {winner['genome']} ({winner['mult_adds'] / 1e9:.1f}G)")
         models = [(RELEASED[r], zoo_genome(r), r, "") for r in (spec["released"], *spec["also"])]
         if winner:
-            models.insert(0, (spec["name"], winner["genome"], spec["name"],
-                              f"band {band.upper()} winner of round 2: successive halving over {'->'.join(rungs)} "
-                              f"(seeds {choice_seeds}, held-out images) among the {len(cands)} best by search score"))
-        jobs = [(f"showdown2/s{s}/{name}", final_overrides(g, s, rungs, args.recipe))
-                for name, g, _, _ in models for s in seeds]
+            models.insert(
+                0,
+                (
+                    spec["name"],
+                    winner["genome"],
+                    spec["name"],
+                    f"band {band.upper()} winner of round 2: successive halving over {'->'.join(rungs)} "
+                    f"(seeds {choice_seeds}, held-out images) among the {len(cands)} best by search score",
+                ),
+            )
+        jobs = [
+            (f"showdown2/s{s}/{name}", final_overrides(g, s, rungs, args.recipe))
+            for name, g, _, _ in models
+            for s in seeds
+        ]
         recs = train_or_read(jobs, args.store, run_band)
         failed = [r for r in recs.values() if not _ok(r)]
         if run_band and failed:
-            raise SystemExit(f"error: {len(failed)} R* trainings failed, e.g. {failed[0]['label']}: {failed[0].get('error')}")
+            raise SystemExit(
+                f"error: {len(failed)} R* trainings failed, e.g. {failed[0]['label']}: {failed[0].get('error')}"
+            )
         for name, genome, conf, note in models:
             if conf in released_done:
                 continue
@@ -390,25 +492,46 @@ def main(argv=None) -> int:
             if note and run_band and seeds[0] in runs:
                 rec = runs[seeds[0]]
                 if showdown.checkpoint(rec) is None:
-                    raise SystemExit(f"error: the weights of {name} (seed {seeds[0]}, {rec['run_dir']}) are gone: "
-                                     f"delete its line (key {rec['key']}) from {args.store} to train it again")
+                    raise SystemExit(
+                        f"error: the weights of {name} (seed {seeds[0]}, {rec['run_dir']}) are gone: "
+                        f"delete its line (key {rec['key']}) from {args.store} to train it again"
+                    )
                 showdown.export_weights(rec, conf, args.zoo)
-                showdown.write_model_config(conf, genome, note + f"; weights: R*, seed {seeds[0]}", args.conf,
-                                            script="bench/showdown2.py")
+                showdown.write_model_config(
+                    conf, genome, note + f"; weights: R*, seed {seeds[0]}", args.conf, script="bench/showdown2.py"
+                )
     by_name = {r["name"]: r for r in rows}
     for _band, spec in BANDS.items():
         w, r = by_name.get(spec["name"]), by_name.get(RELEASED[spec["released"]])
         if w and r:
-            comparisons.append({"searched": w["name"], "released": r["name"],
-                                **{b: paired(w["per_seed"][b]["psnr"], r["per_seed"][b]["psnr"]) for b in benchmarks}})
+            comparisons.append(
+                {
+                    "searched": w["name"],
+                    "released": r["name"],
+                    **{b: paired(w["per_seed"][b]["psnr"], r["per_seed"][b]["psnr"]) for b in benchmarks},
+                }
+            )
     rows.sort(key=lambda r: (not r["name"].startswith("FALSR"), r["name"]))
-    result = {"config": {"rungs": rungs, "eta": args.eta, "k": args.k, "choice_seeds": choice_seeds, "seeds": seeds,
-                         "search_seed": search_seed, "recipe": args.recipe, "benchmarks": benchmarks,
-                         "store": str(args.store.resolve().relative_to(REPO)) if args.store.resolve().is_relative_to(REPO)
-                         else args.store.name,
-                         "r_star": final_overrides("<genome>", "<seed>", rungs, args.recipe)[3:]},
-              "bands": bands_out, "rows": rows, "comparisons": comparisons,
-              "bicubic": showdown.bicubic_scores(benchmarks)}
+    result = {
+        "config": {
+            "rungs": rungs,
+            "eta": args.eta,
+            "k": args.k,
+            "choice_seeds": choice_seeds,
+            "seeds": seeds,
+            "search_seed": search_seed,
+            "recipe": args.recipe,
+            "benchmarks": benchmarks,
+            "store": str(args.store.resolve().relative_to(REPO))
+            if args.store.resolve().is_relative_to(REPO)
+            else args.store.name,
+            "r_star": final_overrides("<genome>", "<seed>", rungs, args.recipe)[3:],
+        },
+        "bands": bands_out,
+        "rows": rows,
+        "comparisons": comparisons,
+        "bicubic": showdown.bicubic_scores(benchmarks),
+    }
     result = _clean(result)
     (args.results / "showdown2.json").write_text(json.dumps(result, indent=1) + "\n")
     text = render(result)

@@ -38,8 +38,10 @@ FALSR_B = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
 def cpu_features() -> str:
     """What sets the bf16 ceiling: AMX tiles, else AVX512-BF16's dot product (2 bf16 FMAs per fp32 lane)."""
     cpu = getattr(torch, "cpu", None)
-    has = {name: bool(getattr(cpu, f"_is_{probe}_supported", lambda: False)())
-           for name, probe in (("AMX", "amx_tile"), ("AVX512-BF16", "avx512_bf16"))}
+    has = {
+        name: bool(getattr(cpu, f"_is_{probe}_supported", lambda: False)())
+        for name, probe in (("AMX", "amx_tile"), ("AVX512-BF16", "avx512_bf16"))
+    }
     return ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok in has.items())
 
 
@@ -108,43 +110,65 @@ def conv_seconds(step, steps: int) -> float:
 
 def speed(args) -> None:
     flop_per_step = 3 * 2 * genome_cost(FALSR_B, (args.patch, args.patch)).mult_adds * args.batch
-    REPORT.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_features()}; FALSR-B, batch "
-          f"{args.batch}, {args.patch}x{args.patch} LR patches, {flop_per_step / 1e9:.1f} GFLOP per training step")
+    REPORT.print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_features()}; FALSR-B, batch "
+        f"{args.batch}, {args.patch}x{args.patch} LR patches, {flop_per_step / 1e9:.1f} GFLOP per training step"
+    )
     mm = {torch.float32: matmul_gflops(torch.float32), torch.bfloat16: matmul_gflops(torch.bfloat16)}
-    REPORT.print(f"matmul 2048^2: fp32 {mm[torch.float32]:.0f} GFLOP/s, bf16 {mm[torch.bfloat16]:.0f} GFLOP/s "
-          f"({mm[torch.bfloat16] / mm[torch.float32]:.2f}x)")
-    configs = {"fp32 NCHW": (False, False), "fp32 channels_last": (False, True),
-               "bf16 NCHW": (True, False), "bf16 channels_last": (True, True)}
-    steps = {name: training_step(FALSR_B, bf16, cl, args.batch, args.patch, args.warmup)
-             for name, (bf16, cl) in configs.items()}
+    REPORT.print(
+        f"matmul 2048^2: fp32 {mm[torch.float32]:.0f} GFLOP/s, bf16 {mm[torch.bfloat16]:.0f} GFLOP/s "
+        f"({mm[torch.bfloat16] / mm[torch.float32]:.2f}x)"
+    )
+    configs = {
+        "fp32 NCHW": (False, False),
+        "fp32 channels_last": (False, True),
+        "bf16 NCHW": (True, False),
+        "bf16 channels_last": (True, True),
+    }
+    steps = {
+        name: training_step(FALSR_B, bf16, cl, args.batch, args.patch, args.warmup)
+        for name, (bf16, cl) in configs.items()
+    }
     times = interleaved(steps, args.steps, args.rounds)
     median = {name: statistics.median(t) for name, t in times.items()}
-    REPORT.print(f"median of {args.rounds} interleaved rounds of {args.steps} steps (min-max of the rounds in brackets):")
+    REPORT.print(
+        f"median of {args.rounds} interleaved rounds of {args.steps} steps (min-max of the rounds in brackets):"
+    )
     for name, (bf16, _) in configs.items():
         t = median[name]
         gflops = flop_per_step / t / 1e9
         ref = mm[torch.bfloat16 if bf16 else torch.float32]
-        REPORT.print(f"{name:<20} {t * 1000:7.1f} ms/step [{min(times[name]) * 1000:.0f}-{max(times[name]) * 1000:.0f}] "
-              f"{args.batch / t:7.1f} images/s {gflops:7.1f} GFLOP/s = {gflops / ref:6.1%} of the "
-              f"{'bf16' if bf16 else 'fp32'} matmul")
+        REPORT.print(
+            f"{name:<20} {t * 1000:7.1f} ms/step [{min(times[name]) * 1000:.0f}-{max(times[name]) * 1000:.0f}] "
+            f"{args.batch / t:7.1f} images/s {gflops:7.1f} GFLOP/s = {gflops / ref:6.1%} of the "
+            f"{'bf16' if bf16 else 'fp32'} matmul"
+        )
     speedup = median["fp32 channels_last"] / median["bf16 channels_last"]
-    REPORT.values.update(cpu_features=cpu_features(), matmul_gflops={"fp32": mm[torch.float32], "bf16": mm[torch.bfloat16]},
-                         seconds_per_step=median, bf16_speedup=speedup,
-                         channels_last_speedup=median["fp32 NCHW"] / median["fp32 channels_last"],
-                         gflops={name: flop_per_step / t / 1e9 for name, t in median.items()})
-    REPORT.print(f"bf16 / fp32 speed-up (channels_last): {speedup:.2f}x "
-          f"[rounds {min(a / b for a, b in zip(times['fp32 channels_last'], times['bf16 channels_last'])):.2f}-"
-          f"{max(a / b for a, b in zip(times['fp32 channels_last'], times['bf16 channels_last'])):.2f}x]; "
-          f"channels_last / NCHW (fp32): {median['fp32 NCHW'] / median['fp32 channels_last']:.2f}x")
+    REPORT.values.update(
+        cpu_features=cpu_features(),
+        matmul_gflops={"fp32": mm[torch.float32], "bf16": mm[torch.bfloat16]},
+        seconds_per_step=median,
+        bf16_speedup=speedup,
+        channels_last_speedup=median["fp32 NCHW"] / median["fp32 channels_last"],
+        gflops={name: flop_per_step / t / 1e9 for name, t in median.items()},
+    )
+    REPORT.print(
+        f"bf16 / fp32 speed-up (channels_last): {speedup:.2f}x "
+        f"[rounds {min(a / b for a, b in zip(times['fp32 channels_last'], times['bf16 channels_last'])):.2f}-"
+        f"{max(a / b for a, b in zip(times['fp32 channels_last'], times['bf16 channels_last'])):.2f}x]; "
+        f"channels_last / NCHW (fp32): {median['fp32 NCHW'] / median['fp32 channels_last']:.2f}x"
+    )
     conv_rounds: dict[str, list[float]] = {"fp32 channels_last": [], "bf16 channels_last": []}
     for _ in range(3):  # interleaved too, median
         for name, seconds in conv_rounds.items():
             seconds.append(conv_seconds(steps[name], args.steps))
     conv = {name: statistics.median(seconds) for name, seconds in conv_rounds.items()}
     REPORT.values["conv_bf16_speedup"] = conv["fp32 channels_last"] / conv["bf16 channels_last"]
-    REPORT.print(f"inside the convolution kernels alone (profiler): fp32 {conv['fp32 channels_last'] * 1000:.1f} ms/step, "
-          f"bf16 {conv['bf16 channels_last'] * 1000:.1f} ms/step = {conv['fp32 channels_last'] / conv['bf16 channels_last']:.2f}x: "
-          f"the bf16 speed-up if everything outside the convolutions took no time")
+    REPORT.print(
+        f"inside the convolution kernels alone (profiler): fp32 {conv['fp32 channels_last'] * 1000:.1f} ms/step, "
+        f"bf16 {conv['bf16 channels_last'] * 1000:.1f} ms/step = {conv['fp32 channels_last'] / conv['bf16 channels_last']:.2f}x: "
+        f"the bf16 speed-up if everything outside the convolutions took no time"
+    )
 
 
 def cells(args) -> None:
@@ -162,14 +186,19 @@ def cells(args) -> None:
         times = interleaved(steps, 3, 2)
         ratio = statistics.median(times[False]) / statistics.median(times[True])
         ratios.append((ratio, cell.name))
-        REPORT.print(f"{cell.name:<36} fp32 {statistics.median(times[False]) * 1000:6.1f} ms/step, "
-              f"bf16 {statistics.median(times[True]) * 1000:6.1f} ms/step: {ratio:.2f}x", flush=True)
+        REPORT.print(
+            f"{cell.name:<36} fp32 {statistics.median(times[False]) * 1000:6.1f} ms/step, "
+            f"bf16 {statistics.median(times[True]) * 1000:6.1f} ms/step: {ratio:.2f}x",
+            flush=True,
+        )
     ratios.sort()
     REPORT.values["cells_bf16_speedup"] = {name: r for r, name in ratios}
     values = [r for r, _ in ratios]
-    REPORT.print(f"{len(ratios)} cells: bf16 / fp32 speed-up median {statistics.median(values):.2f}x, "
-          f"slowest {ratios[0][0]:.2f}x ({ratios[0][1]}), fastest {ratios[-1][0]:.2f}x ({ratios[-1][1]}); "
-          f"bf16 slower than fp32 for {sum(r < 1 for r in values)} of them")
+    REPORT.print(
+        f"{len(ratios)} cells: bf16 / fp32 speed-up median {statistics.median(values):.2f}x, "
+        f"slowest {ratios[0][0]:.2f}x ({ratios[0][1]}), fastest {ratios[-1][0]:.2f}x ({ratios[-1][1]}); "
+        f"bf16 slower than fp32 for {sum(r < 1 for r in values)} of them"
+    )
 
 
 def accuracy(args) -> None:
@@ -183,23 +212,38 @@ def accuracy(args) -> None:
         for precision in results:
             for seed in range(args.seeds):
                 with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                    cfg = compose("train", overrides=[
-                        f"paths.output_dir={tmp}/{precision}-{seed}", "logger=none", f"seed={seed}",
-                        f"trainer.precision={precision}", f"trainer.max_steps={args.accuracy}",
-                        "trainer.enable_progress_bar=false", f"data.samples_per_epoch={16 * args.accuracy}",
-                        *args.override])
+                    cfg = compose(
+                        "train",
+                        overrides=[
+                            f"paths.output_dir={tmp}/{precision}-{seed}",
+                            "logger=none",
+                            f"seed={seed}",
+                            f"trainer.precision={precision}",
+                            f"trainer.max_steps={args.accuracy}",
+                            "trainer.enable_progress_bar=false",
+                            f"data.samples_per_epoch={16 * args.accuracy}",
+                            *args.override,
+                        ],
+                    )
                 m = train(cfg)
                 results[precision].append(m["psnr"])
-                REPORT.print(f"{precision:<11} seed {seed}: Set5 {m['psnr']:.3f} dB after {m['steps']} steps "
-                      f"({m['train_seconds']:.0f} s)", flush=True)
+                REPORT.print(
+                    f"{precision:<11} seed {seed}: Set5 {m['psnr']:.3f} dB after {m['steps']} steps "
+                    f"({m['train_seconds']:.0f} s)",
+                    flush=True,
+                )
     for precision, psnrs in results.items():
-        REPORT.print(f"{precision:<11} mean {statistics.mean(psnrs):.3f} dB, spread (max-min) {max(psnrs) - min(psnrs):.3f} dB,"
-              f" stdev {statistics.stdev(psnrs):.3f}")
+        REPORT.print(
+            f"{precision:<11} mean {statistics.mean(psnrs):.3f} dB, spread (max-min) {max(psnrs) - min(psnrs):.3f} dB,"
+            f" stdev {statistics.stdev(psnrs):.3f}"
+        )
     REPORT.values["accuracy_psnr"] = results
     drop = statistics.mean(results["32-true"]) - statistics.mean(results["bf16-mixed"])
     spread = max(results["32-true"]) - min(results["32-true"])
-    REPORT.print(f"bf16 mean PSNR lower than fp32 by {drop:.3f} dB; fp32 seed spread {spread:.3f} dB: "
-          f"{'within' if drop <= spread else 'OUTSIDE'} the spread")
+    REPORT.print(
+        f"bf16 mean PSNR lower than fp32 by {drop:.3f} dB; fp32 seed spread {spread:.3f} dB: "
+        f"{'within' if drop <= spread else 'OUTSIDE'} the spread"
+    )
 
 
 def main() -> None:

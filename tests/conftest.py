@@ -22,8 +22,10 @@ def data_dir() -> Path:
     for path in _data_dirs():
         if (path / "benchmarks").is_dir():
             return path
-    pytest.skip(f"test data not found in {' or '.join(map(str, _data_dirs()))}: run `make data` (or "
-                "`python -m falsr.fetch default`), or set FALSR_DATA_DIR to a folder with benchmarks/ and train/T91/")
+    pytest.skip(
+        f"test data not found in {' or '.join(map(str, _data_dirs()))}: run `make data` (or "
+        "`python -m falsr.fetch default`), or set FALSR_DATA_DIR to a folder with benchmarks/ and train/T91/"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +34,10 @@ def pretrained_dir() -> Path:
     for path in _data_dirs():
         if (path / "pretrained" / "FALSR-A.pb").is_file():
             return path / "pretrained"
-    pytest.skip(f"released FALSR graphs not found in {' or '.join(str(p / 'pretrained') for p in _data_dirs())}: "
-                "run `python -m falsr.fetch FALSR-weights`, or set FALSR_DATA_DIR")
+    pytest.skip(
+        f"released FALSR graphs not found in {' or '.join(str(p / 'pretrained') for p in _data_dirs())}: "
+        "run `python -m falsr.fetch FALSR-weights`, or set FALSR_DATA_DIR"
+    )
 
 
 @pytest.fixture(scope="module")

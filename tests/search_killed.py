@@ -117,8 +117,15 @@ def maybe_hang(cfg) -> None:
         return
     sweep = Path(hydra.sweep.dir)
     tmp = sweep / ".hung.tmp"
-    tmp.write_text(json.dumps({"pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-                               "key": candidate.key if candidate else None}))
+    tmp.write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+                "key": candidate.key if candidate else None,
+            }
+        )
+    )
     os.replace(tmp, sweep / ".hung")
     while True:
         time.sleep(3600)
@@ -163,8 +170,9 @@ if __name__ == "__main__":
     _instantiate_launcher = Plugins.instantiate_launcher
 
     def instantiate_launcher(self, hydra_context, task_function, config):
-        return _instantiate_launcher(self, hydra_context=hydra_context, task_function=in_job(task_function),
-                                     config=config)
+        return _instantiate_launcher(
+            self, hydra_context=hydra_context, task_function=in_job(task_function), config=config
+        )
 
     install()
     driver.SearchDriver.__init__ = init

@@ -18,13 +18,31 @@ pytestmark = pytest.mark.slow  # end to end through the scripts: `pytest -m "not
 def test_proxy_fidelity_quick(data_dir, tmp_path):
     env = {**os.environ, "FALSR_DATA_DIR": str(data_dir), "FALSR_CACHE_DIR": str(tmp_path / "cache")}
     store = tmp_path / "runs.jsonl"
-    proc = subprocess.run([sys.executable, "bench/proxy_fidelity.py", "--quick", "--store", str(store)], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "bench/proxy_fidelity.py", "--quick", "--store", str(store)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads((tmp_path / "proxy_fidelity.json").read_text())
     ests = result["estimators"]
-    for name in ("q10", "sotl(q10)", "sotl_e(q10)", "extrapolated(q10)", "qref@20", "qref@40", "synflow",
-                 "grad_norm", "mult-adds", "params", "predictor(q10)", "q10, mean of 2 seeds"):
+    for name in (
+        "q10",
+        "sotl(q10)",
+        "sotl_e(q10)",
+        "extrapolated(q10)",
+        "qref@20",
+        "qref@40",
+        "synflow",
+        "grad_norm",
+        "mult-adds",
+        "params",
+        "predictor(q10)",
+        "q10, mean of 2 seeds",
+    ):
         e = ests[name]
         assert e["n_panel"] == 5, name  # every quick genome, from the runs just trained
         assert math.isfinite(e["tau_panel"]) and -1 <= e["tau_panel"] <= 1, name

@@ -12,26 +12,32 @@ import pytest
 
 from falsr.errors import UserError
 from falsr.protocol.benchmarks import list_pairs, load_benchmark, load_pair
-from falsr.space.genome import check_scale
 from falsr.protocol.bicubic import Bicubic
 from falsr.protocol.evaluate import evaluate_dataset, resolve_protocol, upscaler
 from falsr.protocol.images import modcrop, read_pair, read_rgb, single_channel, write_png
 from falsr.protocol.metrics import protocol_border
 from falsr.protocol.resize import contributions, matlab_downscale
+from falsr.space.genome import check_scale
 
 REPO = Path(__file__).resolve().parents[1]
 
 # The published bicubic rows (MATLAB protocol; SRCNN/VDSR and every lightweight-SR table since), (PSNR, SSIM).
 PUBLISHED = {
-    (2, "Set5"): (33.66, 0.9299), (2, "Set14"): (30.24, 0.8688),
-    (3, "Set5"): (30.39, 0.8682), (3, "Set14"): (27.55, 0.7742),
-    (4, "Set5"): (28.42, 0.8104), (4, "Set14"): (26.00, 0.7027),
+    (2, "Set5"): (33.66, 0.9299),
+    (2, "Set14"): (30.24, 0.8688),
+    (3, "Set5"): (30.39, 0.8682),
+    (3, "Set14"): (27.55, 0.7742),
+    (4, "Set5"): (28.42, 0.8104),
+    (4, "Set14"): (26.00, 0.7027),
 }
 # What this code measures (README "Evaluate"); the test holds both to the tolerance of the goal.
 MEASURED = {
-    (2, "Set5"): (33.640, 0.9292), (2, "Set14"): (30.220, 0.8683),
-    (3, "Set5"): (30.386, 0.8678), (3, "Set14"): (27.533, 0.7737),
-    (4, "Set5"): (28.418, 0.8101), (4, "Set14"): (25.993, 0.7023),
+    (2, "Set5"): (33.640, 0.9292),
+    (2, "Set14"): (30.220, 0.8683),
+    (3, "Set5"): (30.386, 0.8678),
+    (3, "Set14"): (27.533, 0.7737),
+    (4, "Set5"): (28.418, 0.8101),
+    (4, "Set14"): (25.993, 0.7023),
 }
 
 
@@ -51,8 +57,9 @@ def test_protocols_differ_only_on_single_channel_images(data_dir):
     man = data_dir / "benchmarks" / "Set14" / "img_010_SRF_2_HR.png"  # grey content, but stored as RGB
     assert single_channel(bridge) and not single_channel(man)
     for name in ("Set5", "Set14"):
-        falsr, matlab = (evaluate_dataset(Bicubic(), data_dir, name, progress=False, protocol=p)
-                         for p in ("falsr", "matlab"))
+        falsr, matlab = (
+            evaluate_dataset(Bicubic(), data_dir, name, progress=False, protocol=p) for p in ("falsr", "matlab")
+        )
         if name == "Set5":
             assert falsr == matlab
         else:
@@ -108,8 +115,9 @@ def test_downscale_taps_by_hand(factor):
     weights, indices = contributions(20 * factor, 20, 1 / factor)
     for row in (5, 10):  # interior output pixels (0-based): their non-zero taps, left to right
         nonzero = weights[row] != 0
-        np.testing.assert_allclose(weights[row][nonzero] * HAND_DENOMINATOR[factor], HAND_TAPS[factor],
-                                   rtol=0, atol=1e-11)
+        np.testing.assert_allclose(
+            weights[row][nonzero] * HAND_DENOMINATOR[factor], HAND_TAPS[factor], rtol=0, atol=1e-11
+        )
         # the taps sit symmetrically around the centre, (row + 1) f - (f - 1)/2 - 1 in 0-based input pixels
         centre = (row + 1) * factor - (factor - 1) / 2 - 1
         idx = indices[row][nonzero]
@@ -137,8 +145,10 @@ def test_release_layout_at_other_scales(data_dir, tmp_path):
         shutil.copy(src, own / src.name)
         hr3 = modcrop(read_rgb(src), 3)
         write_png(own / src.name.replace("_SRF_2_HR", "_SRF_3_HR"), hr3)
-        write_png(own / src.name.replace("_SRF_2_HR", "_SRF_3_LR"), np.full((hr3.shape[0] // 3, hr3.shape[1] // 3, 3),
-                                                                            7, np.uint8))
+        write_png(
+            own / src.name.replace("_SRF_2_HR", "_SRF_3_LR"),
+            np.full((hr3.shape[0] // 3, hr3.shape[1] // 3, 3), 7, np.uint8),
+        )
     pairs = load_benchmark(tmp_path, "Own", 3)
     assert [p.name for p in pairs] == ["img_001_SRF_3", "img_002_SRF_3"] and all((p.lr == 7).all() for p in pairs)
     assert [p.name for p in load_benchmark(tmp_path, "Own", 4)] == ["img_001", "img_002"]  # from SRF_2 HR
@@ -149,8 +159,11 @@ def test_scale_errors_in_python():
         with pytest.raises(UserError, match=r"is not supported: set data.scale to one of 2, 3, 4"):
             check_scale(bad)
     net = type("Net", (), {"name": "FALSR-B"})()
-    with pytest.raises(UserError, match=r"FALSR-B is a x2 network and cannot be evaluated at data.scale=4: set "
-                                        r"data.scale=2, or use model=bicubic at x4"):
+    with pytest.raises(
+        UserError,
+        match=r"FALSR-B is a x2 network and cannot be evaluated at data.scale=4: set "
+        r"data.scale=2, or use model=bicubic at x4",
+    ):
         upscaler(net, 4)
     with pytest.raises(UserError, match="model=bicubic has no weights"):
         Bicubic(weights="FALSR-B.pb")
@@ -158,13 +171,20 @@ def test_scale_errors_in_python():
 
 def run_evaluate(*args, data):
     env = dict(os.environ, FALSR_DATA_DIR=str(data))
-    return subprocess.run([sys.executable, str(REPO / "evaluate.py"), *args], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / "evaluate.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_cli_bicubic_x4_writes_results(data_dir, tmp_path):
-    proc = run_evaluate("model=bicubic", "data.scale=4", "data.benchmarks=[Set5]", f"hydra.run.dir={tmp_path}",
-                        data=data_dir)
+    proc = run_evaluate(
+        "model=bicubic", "data.scale=4", "data.benchmarks=[Set5]", f"hydra.run.dir={tmp_path}", data=data_dir
+    )
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "results.json").read_text())
     assert (results["model"], results["scale"], results["protocol"], results["border"]) == ("Bicubic", 4, "matlab", 4)
@@ -172,13 +192,19 @@ def test_cli_bicubic_x4_writes_results(data_dir, tmp_path):
     assert "| Bicubic (x4) | - | - | 28.42/0.8101 |" in proc.stdout
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["model=bicubic", "data.scale=5"], "data.scale=5 is not supported: set data.scale to one of 2, 3, 4"),
-    (["model=falsr_b", "model.scale=3", "data.scale=2"],
-     "FALSR-B is a x3 network and cannot be evaluated at data.scale=2: set data.scale=3, or use model=bicubic at x2"),
-    (["model=bicubic", "model.weights=FALSR-B.pb"], "model=bicubic has no weights"),
-    (["model=bicubic", "protocol=ycbcr"], "unknown protocol 'ycbcr'"),
-], ids=["scale5", "network-x3", "bicubic-weights", "protocol"])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["model=bicubic", "data.scale=5"], "data.scale=5 is not supported: set data.scale to one of 2, 3, 4"),
+        (
+            ["model=falsr_b", "model.scale=3", "data.scale=2"],
+            "FALSR-B is a x3 network and cannot be evaluated at data.scale=2: set data.scale=3, or use model=bicubic at x2",
+        ),
+        (["model=bicubic", "model.weights=FALSR-B.pb"], "model=bicubic has no weights"),
+        (["model=bicubic", "protocol=ycbcr"], "unknown protocol 'ycbcr'"),
+    ],
+    ids=["scale5", "network-x3", "bicubic-weights", "protocol"],
+)
 def test_cli_one_line_errors(args, fragment, data_dir, tmp_path):
     proc = run_evaluate(*args, "data.benchmarks=[Set5]", f"hydra.run.dir={tmp_path}", data=data_dir)
     assert proc.returncode == 2, proc.stderr

@@ -17,12 +17,23 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import require_engine
-from search_killed import records_at_kill, wait_hung
 
+from conftest import require_engine
 from falsr.space.genome import Genome
-from test_search_e2e import (GENERATIONS, POPULATION, REPO, TRAINED, check_outputs, env_for, journal, kill_when,
-                             run_search, search_args, trained)
+from search_killed import records_at_kill, wait_hung
+from test_search_e2e import (
+    GENERATIONS,
+    POPULATION,
+    REPO,
+    TRAINED,
+    check_outputs,
+    env_for,
+    journal,
+    kill_when,
+    run_search,
+    search_args,
+    trained,
+)
 
 pytestmark = pytest.mark.ray
 ADDRESS = os.environ.get("RAY_ADDRESS", "")
@@ -31,9 +42,9 @@ ADDRESS = os.environ.get("RAY_ADDRESS", "")
 def _ray_down() -> str:
     """Why no Ray cluster can take jobs here ('' when one can)."""
     if importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None or importlib.util.find_spec("ray") is None:
-        return f"hydra-ray-launcher is not installed in {sys.executable}: pip install -e \".[ray]\""
+        return f'hydra-ray-launcher is not installed in {sys.executable}: pip install -e ".[ray]"'
     if not ADDRESS:
-        return "RAY_ADDRESS is not set: scripts/local-ray.sh start, then eval \"$(scripts/local-ray.sh env)\""
+        return 'RAY_ADDRESS is not set: scripts/local-ray.sh start, then eval "$(scripts/local-ray.sh env)"'
     host, _, port = ADDRESS.rpartition(":")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
@@ -49,8 +60,12 @@ def ray_up():
 
 def ray_args(*extra: str) -> list[str]:
     # One CPU per candidate task: the cluster runs as many at once as it has CPUs.
-    return ["hydra/launcher=ray", f"hydra.launcher.ray.init.address={ADDRESS}",
-            "+hydra.launcher.ray.remote.num_cpus=1", *extra]
+    return [
+        "hydra/launcher=ray",
+        f"hydra.launcher.ray.init.address={ADDRESS}",
+        "+hydra.launcher.ray.remote.num_cpus=1",
+        *extra,
+    ]
 
 
 def running_task_pids() -> list[int]:
@@ -120,9 +135,14 @@ def test_a_task_killed_on_ray_is_failed_and_the_search_goes_on(tiny_data, tmp_pa
     args = search_args(tiny_data, sweep, *ray_args("+hydra.launcher.ray.remote.max_retries=0"))
     log = tmp_path / "search.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "tests/search_killed.py", *args], cwd=REPO,
-                                env={**env_for(tmp_path), "FALSR_TEST_HANG_WHEN": "job_num == 0"},
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "tests/search_killed.py", *args],
+            cwd=REPO,
+            env={**env_for(tmp_path), "FALSR_TEST_HANG_WHEN": "job_num == 0"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         hung = wait_hung(sweep, proc)
         os.kill(hung["pid"], signal.SIGKILL)
         proc.wait(timeout=600)

@@ -17,11 +17,22 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from conftest import require_engine
 from search_killed import records_at_kill, wait_hung
-
-from test_search_e2e import (GENERATIONS, POPULATION, REPO, TRAINED, check_outputs, env_for, journal, kill_when,
-                             run_search, search_args, trained)
+from test_search_e2e import (
+    GENERATIONS,
+    POPULATION,
+    REPO,
+    TRAINED,
+    check_outputs,
+    env_for,
+    journal,
+    kill_when,
+    run_search,
+    search_args,
+    trained,
+)
 
 pytestmark = pytest.mark.slurm
 PARTITION = os.environ.get("FALSR_SLURM_PARTITION", "")  # empty: the cluster's default partition
@@ -38,8 +49,10 @@ def _slurm_down() -> str:
     states = out.stdout.split()
     if out.returncode != 0 or not any(s.rstrip("*~#") in ("idle", "mixed", "allocated") for s in states):
         said = ((out.stderr or out.stdout).strip().splitlines() or ["nothing"])[-1][:200]
-        return f"no SLURM node up (sinfo: {said}); " \
-               "start one with scripts/local-slurm.sh start and eval \"$(scripts/local-slurm.sh env)\""
+        return (
+            f"no SLURM node up (sinfo: {said}); "
+            'start one with scripts/local-slurm.sh start and eval "$(scripts/local-slurm.sh env)"'
+        )
     return ""
 
 
@@ -57,15 +70,22 @@ def job_name():
 
 
 def slurm_args(name: str, *extra: str) -> list[str]:
-    args = ["hydra/launcher=submitit_slurm", f"hydra.launcher.name={name}", "hydra.launcher.timeout_min=15",
-            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.nodes=1",
-            "hydra.launcher.tasks_per_node=1"]
+    args = [
+        "hydra/launcher=submitit_slurm",
+        f"hydra.launcher.name={name}",
+        "hydra.launcher.timeout_min=15",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.mem_gb=2",
+        "hydra.launcher.nodes=1",
+        "hydra.launcher.tasks_per_node=1",
+    ]
     return args + ([f"hydra.launcher.partition={PARTITION}"] if PARTITION else []) + list(extra)
 
 
 def queue(name: str, states: str = "PENDING,RUNNING") -> list[tuple[str, str]]:
-    out = subprocess.run(["squeue", "-h", "--name", name, "-t", states, "-o", "%i %T"], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "--name", name, "-t", states, "-o", "%i %T"], capture_output=True, text=True
+    ).stdout
     return [tuple(line.split()) for line in out.splitlines() if line.strip()]
 
 
@@ -88,8 +108,11 @@ def test_search_on_slurm(tiny_data, job_name, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = check_outputs(sweep)
     # The jobs ran as SLURM jobs: Hydra's job id is the SLURM job id (not the launcher's job_id_for_<n>).
-    ids = [re.search(r"\n    id: '?(\d+(_\d+)?)'?\n", (Path(r["run_dir"]) / ".hydra" / "hydra.yaml").read_text())
-           for r in records if r["status"] == "ok"]
+    ids = [
+        re.search(r"\n    id: '?(\d+(_\d+)?)'?\n", (Path(r["run_dir"]) / ".hydra" / "hydra.yaml").read_text())
+        for r in records
+        if r["status"] == "ok"
+    ]
     assert all(ids), "a job did not run under SLURM"
     assert trainings(sweep) == sum(r["status"] == "ok" for r in records)
     print(f"slurm search: {len(records)} candidates in {time.time() - start:.0f} s")
@@ -127,9 +150,14 @@ def test_a_job_cancelled_by_slurm_is_failed_and_the_search_goes_on(tiny_data, jo
     args = search_args(tiny_data, sweep, *slurm_args(job_name))
     log = tmp_path / "search.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "tests/search_killed.py", *args], cwd=REPO,
-                                env={**env_for(tmp_path), "FALSR_TEST_HANG_WHEN": "job_num == 0"},
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "tests/search_killed.py", *args],
+            cwd=REPO,
+            env={**env_for(tmp_path), "FALSR_TEST_HANG_WHEN": "job_num == 0"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         hung = wait_hung(sweep, proc)
         subprocess.run(["scancel", hung["slurm_job_id"]], check=True)
         proc.wait(timeout=600)
@@ -156,11 +184,17 @@ def test_one_gpu_per_candidate_job_on_slurm(tiny_data, job_name, tmp_path):
     and a node with one GPU runs them one at a time. On the local cluster the GPU is a GRES backed by no
     device (FALSR_SLURM_FAKE_GPUS=1): the scheduling is real, training on a GPU is not tested."""
     if _gpu_gres() != 1:
-        pytest.skip("needs a cluster whose nodes have one GPU GRES: FALSR_SLURM_FAKE_GPUS=1 scripts/local-slurm.sh start")
+        pytest.skip(
+            "needs a cluster whose nodes have one GPU GRES: FALSR_SLURM_FAKE_GPUS=1 scripts/local-slurm.sh start"
+        )
     sweep = tmp_path / "sweep"
     marker = 'hydra.launcher.setup=["echo FALSR_GPU=$CUDA_VISIBLE_DEVICES START=$(date +%s.%N)"]'
-    proc = run_search(search_args(tiny_data, sweep, *slurm_args(job_name, "hydra.launcher.gpus_per_node=1", marker),
-                                  "search.generations=0"), tmp_path)
+    proc = run_search(
+        search_args(
+            tiny_data, sweep, *slurm_args(job_name, "hydra.launcher.gpus_per_node=1", marker), "search.generations=0"
+        ),
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     intervals = []
     for r in journal(sweep):

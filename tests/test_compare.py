@@ -8,13 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from falsr.protocol.benchmarks import load_benchmark
-from falsr.protocol.compare import GAP, CAPTION, compare_image, worst_crop
 from falsr.errors import UserError
+from falsr.protocol.benchmarks import load_benchmark
+from falsr.protocol.compare import CAPTION, GAP, compare_image, worst_crop
 from falsr.protocol.metrics import protocol_y, psnr_per_image
-from falsr.space.network import build_network
 from falsr.protocol.pipeline import upscale_rgb
 from falsr.protocol.resize import pil_bicubic_upscale
+from falsr.space.network import build_network
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 SMALL = "conv_f16_k3_b2_isskip.invbottleneck_e2_f16_k3_b1_noskip-11_1"
@@ -40,8 +40,8 @@ def test_compare_png_layout_and_psnr_captions(data_dir, tmp_path):
     top, left, crop = fig.crop
     assert crop == size and (top, left) == worst_crop(pil_bicubic_upscale(pair.lr, 2), pair.hr, size)
     # The HR crop is pasted unchanged (nearest-neighbour zoom): the PNG shows the real pixels.
-    shown = np.asarray(image)[GAP:GAP + panel, GAP + overview + GAP:GAP + overview + GAP + panel]
-    np.testing.assert_array_equal(shown[::zoom, ::zoom], pair.hr[top:top + size, left:left + size])
+    shown = np.asarray(image)[GAP : GAP + panel, GAP + overview + GAP : GAP + overview + GAP + panel]
+    np.testing.assert_array_equal(shown[::zoom, ::zoom], pair.hr[top : top + size, left : left + size])
     expected = {"Bicubic": pil_bicubic_upscale(pair.lr, 2), "small": upscale_rgb(net, pair.lr)}
     assert [p.label for p in fig.panels] == ["HR", "Bicubic", "small"]
     for p in fig.panels[1:]:
@@ -54,14 +54,32 @@ def test_compare_png_layout_and_psnr_captions(data_dir, tmp_path):
 
 
 def test_compare_cli(data_dir, tmp_path):
-    proc = subprocess.run([sys.executable, str(REPO / "compare.py"), f"models=[{SMALL}]", "benchmark=Set5",
-                           "images=[img_003]", "crop=48", "at=[10,20]", f"output={tmp_path}"],
-                          capture_output=True, text=True, cwd=REPO, timeout=300,
-                          env={**__import__("os").environ, "FALSR_DATA_DIR": str(data_dir)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "compare.py"),
+            f"models=[{SMALL}]",
+            "benchmark=Set5",
+            "images=[img_003]",
+            "crop=48",
+            "at=[10,20]",
+            f"output={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**__import__("os").environ, "FALSR_DATA_DIR": str(data_dir)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "Set5_img_003.png").is_file()
     assert "Bicubic" in proc.stdout and "crop 48px at (10, 20)" in proc.stdout
-    proc = subprocess.run([sys.executable, str(REPO / "compare.py"), "models=[nonsense]", "benchmark=Set5"],
-                          capture_output=True, text=True, cwd=REPO, timeout=300,
-                          env={**__import__("os").environ, "FALSR_DATA_DIR": str(data_dir)})
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "compare.py"), "models=[nonsense]", "benchmark=Set5"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**__import__("os").environ, "FALSR_DATA_DIR": str(data_dir)},
+    )
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: unknown model 'nonsense'")

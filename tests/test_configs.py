@@ -75,10 +75,19 @@ def test_every_option_composes_and_instantiates(primary, group, option, tmp_path
             instantiate(cfg.scheduler)(optimizer)
         module = instantiate(cfg.module, net=net, optimizer=instantiate(cfg.optimizer))
         assert module.cost()["params"] > 0
-        instantiate(cfg.trainer, logger=False, callbacks=[], default_root_dir=str(tmp_path), devices=1,
-                    accelerator="cpu", precision="32-true")
+        instantiate(
+            cfg.trainer,
+            logger=False,
+            callbacks=[],
+            default_root_dir=str(tmp_path),
+            devices=1,
+            accelerator="cpu",
+            precision="32-true",
+        )
         for name, logger in (cfg.get("logger") or {}).items():
-            assert logger._target_.startswith("pytorch_lightning.loggers."), name  # built by each job (W&B: no run here)
+            assert logger._target_.startswith("pytorch_lightning.loggers."), (
+                name
+            )  # built by each job (W&B: no run here)
     if primary == "search":
         from falsr.search.hydra_glue import search_config
 
@@ -98,11 +107,14 @@ def test_every_experiment_with_every_search_algorithm(experiment, tmp_path):
         OmegaConf.to_container(cfg, resolve=True)
 
 
-@pytest.mark.parametrize("experiment, scale", [
-    ("falsr_paper", {"population_size": 64, "generations": 156, "max_mult_adds": 100e9}),
-    ("showdown", {"population_size": 16, "generations": 4, "max_mult_adds": 235e9}),
-    ("search_cpu", {"population_size": 8, "generations": 2, "max_mult_adds": 100e9}),
-])
+@pytest.mark.parametrize(
+    "experiment, scale",
+    [
+        ("falsr_paper", {"population_size": 64, "generations": 156, "max_mult_adds": 100e9}),
+        ("showdown", {"population_size": 16, "generations": 4, "max_mult_adds": 235e9}),
+        ("search_cpu", {"population_size": 8, "generations": 2, "max_mult_adds": 100e9}),
+    ],
+)
 @pytest.mark.parametrize("algorithm", ["nsga2", "nsga3", "spea2", "random"])
 def test_an_experiment_sets_the_search_scale_whatever_the_algorithm(experiment, scale, algorithm, tmp_path):
     """The scale is the experiment's, set on the typed search node (no side channel into the algorithm's file)."""
@@ -111,7 +123,10 @@ def test_an_experiment_sets_the_search_scale_whatever_the_algorithm(experiment, 
     cfg = _compose("search", [f"experiment={experiment}", f"search={algorithm}"], tmp_path)
     settings = search_settings(cfg.search)
     assert (settings.population_size, cfg.search.generations, settings.constraints.max_mult_adds) == (
-        scale["population_size"], scale["generations"], scale["max_mult_adds"])
+        scale["population_size"],
+        scale["generations"],
+        scale["max_mult_adds"],
+    )
 
 
 def test_search_py_trains_its_candidates_on_the_search_budget_unless_an_experiment_says_otherwise():

@@ -15,10 +15,26 @@ from test_train import tiny
 def test_curve_is_recorded_and_observing_changes_nothing(data_dir, tmp_path):
     """Loss windows and held-out PSNR at the asked steps and the end; the same seed without curve points trains
     the same weights (bit-equal final PSNR), so observing is free of side effects on the run."""
-    watched = train(tiny(data_dir, tmp_path / "w", "callbacks.learning_curve.val_steps=[10,25]",
-                         "callbacks.learning_curve.loss_every=5", "data.val_sets=[holdout]", "data.holdout=2"))
-    plain = train(tiny(data_dir, tmp_path / "p", "callbacks.learning_curve.val_steps=[]",
-                       "callbacks.learning_curve.loss_every=5", "data.val_sets=[holdout]", "data.holdout=2"))
+    watched = train(
+        tiny(
+            data_dir,
+            tmp_path / "w",
+            "callbacks.learning_curve.val_steps=[10,25]",
+            "callbacks.learning_curve.loss_every=5",
+            "data.val_sets=[holdout]",
+            "data.holdout=2",
+        )
+    )
+    plain = train(
+        tiny(
+            data_dir,
+            tmp_path / "p",
+            "callbacks.learning_curve.val_steps=[]",
+            "callbacks.learning_curve.loss_every=5",
+            "data.val_sets=[holdout]",
+            "data.holdout=2",
+        )
+    )
     curve = watched["curve"]
     assert curve["loss"]["steps"] == list(range(5, 41, 5)) and len(curve["loss"]["values"]) == 8
     assert all(v > 0 for v in curve["loss"]["values"])
@@ -42,8 +58,14 @@ def test_no_curve_callback_no_curve(data_dir, tmp_path):
     assert out["curve"] is None
 
 
-@pytest.mark.parametrize("kwargs, word", [({"loss_every": 0}, "loss_every"), ({"val_steps": [300, 100]}, "val_steps"),
-                                          ({"val_precision": "fp8"}, "val_precision")])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"loss_every": 0}, "loss_every"),
+        ({"val_steps": [300, 100]}, "val_steps"),
+        ({"val_precision": "fp8"}, "val_precision"),
+    ],
+)
 def test_bad_curve_settings_are_one_line(kwargs, word):
     with pytest.raises(UserError, match=word):
         LearningCurve(**kwargs)

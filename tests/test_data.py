@@ -7,11 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from falsr.training.data import (BenchmarkDataset, PairStore, PatchDataset, PatchSampler, SRDataModule, list_images,
-                        pair_store)
-from falsr.protocol.images import read_pair
 from falsr.errors import UserError
-from falsr.protocol.images import read_rgb
+from falsr.protocol.images import read_pair, read_rgb
+from falsr.training.data import (
+    BenchmarkDataset,
+    PairStore,
+    PatchDataset,
+    PatchSampler,
+    SRDataModule,
+    list_images,
+    pair_store,
+)
 
 
 @pytest.fixture(scope="module")

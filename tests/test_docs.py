@@ -20,9 +20,12 @@ def cited_results(text: str) -> set[str]:
 
 
 def test_every_cited_results_file_exists():
-    missing = [f"{page.relative_to(REPO)}: {cited}" for page in PAGES
-               for cited in sorted(cited_results(page.read_text()))
-               if not (REPO / "bench" / cited).is_file()]
+    missing = [
+        f"{page.relative_to(REPO)}: {cited}"
+        for page in PAGES
+        for cited in sorted(cited_results(page.read_text()))
+        if not (REPO / "bench" / cited).is_file()
+    ]
     assert not missing, "results files cited but not committed:\n" + "\n".join(missing)
 
 
@@ -44,7 +47,12 @@ def test_the_docs_site_builds_strictly(tmp_path):
     mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent)) or shutil.which("mkdocs")
     if mkdocs is None:
         pytest.fail("mkdocs is missing: pip install -e '.[dev]' installs it")
-    done = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "site" / "evaluator" / "index.html").is_file()

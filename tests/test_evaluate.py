@@ -12,10 +12,10 @@ import yaml
 
 from falsr.protocol.benchmarks import load_benchmark
 from falsr.protocol.evaluate import evaluate_dataset
-from falsr.space.genome import config_genome
 from falsr.protocol.images import read_rgb
-from falsr.weights.model import build_model
 from falsr.protocol.pipeline import predict_y, upscale_rgb
+from falsr.space.genome import config_genome
+from falsr.weights.model import build_model
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 FALSR_B = "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"
@@ -72,13 +72,20 @@ def run_cli(script, *args, env_data=None):
     env = dict(__import__("os").environ)
     if env_data is not None:
         env["FALSR_DATA_DIR"] = str(env_data)
-    return subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300
+    )
 
 
 def test_evaluate_cli_writes_results_json(data_dir, pretrained_dir, tmp_path):
-    proc = run_cli("evaluate.py", "model=falsr_b", f"model.weights={pretrained_dir / 'FALSR-B.pb'}",
-                   "data.benchmarks=[Set5]", f"hydra.run.dir={tmp_path}", env_data=data_dir)
+    proc = run_cli(
+        "evaluate.py",
+        "model=falsr_b",
+        f"model.weights={pretrained_dir / 'FALSR-B.pb'}",
+        "data.benchmarks=[Set5]",
+        f"hydra.run.dir={tmp_path}",
+        env_data=data_dir,
+    )
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["model"] == "FALSR-B" and results["params"] == 324_745
@@ -91,8 +98,13 @@ def test_upscale_cli_writes_pngs(data_dir, pretrained_dir, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(data_dir / "benchmarks" / "Set5" / "img_005_SRF_2_LR.png", src / "bird.png")
-    proc = run_cli("upscale.py", f"model.weights={pretrained_dir / 'FALSR-B.pb'}", f"input={src}",
-                   f"output={tmp_path / 'out'}", "tile=64")
+    proc = run_cli(
+        "upscale.py",
+        f"model.weights={pretrained_dir / 'FALSR-B.pb'}",
+        f"input={src}",
+        f"output={tmp_path / 'out'}",
+        "tile=64",
+    )
     assert proc.returncode == 0, proc.stderr
     out = read_rgb(tmp_path / "out" / "bird_x2.png")
     lr = read_rgb(src / "bird.png")
@@ -117,8 +129,10 @@ def test_bad_input_one_line_errors(data_dir, pretrained_dir, tmp_path):
         (["data.benchmarks=[Mismatch]", f"model.weights={pretrained_dir / 'FALSR-B.pb'}"], "HR must be exactly x2"),
         (["data.benchmarks=[Corrupt]", f"model.weights={pretrained_dir / 'FALSR-B.pb'}"], "cannot decode image"),
         (["data.benchmarks=[Mismatch]", f"model.weights={wrong_pb}"], "not a TensorFlow"),
-        (["data.benchmarks=[Mismatch]", "model=falsr_a", f"model.weights={pretrained_dir / 'FALSR-B.pb'}"],
-         "choose the matching model"),
+        (
+            ["data.benchmarks=[Mismatch]", "model=falsr_a", f"model.weights={pretrained_dir / 'FALSR-B.pb'}"],
+            "choose the matching model",
+        ),
     ]
     for args, fragment in cases:
         proc = run_cli("evaluate.py", *args, f"hydra.run.dir={tmp_path / 'run'}", env_data=tmp_path)

@@ -10,11 +10,11 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from falsr.cli import CONF_DIR
-from falsr.training.data import HOLDOUT, SRDataModule, list_images, split_holdout
 from falsr.errors import UserError
 from falsr.search.driver import candidate_overrides
 from falsr.search.generation import Offspring
 from falsr.space.genome import parse_genome
+from falsr.training.data import HOLDOUT, SRDataModule, list_images, split_holdout
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
@@ -24,8 +24,9 @@ def search_job_config(data_dir: Path, genome: str, *extra: str):
     """The config a search candidate job gets (search.yaml + the sweeper's candidate overrides)."""
     off = Offspring(parse_genome(genome), "init")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("search", overrides=["+search=nsga2", f"paths.data_dir={data_dir}",
-                                            *candidate_overrides(off, 0), *extra])
+        return compose(
+            "search", overrides=["+search=nsga2", f"paths.data_dir={data_dir}", *candidate_overrides(off, 0), *extra]
+        )
 
 
 def test_holdout_split_never_overlaps_training(data_dir):
@@ -34,8 +35,13 @@ def test_holdout_split_never_overlaps_training(data_dir):
     assert len(held) == 8 and len(train) == len(files) - 8
     assert not {p.name for p in train} & {p.name for p in held}
     assert split_holdout(files, 8) == (train, held)  # by name only: the same split in every run
-    dm = SRDataModule(train_dir=str(data_dir / "train" / "T91"), val_sets=[HOLDOUT, "Set5"], holdout=8,
-                      benchmarks_dir=str(data_dir / "benchmarks"), patch_size=64)
+    dm = SRDataModule(
+        train_dir=str(data_dir / "train" / "T91"),
+        val_sets=[HOLDOUT, "Set5"],
+        holdout=8,
+        benchmarks_dir=str(data_dir / "benchmarks"),
+        patch_size=64,
+    )
     dm.setup("fit")
     assert set(dm.train_set.store.names) == {p.name for p in train}
     assert [ds.name for ds in dm.val_datasets] == [HOLDOUT, "Set5"]
@@ -58,7 +64,10 @@ def test_search_validates_on_held_out_training_images(data_dir):
 def test_common_random_numbers_two_candidates_see_identical_batches(data_dir):
     """Every candidate of a search has the same seed: same patches in the same order, whatever the genome."""
     batches = []
-    for genome in ("conv_f16_k3_b1_noskip.conv_f16_k3_b1_noskip-10_1", "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1"):
+    for genome in (
+        "conv_f16_k3_b1_noskip.conv_f16_k3_b1_noskip-10_1",
+        "150.169.1.167.46.107.6-1100010_100011_01110_1000_101_00_1",
+    ):
         cfg = search_job_config(data_dir, genome, "data.samples_per_epoch=64")
         dm = SRDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
         dm.setup("fit")
@@ -76,8 +85,17 @@ def test_budget_configs_are_the_measured_recipes(budget, recipe):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         ours = compose("train", overrides=[f"budget={budget}"])
         bench = compose("train", overrides=RECIPES[recipe])
-    for key in ("trainer.max_steps", "data.samples_per_epoch", "data.batch_size", "data.patch_size", "optimizer.lr",
-                "scheduler.warmup_steps", "scheduler.final_factor", "scheduler._target_", "optimizer._target_"):
+    for key in (
+        "trainer.max_steps",
+        "data.samples_per_epoch",
+        "data.batch_size",
+        "data.patch_size",
+        "optimizer.lr",
+        "scheduler.warmup_steps",
+        "scheduler.final_factor",
+        "scheduler._target_",
+        "optimizer._target_",
+    ):
         node_a, node_b = ours, bench
         for part in key.split("."):
             node_a, node_b = node_a[part], node_b[part]
@@ -89,8 +107,8 @@ def test_bf16_validation_matches_fp32_and_bad_values_are_one_line(data_dir):
     does to a few hundredths of a dB; bench/bf16_validation.py measures the ranking on the trained panel."""
     import pytorch_lightning as pl
 
-    from falsr.training.module import SRModule
     from falsr.space.network import build_network
+    from falsr.training.module import SRModule
 
     dm = SRDataModule(train_dir=data_dir / "train" / "T91", benchmarks_dir=data_dir / "benchmarks", val_sets=["Set5"])
     dm.setup("validate")
@@ -99,8 +117,9 @@ def test_bf16_validation_matches_fp32_and_bad_values_are_one_line(data_dir):
         torch.manual_seed(0)
         net = build_network("conv_f16_k3_b1_noskip.conv_f16_k3_b1_noskip-10_1", init_std=None)
         module = SRModule(net, optimizer=None, val_names=dm.val_names, val_precision=precision)
-        pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-                   limit_val_batches=2).validate(module, datamodule=dm, verbose=False)
+        pl.Trainer(
+            accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=2
+        ).validate(module, datamodule=dm, verbose=False)
         psnr[precision] = module.val_results["Set5"]["psnr"]
     assert psnr["fp32"] != psnr["bf16"] and abs(psnr["fp32"] - psnr["bf16"]) < 0.05, psnr
     with pytest.raises(UserError, match="val_precision"):

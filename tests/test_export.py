@@ -11,12 +11,12 @@ import torch
 from omegaconf import OmegaConf
 
 from falsr.errors import UserError
-from falsr.weights.export import OnnxNet, export
 from falsr.protocol.images import read_rgb
-from falsr.space.network import build_network
-from falsr.weights.model import build_model
 from falsr.protocol.pipeline import network_input, predict_y, upscale_rgb
 from falsr.protocol.upscale import load_model
+from falsr.space.network import build_network
+from falsr.weights.export import OnnxNet, export
+from falsr.weights.model import build_model
 
 pytest.importorskip("onnxruntime", reason="pip install onnxruntime onnx (the dev and export extras have them)")
 
@@ -90,8 +90,8 @@ def test_upscale_with_onnx_equals_pb(data_dir, pretrained_dir, tmp_path):
         from pathlib import Path
         from falsr.weights.export import OnnxNet
         from falsr.protocol.upscale import upscale_files
-        upscale_files(OnnxNet({str(onnx_file)!r}), [Path({str(src / 'bird.png')!r})],
-                      Path({str(tmp_path / 'deploy')!r}))
+        upscale_files(OnnxNet({str(onnx_file)!r}), [Path({str(src / "bird.png")!r})],
+                      Path({str(tmp_path / "deploy")!r}))
         loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('hydra', 'pytorch_lightning', 'lightning'))
         assert not loaded, loaded
     """)

@@ -23,17 +23,17 @@ REPO = Path(__file__).resolve().parents[1]
 POPULATION, GENERATIONS = 4, 1
 
 # Holds a sweep folder's lock as a search would, until killed.
-HOLD_LOCK = '''
+HOLD_LOCK = """
 import sys, time
 from falsr.search.lock import acquire
 acquire(sys.argv[1])
 print("held", flush=True)
 time.sleep(600)
-'''
+"""
 
 # search.py, with one candidate made to run far beyond any timeout (100000 steps) and one that hangs in its first
 # training step (asleep for 11 days: only the job's timer can end it, no batch ever ends).
-SLOW_APP = '''
+SLOW_APP = """
 import os, time
 import hydra
 from omegaconf import open_dict
@@ -58,26 +58,46 @@ def main(cfg):
 
 if __name__ == "__main__":
     main()
-'''
-
-
+"""
 
 
 def search_args(data: Path, sweep: Path, *extra: str, generations: int = GENERATIONS) -> list[str]:
-    return ["+search=nsga2", f"paths.data_dir={data}", f"data.train_dir={data}/train/T4", "data.holdout=0",
-            "data.val_sets=[Tiny]", "trainer.max_steps=3", "data.patch_size=32", "data.batch_size=4",
-            "data.samples_per_epoch=12", f"search.settings.population_size={POPULATION}",
-            f"search.generations={generations}", f"hydra.sweep.dir={sweep}", *extra]
+    return [
+        "+search=nsga2",
+        f"paths.data_dir={data}",
+        f"data.train_dir={data}/train/T4",
+        "data.holdout=0",
+        "data.val_sets=[Tiny]",
+        "trainer.max_steps=3",
+        "data.patch_size=32",
+        "data.batch_size=4",
+        "data.samples_per_epoch=12",
+        f"search.settings.population_size={POPULATION}",
+        f"search.generations={generations}",
+        f"hydra.sweep.dir={sweep}",
+        *extra,
+    ]
 
 
 def env_for(tmp: Path, **extra: str) -> dict:
-    return {**os.environ, "FALSR_CACHE_DIR": str(tmp / "cache"), "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1",
-            **extra}
+    return {
+        **os.environ,
+        "FALSR_CACHE_DIR": str(tmp / "cache"),
+        "WANDB_SILENT": "true",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
 
 
 def run_search(args: list[str], tmp: Path, script: str = "search.py", timeout: int = 600, **env: str):
-    return subprocess.run([sys.executable, script, *args], cwd=REPO, env=env_for(tmp, **env), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, script, *args],
+        cwd=REPO,
+        env=env_for(tmp, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def killed_after_when(condition: str, args: list[str], sweep: Path, tmp: Path) -> list[dict]:
@@ -143,6 +163,7 @@ def same_as_uninterrupted(sweep: Path, before: list[dict], uninterrupted: Path) 
 
 # -- two processes on one sweep folder ---------------------------------------------------------------------------
 
+
 def test_the_sweep_lock_is_exclusive_and_a_closed_holder_frees_it(tmp_path):
     from falsr.errors import UserError
     from falsr.search.lock import LOCK_NAME, acquire
@@ -150,8 +171,11 @@ def test_the_sweep_lock_is_exclusive_and_a_closed_holder_frees_it(tmp_path):
     holder = f"{os.getpid()} on {socket.gethostname()}"
     fd = acquire(tmp_path / "sweep")
     assert (tmp_path / "sweep" / LOCK_NAME).read_text().strip() == holder
-    with pytest.raises(UserError, match=rf"{tmp_path / 'sweep'} is in use by another search process "
-                                        rf"\(pid {holder}\): wait for it to end or stop it"):
+    with pytest.raises(
+        UserError,
+        match=rf"{tmp_path / 'sweep'} is in use by another search process "
+        rf"\(pid {holder}\): wait for it to end or stop it",
+    ):
         acquire(tmp_path / "sweep")
     os.close(fd)
     os.close(acquire(tmp_path / "sweep"))
@@ -163,11 +187,14 @@ def test_a_lock_kept_by_an_ended_holders_child_is_waited_for_then_named(tmp_path
     from falsr.errors import UserError
     from falsr.search.lock import acquire
 
-    code = ("import os, sys, time\nfrom falsr.search.lock import acquire\nacquire(sys.argv[1])\n"
-            "child = os.fork()\nif child == 0:\n    time.sleep(600)\n"
-            "print(child, flush=True)\ntime.sleep(600)\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE,
-                              text=True, start_new_session=True)
+    code = (
+        "import os, sys, time\nfrom falsr.search.lock import acquire\nacquire(sys.argv[1])\n"
+        "child = os.fork()\nif child == 0:\n    time.sleep(600)\n"
+        "print(child, flush=True)\ntime.sleep(600)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     child = int(holder.stdout.readline())
     try:
         holder.send_signal(signal.SIGKILL)
@@ -187,8 +214,13 @@ def test_a_second_resume_of_the_same_folder_refuses_until_the_holder_dies(tiny_d
     sweep = tmp_path / "sweep"
     args = search_args(tiny_data, sweep)
     before = killed_after(2, args, sweep, tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(sweep)], cwd=REPO, stdout=subprocess.PIPE,
-                              text=True, start_new_session=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(sweep)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         refused = run_search(args + [f"search.resume={sweep}"], tmp_path, timeout=300)
@@ -209,18 +241,25 @@ def test_a_second_resume_of_the_same_folder_refuses_until_the_holder_dies(tiny_d
 
 # -- SIGKILL of the search at points of its loop ------------------------------------------------------------------
 
+
 @pytest.mark.slow
-@pytest.mark.parametrize("when, killed_there", [
-    # the state written, no job launched yet (only candidates over the mult-adds cap journaled, by the driver)
-    ("event == 'launch' and count == 1", lambda before, n: all(r.get("job_num") is None for r in before)),
-    ("len(records) >= 2", lambda before, n: len(before) == 2),  # mid initial generation
-    # writing the initial generation's reports (after its tell)
-    ("event == 'report' and count == 1", lambda before, n: len(before) == POPULATION and n == 1),
-    (f"len(records) >= {POPULATION + 1}", lambda before, n: len(before) == POPULATION + 1),  # mid generation 1
-    # generation 1 asked, its jobs not launched
-    ("event == 'launch' and count == 2",
-     lambda before, n: all(r.get("job_num") is None for r in before if r["generation"] == 1)),
-], ids=["before_the_first_job", "mid_generation_0", "during_a_report", "mid_generation_1", "before_generation_1"])
+@pytest.mark.parametrize(
+    "when, killed_there",
+    [
+        # the state written, no job launched yet (only candidates over the mult-adds cap journaled, by the driver)
+        ("event == 'launch' and count == 1", lambda before, n: all(r.get("job_num") is None for r in before)),
+        ("len(records) >= 2", lambda before, n: len(before) == 2),  # mid initial generation
+        # writing the initial generation's reports (after its tell)
+        ("event == 'report' and count == 1", lambda before, n: len(before) == POPULATION and n == 1),
+        (f"len(records) >= {POPULATION + 1}", lambda before, n: len(before) == POPULATION + 1),  # mid generation 1
+        # generation 1 asked, its jobs not launched
+        (
+            "event == 'launch' and count == 2",
+            lambda before, n: all(r.get("job_num") is None for r in before if r["generation"] == 1),
+        ),
+    ],
+    ids=["before_the_first_job", "mid_generation_0", "during_a_report", "mid_generation_1", "before_generation_1"],
+)
 def test_sigkill_at_a_point_of_the_loop_then_resume(when, killed_there, tiny_data, uninterrupted, tmp_path):
     """Killed at a point chosen by the journal or the loop, not by time; resumed: the journal is the uninterrupted
     search's, in its order, nothing finished trained again, and the front is the same."""
@@ -228,14 +267,16 @@ def test_sigkill_at_a_point_of_the_loop_then_resume(when, killed_there, tiny_dat
     args = search_args(tiny_data, sweep)
     before = killed_after_when(when, args, sweep, tmp_path)
     assert (sweep / "search_state.pt").is_file()
-    assert killed_there(before, len(list(sweep.glob("pareto.json")))), [(r["generation"], r.get("job_num"))
-                                                                          for r in before]
+    assert killed_there(before, len(list(sweep.glob("pareto.json")))), [
+        (r["generation"], r.get("job_num")) for r in before
+    ]
     resumed = run_search(args + [f"search.resume={sweep}"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     same_as_uninterrupted(sweep, before, uninterrupted)
 
 
 # -- search_state.pt damaged or missing ---------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_a_damaged_or_missing_state_in_the_initial_generation(tiny_data, uninterrupted, tmp_path):
@@ -282,7 +323,7 @@ def test_a_garbage_state_later_is_rebuilt_from_the_journal(tiny_data, tmp_path):
     assert "rebuilding the search state from" in resumed.stdout + resumed.stderr
     records = check_journal(sweep)
     assert records[: len(before)] == before  # nothing journaled was trained again
-    after = records[len(before):]
+    after = records[len(before) :]
     assert [r["generation"] for r in after] == [2] * POPULATION  # generation 1 cut short counts as done
     assert {r["key"] for r in after}.isdisjoint(r["key"] for r in before)
     assert any(r["status"] == "ok" for r in after)
@@ -300,11 +341,14 @@ def test_a_lost_state_during_promotions_is_rebuilt_from_the_journal(tiny_data, t
     state file removed; resumed from the journal alone, the search promotes and trains on without any
     (candidate, rung) twice, every promotion continued from its candidate's own rung-0 checkpoint."""
     sweep = tmp_path / "sweep"
-    args = [arg.replace("trainer.max_steps=3", "trainer.max_steps=4")
-            for arg in search_args(tiny_data, sweep, generations=2)]
+    args = [
+        arg.replace("trainer.max_steps=3", "trainer.max_steps=4")
+        for arg in search_args(tiny_data, sweep, generations=2)
+    ]
     args += ["scheduler.warmup_steps=1", "search.fidelity.rungs=[2,4]", "search.fidelity.eta=2"]
-    before = killed_after_when("any(r.get('rung') == 1 and r.get('promoted_in') == 1 for r in records)", args, sweep,
-                               tmp_path)
+    before = killed_after_when(
+        "any(r.get('rung') == 1 and r.get('promoted_in') == 1 for r in records)", args, sweep, tmp_path
+    )
     assert before[-1]["rung"] == 1 and before[-1]["promoted_in"] == 1
     (sweep / "search_state.pt").unlink()
     resumed = run_search(args + [f"search.resume={sweep}", "search.resume_from_journal=true"], tmp_path)
@@ -313,7 +357,7 @@ def test_a_lost_state_during_promotions_is_rebuilt_from_the_journal(tiny_data, t
     assert records[: len(before)] == before
     assert sum(r["generation"] == 2 and r["rung"] == 0 for r in records) == POPULATION
     rung0 = {r["key"]: r for r in records if r["rung"] == 0}
-    later = [r for r in records[len(before):] if r["rung"] == 1]
+    later = [r for r in records[len(before) :] if r["rung"] == 1]
     assert later and all(r["promoted_in"] == 2 for r in later)  # generation 2's promotions, from the journal
     for r in records:
         if r["rung"] == 1 and r["status"] == "ok":
@@ -322,6 +366,7 @@ def test_a_lost_state_during_promotions_is_rebuilt_from_the_journal(tiny_data, t
 
 
 # -- a candidate that hangs -----------------------------------------------------------------------------------------
+
 
 def test_the_job_timer_ends_a_hung_step_and_puts_the_signal_handler_back():
     """JobTimeout's SIGALRM timer (armed at Lightning's setup) raises TimeoutError in a step that sleeps for 30 s
@@ -358,8 +403,9 @@ def test_the_job_timeout_reaches_every_candidate_job_as_an_override():
     from falsr.search.hydra_glue import job_overrides, search_config
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        search = compose("search", overrides=["+search=nsga2", "search.job_timeout_s=90",
-                                              "search.resume_from_journal=true"]).search
+        search = compose(
+            "search", overrides=["+search=nsga2", "search.job_timeout_s=90", "search.resume_from_journal=true"]
+        ).search
         default = compose("search", overrides=["+search=nsga2"]).search
         train = compose("train")
     config = search_config(search)
@@ -379,15 +425,23 @@ def test_candidates_past_the_job_timeout_fail_and_the_search_goes_on(tiny_data, 
     from falsr.space.cost import genome_cost
 
     settings = SearchSettings(population_size=POPULATION)
-    first = [o.genome for o in propose(new_search(settings, seed=0))
-             if genome_cost(o.genome).mult_adds <= settings.constraints.max_mult_adds]
+    first = [
+        o.genome
+        for o in propose(new_search(settings, seed=0))
+        if genome_cost(o.genome).mult_adds <= settings.constraints.max_mult_adds
+    ]
     assert len(first) >= 3  # two faulty candidates and one that trains
     slow_key, hang_key = first[0].key, first[1].key
     app = tmp_path / "slow_search.py"
     app.write_text(SLOW_APP)
     sweep = tmp_path / "sweep"
-    proc = run_search(search_args(tiny_data, sweep, "search.job_timeout_s=30", generations=0), tmp_path,
-                      script=str(app), SLOW_KEY=slow_key, HANG_KEY=hang_key)
+    proc = run_search(
+        search_args(tiny_data, sweep, "search.job_timeout_s=30", generations=0),
+        tmp_path,
+        script=str(app),
+        SLOW_KEY=slow_key,
+        HANG_KEY=hang_key,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     by_key = {r["key"]: r for r in check_journal(sweep)}
     for key in (slow_key, hang_key):
@@ -399,17 +453,21 @@ def test_candidates_past_the_job_timeout_fail_and_the_search_goes_on(tiny_data, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("override, fragment", [
-    ("search.job_timeout_s=0", "search.job_timeout_s=0: use a number of seconds > 0, or null for no limit"),
-    ("search.job_timeout_s=soon", "search.job_timeout_s=soon"),
-    ("search.resume_from_journal=maybe", "search.resume_from_journal=maybe"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("search.job_timeout_s=0", "search.job_timeout_s=0: use a number of seconds > 0, or null for no limit"),
+        ("search.job_timeout_s=soon", "search.job_timeout_s=soon"),
+        ("search.resume_from_journal=maybe", "search.resume_from_journal=maybe"),
+    ],
+)
 def test_bad_fault_options_are_one_line(override, fragment, tmp_path):
     proc = run_search(["+search=nsga2", override, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, timeout=120)
     assert fragment in one_line(proc)
 
 
 # -- a full disk ----------------------------------------------------------------------------------------------------
+
 
 class SmallDisk:
     """A tmpfs mounted at ``path`` (root only): a disk that fills at a size of our choosing, enlarged in place."""
@@ -426,8 +484,10 @@ class SmallDisk:
     def _mount(self, *args: str) -> None:
         proc = subprocess.run(["mount", *args], capture_output=True, text=True)
         if proc.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (mount: {proc.stderr.strip() or proc.returncode}): the disk-full "
-                        "tests need root with mount permitted")
+            pytest.skip(
+                f"cannot mount a tmpfs here (mount: {proc.stderr.strip() or proc.returncode}): the disk-full "
+                "tests need root with mount permitted"
+            )
 
 
 @pytest.fixture
@@ -468,7 +528,7 @@ def test_a_journal_append_on_a_full_disk_fails_and_leaves_the_journal_as_it_was(
     before = journal_.path.read_bytes()
     filler = small_disk.path / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # every free page: the next line fits only in the rest of the
-    try:                                            # journal's last page
+    try:  # journal's last page
         while os.write(fd, b"x" * 4096):
             pass
     except OSError as err:
@@ -486,8 +546,9 @@ def test_a_journal_append_on_a_full_disk_fails_and_leaves_the_journal_as_it_was(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fraction", [0.25, 0.75], ids=["fills_in_generation_0", "fills_in_generation_1"])
-def test_a_full_disk_stops_the_search_in_one_line_and_the_resume_ends_as_uninterrupted(fraction, tiny_data,
-                                                                                        uninterrupted, small_disk):
+def test_a_full_disk_stops_the_search_in_one_line_and_the_resume_ends_as_uninterrupted(
+    fraction, tiny_data, uninterrupted, small_disk
+):
     """The sweep folder on a tmpfs a quarter (three quarters) of the size the uninterrupted search takes: the disk
     fills in the initial generation (in generation 1), wherever that is (a job's checkpoint or logs, the journal,
     the state, a report), and the search stops with one line naming the folder and the fix, exit 2, no traceback;

@@ -37,10 +37,10 @@ class Served:
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
-        self.drops: dict[str, list[int]] = {}   # path -> byte counts after which the next responses break off
+        self.drops: dict[str, list[int]] = {}  # path -> byte counts after which the next responses break off
         self.honour_range = True
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
-        self.sent: list[int] = []                          # body bytes sent per request
+        self.sent: list[int] = []  # body bytes sent per request
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def server():
             self.send_header("Content-Length", str(len(body) - start))
             self.end_headers()
             cut = served.drops[path].pop(0) if served.drops.get(path) else None
-            chunk = body[start:] if cut is None else body[start:start + cut]
+            chunk = body[start:] if cut is None else body[start : start + cut]
             self.wfile.write(chunk)  # then the connection closes, short of Content-Length where cut
             served.sent.append(len(chunk))
 
@@ -118,8 +118,16 @@ def archive(request, server):
     content = images(3)
     body = make_archive(request.param, member, content, extra)
     server.files[f"/files/{name}"] = body
-    source = Source(name="Toy", description="toy archive", dest="toy/" + member.split("/")[-1], checksums="made here",
-                    url=f"{server.url}/files/{name}", member=member, sha256=sha256(body), size=len(body))
+    source = Source(
+        name="Toy",
+        description="toy archive",
+        dest="toy/" + member.split("/")[-1],
+        checksums="made here",
+        url=f"{server.url}/files/{name}",
+        member=member,
+        sha256=sha256(body),
+        size=len(body),
+    )
     return source, body, content
 
 
@@ -130,8 +138,11 @@ def run(source: Source, data: Path, **kw):
 
 def leftovers(data: Path) -> list[str]:
     """Everything in the data folder besides finished destinations: staging, hidden temporary folders."""
-    return sorted(str(p.relative_to(data)) for p in data.rglob("*")
-                  if any(part.startswith(".") for part in p.relative_to(data).parts))
+    return sorted(
+        str(p.relative_to(data))
+        for p in data.rglob("*")
+        if any(part.startswith(".") for part in p.relative_to(data).parts)
+    )
 
 
 def test_archive_lands_at_dest_atomically_with_a_progress_bar(archive, server, tmp_path, capsys):
@@ -198,8 +209,11 @@ def test_truncated_archive_fails_its_checksum(archive, server, tmp_path):
     source, body, _ = archive
     path = urllib.parse.urlparse(source.url).path
     server.files[path] = body[: len(body) // 2]  # a complete response of a truncated file
-    with pytest.raises(FetchError, match=rf"checksum failed for {Path(path).name} .*expected {len(body)} bytes, "
-                                         rf"sha256 {source.sha256}, got {len(body) // 2} bytes"):
+    with pytest.raises(
+        FetchError,
+        match=rf"checksum failed for {Path(path).name} .*expected {len(body)} bytes, "
+        rf"sha256 {source.sha256}, got {len(body) // 2} bytes",
+    ):
         run(source, tmp_path)
     assert not (tmp_path / source.dest).exists() and leftovers(tmp_path) == []
 
@@ -217,8 +231,14 @@ def test_file_set_is_all_or_nothing_and_resumes_per_file(server, tmp_path):
     content = images(4, seed=1)
     for name, data in content.items():
         server.files[f"/up/{name}"] = data
-    source = Source(name="Tiny", description="toy set", dest="benchmarks/Tiny", checksums="made here",
-                    base_url=f"{server.url}/up/", files={n: sha256(d) for n, d in content.items()})
+    source = Source(
+        name="Tiny",
+        description="toy set",
+        dest="benchmarks/Tiny",
+        checksums="made here",
+        base_url=f"{server.url}/up/",
+        files={n: sha256(d) for n, d in content.items()},
+    )
     server.files["/up/img_002.png"] = b"corrupt" + content["img_002.png"][7:]
     with pytest.raises(FetchError, match="checksum failed for Tiny/img_002.png .*" + source.files["img_002.png"]):
         run(source, tmp_path)
@@ -238,8 +258,14 @@ def test_mirror_folder_and_url_override(archive, server, tmp_path):
     (mirror / "benchmarks" / "Tiny").mkdir(parents=True)
     for name, data in content.items():
         (mirror / "benchmarks" / "Tiny" / name).write_bytes(data)
-    files = Source(name="Tiny", description="toy set", dest="benchmarks/Tiny", checksums="made here",
-                   base_url="https://upstream.invalid/", files={n: sha256(d) for n, d in content.items()})
+    files = Source(
+        name="Tiny",
+        description="toy set",
+        dest="benchmarks/Tiny",
+        checksums="made here",
+        base_url="https://upstream.invalid/",
+        files={n: sha256(d) for n, d in content.items()},
+    )
     [dest] = run(files, tmp_path / "data", mirror=str(mirror))
     assert {p.name: p.read_bytes() for p in dest.iterdir()} == content
 
@@ -263,8 +289,9 @@ def test_refusals_happen_before_any_download(archive, server, tmp_path):
 
 def test_cli_errors_are_one_line_with_a_truthful_status(server, tmp_path):
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "falsr.fetch", *args], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "falsr.fetch", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120
+        )
 
     missing = cli("Set5", "--dest", str(tmp_path / "d"), "--mirror", server.url, "--retries", "0")
     assert missing.returncode == 1
@@ -279,17 +306,19 @@ def test_cli_errors_are_one_line_with_a_truthful_status(server, tmp_path):
 
 def test_release_entries_match_the_copies_we_test_with(data_dir, pretrained_dir, server, tmp_path):
     """The packaged Set5/Set14/weights checksums hold for the release files, served over HTTP as a mirror."""
-    for folder, names in ((data_dir, ("benchmarks/Set5", "benchmarks/Set14")),
-                          (pretrained_dir.parent, ("pretrained",))):
+    for folder, names in (
+        (data_dir, ("benchmarks/Set5", "benchmarks/Set14")),
+        (pretrained_dir.parent, ("pretrained",)),
+    ):
         for name in names:
             for path in (folder / name).iterdir():
                 server.files[f"/mirror/{name}/{path.name}"] = path.read_bytes()
-    got = fetch(["Set5", "Set14", "FALSR-weights"], tmp_path, mirror=f"{server.url}/mirror", wait=0,
-                say=lambda _: None)
+    got = fetch(["Set5", "Set14", "FALSR-weights"], tmp_path, mirror=f"{server.url}/mirror", wait=0, say=lambda _: None)
     assert [sorted(p.name for p in d.iterdir()) for d in got] == [
         sorted(p.name for p in (data_dir / "benchmarks" / "Set5").iterdir()),
         sorted(p.name for p in (data_dir / "benchmarks" / "Set14").iterdir()),
-        ["FALSR-A.pb", "FALSR-B.pb", "FALSR-C.pb"]]
+        ["FALSR-A.pb", "FALSR-B.pb", "FALSR-C.pb"],
+    ]
 
 
 def test_entries_land_where_the_configs_read(tmp_path):

@@ -11,7 +11,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import _estimators as est
 import _timed_efficiency
-
 from falsr.search import HypervolumeBox
 from falsr.training import curves
 
@@ -42,20 +41,28 @@ def test_bootstrap_interval():
 
 
 def test_curve_estimators():
-    curve = {"loss": {"every": 10, "steps": [10, 20, 30, 40], "values": [4.0, 3.0, 2.0, 1.0]},
-             "val": {"steps": [50, 100, 150, 200, 250, 300],
-                     "psnr": [30 - 10 * t ** -0.5 for t in (50, 100, 150, 200, 250, 300)]}}
+    curve = {
+        "loss": {"every": 10, "steps": [10, 20, 30, 40], "values": [4.0, 3.0, 2.0, 1.0]},
+        "val": {
+            "steps": [50, 100, 150, 200, 250, 300],
+            "psnr": [30 - 10 * t**-0.5 for t in (50, 100, 150, 200, 250, 300)],
+        },
+    }
     assert curves.sotl(curve) == -10.0
     assert curves.sotl(curve, 1 / 3) == -3.0  # windows ending after step 26.7: 30 and 40
     assert curves.val_at(curve, 100) == pytest.approx(29.0) and curves.val_at(curve, 120) is None
-    assert curves.extrapolate(curve, 1000) == pytest.approx(30 - 10 * 1000 ** -0.5, abs=1e-3)
+    assert curves.extrapolate(curve, 1000) == pytest.approx(30 - 10 * 1000**-0.5, abs=1e-3)
     assert curves.sotl({}) is None and curves.extrapolate({"val": {"steps": [1], "psnr": [2]}}, 10) is None
 
 
 def test_successive_halving_on_hand_made_curves():
     # Scores at rungs 1, 2, 3: "c" starts slowly but ends best; "d" starts best and stalls.
-    curves = {"a": {1: 1.0, 2: 2.0, 3: 3.0}, "b": {1: 0.5, 2: 1.0, 3: 1.5}, "c": {1: 2.0, 2: 4.0, 3: 9.0},
-              "d": {1: 3.0, 2: 3.5, 3: 3.6}}
+    curves = {
+        "a": {1: 1.0, 2: 2.0, 3: 3.0},
+        "b": {1: 0.5, 2: 1.0, 3: 1.5},
+        "c": {1: 2.0, 2: 4.0, 3: 9.0},
+        "d": {1: 3.0, 2: 3.5, 3: 3.6},
+    }
 
     def at(k, rung):
         return curves[k].get(rung)
@@ -64,8 +71,9 @@ def test_successive_halving_on_hand_made_curves():
     assert trained == [["a", "b", "c", "d"], ["d", "c"], ["c"]] and pick == "c"
     pick, trained = est.successive_halving(list(curves), at, (1, 3), eta=4)  # only the best at rung 1 goes on
     assert pick == "d" and trained == [["a", "b", "c", "d"], ["d"]]
-    cost = est.halving_cost([["a", "b", "c", "d"], ["d", "c"], ["c"]], (1, 2, 3),
-                            {"a": 1.0, "b": 1.0, "c": 2.0, "d": 3.0})
+    cost = est.halving_cost(
+        [["a", "b", "c", "d"], ["d", "c"], ["c"]], (1, 2, 3), {"a": 1.0, "b": 1.0, "c": 2.0, "d": 3.0}
+    )
     assert cost == pytest.approx((1 + 1 + 2 + 3) * 1 + (3 + 2) * 1 + 2 * 1)  # continued runs pay only new steps
 
 
@@ -73,10 +81,13 @@ def test_hypervolume_of_the_efficiency_bench_by_hand():
     box = HypervolumeBox()
 
     def point(u_psnr, u_macs, u_params, clock):
-        return {"psnr": box.psnr_max - u_psnr * (box.psnr_max - box.psnr_min),
-                "mult_adds": box.mult_adds_min * (box.mult_adds_max / box.mult_adds_min) ** u_macs,
-                "params": box.params_min * (box.params_max / box.params_min) ** u_params,
-                "clock": clock, "status": "ok"}
+        return {
+            "psnr": box.psnr_max - u_psnr * (box.psnr_max - box.psnr_min),
+            "mult_adds": box.mult_adds_min * (box.mult_adds_max / box.mult_adds_min) ** u_macs,
+            "params": box.params_min * (box.params_max / box.params_min) ** u_params,
+            "clock": clock,
+            "status": "ok",
+        }
 
     history = [point(0.5, 0.5, 0.5, 1.0), point(0.25, 0.75, 0.75, 2.0), point(0.0, 0.0, 0.0, 9.0)]
     # [0.5, 1]^3 = 0.125, plus [0.25, 1] x [0.75, 1]^2 = 0.046875, less their overlap 0.5 x 0.25^2 = 0.03125.

@@ -1,12 +1,20 @@
 import json
-import re
 import random
+import re
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from falsr.space.genome import (CELL_CHOICES, NUM_CHOICES, Cell, Genome, GenomeError, connection_pairs,
-                          num_connection_bits, parse_genome)
+from falsr.space.genome import (
+    CELL_CHOICES,
+    NUM_CHOICES,
+    Cell,
+    Genome,
+    GenomeError,
+    connection_pairs,
+    num_connection_bits,
+    parse_genome,
+)
 
 
 def test_search_space_has_192_distinct_named_choices():
@@ -61,18 +69,21 @@ def test_connection_semantics():
     assert Genome.from_cells_and_inputs(list(g.cells), [[0], [0, 1], [2], [0, 2, 3]]) == g
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("1.2-1x1", "only 0, 1"),
-    ("1.2-11", "2 cells need 3 connection bits"),
-    ("1.2", "expected '<cell>.<cell>...-<connection bits>'"),
-    ("1.192-101", "integer 0..191"),
-    ("1.conv_f17_k3_b1_isskip-101", "not in the search space"),
-    ("1.foo-101", "bad cell name 'foo'"),
-    ("-1", "bad cell name ''"),
-    ("1.2-1_01", "2 cells need groups of 2/1 bits (one per source node), got 1/2"),  # not read as 10_1
-    ("1.2-10_1_", "got 2/1/0"),
-    ("1.2.3-10_10_01", "groups of 3/2/1 bits"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("1.2-1x1", "only 0, 1"),
+        ("1.2-11", "2 cells need 3 connection bits"),
+        ("1.2", "expected '<cell>.<cell>...-<connection bits>'"),
+        ("1.192-101", "integer 0..191"),
+        ("1.conv_f17_k3_b1_isskip-101", "not in the search space"),
+        ("1.foo-101", "bad cell name 'foo'"),
+        ("-1", "bad cell name ''"),
+        ("1.2-1_01", "2 cells need groups of 2/1 bits (one per source node), got 1/2"),  # not read as 10_1
+        ("1.2-10_1_", "got 2/1/0"),
+        ("1.2.3-10_10_01", "groups of 3/2/1 bits"),
+    ],
+)
 def test_bad_strings_name_the_problem(text, fragment):
     with pytest.raises(GenomeError, match=None) as info:
         Genome.from_string(text)
@@ -108,6 +119,7 @@ def test_canonical_form_and_key():
 
 
 # -- the search space (conf/space/) ---------------------------------------------------------------------------
+
 
 def test_the_default_space_is_the_papers_in_its_index_order():
     from falsr.space.genome import FALSR_SPACE, SearchSpace
@@ -147,15 +159,18 @@ def test_a_genome_invalid_for_the_space_is_a_one_line_error():
             parse_genome("invbottleneck_e2_f16_k3_b1_isskip.1-10_1")
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    ({"ops": ["conv", "dilated"]}, "unknown op 'dilated'"),
-    ({"kernels": [2, 3]}, "space.kernels: 2 is not allowed: use odd positive integers"),
-    ({"channels": [16, 30], "ops": ["gconv4"]}, "30 channels cannot be split into the 4 groups of gconv4"),
-    ({"repeats": []}, "space.repeats=[]: give a non-empty list"),
-    ({"channels": 16}, "space.channels=16: give a list"),
-    ({"n_cells": 0}, "space.n_cells=0: use an integer >= 1"),
-    ({"residuals": ["yes"]}, "space.residuals: 'yes' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"ops": ["conv", "dilated"]}, "unknown op 'dilated'"),
+        ({"kernels": [2, 3]}, "space.kernels: 2 is not allowed: use odd positive integers"),
+        ({"channels": [16, 30], "ops": ["gconv4"]}, "30 channels cannot be split into the 4 groups of gconv4"),
+        ({"repeats": []}, "space.repeats=[]: give a non-empty list"),
+        ({"channels": 16}, "space.channels=16: give a list"),
+        ({"n_cells": 0}, "space.n_cells=0: use an integer >= 1"),
+        ({"residuals": ["yes"]}, "space.residuals: 'yes' is not allowed"),
+    ],
+)
 def test_bad_spaces_name_the_key_and_the_fix(kwargs, fragment):
     from falsr.space.genome import SearchSpace, SpaceError
 

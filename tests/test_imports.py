@@ -54,8 +54,11 @@ def imports(path: Path, src: Path, known: set[str]) -> list[tuple[int, str]]:
             # `from falsr.weights import files` imports the module falsr.weights.files
             found += [(node.lineno, f"{base}.{a.name}" if f"{base}.{a.name}" in known else base) for a in node.names]
     # hydra_plugins is a namespace package other projects share: only our sweeper counts
-    return [(line, name) for line, name in found
-            if name.split(".")[0] == "falsr" or name.split(".")[:2] == ["hydra_plugins", "falsr_sweeper"]]
+    return [
+        (line, name)
+        for line, name in found
+        if name.split(".")[0] == "falsr" or name.split(".")[:2] == ["hydra_plugins", "falsr_sweeper"]
+    ]
 
 
 def back_arrows(src: Path) -> list[str]:
@@ -74,8 +77,7 @@ def back_arrows(src: Path) -> list[str]:
             if other not in LEVEL:
                 out.append(f"{path.relative_to(src)}:{line}: {module} imports {name}, which is in no layer")
             elif LEVEL[other] > LEVEL[own]:
-                out.append(f"{path.relative_to(src)}:{line}: {module} ({own}) imports {name} ({other}), "
-                           "a higher layer")
+                out.append(f"{path.relative_to(src)}:{line}: {module} ({own}) imports {name} ({other}), a higher layer")
     return out
 
 

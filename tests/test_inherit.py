@@ -10,11 +10,11 @@ from hydra import compose, initialize_config_dir
 
 from falsr.cli import CONF_DIR
 from falsr.errors import UserError
-from falsr.weights.inherit import unit_signatures
 from falsr.space.network import build_network
-from falsr.weights.model import build_model
 from falsr.training.train import train
 from falsr.weights import read_weights, save_weights
+from falsr.weights.inherit import unit_signatures
+from falsr.weights.model import build_model
 
 # Four cells; no connections but the chain (each cell reads the one before), so a cell's input width is
 # its predecessor's width. Cell 2 differs between PARENT and CHILD (32 -> 16 channels), which also changes
@@ -57,8 +57,11 @@ def test_a_cell_whose_input_width_changed_is_not_inherited_even_with_the_same_ch
 
 
 def test_the_primary_parent_wins_and_the_other_fills_in(tmp_path):
-    primary = save_weights(trained_like(CHILD.replace("conv_f32_k3_b2_isskip", "conv_f16_k3_b2_isskip"), 2),
-                           tmp_path / "a.pt", lineage_steps=100)
+    primary = save_weights(
+        trained_like(CHILD.replace("conv_f32_k3_b2_isskip", "conv_f16_k3_b2_isskip"), 2),
+        tmp_path / "a.pt",
+        lineage_steps=100,
+    )
     other = save_weights(trained_like(PARENT, 3), tmp_path / "b.pt", lineage_steps=600)
     child = build_model(CHILD, inherit_from=[primary, other])
     units = child.inheritance.units
@@ -80,11 +83,24 @@ def test_bad_sources_are_one_line_errors(tmp_path):
 def test_a_training_job_inherits_journals_it_and_saves_its_lineage(data_dir, tmp_path):
     def job(out: Path, *extra: str) -> dict:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", overrides=[f"paths.data_dir={data_dir}", f"paths.output_dir={out}", "logger=none",
-                                              "callbacks.model_checkpoint=null", "trainer.enable_progress_bar=false",
-                                              "trainer.max_steps=4", "data.batch_size=4", "data.patch_size=32",
-                                              "data.samples_per_epoch=16", "trainer.limit_val_batches=1",
-                                              "save_weights=true", "model=genome", *extra])
+            cfg = compose(
+                "train",
+                overrides=[
+                    f"paths.data_dir={data_dir}",
+                    f"paths.output_dir={out}",
+                    "logger=none",
+                    "callbacks.model_checkpoint=null",
+                    "trainer.enable_progress_bar=false",
+                    "trainer.max_steps=4",
+                    "data.batch_size=4",
+                    "data.patch_size=32",
+                    "data.samples_per_epoch=16",
+                    "trainer.limit_val_batches=1",
+                    "save_weights=true",
+                    "model=genome",
+                    *extra,
+                ],
+            )
         return train(cfg)
 
     parent = job(tmp_path / "parent", f"model.genome={PARENT}")

@@ -39,10 +39,30 @@ def test_an_old_line_reads_missing_keys_as_none_and_keeps_unknown_ones():
 
 def test_nulls_are_written_only_where_asked(tmp_path):
     journal = Journal(tmp_path / "journal.jsonl")
-    journal.append(JournalRecord(key="a", genome="1.2-10_1", generation=0, status="over_mult_adds_cap",
-                                 mult_adds=5e9, params=1, error="over", nulls=frozenset({"psnr", "ssim"})))
+    journal.append(
+        JournalRecord(
+            key="a",
+            genome="1.2-10_1",
+            generation=0,
+            status="over_mult_adds_cap",
+            mult_adds=5e9,
+            params=1,
+            error="over",
+            nulls=frozenset({"psnr", "ssim"}),
+        )
+    )
     line = json.loads(journal.path.read_text())
-    assert set(line) == {"key", "genome", "generation", "status", "psnr", "ssim", "params", "mult_adds", "error",
-                         "time"}
+    assert set(line) == {
+        "key",
+        "genome",
+        "generation",
+        "status",
+        "psnr",
+        "ssim",
+        "params",
+        "mult_adds",
+        "error",
+        "time",
+    }
     assert line["psnr"] is None and isinstance(line["time"], float)
     assert journal.records()[0].to_json() == line

@@ -21,8 +21,14 @@ from falsr.space.genome import Genome, SearchSpace, using_space
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = "conv_f16_k3_b2_isskip.invbottleneck_e2_f16_k3_b1_noskip-11_1"  # two cells, a concat, both ops
-TINY_SPACE = ["space.ops=[conv]", "space.channels=[16]", "space.kernels=[3]", "space.residuals=[true]",
-              "space.repeats=[1,2]", "space.n_cells=2"]
+TINY_SPACE = [
+    "space.ops=[conv]",
+    "space.channels=[16]",
+    "space.kernels=[3]",
+    "space.residuals=[true]",
+    "space.repeats=[1,2]",
+    "space.n_cells=2",
+]
 
 
 def _env():
@@ -30,8 +36,14 @@ def _env():
 
 
 def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "falsr.latency", *args], capture_output=True, text=True,
-                          env=_env(), cwd=REPO, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "falsr.latency", *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+        timeout=timeout,
+    )
 
 
 def test_default_input_is_the_lr_of_a_720p_output():
@@ -41,8 +53,15 @@ def test_default_input_is_the_lr_of_a_720p_output():
 
 def test_the_cache_key_changes_with_threads_precision_backend_and_size(tmp_path):
     base = dict(backend="eager", precision="fp32", threads=1, lr_size=(32, 48), cache_dir=str(tmp_path))
-    variants = [base, {**base, "threads": 2}, {**base, "precision": "bf16"}, {**base, "backend": "onnxruntime"},
-                {**base, "backend": "compile"}, {**base, "lr_size": (48, 32)}, {**base, "memory_format": "contiguous"}]
+    variants = [
+        base,
+        {**base, "threads": 2},
+        {**base, "precision": "bf16"},
+        {**base, "backend": "onnxruntime"},
+        {**base, "backend": "compile"},
+        {**base, "lr_size": (48, 32)},
+        {**base, "memory_format": "contiguous"},
+    ]
     paths = {LatencySettings(**v).table_path() for v in variants}
     assert len(paths) == len(variants)
     # A table moved under another setting's name is refused, never read.
@@ -54,8 +73,7 @@ def test_the_cache_key_changes_with_threads_precision_backend_and_size(tmp_path)
 
 
 def test_parts_cover_every_genome_of_the_space():
-    space = SearchSpace(ops=("conv", "invbottleneck_e2"), channels=(16, 32), kernels=(3,), repeats=(1, 2),
-                        n_cells=3)
+    space = SearchSpace(ops=("conv", "invbottleneck_e2"), channels=(16, 32), kernels=(3,), repeats=(1, 2), n_cells=3)
     import random
 
     with using_space(space):
@@ -98,12 +116,15 @@ def test_a_missing_table_is_a_one_line_error_naming_the_command(tmp_path):
         load_table(settings, genome_parts(SMALL))
 
 
-@pytest.mark.parametrize("args, words", [
-    (["profile", "backend=tvm"], ["backend", "eager", "onnxruntime"]),
-    (["profile", "precision=int8"], ["precision", "fp32", "bf16"]),
-    (["profile", "thread=2"], ["latency.thread", "threads"]),
-    (["profile", "backend=onnxruntime", "precision=bf16"], ["bf16", "onnxruntime"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["profile", "backend=tvm"], ["backend", "eager", "onnxruntime"]),
+        (["profile", "precision=int8"], ["precision", "fp32", "bf16"]),
+        (["profile", "thread=2"], ["latency.thread", "threads"]),
+        (["profile", "backend=onnxruntime", "precision=bf16"], ["bf16", "onnxruntime"]),
+    ],
+)
 def test_bad_settings_are_one_line_errors(args, words):
     out = cli(*args)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
@@ -114,8 +135,13 @@ def test_profile_resumes_after_a_kill(tmp_path):
     """Killed (SIGKILL) once a few entries are written, then run again: the entries already written are kept (not
     measured again) and the table ends complete; a torn last line is measured again."""
     args = ["profile", "backend=eager", "lr_size=[24,24]", f"cache_dir={tmp_path}", "repeats=3", *TINY_SPACE]
-    proc = subprocess.Popen([sys.executable, "-m", "falsr.latency", *args, "min_run_ms=200"], env=_env(), cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "falsr.latency", *args, "min_run_ms=200"],
+        env=_env(),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline:
@@ -138,7 +164,7 @@ def test_profile_resumes_after_a_kill(tmp_path):
     lines = path.read_text().splitlines()
     entries = [json.loads(line) for line in lines[1:] if line.endswith("}")]
     keys = [e["key"] for e in entries]
-    assert entries[:len(before)] == before  # kept as they were
+    assert entries[: len(before)] == before  # kept as they were
     assert len(keys) == len(set(keys)) == 14  # each part once: the tiny space has 14
     assert json.loads(out.stdout.strip().splitlines()[-1])["measured_now"] == 14 - len(before)
 
@@ -160,8 +186,18 @@ def test_the_latency_bench_quick_writes_its_results_and_resumes(tmp_path):
     """bench/latency.py --quick: per backend/precision the table's Spearman and MAPE against measurement and
     mult-adds' Spearman, in latency.json and latency.md; run again, it measures nothing twice (resumable)."""
     out = tmp_path / "latency.json"
-    args = [sys.executable, "bench/latency.py", "--quick", "--runs", "eager/fp32", "onnxruntime/fp32",
-            "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
+    args = [
+        sys.executable,
+        "bench/latency.py",
+        "--quick",
+        "--runs",
+        "eager/fp32",
+        "onnxruntime/fp32",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     first = subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     result = json.loads(out.read_text())
@@ -179,13 +215,33 @@ def test_the_latency_bench_quick_writes_its_results_and_resumes(tmp_path):
 
 
 def test_summary_prints_measured_and_predicted_latency(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "falsr.summary", "model=falsr_b", "latency.show=true",
-                          "latency.lr_size=[16,24]", "latency.backend=eager", f"latency.cache_dir={tmp_path}"],
-                         capture_output=True, text=True, env=_env(), cwd=REPO, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "falsr.summary",
+            "model=falsr_b",
+            "latency.show=true",
+            "latency.lr_size=[16,24]",
+            "latency.backend=eager",
+            f"latency.cache_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["latency_ms"] > 0 and result["latency_predicted_ms"] > 0 and result["mult_adds"] == 74502144000
     assert "latency (eager fp32 1 thread(s) x2 16x24, batch 1): measured" in out.stdout
-    plain = subprocess.run([sys.executable, "-m", "falsr.summary", "model=falsr_b"], capture_output=True, text=True,
-                           env=_env(), cwd=REPO, timeout=300)
+    plain = subprocess.run(
+        [sys.executable, "-m", "falsr.summary", "model=falsr_b"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=REPO,
+        timeout=300,
+    )
     assert "latency_ms" not in plain.stdout  # off by default: a summary stays instant

@@ -6,16 +6,6 @@ import sys
 
 import pytest
 import torch
-from test_search_e2e import (
-    GENERATIONS,
-    POPULATION,
-    REPO,
-    env_for,
-    journal,
-    kill_when,
-    run_search,
-    search_args,
-)
 
 from falsr.latency import LatencySettings
 from falsr.latency.table import LatencyTable
@@ -28,18 +18,36 @@ from falsr.search.objectives import (
 )
 from falsr.search.settings import Constraints, HypervolumeBox
 from falsr.space.genome import Genome, SearchSpace, using_space
+from test_search_e2e import (
+    GENERATIONS,
+    POPULATION,
+    REPO,
+    env_for,
+    journal,
+    kill_when,
+    run_search,
+    search_args,
+)
 
 # A small space (34 table parts), so the table is profiled in seconds; the search runs in it too.
-SPACE = ["space.ops=[conv,invbottleneck_e2]", "space.channels=[16]", "space.kernels=[3]", "space.repeats=[1,2]",
-         "space.n_cells=3"]
+SPACE = [
+    "space.ops=[conv,invbottleneck_e2]",
+    "space.channels=[16]",
+    "space.kernels=[3]",
+    "space.repeats=[1,2]",
+    "space.n_cells=3",
+]
 SPACE_KW = dict(ops=("conv", "invbottleneck_e2"), channels=(16,), kernels=(3,), repeats=(1, 2), n_cells=3)
 
 
-@pytest.mark.parametrize("names, fragment", [
-    (["psnr", "speed"], "unknown objective 'speed': choose from psnr, mult_adds, params, latency"),
-    (["mult_adds", "params"], "give psnr and at least one cost"),
-    (["psnr", "latency", "latency"], "repeated"),
-])
+@pytest.mark.parametrize(
+    "names, fragment",
+    [
+        (["psnr", "speed"], "unknown objective 'speed': choose from psnr, mult_adds, params, latency"),
+        (["mult_adds", "params"], "give psnr and at least one cost"),
+        (["psnr", "latency", "latency"], "repeated"),
+    ],
+)
 def test_bad_objectives_are_one_line_errors(names, fragment):
     with pytest.raises(ObjectiveError, match=fragment):
         check_names(names)
@@ -61,8 +69,14 @@ def test_selection_and_hypervolume_follow_two_objectives():
 
 
 def profile(cache: str, *extra: str):
-    proc = subprocess.run([sys.executable, "-m", "falsr.latency", "profile", *latency_args(cache), *SPACE, *extra],
-                          cwd=REPO, env=env_for(REPO), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "falsr.latency", "profile", *latency_args(cache), *SPACE, *extra],
+        cwd=REPO,
+        env=env_for(REPO),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -76,11 +90,17 @@ def test_a_tiny_search_on_psnr_and_latency(tiny_data, tmp_path):
     end to end, its front carries the table's latencies, its reports plot PSNR against latency, and a search
     killed mid-generation resumes to the end."""
     cache = str(tmp_path / "latency")
-    args = search_args(tiny_data, tmp_path / "sweep", "search.objectives=[psnr,latency]",
-                       *[f"search.latency.{a}" for a in latency_args(cache)], *SPACE)
+    args = search_args(
+        tiny_data,
+        tmp_path / "sweep",
+        "search.objectives=[psnr,latency]",
+        *[f"search.latency.{a}" for a in latency_args(cache)],
+        *SPACE,
+    )
     missing = run_search(args, tmp_path, timeout=300)
-    assert missing.returncode == 2 and "python -m falsr.latency profile backend=eager" in missing.stderr, \
+    assert missing.returncode == 2 and "python -m falsr.latency profile backend=eager" in missing.stderr, (
         missing.stderr[-2000:]
+    )
     assert len(missing.stderr.strip().splitlines()) == 1, missing.stderr[-2000:]
     profile(cache)
 
@@ -94,8 +114,9 @@ def test_a_tiny_search_on_psnr_and_latency(tiny_data, tmp_path):
     pareto = json.loads((sweep / "pareto.json").read_text())
     table = LatencyTable(LatencySettings(backend="eager", lr_size=(16, 16), repeats=3, min_run_ms=1, cache_dir=cache))
     with using_space(SearchSpace(**SPACE_KW)):
-        assert pareto["front"] and all(r["latency_ms"] == pytest.approx(table.predict(r["genome"]))
-                                       for r in pareto["front"])
+        assert pareto["front"] and all(
+            r["latency_ms"] == pytest.approx(table.predict(r["genome"])) for r in pareto["front"]
+        )
     assert "| latency |" in (sweep / "pareto.md").read_text()
     assert (sweep / "front_psnr_vs_latency.png").stat().st_size > 1000
     assert not (sweep / "front_psnr_vs_mult_adds.png").exists()
@@ -111,8 +132,18 @@ def test_a_latency_cap_no_candidate_meets_is_explained_in_one_line():
     from falsr.search.settings import SearchSettings
 
     settings = SearchSettings(constraints=Constraints(max_latency_ms=5.0))
-    records = [JournalRecord(key=str(i), genome="1.2-10_1", generation=0, status="over_latency_cap", mult_adds=1e9,
-                             params=1e4, latency_ms=ms, error=f"predicted latency {ms:.1f} ms over the cap 5 ms")
-               for i, ms in enumerate((7.5, 12.0))]
+    records = [
+        JournalRecord(
+            key=str(i),
+            genome="1.2-10_1",
+            generation=0,
+            status="over_latency_cap",
+            mult_adds=1e9,
+            params=1e4,
+            latency_ms=ms,
+            error=f"predicted latency {ms:.1f} ms over the cap 5 ms",
+        )
+        for i, ms in enumerate((7.5, 12.0))
+    ]
     message = infeasible_search_message(records, settings)
     assert "max_latency_ms=5" in message and "predicted at 7.5 ms" in message and "\n" not in message

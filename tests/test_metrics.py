@@ -173,8 +173,10 @@ def test_separable_ssim_equals_torchmetrics_2d_filtering(set5_bicubic):
 
     from falsr.protocol.metrics import ssim_per_image, ssim_per_image_torchmetrics
 
-    pairs = [(torch.from_numpy(rgb_to_ycbcr_y_np(sr))[None, None], torch.from_numpy(rgb_to_ycbcr_y_np(hr))[None, None])
-             for sr, hr in set5_bicubic]
+    pairs = [
+        (torch.from_numpy(rgb_to_ycbcr_y_np(sr))[None, None], torch.from_numpy(rgb_to_ycbcr_y_np(hr))[None, None])
+        for sr, hr in set5_bicubic
+    ]
     gen = torch.Generator().manual_seed(0)
     for h, w in ((11, 11), (37, 20), (130, 97)):
         a = torch.randint(0, 256, (2, 1, h, w), generator=gen).double()

@@ -55,12 +55,15 @@ def test_one_cell_overridden_from_the_command_line():
     assert rewired.inputs_of(3) == [0, 3] and rewired.cells == original.cells
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    ({"genome": "1-1", "cells": ["conv_f16_k3_b1_isskip"], "inputs": [[0], [1]]}, "both set"),
-    ({"cells": ["conv_f16_k3_b1_isskip"]}, "go together"),
-    ({"cells": ["conv_f16_k3_b1_isskip"], "inputs": [[0], [0]]}, "model.cells / model.inputs: target 1"),
-    ({"cells": ["conv_f99_k3_b1_isskip"], "inputs": [[0], [1]]}, "not in the search space"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"genome": "1-1", "cells": ["conv_f16_k3_b1_isskip"], "inputs": [[0], [1]]}, "both set"),
+        ({"cells": ["conv_f16_k3_b1_isskip"]}, "go together"),
+        ({"cells": ["conv_f16_k3_b1_isskip"], "inputs": [[0], [0]]}, "model.cells / model.inputs: target 1"),
+        ({"cells": ["conv_f99_k3_b1_isskip"], "inputs": [[0], [1]]}, "not in the search space"),
+    ],
+)
 def test_bad_data_form_is_one_line(kwargs, fragment):
     with pytest.raises(UserError, match=fragment) as err:
         model_genome(**kwargs)
@@ -69,19 +72,32 @@ def test_bad_data_form_is_one_line(kwargs, fragment):
 
 def run_train(*args: str, tmp: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "FALSR_CACHE_DIR": str(tmp / "cache"), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "train.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "train.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def validate_only(data_dir: Path) -> list[str]:
     """No training (trainer.max_steps=0), one small validation image: the commands, not the quality."""
-    return [f"paths.data_dir={data_dir}", "trainer.max_steps=0", "data.val_sets=[Set5]", "trainer.limit_val_batches=1",
-            "logger=none", "trainer.enable_progress_bar=false", "model.init_std=null"]
+    return [
+        f"paths.data_dir={data_dir}",
+        "trainer.max_steps=0",
+        "data.val_sets=[Set5]",
+        "trainer.limit_val_batches=1",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "model.init_std=null",
+    ]
 
 
 def test_train_py_with_one_cell_overridden(data_dir, tmp_path):
-    proc = run_train("model=falsr_b", "model.cells.3=conv_f32_k3_b2_isskip", *validate_only(data_dir),
-                     f"hydra.run.dir={tmp_path / 'run'}", tmp=tmp_path)
+    proc = run_train(
+        "model=falsr_b",
+        "model.cells.3=conv_f32_k3_b2_isskip",
+        *validate_only(data_dir),
+        f"hydra.run.dir={tmp_path / 'run'}",
+        tmp=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert parse_genome(metrics["genome"]).cells[3] == Cell.from_name("conv_f32_k3_b2_isskip").index
@@ -91,8 +107,14 @@ def test_train_py_with_one_cell_overridden(data_dir, tmp_path):
 def test_a_cell_swept_by_hydra_multirun_is_two_jobs(data_dir, tmp_path):
     sweep = tmp_path / "sweep"
     choices = ["conv_f16_k3_b1_noskip", "conv_f32_k3_b1_noskip"]
-    proc = run_train("-m", "model=falsr_b", f"model.cells.3={','.join(choices)}", *validate_only(data_dir),
-                     f"hydra.sweep.dir={sweep}", tmp=tmp_path)
+    proc = run_train(
+        "-m",
+        "model=falsr_b",
+        f"model.cells.3={','.join(choices)}",
+        *validate_only(data_dir),
+        f"hydra.sweep.dir={sweep}",
+        tmp=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
     assert [p.name for p in jobs] == ["0", "1"]
@@ -100,8 +122,9 @@ def test_a_cell_swept_by_hydra_multirun_is_two_jobs(data_dir, tmp_path):
     assert cells == [Cell.from_name(c).index for c in choices]
 
 
-@pytest.mark.parametrize("name, results", [("searched_a", "showdown/showdown.md"),
-                                           ("searched_b", "showdown2/showdown2.json")])
+@pytest.mark.parametrize(
+    "name, results", [("searched_a", "showdown/showdown.md"), ("searched_b", "showdown2/showdown2.json")]
+)
 def test_searched_genomes_are_the_bench_winners(name, results):
     assert ZOO_STRINGS[name] in (REPO / "bench" / "results" / results).read_text()
 

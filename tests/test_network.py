@@ -40,8 +40,10 @@ def test_init_std_and_zero_bias():
     biases = torch.cat([m.bias.flatten() for m in net.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(weights.std().item() - 0.02) < 0.001 and torch.count_nonzero(biases) == 0
     default = build_network(Genome.random(7, random.Random(1)), init_std=None)
-    assert torch.count_nonzero(torch.cat([m.bias.flatten() for m in default.modules()
-                                          if isinstance(m, torch.nn.Conv2d)])) > 0
+    assert (
+        torch.count_nonzero(torch.cat([m.bias.flatten() for m in default.modules() if isinstance(m, torch.nn.Conv2d)]))
+        > 0
+    )
 
 
 @pytest.mark.parametrize("op", ["conv", "gconv4", "invbottleneck_e2"])

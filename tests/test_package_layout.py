@@ -33,7 +33,8 @@ def test_the_torch_free_parts_stay_torch_free():
 
 
 def test_module_entry_points_still_run():
-    proc = subprocess.run([sys.executable, "-m", "falsr.summary", "model=falsr_b"], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "falsr.summary", "model=falsr_b"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "total: 324,745 params, 74.50G mult-adds" in proc.stdout

@@ -24,7 +24,8 @@ def settings():
     """option name -> what the option makes of a value (fp32 or bf16; trainer.precision: Lightning's value)."""
     return {
         "precision": lambda v: {torch.float32: "fp32", torch.bfloat16: "bf16"}[
-            next(with_precision(build_network("1-1"), v).parameters()).dtype],  # evaluate.py, upscale.py
+            next(with_precision(build_network("1-1"), v).parameters()).dtype
+        ],  # evaluate.py, upscale.py
         "module.val_precision": lambda v: SRModule(build_network("1-1"), optimizer=None, val_precision=v).val_precision,
         "callbacks.learning_curve.val_precision": lambda v: LearningCurve(val_precision=v).val_precision,
         "trainer.precision": resolve_precision,

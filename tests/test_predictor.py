@@ -24,7 +24,7 @@ def test_predictor_beats_constant_on_recorded_journal():
     r = predictor_vs_constant(trained(records()))
     assert r["n"] >= 30
     assert r["mae"] < 0.9 * r["mae_constant"]  # held-out error clearly below predicting the mean
-    assert r["tau"] > 0.3                       # and it ranks held-out candidates
+    assert r["tau"] > 0.3  # and it ranks held-out candidates
 
 
 def test_predictor_fits_and_predicts_every_genome():
@@ -38,6 +38,9 @@ def test_predictor_fits_and_predicts_every_genome():
 def test_unknown_predictor_is_one_line_error():
     with pytest.raises(UserError, match="unknown predictor"):
         PerformancePredictor("magic")
-    proc = subprocess.run([sys.executable, "-m", "falsr.search.predictor", str(JOURNAL), "--kind", "magic"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "falsr.search.predictor", str(JOURNAL), "--kind", "magic"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "unknown predictor" in proc.stderr

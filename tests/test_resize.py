@@ -1,6 +1,5 @@
 """MATLAB-compatible imresize: bit-exact against the shared LR files, plus kernel properties."""
 
-
 import numpy as np
 import pytest
 import torch

@@ -123,8 +123,9 @@ def test_tiled_inference_at_x4_equals_whole_image():
 
 def run(script: str, *args: str, tmp: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "FALSR_CACHE_DIR": str(tmp / "cache"), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, script, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, script, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow
@@ -132,11 +133,25 @@ def test_train_evaluate_upscale_at_x4(tiny_data, tmp_path):
     """The README's x4 example on tiny data: train.py data.scale=4, then evaluate.py and upscale.py with the files
     it wrote (upscale.py has no data.scale: it reads the scale from the weights)."""
     run_dir = tmp_path / "run"
-    train = run("train.py", "model=falsr_c", "data.scale=4", f"paths.data_dir={tiny_data}",
-                f"data.train_dir={tiny_data}/train/T4", "data.holdout=0", "data.val_sets=[Tiny]", "trainer.max_steps=4",
-                "data.patch_size=32", "data.batch_size=4", "data.samples_per_epoch=12", "scheduler.warmup_steps=1",
-                "logger=none", "trainer.enable_progress_bar=false", "save_weights=true", f"hydra.run.dir={run_dir}",
-                tmp=tmp_path)
+    train = run(
+        "train.py",
+        "model=falsr_c",
+        "data.scale=4",
+        f"paths.data_dir={tiny_data}",
+        f"data.train_dir={tiny_data}/train/T4",
+        "data.holdout=0",
+        "data.val_sets=[Tiny]",
+        "trainer.max_steps=4",
+        "data.patch_size=32",
+        "data.batch_size=4",
+        "data.samples_per_epoch=12",
+        "scheduler.warmup_steps=1",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "save_weights=true",
+        f"hydra.run.dir={run_dir}",
+        tmp=tmp_path,
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["scale"] == 4 and metrics["status"] == "ok"
@@ -144,8 +159,16 @@ def test_train_evaluate_upscale_at_x4(tiny_data, tmp_path):
     weights = run_dir / "weights.pt"
 
     ev_dir = tmp_path / "eval"  # the Lightning checkpoint: its scale is read off its upsampler
-    ev = run("evaluate.py", "model=falsr_c", f"model.weights={metrics['best_ckpt']}", "data.scale=4", f"paths.data_dir={tiny_data}",
-             "data.benchmarks=[Tiny]", f"hydra.run.dir={ev_dir}", tmp=tmp_path)
+    ev = run(
+        "evaluate.py",
+        "model=falsr_c",
+        f"model.weights={metrics['best_ckpt']}",
+        "data.scale=4",
+        f"paths.data_dir={tiny_data}",
+        "data.benchmarks=[Tiny]",
+        f"hydra.run.dir={ev_dir}",
+        tmp=tmp_path,
+    )
     assert ev.returncode == 0, ev.stderr[-3000:]
     results = json.loads((ev_dir / "results.json").read_text())
     assert (results["scale"], results["border"], results["mult_adds_lr_size"]) == (4, 4, [180, 320])
@@ -159,16 +182,32 @@ def test_train_evaluate_upscale_at_x4(tiny_data, tmp_path):
     h, w, _ = read_rgb(lr).shape
     assert read_rgb(out / "img_001_SRF_2_LR_x4.png").shape == (4 * h, 4 * w, 3)
 
-    wrong = run("evaluate.py", "model=falsr_c", f"model.weights={weights}", "data.scale=2",
-                f"paths.data_dir={tiny_data}", "data.benchmarks=[Tiny]", f"hydra.run.dir={ev_dir}", tmp=tmp_path)
+    wrong = run(
+        "evaluate.py",
+        "model=falsr_c",
+        f"model.weights={weights}",
+        "data.scale=2",
+        f"paths.data_dir={tiny_data}",
+        "data.benchmarks=[Tiny]",
+        f"hydra.run.dir={ev_dir}",
+        tmp=tmp_path,
+    )
     lines = wrong.stderr.strip().splitlines()
-    assert wrong.returncode == 2 and len(lines) == 1 and "is a x4 network, but the model is built at x2: set " \
-        "data.scale=4" in lines[0], wrong.stderr[-2000:]
+    assert (
+        wrong.returncode == 2
+        and len(lines) == 1
+        and "is a x4 network, but the model is built at x2: set data.scale=4" in lines[0]
+    ), wrong.stderr[-2000:]
 
 
 def test_summary_at_x4_reports_the_720p_convention():
-    proc = subprocess.run([sys.executable, "-m", "falsr.summary", "model=falsr_b", "data.scale=4"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "falsr.summary", "model=falsr_b", "data.scale=4"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["lr_size"] == [180, 320]
@@ -177,11 +216,23 @@ def test_summary_at_x4_reports_the_720p_convention():
 
 
 def search_at(tiny_data: Path, sweep: Path, *extra: str) -> list[str]:
-    return ["+search=nsga2", f"paths.data_dir={tiny_data}", f"data.train_dir={tiny_data}/train/T4", "data.holdout=0",
-            "data.val_sets=[Tiny]", "trainer.max_steps=3", "data.patch_size=32", "data.batch_size=4",
-            "data.samples_per_epoch=12", "scheduler.warmup_steps=1", "search.settings.population_size=2",
-            "search.generations=1", "search.settings.constraints.max_mult_adds=null", f"hydra.sweep.dir={sweep}",
-            *extra]
+    return [
+        "+search=nsga2",
+        f"paths.data_dir={tiny_data}",
+        f"data.train_dir={tiny_data}/train/T4",
+        "data.holdout=0",
+        "data.val_sets=[Tiny]",
+        "trainer.max_steps=3",
+        "data.patch_size=32",
+        "data.batch_size=4",
+        "data.samples_per_epoch=12",
+        "scheduler.warmup_steps=1",
+        "search.settings.population_size=2",
+        "search.generations=1",
+        "search.settings.constraints.max_mult_adds=null",
+        f"hydra.sweep.dir={sweep}",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -218,8 +269,10 @@ def test_the_budgets_lr_patch_at_x4_leaves_out_only_the_image_too_small(data_dir
         ds = PatchDataset(pair_store(data_dir / "train" / "T91", scale=4), patch_size=128, scale=4)
     lr, hr = ds[(0, 7)]
     assert len(ds) == 52 and lr.shape == (1, 32, 32) and hr.shape == (1, 128, 128)
-    assert "1 of 53 training images are smaller than the HR patch data.patch_size=128 and are left out: t26.bmp" \
+    assert (
+        "1 of 53 training images are smaller than the HR patch data.patch_size=128 and are left out: t26.bmp"
         in caplog.text
+    )
 
 
 def test_latency_is_timed_at_the_networks_scale(tmp_path):

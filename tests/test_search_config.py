@@ -10,12 +10,12 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from falsr.cli import CONF_DIR, check_conf_dir
-from falsr.space.cost import genome_cost
-from falsr.space.genome import parse_genome
 from falsr.search.driver import candidate_overrides
 from falsr.search.generation import Offspring
 from falsr.search.hydra_glue import search_config, search_settings, toolbox_config
 from falsr.search.settings import PAPER_TOOLBOX, HypervolumeBox, SearchConfig, SearchSettings
+from falsr.space.cost import genome_cost
+from falsr.space.genome import parse_genome
 
 TINY = "conv_f16_k3_b1_noskip.conv_f16_k3_b1_noskip-10_1"
 
@@ -56,12 +56,15 @@ def test_prescreening_is_on_by_default_except_for_random_search(algorithm, facto
     assert SearchSettings().prescreen_factor == 4
 
 
-@pytest.mark.parametrize("override, reason", [
-    ("search.settings.populaton_size=3", "Key 'populaton_size' not in 'SearchSettings'"),
-    ("search.settings.population_size=many", "could not be converted to Integer"),
-    ("search.generation=3", "Key 'generation' not in 'SearchConfig'"),
-    ("search.hypervolume_box.psnr_min=low", "could not be converted to Float"),
-])
+@pytest.mark.parametrize(
+    "override, reason",
+    [
+        ("search.settings.populaton_size=3", "Key 'populaton_size' not in 'SearchSettings'"),
+        ("search.settings.population_size=many", "could not be converted to Integer"),
+        ("search.generation=3", "Key 'generation' not in 'SearchConfig'"),
+        ("search.hypervolume_box.psnr_min=low", "could not be converted to Float"),
+    ],
+)
 def test_a_misspelt_or_mistyped_setting_fails_at_compose_time_in_one_line(override, reason, capsys):
     with pytest.raises(ConfigCompositionException):
         compose_search(override)

@@ -9,10 +9,9 @@ import math
 import pytest
 import torch
 
-from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome, SearchSpace, set_space
 from falsr.search.controller import RLController, pareto_rank_rewards, scalarised_rewards
 from falsr.search.nsga import Individual
-
+from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome, SearchSpace, set_space
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -64,8 +63,9 @@ def test_connections_only_reinforcement_leaves_the_cell_policy_alone():
     for _ in range(20):
         batch = [controller.sample_connections(cells) for _ in range(12)]
         assert all(g.cells == cells for g in batch)
-        controller.update(batch, [sum(a == b for a, b in zip(g.connections, target)) / 6 for g in batch],
-                          [True] * len(batch))
+        controller.update(
+            batch, [sum(a == b for a, b in zip(g.connections, target)) / 6 for g in batch], [True] * len(batch)
+        )
     p_after = sum(p if t else 1 - p for p, t in zip(controller.connection_probabilities(cells), target)) / 6
     assert torch.equal(controller.net.cell_logits.detach(), before)
     assert p_after > 0.8 > p_before
@@ -103,6 +103,7 @@ def test_pareto_rank_reward_is_one_on_the_first_front():
 
 # -- learning inside the search: exactly the sampled actions --------------------------------------------------
 
+
 def _toy_psnr(genome: Genome) -> float:
     from falsr.space.cost import genome_cost
 
@@ -128,8 +129,9 @@ def test_the_search_reinforces_the_sampled_actions_not_their_canonical_twins():
         assert any(g.canonical() != g for g in sampled)  # about 1 in 6 cells has a canonical twin
         before = RLController.from_state_dict(state.controller.state_dict())
         evaluated = evaluate(batch, _toy_psnr, settings)
-        rewards = action_rewards(settings.reward, state.population, evaluated, actions, state.archive,
-                                 settings.constraints)
+        rewards = action_rewards(
+            settings.reward, state.population, evaluated, actions, state.archive, settings.constraints
+        )
         stats = tell(state, evaluated)
         assert stats["samples"] == len(actions)
         r = torch.tensor(rewards)
@@ -157,7 +159,8 @@ def test_the_search_reinforces_the_sampled_actions_not_their_canonical_twins():
             assert disagree.any()
             for pos, cell in torch.nonzero(disagree).tolist():
                 assert CELL_CHOICES[cell].canonical() != CELL_CHOICES[cell] or any(
-                    CELL_CHOICES[g.cells[pos]].canonical().index == cell for g in sampled)
+                    CELL_CHOICES[g.cells[pos]].canonical().index == cell for g in sampled
+                )
         else:
             assert abs(on_canonical - on_samples) > 1e-5  # the canonical genomes would give another update
 

@@ -27,13 +27,22 @@ POPULATION, GENERATIONS = 4, 1  # the initial population and one more generation
 DEAP_MATE = "search.toolbox.mate._target_=deap.tools.cxTwoPoint"
 
 
-
-
 def search_args(data: Path, sweep: Path, *extra: str, algorithm: str = "nsga2") -> list[str]:
-    return [f"+search={algorithm}", f"paths.data_dir={data}", f"data.train_dir={data}/train/T4", "data.holdout=0", "data.val_sets=[Tiny]",
-            "trainer.max_steps=3", "data.patch_size=32", "data.batch_size=4", "data.samples_per_epoch=12",
-            f"search.settings.population_size={POPULATION}", f"search.generations={GENERATIONS}",
-            f"hydra.sweep.dir={sweep}", *extra]
+    return [
+        f"+search={algorithm}",
+        f"paths.data_dir={data}",
+        f"data.train_dir={data}/train/T4",
+        "data.holdout=0",
+        "data.val_sets=[Tiny]",
+        "trainer.max_steps=3",
+        "data.patch_size=32",
+        "data.batch_size=4",
+        "data.samples_per_epoch=12",
+        f"search.settings.population_size={POPULATION}",
+        f"search.generations={GENERATIONS}",
+        f"hydra.sweep.dir={sweep}",
+        *extra,
+    ]
 
 
 def env_for(tmp: Path) -> dict:
@@ -41,8 +50,9 @@ def env_for(tmp: Path) -> dict:
 
 
 def run_search(args: list[str], tmp: Path, script: str = "search.py", timeout: int = 600):
-    return subprocess.run([sys.executable, script, *args], cwd=REPO, env=env_for(tmp), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, script, *args], cwd=REPO, env=env_for(tmp), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def journal(sweep: Path) -> list[dict]:
@@ -96,8 +106,9 @@ def test_search_with_joblib_launcher(tiny_data, tmp_path):
 
 def test_search_with_submitit_local_launcher(tiny_data, tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_search(search_args(tiny_data, sweep, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"),
-                      tmp_path)
+    proc = run_search(
+        search_args(tiny_data, sweep, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"), tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     check_outputs(sweep)
 
@@ -114,9 +125,14 @@ def kill_when(args: list[str], sweep: Path, tmp: Path, done: str) -> None:
     """Run a search (basic launcher) that SIGKILLs itself right after the journal append after which ``done``
     holds (a Python expression on the journal's ``records``; tests/search_killed.py): a kill at a journal count,
     not at a time, so no other job can finish in between however fast the machine."""
-    proc = subprocess.run([sys.executable, "tests/search_killed.py", *args], cwd=REPO,
-                          env={**env_for(tmp), "FALSR_TEST_KILL_WHEN": done}, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "tests/search_killed.py", *args],
+        cwd=REPO,
+        env={**env_for(tmp), "FALSR_TEST_KILL_WHEN": done},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
 
 
@@ -149,9 +165,17 @@ def test_swapping_a_deap_mutation_from_the_command_line(tiny_data, baseline, tmp
     """mutFlipBit on the connection bits in place of the hybrid mutation: the same initial population as the
     reference, then other offspring, every one made by mutFlipBit with the reference's cells unmutated."""
     sweep = tmp_path / "sweep"
-    proc = run_search(search_args(tiny_data, sweep, DEAP_MATE, "search.toolbox.mutate._target_=deap.tools.mutFlipBit",
-                                  "+search.toolbox.mutate.indpb=0.2", "search.toolbox.mutate.genes=connections"),
-                      tmp_path)
+    proc = run_search(
+        search_args(
+            tiny_data,
+            sweep,
+            DEAP_MATE,
+            "search.toolbox.mutate._target_=deap.tools.mutFlipBit",
+            "+search.toolbox.mutate.indpb=0.2",
+            "search.toolbox.mutate.genes=connections",
+        ),
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     records, reference = check_outputs(sweep), journal(baseline[0])
     assert [r["key"] for r in records if r["generation"] == 0] == [r["key"] for r in reference if r["generation"] == 0]
@@ -179,12 +203,15 @@ def test_other_algorithms_run_end_to_end(algorithm, tiny_data, tmp_path):
     else:
         assert any(o.startswith(("cx_eq4+", "copy+")) for o in origins)
     out = proc.stdout + proc.stderr
-    expected = {"nsga3": "survive=falsr.search.nsga.on_log_costs", "spea2": "survive=falsr.search.nsga.on_log_costs",
-                "random": "mutate=falsr.search.operators.mut_uniform"}[algorithm]
+    expected = {
+        "nsga3": "survive=falsr.search.nsga.on_log_costs",
+        "spea2": "survive=falsr.search.nsga.on_log_costs",
+        "random": "mutate=falsr.search.operators.mut_uniform",
+    }[algorithm]
     assert expected in out
 
 
-FAULTY_APP = '''
+FAULTY_APP = """
 import os, sys
 import hydra
 from omegaconf import open_dict
@@ -202,7 +229,7 @@ def main(cfg):
 
 if __name__ == "__main__":
     main()
-'''
+"""
 
 
 def test_failed_candidates_are_recorded_and_the_search_goes_on(tiny_data, tmp_path):
@@ -211,18 +238,26 @@ def test_failed_candidates_are_recorded_and_the_search_goes_on(tiny_data, tmp_pa
     from falsr.cli import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        search = compose("search", overrides=["+search=nsga2",
-                                              f"search.settings.population_size={POPULATION}"]).search
+        search = compose("search", overrides=["+search=nsga2", f"search.settings.population_size={POPULATION}"]).search
     settings = search_settings(search)
-    first = [o.genome for o in propose(new_search(settings, seed=0, toolbox=toolbox_config(search)))
-             if genome_cost(o.genome).mult_adds <= settings.constraints.max_mult_adds]
+    first = [
+        o.genome
+        for o in propose(new_search(settings, seed=0, toolbox=toolbox_config(search)))
+        if genome_cost(o.genome).mult_adds <= settings.constraints.max_mult_adds
+    ]
     nan_key, crash_key = first[0].key, first[1].key
     app = tmp_path / "faulty_search.py"
     app.write_text(FAULTY_APP)
     sweep = tmp_path / "sweep"
     env = {**env_for(tmp_path), "NAN_KEY": nan_key, "CRASH_KEY": crash_key}
-    proc = subprocess.run([sys.executable, str(app), *search_args(tiny_data, sweep)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(app), *search_args(tiny_data, sweep)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     by_key = {r["key"]: r for r in check_outputs(sweep)}
     assert by_key[nan_key]["status"] == "failed" and "NaN" in by_key[nan_key]["error"]
@@ -236,8 +271,14 @@ def test_a_search_where_every_candidate_failed_exits_non_zero(tiny_data, tmp_pat
     app.write_text(FAULTY_APP)
     sweep = tmp_path / "sweep"
     env = {**env_for(tmp_path), "NAN_KEY": "-", "CRASH_KEY": "all"}
-    proc = subprocess.run([sys.executable, str(app), *search_args(tiny_data, sweep, "search.generations=0")], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(app), *search_args(tiny_data, sweep, "search.generations=0")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: every candidate failed") and "injected crash" in last, proc.stderr[-2000:]
@@ -257,21 +298,32 @@ def test_full_training_of_the_chosen_models(tiny_data, tmp_path):
     assert len(journal(sweep)) == POPULATION  # full-training jobs are not search candidates
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ([], "no search settings: run `python search.py +search=nsga2`"),
-    (["+search=nsga2", "search.settings.crowding=foo"], "crowding='foo'"),
-    (["+search=nsga2", "search.settings.populaton_size=3"], "Key 'populaton_size' not in 'SearchSettings'"),
-    (["+search=nsga2", "search.resume=/nonexistent/sweep"], "no such sweep folder"),
-    (["+search=nsga2", "trainer.max_steps=1,2"], "give single values only"),
-    (["+search=nsga2", "search.toolbox.mate._target_=deap.tools.cxNoSuchThing"],
-     "search.toolbox.mate: Error locating target 'deap.tools.cxNoSuchThing'"),
-    (["+search=nsga2", "search.toolbox.mutate._target_=deap.tools.mutFlipBit"], "missing a required argument: 'indpb'"),
-    (["+search=nsga2", "search.settings.p_random_mutation=0.9"], "must not exceed 1"),
-    # The data a job would read is checked before any job is launched (no candidate is trained).
-    (["+search=nsga2", "paths.data_dir=/nonexistent/data"], "training HR image folder /nonexistent/data/train/T91 not found"),
-    (["+search=nsga2", "data.patch_size=4096"], "smaller than the HR patch data.patch_size=4096"),
-    (["+search=nsga2", "data.val_sets=[NoSuchSet]"], "NoSuchSet not found"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ([], "no search settings: run `python search.py +search=nsga2`"),
+        (["+search=nsga2", "search.settings.crowding=foo"], "crowding='foo'"),
+        (["+search=nsga2", "search.settings.populaton_size=3"], "Key 'populaton_size' not in 'SearchSettings'"),
+        (["+search=nsga2", "search.resume=/nonexistent/sweep"], "no such sweep folder"),
+        (["+search=nsga2", "trainer.max_steps=1,2"], "give single values only"),
+        (
+            ["+search=nsga2", "search.toolbox.mate._target_=deap.tools.cxNoSuchThing"],
+            "search.toolbox.mate: Error locating target 'deap.tools.cxNoSuchThing'",
+        ),
+        (
+            ["+search=nsga2", "search.toolbox.mutate._target_=deap.tools.mutFlipBit"],
+            "missing a required argument: 'indpb'",
+        ),
+        (["+search=nsga2", "search.settings.p_random_mutation=0.9"], "must not exceed 1"),
+        # The data a job would read is checked before any job is launched (no candidate is trained).
+        (
+            ["+search=nsga2", "paths.data_dir=/nonexistent/data"],
+            "training HR image folder /nonexistent/data/train/T91 not found",
+        ),
+        (["+search=nsga2", "data.patch_size=4096"], "smaller than the HR patch data.patch_size=4096"),
+        (["+search=nsga2", "data.val_sets=[NoSuchSet]"], "NoSuchSet not found"),
+    ],
+)
 def test_search_user_errors_are_one_line(args, fragment, tmp_path):
     proc = run_search(args + [f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, timeout=120)
     assert proc.returncode == 2
@@ -280,9 +332,17 @@ def test_search_user_errors_are_one_line(args, fragment, tmp_path):
 
 def test_search_with_weight_inheritance_and_predictor_prescreening(tiny_data, tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_search(search_args(tiny_data, sweep, "search.generations=2", "search.inherit=true",
-                                  "search.settings.prescreen_factor=3", "search.settings.prescreen_min_trained=4"),
-                      tmp_path)
+    proc = run_search(
+        search_args(
+            tiny_data,
+            sweep,
+            "search.generations=2",
+            "search.inherit=true",
+            "search.settings.prescreen_factor=3",
+            "search.settings.prescreen_min_trained=4",
+        ),
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = journal(sweep)
     by_key = {r["key"]: r for r in records}
@@ -291,11 +351,15 @@ def test_search_with_weight_inheritance_and_predictor_prescreening(tiny_data, tm
     children = [r for r in trained if r["generation"] >= 1 and r["parents"]]
     assert children and any(r["inherited_fraction"] > 0 for r in children)
     for r in children:  # what a child inherited came from its own parents' weights, primary first
-        parent_weights = [str(Path(by_key[p]["weights"]).resolve()) for p in r["parents"]
-                          if by_key.get(p, {}).get("weights")]
+        parent_weights = [
+            str(Path(by_key[p]["weights"]).resolve()) for p in r["parents"] if by_key.get(p, {}).get("weights")
+        ]
         assert set(r["inherited_from"]) <= set(parent_weights)
-        lineage = {str(Path(by_key[p]["weights"]).resolve()): 3 + by_key[p]["inherited_steps"] for p in r["parents"]
-                   if by_key.get(p, {}).get("weights")}  # 3 steps of its own plus what it had inherited
+        lineage = {
+            str(Path(by_key[p]["weights"]).resolve()): 3 + by_key[p]["inherited_steps"]
+            for p in r["parents"]
+            if by_key.get(p, {}).get("weights")
+        }  # 3 steps of its own plus what it had inherited
         assert r["inherited_steps"] == max((lineage[w] for w in r["inherited_from"]), default=0)
     assert all(r["inherited_fraction"] == 0 for r in trained if r["generation"] == 0)
     # Generation 1 is the first with >= 4 evaluated genomes: pre-screened from then on, its quality journaled.
@@ -309,7 +373,9 @@ def test_the_searchs_lr_size_is_the_cost_of_journal_selection_and_pareto_alike(t
     """search.settings.lr_size=[96,128]: the jobs report their mult-adds at it (journal), the cap and the
     selection use it, and pareto.json shows it; nothing is at the 480x480 default."""
     sweep = tmp_path / "sweep"
-    proc = run_search(search_args(tiny_data, sweep, "search.settings.lr_size=[96,128]", "search.generations=0"), tmp_path)
+    proc = run_search(
+        search_args(tiny_data, sweep, "search.settings.lr_size=[96,128]", "search.generations=0"), tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     trained = [r for r in journal(sweep) if r["status"] == "ok"]
     assert trained
@@ -319,10 +385,14 @@ def test_the_searchs_lr_size_is_the_cost_of_journal_selection_and_pareto_alike(t
     assert front and all(r["mult_adds"] == genome_cost(r["genome"], (96, 128)).mult_adds for r in front)
 
 
-@pytest.mark.parametrize("space_overrides, space", [
-    (["space.n_cells=5"], {"n_cells": 5}),
-    (["space.channels=[16,32,48,64,96]"], {"channels": (16, 32, 48, 64, 96)}),
-], ids=["5_cells", "extra_width"])
+@pytest.mark.parametrize(
+    "space_overrides, space",
+    [
+        (["space.n_cells=5"], {"n_cells": 5}),
+        (["space.channels=[16,32,48,64,96]"], {"channels": (16, 32, 48, 64, 96)}),
+    ],
+    ids=["5_cells", "extra_width"],
+)
 def test_search_in_a_configured_space(tiny_data, tmp_path, space_overrides, space):
     """The space group reaches the operators, the controller, every job's builder and the cost model alike: each
     journaled genome reads in that space, and its job's parameter count is the space's analytic cost of it."""
@@ -343,15 +413,21 @@ def test_search_in_a_configured_space(tiny_data, tmp_path, space_overrides, spac
     if "n_cells" in space:  # resumed in another space (the default one): a one-line error naming the space to use
         again = run_search(search_args(tiny_data, sweep, f"search.resume={sweep}"), tmp_path)
         last = again.stderr.strip().splitlines()[-1]
-        assert again.returncode == 2 and last.startswith("error: search.resume=") and "space.n_cells=5" in last, \
+        assert again.returncode == 2 and last.startswith("error: search.resume=") and "space.n_cells=5" in last, (
             again.stderr[-2000:]
+        )
 
 
 def test_search_ranks_by_the_extrapolated_curve(tiny_data, tmp_path):
     """search.estimator=extrapolated (the default): each trained candidate is ranked by its held-out curve
     extrapolated to search.estimate_at steps, the measured PSNR kept beside it; pareto.md says so. final: measured."""
-    dense = ["trainer.max_steps=8", "data.samples_per_epoch=32", "callbacks.learning_curve.val_steps=[2,4,6]",
-             "search.generations=0", "search.estimate_at=100"]
+    dense = [
+        "trainer.max_steps=8",
+        "data.samples_per_epoch=32",
+        "callbacks.learning_curve.val_steps=[2,4,6]",
+        "search.generations=0",
+        "search.estimate_at=100",
+    ]
     sweep = tmp_path / "x"
     proc = run_search(search_args(tiny_data, sweep, *dense), tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -360,8 +436,7 @@ def test_search_ranks_by_the_extrapolated_curve(tiny_data, tmp_path):
     assert all(r["curve"]["val"]["steps"] == [2, 4, 6, 8] for r in ok)
     from falsr.training.curves import extrapolate
 
-    assert all(r["psnr"] == extrapolate(r["curve"], 100) and r["psnr"] >= r["curve"]["val"]["psnr"][-1] - 3
-               for r in ok)
+    assert all(r["psnr"] == extrapolate(r["curve"], 100) and r["psnr"] >= r["curve"]["val"]["psnr"][-1] - 3 for r in ok)
     assert "extrapolated to 100 steps" in (sweep / "pareto.md").read_text()
     sweep = tmp_path / "f"
     proc = run_search(search_args(tiny_data, sweep, *dense, "search.estimator=final"), tmp_path)

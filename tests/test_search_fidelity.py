@@ -22,12 +22,14 @@ from falsr.search.nsga import Individual, constraint_violation, rung_and_psnr, s
 from falsr.search.report import markdown_table, pareto_records
 from falsr.search.settings import Constraints, Fidelity, SearchSettings
 from falsr.space.genome import Genome
-from test_search_e2e import env_for, journal, run_search as run
+from test_search_e2e import env_for, journal
+from test_search_e2e import run_search as run
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 # -- the rule, on hand-made candidates ----------------------------------------------------------------------
+
 
 def genome(i: int) -> str:
     import random
@@ -37,8 +39,19 @@ def genome(i: int) -> str:
 
 def line(i: int, psnr: float, gmacs: float, kparams: float, rung: int = 0, **extra) -> dict:
     """A journal line's object; ``name`` is no journal key (kept as an unknown one, ``extra``)."""
-    return {"key": Genome.from_string(genome(i)).key, "name": f"k{i}", "genome": genome(i), "generation": 0, "origin": "init", "status": STATUS_OK,
-            "psnr": psnr, "mult_adds": gmacs * 1e9, "params": kparams * 1e3, "rung": rung, **extra}
+    return {
+        "key": Genome.from_string(genome(i)).key,
+        "name": f"k{i}",
+        "genome": genome(i),
+        "generation": 0,
+        "origin": "init",
+        "status": STATUS_OK,
+        "psnr": psnr,
+        "mult_adds": gmacs * 1e9,
+        "params": kparams * 1e3,
+        "rung": rung,
+        **extra,
+    }
 
 
 def record(i: int, psnr: float, gmacs: float, kparams: float, rung: int = 0, **extra) -> JournalRecord:
@@ -51,8 +64,14 @@ def name(r: JournalRecord) -> str:
 
 # Six candidates at rung 0 (PSNR dB, mult-adds G, params K). Front 1: a (cheapest), b, c (best PSNR); d is
 # dominated by b only (front 2), e by b and d (front 3), f by everyone (front 4).
-HAND = [record(0, 30.0, 10, 100), record(1, 31.0, 20, 200), record(2, 32.0, 40, 400),
-        record(3, 30.5, 25, 250), record(4, 30.2, 30, 300), record(5, 29.0, 50, 500)]
+HAND = [
+    record(0, 30.0, 10, 100),
+    record(1, 31.0, 20, 200),
+    record(2, 32.0, 40, 400),
+    record(3, 30.5, 25, 250),
+    record(4, 30.2, 30, 300),
+    record(5, 29.0, 50, 500),
+]
 assert len({genome(i) for i in range(8)}) == 8
 
 
@@ -80,7 +99,10 @@ def test_promotion_skips_the_promoted_and_counts_the_whole_rung():
 
 def test_a_candidate_below_the_psnr_floor_is_promoted_last():
     constraints = Constraints(min_psnr=30.1, max_mult_adds=None)
-    assert [name(r) for r in promotion_order(HAND, constraints)][-2:] == ["k0", "k5"]  # infeasible: behind every feasible
+    assert [name(r) for r in promotion_order(HAND, constraints)][-2:] == [
+        "k0",
+        "k5",
+    ]  # infeasible: behind every feasible
 
 
 def test_nsga2_compares_rung_then_psnr():
@@ -100,15 +122,25 @@ def test_nsga2_compares_rung_then_psnr():
 def test_journal_and_front_at_each_models_highest_rung(tmp_path):
     journal = Journal(tmp_path / "journal.jsonl")
     old = {k: v for k, v in line(7, 29.0, 8, 80).items() if k != "rung"}  # a journal line from before fidelity
-    for r in (JournalRecord.from_json(old), record(0, 30.0, 10, 100, steps=2), record(1, 31.0, 20, 200, steps=2),
-              record(0, 30.4, 10, 100, rung=1, steps=4), record(1, 0.0, 20, 200, rung=1, status="failed")):
+    for r in (
+        JournalRecord.from_json(old),
+        record(0, 30.0, 10, 100, steps=2),
+        record(1, 31.0, 20, 200, steps=2),
+        record(0, 30.4, 10, 100, rung=1, steps=4),
+        record(1, 0.0, 20, 200, rung=1, status="failed"),
+    ):
         journal.append(r)
     latest = {name(r): r for r in journal.latest().values()}
     assert latest["k7"].psnr == 29.0 and (latest["k0"].rung, latest["k0"].psnr) == (1, 30.4)
     assert latest["k1"].status == STATUS_OK and latest["k1"].rung == 0  # a failed promotion keeps rung 0
     assert latest["k7"].rung is None and rung_of(latest["k7"]) == 0
     assert {(name(r), rung_of(r)) for r in journal.by_rung().values()} == {
-        ("k7", 0), ("k0", 0), ("k1", 0), ("k0", 1), ("k1", 1)}
+        ("k7", 0),
+        ("k0", 0),
+        ("k1", 0),
+        ("k0", 1),
+        ("k1", 1),
+    }
     front = pareto_records(list(latest.values()), None)
     assert [name(r) for r in front] == ["k7", "k0"]  # k1 (rung 0, 31 dB) is behind k0 (rung 1, 30.4 dB)
     table = markdown_table(front)
@@ -122,13 +154,16 @@ def test_the_mult_adds_floor():
         SearchSettings(constraints={"min_mult_adds": 50e9, "max_mult_adds": 40e9})
 
 
-@pytest.mark.parametrize("rungs, eta, fragment", [
-    ([4, 2], 2, "rungs=[4,2]: rungs are training steps, positive and strictly increasing"),
-    ([2, 2], 2, "strictly increasing"),
-    ([0, 2], 2, "positive"),
-    ([2], 2, "give two or more rungs"),
-    ([2, 4], 1, "search.fidelity.eta=1: use an integer >= 2"),
-])
+@pytest.mark.parametrize(
+    "rungs, eta, fragment",
+    [
+        ([4, 2], 2, "rungs=[4,2]: rungs are training steps, positive and strictly increasing"),
+        ([2, 2], 2, "strictly increasing"),
+        ([0, 2], 2, "positive"),
+        ([2], 2, "give two or more rungs"),
+        ([2, 4], 1, "search.fidelity.eta=1: use an integer >= 2"),
+    ],
+)
 def test_bad_fidelity_options(rungs, eta, fragment):
     with pytest.raises(ValueError, match=None) as err:
         Fidelity(rungs=rungs, eta=eta)
@@ -146,9 +181,15 @@ def test_every_job_runs_one_schedule_with_an_epoch_end_on_every_rung():
     over 300 steps, a last checkpoint kept."""
     job = compose_job()
     assert job_overrides(Fidelity(rungs=[100, 300], eta=2), job) == [
-        "data.samples_per_epoch=1600", "trainer.check_val_every_n_epoch=1", "trainer.max_epochs=-1",
-        "callbacks.model_checkpoint.save_last=true", "scheduler.total_steps=300"]
-    assert "scheduler.total_steps=300" not in job_overrides(Fidelity(rungs=[100, 300]), compose_job("scheduler=constant"))
+        "data.samples_per_epoch=1600",
+        "trainer.check_val_every_n_epoch=1",
+        "trainer.max_epochs=-1",
+        "callbacks.model_checkpoint.save_last=true",
+        "scheduler.total_steps=300",
+    ]
+    assert "scheduler.total_steps=300" not in job_overrides(
+        Fidelity(rungs=[100, 300]), compose_job("scheduler=constant")
+    )
 
 
 def test_a_rung_beyond_the_budget_or_inside_the_warmup_is_one_line():
@@ -168,19 +209,32 @@ RUNGS = [2, 4]
 POPULATION, GENERATIONS = 4, 1
 
 
-
-
 def tiny_args(data: Path) -> list[str]:
     """A tiny job: 4 steps at most (the last rung), 32px patches, batch 4, a 1-step warm-up."""
-    return [f"paths.data_dir={data}", f"data.train_dir={data}/train/T4", "data.holdout=0", "data.val_sets=[Tiny]",
-            "trainer.max_steps=4", "data.patch_size=32", "data.batch_size=4", "data.samples_per_epoch=12",
-            "scheduler.warmup_steps=1"]
+    return [
+        f"paths.data_dir={data}",
+        f"data.train_dir={data}/train/T4",
+        "data.holdout=0",
+        "data.val_sets=[Tiny]",
+        "trainer.max_steps=4",
+        "data.patch_size=32",
+        "data.batch_size=4",
+        "data.samples_per_epoch=12",
+        "scheduler.warmup_steps=1",
+    ]
 
 
 def search_args(data: Path, sweep: Path, *extra: str) -> list[str]:
-    return ["+search=nsga2", *tiny_args(data), f"search.settings.population_size={POPULATION}",
-            f"search.generations={GENERATIONS}", "search.fidelity.rungs=[2,4]", "search.fidelity.eta=2",
-            f"hydra.sweep.dir={sweep}", *extra]
+    return [
+        "+search=nsga2",
+        *tiny_args(data),
+        f"search.settings.population_size={POPULATION}",
+        f"search.generations={GENERATIONS}",
+        "search.fidelity.rungs=[2,4]",
+        "search.fidelity.eta=2",
+        f"hydra.sweep.dir={sweep}",
+        *extra,
+    ]
 
 
 def pairs(records: list[dict]) -> list[tuple[str, int]]:
@@ -223,9 +277,21 @@ def test_tiny_search_promotes_from_checkpoints(fidelity_search, tiny_data, tmp_p
 
     # Continuing is meaningful: a promoted run ends exactly where one 4-step run of the same schedule ends.
     r = rung1[0]
-    single = run(["model=genome", f"model.genome={r['genome']}", *tiny_args(tiny_data), "budget=search",
-                  "logger=none", "data.samples_per_epoch=8", "scheduler.total_steps=4",
-                  "module.cost_lr_size=[480,480]", f"hydra.run.dir={tmp_path / 'single'}"], tmp_path, script="train.py")
+    single = run(
+        [
+            "model=genome",
+            f"model.genome={r['genome']}",
+            *tiny_args(tiny_data),
+            "budget=search",
+            "logger=none",
+            "data.samples_per_epoch=8",
+            "scheduler.total_steps=4",
+            "module.cost_lr_size=[480,480]",
+            f"hydra.run.dir={tmp_path / 'single'}",
+        ],
+        tmp_path,
+        script="train.py",
+    )
     assert single.returncode == 0, single.stderr[-3000:]
     metrics = json.loads((tmp_path / "single" / "metrics.json").read_text())
     assert metrics["steps"] == RUNGS[1] and metrics["psnr"] == pytest.approx(r["psnr"], abs=1e-6)
@@ -235,9 +301,14 @@ def kill_when(args: list[str], sweep: Path, tmp: Path, done: str) -> None:
     """Run a search (basic launcher) that SIGKILLs itself right after the journal append after which ``done``
     holds (a Python expression on the journal's ``records``; tests/search_killed.py): a kill at a journal count,
     not at a time."""
-    proc = subprocess.run([sys.executable, "tests/search_killed.py", *args], cwd=REPO,
-                          env={**env_for(tmp), "FALSR_TEST_KILL_WHEN": done}, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "tests/search_killed.py", *args],
+        cwd=REPO,
+        env={**env_for(tmp), "FALSR_TEST_KILL_WHEN": done},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
 
 
@@ -277,9 +348,15 @@ def test_the_mult_adds_floor_in_a_search(tiny_data, tmp_path, redraw):
     proposal is journaled with its status and why; with it on (the default) it is drawn again and never journaled."""
     sweep = tmp_path / "sweep"
     floor = 20e9
-    args = ["+search=nsga2", *tiny_args(tiny_data), f"search.settings.population_size={POPULATION}",
-            "search.generations=0", f"search.settings.constraints.min_mult_adds={floor}",
-            f"search.settings.redraw_out_of_bounds={redraw}", f"hydra.sweep.dir={sweep}"]
+    args = [
+        "+search=nsga2",
+        *tiny_args(tiny_data),
+        f"search.settings.population_size={POPULATION}",
+        "search.generations=0",
+        f"search.settings.constraints.min_mult_adds={floor}",
+        f"search.settings.redraw_out_of_bounds={redraw}",
+        f"hydra.sweep.dir={sweep}",
+    ]
     proc = run(args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = journal(sweep)
@@ -287,20 +364,28 @@ def test_the_mult_adds_floor_in_a_search(tiny_data, tmp_path, redraw):
     if redraw:
         assert not under and len([r for r in records if r["status"] == STATUS_OK]) == POPULATION
     else:
-        assert under and all(r["mult_adds"] < floor and "under the floor 20.0G" in r["error"]
-                             and r.get("job_num") is None for r in under)
+        assert under and all(
+            r["mult_adds"] < floor and "under the floor 20.0G" in r["error"] and r.get("job_num") is None for r in under
+        )
     assert all(r["mult_adds"] >= floor for r in records if r["status"] == STATUS_OK)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args, fragment", [
-    (["search.fidelity.rungs=[300,100]"], "search.fidelity.rungs=[300,100]: rungs are training steps, positive and "
-                                          "strictly increasing"),
-    (["search.fidelity.rungs=[100,300]", "search.fidelity.eta=1"], "search.fidelity.eta=1: use an integer >= 2"),
-    (["search.fidelity.rungs=[100,3000]"], "rung 3000 is beyond the budget's trainer.max_steps=300"),
-    (["search.settings.constraints.min_mult_adds=50e9", "search.settings.constraints.max_mult_adds=40e9"],
-     "min_mult_adds=5e+10 is above max_mult_adds=4e+10"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (
+            ["search.fidelity.rungs=[300,100]"],
+            "search.fidelity.rungs=[300,100]: rungs are training steps, positive and strictly increasing",
+        ),
+        (["search.fidelity.rungs=[100,300]", "search.fidelity.eta=1"], "search.fidelity.eta=1: use an integer >= 2"),
+        (["search.fidelity.rungs=[100,3000]"], "rung 3000 is beyond the budget's trainer.max_steps=300"),
+        (
+            ["search.settings.constraints.min_mult_adds=50e9", "search.settings.constraints.max_mult_adds=40e9"],
+            "min_mult_adds=5e+10 is above max_mult_adds=4e+10",
+        ),
+    ],
+)
 def test_bad_options_are_one_line(args, fragment, tmp_path):
     proc = run(["+search=nsga2", *args, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, timeout=120)
     assert proc.returncode == 2

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from falsr.space.cost import genome_cost
-from falsr.space.genome import Genome, SearchSpace, set_space
 from falsr.search.generation import SearchState, evaluate, generation_step, new_search, propose, run_search, tell
 from falsr.search.journal import STATUS_OVER_CAP, STATUS_UNDER_FLOOR
 from falsr.search.settings import Constraints, SearchSettings, bound_violation
 from falsr.search.toolbox import paper_toolbox
+from falsr.space.cost import genome_cost
+from falsr.space.genome import Genome, SearchSpace, set_space
 
 
 def toy_psnr(genome: Genome) -> float:
@@ -44,10 +44,16 @@ def deap_toolbox() -> dict:
     config["select"] = {"_target_": "deap.tools.selRandom", "_partial_": True}
     config["mate"] = {"_target_": "deap.tools.cxTwoPoint", "_partial_": True}
     config["mutate"] = {"_target_": "deap.tools.mutFlipBit", "_partial_": True, "indpb": 0.2, "genes": "connections"}
-    config["survive"] = {"_target_": "falsr.search.nsga.on_log_costs", "_partial_": True,
-                         "selector": {"_target_": "deap.tools.selNSGA3", "_partial_": True, "nd": "standard",
-                                      "ref_points": {"_target_": "deap.tools.uniform_reference_points",
-                                                     "nobj": 3, "p": 4}}}
+    config["survive"] = {
+        "_target_": "falsr.search.nsga.on_log_costs",
+        "_partial_": True,
+        "selector": {
+            "_target_": "deap.tools.selNSGA3",
+            "_partial_": True,
+            "nd": "standard",
+            "ref_points": {"_target_": "deap.tools.uniform_reference_points", "nobj": 3, "p": 4},
+        },
+    }
     return config
 
 
@@ -70,8 +76,9 @@ def test_generation_step_gives_new_distinct_canonical_genomes():
     assert not set(keys) & seen_before
     assert all(o.genome == o.genome.canonical() and o.genome.n_cells == 5 for o in batch)
     mates, mutations = {"cx_eq4", "copy"}, {"mutation_random", "roulette_mult_adds", "roulette_params", "controller"}
-    assert all(o.origin == "random" or (o.origin.split("+")[0] in mates and o.origin.split("+")[1] in mutations)
-               for o in batch)
+    assert all(
+        o.origin == "random" or (o.origin.split("+")[0] in mates and o.origin.split("+")[1] in mutations) for o in batch
+    )
     assert {a["key"] for a in actions} >= {o.genome.key for o in batch if o.origin.endswith("+controller")}
 
 
@@ -83,8 +90,9 @@ def test_plain_nsga2_never_calls_the_controller_and_hybrid_does():
     keeps = SearchSettings(population_size=12, constraints=NO_CAP, controller_keeps_cells=True)
     state, history = run_search(toy_psnr, keeps, generations=3, seed=1)
     assert any(i.origin.endswith("+controller_connections") for i in history) and state.controller.updates == 3
-    only_random = SearchSettings(population_size=12, constraints=NO_CAP, p_exploration=1.0, p_random_mutation=1.0,
-                                 p_roulette_mult_adds=0.0)
+    only_random = SearchSettings(
+        population_size=12, constraints=NO_CAP, p_exploration=1.0, p_random_mutation=1.0, p_roulette_mult_adds=0.0
+    )
     _, history = run_search(toy_psnr, only_random, generations=2, seed=1, use_controller=False)
     assert {i.origin.split("+")[-1] for i in history[12:]} <= {"mutation_random", "random"}
 
@@ -112,8 +120,9 @@ def test_constraints_steer_the_population_into_the_feasible_region():
 @pytest.mark.parametrize("redraw", [True, False])
 def test_proposals_out_of_a_band_are_drawn_again(redraw):
     # a band holding about a third of random 5-cell genomes (25G-45G at 480x480)
-    band = SearchSettings(population_size=12, redraw_out_of_bounds=redraw,
-                          constraints=Constraints(min_mult_adds=25e9, max_mult_adds=45e9))
+    band = SearchSettings(
+        population_size=12, redraw_out_of_bounds=redraw, constraints=Constraints(min_mult_adds=25e9, max_mult_adds=45e9)
+    )
     state = new_search(band, seed=3)
     proposed = []
     for _ in range(3):
@@ -178,13 +187,16 @@ def test_checkpointed_generation_resumes_bit_for_bit(use_controller, toolbox):
     assert advance(resumed, 2) == continued
     assert [(i.genome.to_string(), i.objectives) for i in resumed.population] == final
     if use_controller:
-        for (k, x), (_, y) in zip(state.controller.net.state_dict().items(),
-                                  resumed.controller.net.state_dict().items()):
+        for (k, x), (_, y) in zip(
+            state.controller.net.state_dict().items(), resumed.controller.net.state_dict().items()
+        ):
             assert torch.equal(x, y), k
 
 
 def test_a_checkpoint_between_ask_and_tell_resumes_with_the_pending_actions():
-    settings = SearchSettings(population_size=12, constraints=NO_CAP, p_exploration=0.0)  # every mutation a controller sample
+    settings = SearchSettings(
+        population_size=12, constraints=NO_CAP, p_exploration=0.0
+    )  # every mutation a controller sample
     state = new_search(settings, seed=3)
     advance(state, 2)
     batch = propose(state)
@@ -210,8 +222,14 @@ def test_state_without_controller_is_plain_json():
 def test_a_state_from_before_the_toolbox_is_refused_in_one_line():
     from falsr.errors import UserError
 
-    old = {"settings": SMALL.to_dict(), "rng": [3, [0] * 625, None], "controller": None, "population": [],
-           "generation": 1, "seen": []}
+    old = {
+        "settings": SMALL.to_dict(),
+        "rng": [3, [0] * 625, None],
+        "controller": None,
+        "population": [],
+        "generation": 1,
+        "seen": [],
+    }
     with pytest.raises(UserError, match="earlier falsr"):
         SearchState.from_dict(old)
 
@@ -246,8 +264,13 @@ def test_children_name_their_parents_from_the_population():
 
 def test_prescreening_trains_the_predictors_choice_and_measures_it_held_out():
     def run(factor: int):
-        settings = SearchSettings(population_size=12, constraints=NO_CAP, prescreen_factor=factor, prescreen_exploration=0.0,
-                                  prescreen_min_trained=12)
+        settings = SearchSettings(
+            population_size=12,
+            constraints=NO_CAP,
+            prescreen_factor=factor,
+            prescreen_exploration=0.0,
+            prescreen_min_trained=12,
+        )
         state = new_search(settings, seed=6)
         flawed, qualities = [], []
         for generation in range(5):

@@ -14,11 +14,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from falsr.space.genome import Genome
-from falsr.search.nsga import (HypervolumeBox, Individual, assign_crowding, assign_rank_and_crowding, hypervolume,
-                               improved_crowding_distance, nondominated_fronts, on_log_costs, sel_crowded_tournament,
-                               select_survivors)
+from falsr.search.nsga import (
+    HypervolumeBox,
+    Individual,
+    assign_crowding,
+    assign_rank_and_crowding,
+    hypervolume,
+    improved_crowding_distance,
+    nondominated_fronts,
+    on_log_costs,
+    sel_crowded_tournament,
+    select_survivors,
+)
 from falsr.search.settings import Constraints
+from falsr.space.genome import Genome
 
 G = Genome((0,), (0,))  # the genome does not matter to selection
 
@@ -45,7 +54,9 @@ def test_feasible_beats_infeasible_and_infeasible_compare_by_violation():
     assert not brilliant_but_too_costly.fitness.dominates(feasible.fitness)
     assert slightly_off.fitness.violation == pytest.approx(0.1 / 37.0)
     assert brilliant_but_too_costly.fitness.violation == pytest.approx(0.2)
-    assert slightly_off.fitness.dominates(far_off.fitness) and slightly_off.fitness.dominates(brilliant_but_too_costly.fitness)
+    assert slightly_off.fitness.dominates(far_off.fitness) and slightly_off.fitness.dominates(
+        brilliant_but_too_costly.fitness
+    )
     assert not far_off.fitness.dominates(slightly_off.fitness)
     fronts = nondominated_fronts([far_off, brilliant_but_too_costly, slightly_off, feasible])
     assert [f[0] for f in fronts] == [feasible, slightly_off, far_off, brilliant_but_too_costly]
@@ -100,8 +111,8 @@ def test_tournament_prefers_rank_then_crowding():
 
 
 def test_survivors_are_whole_fronts_then_the_least_crowded():
-    front0 = [ind(34.0 + k, 10e9 * 2 ** k, 1e5) for k in range(4)]
-    front1 = [ind(34.0 + k - 0.5, 10e9 * 2 ** k * 1.5, 1e5) for k in range(4)]
+    front0 = [ind(34.0 + k, 10e9 * 2**k, 1e5) for k in range(4)]
+    front1 = [ind(34.0 + k - 0.5, 10e9 * 2**k * 1.5, 1e5) for k in range(4)]
     clustered = ind(34.45, 29.7e9, 1e5)  # in front 1, nearly on top of front1[1] = (34.5, 30G)
     survivors = select_survivors(front1 + [clustered] + front0, 6, "standard")
     assert {id(i) for i in front0} <= {id(i) for i in survivors}
@@ -114,11 +125,11 @@ def test_hypervolume_in_the_documented_box():
     box = HypervolumeBox()
     assert hypervolume([(box.psnr_max, box.mult_adds_min, box.params_min)]) == pytest.approx(1.0)
     assert hypervolume([(box.psnr_min, box.mult_adds_max, box.params_max)]) == pytest.approx(0.0)
-    middle = ((box.psnr_min + box.psnr_max) / 2, 10 ** 10.5, box.params_min * 10 ** 1.5)  # the box's centre: 1/8
+    middle = ((box.psnr_min + box.psnr_max) / 2, 10**10.5, box.params_min * 10**1.5)  # the box's centre: 1/8
     assert hypervolume([middle]) == pytest.approx(0.125)
-    dominated = (middle[0] - 0.75, 10 ** 11, 1e6)
+    dominated = (middle[0] - 0.75, 10**11, 1e6)
     assert hypervolume([middle, dominated]) == pytest.approx(0.125)
-    other = (middle[0] + 1.25, 10 ** 11, box.params_min * 10 ** 1.5)
+    other = (middle[0] + 1.25, 10**11, box.params_min * 10**1.5)
     assert hypervolume([middle, other]) > hypervolume([middle])
 
 
@@ -132,8 +143,10 @@ def test_individuals_pickle_and_copy_with_their_fitness(tmp_path: Path):
         assert b.fitness.rank == a.fitness.rank == 1
     path = tmp_path / "ind.pkl"
     path.write_bytes(pickle.dumps(a))
-    code = ("import pickle, sys; a = pickle.load(open(sys.argv[1], 'rb')); "
-            "print(a.genome, a.objectives, a.fitness.violation > 0, type(a.fitness).__module__)")
+    code = (
+        "import pickle, sys; a = pickle.load(open(sys.argv[1], 'rb')); "
+        "print(a.genome, a.objectives, a.fitness.violation > 0, type(a.fitness).__module__)"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.split()[-2:] == ["True", "falsr.search.nsga"]
 
@@ -143,7 +156,7 @@ def test_deap_selectors_on_log_costs_keep_constrained_domination(selector):
     from deap import tools
 
     limits = Constraints(max_mult_adds=100e9)
-    feasible = [ind(34.0 + k * 0.5, 10e9 * 1.5 ** k, 1e5 * 1.4 ** k, limits, cell=k) for k in range(6)]
+    feasible = [ind(34.0 + k * 0.5, 10e9 * 1.5**k, 1e5 * 1.4**k, limits, cell=k) for k in range(6)]
     infeasible = [ind(38.0, 150e9 + k * 1e9, 1e4, limits, cell=10 + k) for k in range(6)]  # better but over the cap
     if selector == "spea2":
         chosen_by = functools.partial(tools.selSPEA2)
@@ -152,6 +165,8 @@ def test_deap_selectors_on_log_costs_keep_constrained_domination(selector):
     random.seed(0)
     np.random.seed(0)
     chosen = on_log_costs(feasible + infeasible, 6, selector=chosen_by)
-    assert sorted(id(i) for i in chosen) == sorted(id(i) for i in feasible)  # the individuals themselves, feasible first
+    assert sorted(id(i) for i in chosen) == sorted(
+        id(i) for i in feasible
+    )  # the individuals themselves, feasible first
     chosen = on_log_costs(feasible + infeasible, 8, selector=chosen_by)
     assert len(chosen) == 8 and all(i in chosen for i in feasible)

@@ -13,15 +13,39 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats
 
-from falsr.space.cost import genome_cost
 from falsr.errors import UserError
-from falsr.space.genome import CELL_CHOICES, NUM_CHOICES, Genome, GenomeError, group_starts, num_connection_bits, SearchSpace, set_space
 from falsr.search.generation import new_search
-from falsr.search.operators import (GeneList, cell_costs, cx_eq4, cx_one_point, init_single_cell, init_uniform,
-                                    initial_connections, mut_explore, mut_hybrid, mut_random, mut_roulette,
-                                    mut_uniform, to_genome, wheel_pressure, _cell_costs, _roulette_wheel)
+from falsr.search.operators import (
+    GeneList,
+    _cell_costs,
+    _roulette_wheel,
+    cell_costs,
+    cx_eq4,
+    cx_one_point,
+    init_single_cell,
+    init_uniform,
+    initial_connections,
+    mut_explore,
+    mut_hybrid,
+    mut_random,
+    mut_roulette,
+    mut_uniform,
+    to_genome,
+    wheel_pressure,
+)
 from falsr.search.settings import SearchSettings
 from falsr.search.toolbox import PAPER_TOOLBOX, paper_toolbox
+from falsr.space.cost import genome_cost
+from falsr.space.genome import (
+    CELL_CHOICES,
+    NUM_CHOICES,
+    Genome,
+    GenomeError,
+    SearchSpace,
+    group_starts,
+    num_connection_bits,
+    set_space,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -191,8 +215,11 @@ def test_roulette_wheel_pressure_on_the_cheapest_cells(metric):
     """The probability mass the wheel puts on the cheapest 10% of the 192 cells, against a uniform draw."""
     for pressure in (0.0, 1.0, 2.0, 4.0, 6.0):
         mass, ratio = wheel_pressure(7, metric, pressure)
-        print(f"\nroulette ({metric}), pressure {pressure}: cheapest 10% of cells get {mass:.1%} of the draws "
-              f"({ratio:.2f}x uniform)", end="")
+        print(
+            f"\nroulette ({metric}), pressure {pressure}: cheapest 10% of cells get {mass:.1%} of the draws "
+            f"({ratio:.2f}x uniform)",
+            end="",
+        )
     assert wheel_pressure(7, metric, 0.0)[1] == pytest.approx(1.0)
     mass, ratio = wheel_pressure(7, metric, SearchSettings().roulette_pressure)
     assert 2.5 < ratio < 3.0  # the documented 2.76x at the default pressure 4
@@ -215,13 +242,19 @@ def test_roulette_wheel_favours_cheaper_cells(metric):
     rws, uniform = [], []
     for _ in range(1500):
         base = Genome.random(7, rng)
-        rws.append(getattr(genome_cost(to_genome(mut_roulette(GeneList.from_genome(base), search=search,
-                                                                 metric=metric)[0])), metric))
+        rws.append(
+            getattr(
+                genome_cost(to_genome(mut_roulette(GeneList.from_genome(base), search=search, metric=metric)[0])),
+                metric,
+            )
+        )
         uniform.append(getattr(genome_cost(base), metric))
     mean_rws, mean_uniform = sum(rws) / len(rws), sum(uniform) / len(uniform)
     t = stats.ttest_ind(rws, uniform, equal_var=False, alternative="less")
-    print(f"\nroulette ({metric}): mean {mean_rws:.4g} vs uniform {mean_uniform:.4g} "
-          f"(ratio {mean_rws / mean_uniform:.2f}, Welch p = {t.pvalue:.1e})")
+    print(
+        f"\nroulette ({metric}): mean {mean_rws:.4g} vs uniform {mean_uniform:.4g} "
+        f"(ratio {mean_rws / mean_uniform:.2f}, Welch p = {t.pvalue:.1e})"
+    )
     assert mean_rws < 0.6 * mean_uniform and t.pvalue < 1e-8
 
 
@@ -237,18 +270,26 @@ def test_roulette_wheel_mutation_is_fast():
     for _ in range(1000):
         mut_roulette(GeneList(g), search=search)
     per_call = (time.perf_counter() - start) / 1000
-    print(f"\nroulette-wheel mutation: {per_call * 1e6:.1f} us per call (first call, building the wheel: "
-          f"{first * 1e3:.2f} ms)")
+    print(
+        f"\nroulette-wheel mutation: {per_call * 1e6:.1f} us per call (first call, building the wheel: "
+        f"{first * 1e3:.2f} ms)"
+    )
     assert per_call < 1e-3 and first < 0.1
 
 
 # -- the toolbox --------------------------------------------------------------------------------------------
 
+
 def test_the_default_toolbox_is_the_papers_and_the_config_says_the_same():
     search = search_for()
     labels = {name: getattr(search.toolbox, name).label for name in PAPER_TOOLBOX}
-    assert labels == {"population": "init_single_cell", "select": "sel_crowded_tournament", "mate": "cx_eq4",
-                      "mutate": "mut_hybrid", "survive": "sel_nsga2"}
+    assert labels == {
+        "population": "init_single_cell",
+        "select": "sel_crowded_tournament",
+        "mate": "cx_eq4",
+        "mutate": "mut_hybrid",
+        "survive": "sel_nsga2",
+    }
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -297,13 +338,24 @@ def test_mutflipbit_on_the_connection_bits_leaves_the_cells_alone():
     assert abs(flips / (400 * 28) - 0.25) < 0.02
 
 
-@pytest.mark.parametrize("entry, value, fragment", [
-    ("mate", {"_target_": "deap.tools.cxNoSuchThing"}, "search.toolbox.mate: Error locating target 'deap.tools.cxNoSuchThing'"),
-    ("mutate", {"_target_": "deap.tools.mutFlipBit"}, "search.toolbox.mutate: deap.tools.mutFlipBit cannot be called as "
-                                                       "mutate(ind): missing a required argument: 'indpb'"),
-    ("mate", {"_target_": "deap.tools.cxTwoPoint", "genes": "bits"}, "genes='bits'"),
-    ("survive", None, "search.toolbox.survive needs a _target_"),
-])
+@pytest.mark.parametrize(
+    "entry, value, fragment",
+    [
+        (
+            "mate",
+            {"_target_": "deap.tools.cxNoSuchThing"},
+            "search.toolbox.mate: Error locating target 'deap.tools.cxNoSuchThing'",
+        ),
+        (
+            "mutate",
+            {"_target_": "deap.tools.mutFlipBit"},
+            "search.toolbox.mutate: deap.tools.mutFlipBit cannot be called as "
+            "mutate(ind): missing a required argument: 'indpb'",
+        ),
+        ("mate", {"_target_": "deap.tools.cxTwoPoint", "genes": "bits"}, "genes='bits'"),
+        ("survive", None, "search.toolbox.survive needs a _target_"),
+    ],
+)
 def test_bad_toolbox_entries_are_one_line_user_errors(entry, value, fragment):
     config = paper_toolbox()
     config[entry] = value

@@ -24,18 +24,30 @@ import showdown2  # noqa: E402
 RESULTS = REPO / "bench" / "results" / "showdown2"
 PINNED = {"b": (40e9, 74.5e9), "a": (100e9, 235e9)}
 # search.seed=1: its first generation has 3 of 4 models inside band B (seed 0's has none), so the toy selection has 2.
-TOY_SEARCH = ["search.settings.population_size=4", "search.generations=1", "search.seed=1", "trainer.max_steps=3",
-              "data.samples_per_epoch=12", "data.batch_size=4", "data.patch_size=32"]
+TOY_SEARCH = [
+    "search.settings.population_size=4",
+    "search.generations=1",
+    "search.seed=1",
+    "trainer.max_steps=3",
+    "data.samples_per_epoch=12",
+    "data.batch_size=4",
+    "data.patch_size=32",
+]
 # The toy R* (qref cut short) and its rung before it (q10): batch 8 of 32px patches.
-TOY_R = ["trainer.max_steps=12", "data.samples_per_epoch=96", "data.val_sets=[holdout,Set5]",
-         "callbacks.learning_curve.val_steps=[4,8]"]
+TOY_R = [
+    "trainer.max_steps=12",
+    "data.samples_per_epoch=96",
+    "data.val_sets=[holdout,Set5]",
+    "callbacks.learning_curve.val_steps=[4,8]",
+]
 
 
 def composed_search(experiment: str, args=()):
     """The config search.py composes for `+search=nsga2 experiment=<experiment> <args>`."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("search", overrides=["+search=nsga2", f"experiment={experiment}", *args,
-                                             "paths.output_dir=/tmp/unused"])
+        return compose(
+            "search", overrides=["+search=nsga2", f"experiment={experiment}", *args, "paths.output_dir=/tmp/unused"]
+        )
 
 
 def _search_node(cfg) -> dict:
@@ -61,8 +73,10 @@ def test_the_pinned_band_search_is_what_runs(band):
         args = json.loads((stored.parent / "search_done.json").read_text())["args"]
         extra = [a for a in args if not a.startswith(("hydra.", "hydra/", "+search=", "experiment="))]
         assert f"experiment=showdown_{band}" in args
-        composed, ran = _search_node(composed_search(f"showdown_{band}", extra).search), _search_node(
-            OmegaConf.load(stored).search)
+        composed, ran = (
+            _search_node(composed_search(f"showdown_{band}", extra).search),
+            _search_node(OmegaConf.load(stored).search),
+        )
         # settings.scale came after the band-B search, which ran at x2 (its default): a key it lacks must hold that
         assert composed["settings"].pop("scale") == ran["settings"].pop("scale", 2)
         assert composed["latency"].pop("scale") == ran["latency"].pop("scale", 2)
@@ -89,17 +103,32 @@ def test_paired_differences_and_test_on_hand_made_numbers():
 
 
 def test_the_report_shows_per_seed_values_differences_and_the_test():
-    row = lambda name, genome, psnr: showdown2._clean(showdown2.row_of(  # noqa: E731
-        name, genome, {s: {"val": {"Set5": {"psnr": v, "ssim": 0.9}}} for s, v in psnr.items()}, ["Set5"]))
+    def row(name, genome, psnr):
+        stored = {s: {"val": {"Set5": {"psnr": v, "ssim": 0.9}}} for s, v in psnr.items()}
+        return showdown2._clean(showdown2.row_of(name, genome, stored, ["Set5"]))
+
     b = showdown2.zoo_genome("falsr_b")
     w = {100: 35.10, 101: 35.30, 102: 35.00}
     r = {100: 35.00, 101: 35.10, 102: 35.10}
-    result = {"config": {"rungs": ["p1000", "p2000"], "eta": 2, "k": 6, "choice_seeds": [10], "seeds": [100, 101, 102],
-                         "search_seed": 0, "recipe": [], "benchmarks": ["Set5"], "store": "bench/results/runs.jsonl"},
-              "bands": {"b": {"search": None}}, "rows": [row("FALSR-B", b, r), row("searched_b", b, w)],
-              "comparisons": [showdown2._clean({"searched": "searched_b", "released": "FALSR-B",
-                                                "Set5": showdown2.paired(w, r)})],
-              "bicubic": {"Set5": {"psnr": 33.639, "ssim": 0.9292}}}
+    result = {
+        "config": {
+            "rungs": ["p1000", "p2000"],
+            "eta": 2,
+            "k": 6,
+            "choice_seeds": [10],
+            "seeds": [100, 101, 102],
+            "search_seed": 0,
+            "recipe": [],
+            "benchmarks": ["Set5"],
+            "store": "bench/results/runs.jsonl",
+        },
+        "bands": {"b": {"search": None}},
+        "rows": [row("FALSR-B", b, r), row("searched_b", b, w)],
+        "comparisons": [
+            showdown2._clean({"searched": "searched_b", "released": "FALSR-B", "Set5": showdown2.paired(w, r)})
+        ],
+        "bicubic": {"Set5": {"psnr": 33.639, "ssim": 0.9292}},
+    }
     text = showdown2.render(result)
     assert "| searched_b | 74.5G | 324,745 | 35.133 ± 0.153 |" in text
     assert "100: 35.100; 101: 35.300; 102: 35.000" in text
@@ -114,7 +143,8 @@ def test_reported_runs_are_the_fidelity_benchs_and_the_choice_never_sees_a_test_
     g = showdown2.zoo_genome("falsr_b")
     rungs = ["p1000", "p2000"]
     assert _runs.run_key(showdown2.final_overrides(g, 0, rungs, [])) == _runs.run_key(
-        proxy_fidelity.overrides(g, "p2000", 0))
+        proxy_fidelity.overrides(g, "p2000", 0)
+    )
     for rung in rungs:
         o = showdown2.rung_overrides(g, rung, 10, rungs, ["data.val_sets=[holdout,Set5]"])
         assert [x for x in o if x.startswith("data.val_sets=")] == ["data.val_sets=[holdout]"]
@@ -129,12 +159,45 @@ def test_reported_seeds_that_chose_are_refused(capsys):
 
 @pytest.mark.slow
 def test_round_two_toy_end_to_end(data_dir, tmp_path):
-    args = [sys.executable, "bench/showdown2.py", "--results", str(tmp_path / "res"), "--sweeps", str(tmp_path / "sw"),
-            "--store", str(tmp_path / "runs.jsonl"), "--zoo", str(tmp_path / "zoo"), "--conf", str(tmp_path / "conf"),
-            "--bands", "b", "--k", "2", "--rungs", "q10,qref", "--eta", "2", "--choice-seeds", "10",
-            "--seeds", "100,101", "--benchmarks", "Set5", "--search", *TOY_SEARCH, "--recipe", *TOY_R]
-    env = {**os.environ, "FALSR_DATA_DIR": str(data_dir), "FALSR_CACHE_DIR": str(tmp_path / "cache"),
-           "WANDB_SILENT": "true", "PYTHONPATH": str(REPO / "src")}
+    args = [
+        sys.executable,
+        "bench/showdown2.py",
+        "--results",
+        str(tmp_path / "res"),
+        "--sweeps",
+        str(tmp_path / "sw"),
+        "--store",
+        str(tmp_path / "runs.jsonl"),
+        "--zoo",
+        str(tmp_path / "zoo"),
+        "--conf",
+        str(tmp_path / "conf"),
+        "--bands",
+        "b",
+        "--k",
+        "2",
+        "--rungs",
+        "q10,qref",
+        "--eta",
+        "2",
+        "--choice-seeds",
+        "10",
+        "--seeds",
+        "100,101",
+        "--benchmarks",
+        "Set5",
+        "--search",
+        *TOY_SEARCH,
+        "--recipe",
+        *TOY_R,
+    ]
+    env = {
+        **os.environ,
+        "FALSR_DATA_DIR": str(data_dir),
+        "FALSR_CACHE_DIR": str(tmp_path / "cache"),
+        "WANDB_SILENT": "true",
+        "PYTHONPATH": str(REPO / "src"),
+    }
     proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = tmp_path / "res"
@@ -163,7 +226,11 @@ def test_round_two_toy_end_to_end(data_dir, tmp_path):
     assert rows["searched_b"]["genome"] == next(c["genome"] for c in band["candidates"] if c["key"] == sel["winner"])
     comp = result["comparisons"][0]
     assert (comp["searched"], comp["released"], comp["Set5"]["n"], comp["Set5"]["seeds"]) == (
-        "searched_b", "FALSR-B", 2, [100, 101])
+        "searched_b",
+        "FALSR-B",
+        2,
+        [100, 101],
+    )
     w, r = rows["searched_b"]["per_seed"]["Set5"]["psnr"], rows["FALSR-B"]["per_seed"]["Set5"]["psnr"]
     assert comp["Set5"]["diffs"] == pytest.approx([w["100"] - r["100"], w["101"] - r["101"]])
     table = (res / "showdown2.md").read_text()
@@ -175,9 +242,22 @@ def test_round_two_toy_end_to_end(data_dir, tmp_path):
     weights = torch.load(tmp_path / "zoo" / "searched_b.pt", weights_only=False)
     assert weights["genome"] == rows["searched_b"]["genome"]
     out = tmp_path / "eval"
-    proc = subprocess.run([sys.executable, "evaluate.py", "model=genome", f"model.genome={weights['genome']}",
-                           f"model.weights={tmp_path / 'zoo' / 'searched_b.pt'}", "data.benchmarks=[Set5]",
-                           f"hydra.run.dir={out}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "evaluate.py",
+            "model=genome",
+            f"model.genome={weights['genome']}",
+            f"model.weights={tmp_path / 'zoo' / 'searched_b.pt'}",
+            "data.benchmarks=[Set5]",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     again = json.loads((out / "results.json").read_text())["datasets"]["Set5"]
     assert again["psnr"] == pytest.approx(w["100"], abs=1e-4)
@@ -187,7 +267,13 @@ def test_round_two_toy_end_to_end(data_dir, tmp_path):
     assert "finished before" in proc.stdout and "] trained " not in proc.stdout
     assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == len(store)
     before = table
-    proc = subprocess.run([sys.executable, "bench/showdown.py", "--round", "2", "--report", *args[2:]], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "bench/showdown.py", "--round", "2", "--report", *args[2:]],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (res / "showdown2.md").read_text() == before

@@ -17,33 +17,53 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from falsr.cli import CONF_DIR
-from falsr.protocol.color import graph_ypbpr_to_rgb, rgb_to_ypbpr_np
-from falsr.training.data import SRDataModule
 from falsr.errors import UserError
+from falsr.protocol.color import graph_ypbpr_to_rgb, rgb_to_ypbpr_np
 from falsr.protocol.images import read_rgb
 from falsr.protocol.metrics import psnr_ssim_y, to_uint8_truncate
-from falsr.training.module import SRModule
-from falsr.space.network import build_network
 from falsr.protocol.resize import pil_bicubic_upscale
+from falsr.space.network import build_network
+from falsr.training.data import SRDataModule
+from falsr.training.module import SRModule
 from falsr.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
-BICUBIC_SET5 = 33.64  # protocol PSNR of PIL bicubic on Set5 (README, "Evaluate released or trained models"; tests/test_metrics.py)
+BICUBIC_SET5 = (
+    33.64  # protocol PSNR of PIL bicubic on Set5 (README, "Evaluate released or trained models"; tests/test_metrics.py)
+)
 # A small genome (two 16-channel cells): the mechanics tests need no big network.
 TINY = "conv_f16_k3_b1_noskip.conv_f16_k3_b1_noskip-10_1"
 
 
 def config(data_dir: Path, out: Path, *overrides: str):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"paths.data_dir={data_dir}", f"paths.output_dir={out}",
-                                           "trainer.enable_progress_bar=false", *overrides])
+        return compose(
+            "train",
+            overrides=[
+                f"paths.data_dir={data_dir}",
+                f"paths.output_dir={out}",
+                "trainer.enable_progress_bar=false",
+                *overrides,
+            ],
+        )
 
 
 def tiny(data_dir: Path, out: Path, *overrides: str):
     """The tiny genome, 40 steps of batch 8, 20 steps per epoch, loss logged every step, 1 held-out image validated."""
-    return config(data_dir, out, "model=genome", f"model.genome={TINY}", "trainer.max_steps=40",
-                  "data.batch_size=8", "data.patch_size=48", "data.samples_per_epoch=160",
-                  "trainer.log_every_n_steps=1", "scheduler.total_steps=40", "trainer.limit_val_batches=1", *overrides)
+    return config(
+        data_dir,
+        out,
+        "model=genome",
+        f"model.genome={TINY}",
+        "trainer.max_steps=40",
+        "data.batch_size=8",
+        "data.patch_size=48",
+        "data.samples_per_epoch=160",
+        "trainer.log_every_n_steps=1",
+        "scheduler.total_steps=40",
+        "trainer.limit_val_batches=1",
+        *overrides,
+    )
 
 
 def loss_curve(out: Path) -> dict[int, str]:
@@ -65,10 +85,13 @@ def test_training_beats_bicubic(data_dir, tmp_path):
     on_set5 = ("data.holdout=0", "data.val_sets=[Set5]")  # all 53 T91 images, as measured; Set5 watched
     untrained = train(config(data_dir, tmp_path / "v", "trainer.max_steps=0", "logger=none", *on_set5))
     out = tmp_path / "t"
-    metrics = train(config(data_dir, out, "trainer.max_steps=1000", "data.patch_size=32",
-                           "data.samples_per_epoch=16000", *on_set5))
-    print(f"untrained {untrained['psnr']:.2f} dB, trained {metrics['psnr']:.2f} dB "
-          f"(bicubic {BICUBIC_SET5}) in {metrics['train_seconds']:.0f} s")
+    metrics = train(
+        config(data_dir, out, "trainer.max_steps=1000", "data.patch_size=32", "data.samples_per_epoch=16000", *on_set5)
+    )
+    print(
+        f"untrained {untrained['psnr']:.2f} dB, trained {metrics['psnr']:.2f} dB "
+        f"(bicubic {BICUBIC_SET5}) in {metrics['train_seconds']:.0f} s"
+    )
     assert metrics["status"] == "ok" and metrics["steps"] == 1000
     assert metrics["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")  # where it trained, recorded
     assert untrained["psnr"] < 20 and untrained["steps"] == 0
@@ -145,17 +168,25 @@ def test_wandb_offline_one_run_per_job(data_dir, tmp_path):
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_bad_input_is_one_line(data_dir, tmp_path):
     (tmp_path / "empty").mkdir()
-    r = run_cli(f"paths.data_dir={data_dir}", f"data.train_dir={tmp_path / 'empty'}", "logger=none",
-                "trainer.max_steps=5", cwd=tmp_path)
+    r = run_cli(
+        f"paths.data_dir={data_dir}",
+        f"data.train_dir={tmp_path / 'empty'}",
+        "logger=none",
+        "trainer.max_steps=5",
+        cwd=tmp_path,
+    )
     assert r.returncode == 2, r.stderr
-    assert r.stderr.strip().splitlines() == [f"error: training HR image folder {tmp_path / 'empty'} holds no images "
-                                             "(.png, .bmp, .jpg, .jpeg, .tif, .tiff, .webp, .ppm)"]
+    assert r.stderr.strip().splitlines() == [
+        f"error: training HR image folder {tmp_path / 'empty'} holds no images "
+        "(.png, .bmp, .jpg, .jpeg, .tif, .tiff, .webp, .ppm)"
+    ]
     r = run_cli(f"paths.data_dir={data_dir}", "trainer.precision=fp8", "logger=none", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: unknown trainer.precision 'fp8'")
     assert len(r.stderr.strip().splitlines()) == 1
@@ -163,9 +194,15 @@ def test_cli_bad_input_is_one_line(data_dir, tmp_path):
 
 def test_cli_validation_only(data_dir, tmp_path):
     """`train.py trainer.max_steps=0` validates without training; metrics.json in the run folder."""
-    r = run_cli(f"paths.data_dir={data_dir}", "model=falsr_a", "trainer.max_steps=0", "logger=none",
-                "trainer.limit_val_batches=2",
-                f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    r = run_cli(
+        f"paths.data_dir={data_dir}",
+        "model=falsr_a",
+        "trainer.max_steps=0",
+        "logger=none",
+        "trainer.limit_val_batches=2",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["status"] == "ok" and metrics["steps"] == 0 and metrics["model"] == "FALSR-A"

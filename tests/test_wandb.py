@@ -28,10 +28,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_search(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
     # This checkout's src first: its falsr package and its hydra_plugins sweeper, whatever is installed.
-    env = {**os.environ, "FALSR_CACHE_DIR": str(tmp / "cache"), "WANDB_SILENT": "true", "WANDB_MODE": "offline",
-           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "search.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=900)
+    env = {
+        **os.environ,
+        "FALSR_CACHE_DIR": str(tmp / "cache"),
+        "WANDB_SILENT": "true",
+        "WANDB_MODE": "offline",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "search.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def test_arch_config_decomposes_the_genome():
@@ -66,8 +72,13 @@ def check_search(sweep: Path, lr_size: tuple[int, int], generations: int) -> str
         assert config["candidate/generation"] == r["generation"] and config["candidate/origin"] == r["origin"]
         assert config["arch/n_cells"] == genome.n_cells and config["arch/connections"] == sum(genome.connections)
         for j, cell in enumerate(genome.cell_specs):
-            assert [config[f"arch/cell{j}/{k}"] for k in ("op", "width", "kernel", "repeats", "residual")] == \
-                [cell.op, cell.channels, cell.kernel, cell.repeats, cell.has_skip]
+            assert [config[f"arch/cell{j}/{k}"] for k in ("op", "width", "kernel", "repeats", "residual")] == [
+                cell.op,
+                cell.channels,
+                cell.kernel,
+                cell.repeats,
+                cell.has_skip,
+            ]
         cost = genome_cost(genome, lr_size)
         assert (config["arch/mult_adds"], config["arch/params"]) == (cost.mult_adds, cost.params)
         assert config["arch/lr_size"] == f"{lr_size[0]}x{lr_size[1]}"
@@ -101,8 +112,11 @@ def check_search(sweep: Path, lr_size: tuple[int, int], generations: int) -> str
     logged = [run["summary"]["hypervolume"] for run in runs]  # what the driver computed, generation by generation
     assert [row[1] for row in hv["data"]] == pytest.approx(logged, abs=1e-12)
     assert all(math.isfinite(v) for v in logged) and logged[-1] > 0  # psnr_min=0: every trained model counts
-    assert {k for k in last["summary"] if k.startswith("plots/")} == \
-        {"plots/front_psnr_vs_mult_adds", "plots/front_psnr_vs_params", "plots/front_params_vs_mult_adds"}
+    assert {k for k in last["summary"] if k.startswith("plots/")} == {
+        "plots/front_psnr_vs_mult_adds",
+        "plots/front_psnr_vs_params",
+        "plots/front_params_vs_mult_adds",
+    }
     assert "hypervolume_plot_table" in last["summary"]
     return group
 
@@ -113,9 +127,18 @@ def test_two_searches_in_one_project_read_back(tiny_data, tmp_path):
     groups = {}
     for name, (lr_size, generations, extra) in searches.items():
         sweep = tmp_path / name / "sweep"
-        proc = run_search(search_args(tiny_data, sweep, "logger=wandb", f"search.generations={generations}",
-                                      f"search.settings.lr_size=[{lr_size[0]},{lr_size[1]}]",
-                                      "search.hypervolume_box.psnr_min=0.0", *extra), tmp_path / name)
+        proc = run_search(
+            search_args(
+                tiny_data,
+                sweep,
+                "logger=wandb",
+                f"search.generations={generations}",
+                f"search.settings.lr_size=[{lr_size[0]},{lr_size[1]}]",
+                "search.hypervolume_box.psnr_min=0.0",
+                *extra,
+            ),
+            tmp_path / name,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         groups[name] = check_search(sweep, lr_size, generations)
     assert groups["a"] != groups["b"]  # same folder name "sweep", different searches
@@ -123,8 +146,11 @@ def test_two_searches_in_one_project_read_back(tiny_data, tmp_path):
     sweep = tmp_path / "b" / "sweep"
     full = json.loads((sweep / "full_training.json").read_text())
     candidates = {str(Path(r["run_dir"]).resolve()) for r in journal(sweep) if r.get("run_dir")}
-    runs = [read_run(p) for p in sorted(sweep.glob("*/wandb/offline-run-*"))
-            if str(p.parents[1].resolve()) not in candidates]
+    runs = [
+        read_run(p)
+        for p in sorted(sweep.glob("*/wandb/offline-run-*"))
+        if str(p.parents[1].resolve()) not in candidates
+    ]
     assert len(full) == len(runs) == 1 and full[0]["status"] == "ok"
     assert runs[0]["group"] == groups["b"]
     assert runs[0]["name"] == f"full-{Genome.from_string(full[0]['genome']).key[:8]}"
@@ -135,11 +161,18 @@ def test_the_reader_reads_what_wandb_wrote(tmp_path):
     """The framing reader against a run written here: multi-block records (a 100 KB config value) included."""
     # Written by a fresh interpreter, as a search job writes its run: W&B state left in this process by other
     # tests (earlier runs, Lightning's WandbLogger) must not decide what the file holds.
-    code = ("import wandb; run = wandb.init(project='falsr-test', group='G', name='N', mode='offline', "
-            f"dir={str(tmp_path)!r}, config={{'big': 'x' * 100_000, 'arch/cell0/op': 'conv'}}); "
-            "run.summary.update({'psnr/Set5': 37.123456789}); run.finish()")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "WANDB_SILENT": "true"})
+    code = (
+        "import wandb; run = wandb.init(project='falsr-test', group='G', name='N', mode='offline', "
+        f"dir={str(tmp_path)!r}, config={{'big': 'x' * 100_000, 'arch/cell0/op': 'conv'}}); "
+        "run.summary.update({'psnr/Set5': 37.123456789}); run.finish()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WANDB_SILENT": "true"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     path = next((tmp_path / "wandb").glob("offline-run-*"))
     assert any(r.WhichOneof("record_type") == "run" for r in read_records(next(path.glob("run-*.wandb"))))
@@ -163,9 +196,8 @@ def test_the_reader_reads_what_wandb_wrote(tmp_path):
 def test_a_train_run_and_a_failed_run_read_back(data_dir, tmp_path):
     """Outside a search: group <task>, name <task>-<model>, costs at 480x480 (no search.settings.lr_size);
     a job that fails after its run started (a missing checkpoint) still says so in the run summary."""
-    from test_train import TINY, tiny
-
     from falsr.training.train import train
+    from test_train import TINY, tiny
 
     metrics = train(tiny(data_dir, tmp_path / "ok", "logger=wandb", "trainer.max_steps=2"))
     assert metrics["status"] == "ok"
@@ -179,8 +211,16 @@ def test_a_train_run_and_a_failed_run_read_back(data_dir, tmp_path):
     for name, result in metrics["val"].items():  # every validation set (here the held-out images)
         assert [run["summary"][f"{m}/{name}"] for m in ("psnr", "ssim")] == [result["psnr"], result["ssim"]]
 
-    failed = train(tiny(data_dir, tmp_path / "failed", "logger=wandb", "ignore_errors=true",
-                        "logger.wandb.name=mine", f"ckpt_path={tmp_path / 'missing.ckpt'}"))
+    failed = train(
+        tiny(
+            data_dir,
+            tmp_path / "failed",
+            "logger=wandb",
+            "ignore_errors=true",
+            "logger.wandb.name=mine",
+            f"ckpt_path={tmp_path / 'missing.ckpt'}",
+        )
+    )
     assert failed["status"] == "failed"
     run = read_run(next((tmp_path / "failed" / "wandb").glob("offline-run-*")))
     assert run["name"] == "mine"  # a name given on the command line is kept

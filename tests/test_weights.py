@@ -7,10 +7,10 @@ import torch.nn.functional as F
 
 from falsr.errors import UserError
 from falsr.space.network import build_network
+from falsr.weights import load_weights, save_weights
 from falsr.weights.model import build_model
 from falsr.weights.tf_graph import TFGraph
 from falsr.weights.tf_import import PREFIX, import_graph
-from falsr.weights import load_weights, save_weights
 
 
 def run_graph(graph: TFGraph, feeds: dict[str, np.ndarray], fetch: str) -> np.ndarray:
@@ -22,8 +22,9 @@ def run_graph(graph: TFGraph, feeds: dict[str, np.ndarray], fetch: str) -> np.nd
     cache: dict[str, list[np.ndarray]] = {}
 
     def conv(x, w, groups=1):  # NHWC x, OIHW-ready weight; stride 1, 'SAME' (odd kernels)
-        t = F.conv2d(torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(w), padding=w.shape[-1] // 2,
-                     groups=groups)
+        t = F.conv2d(
+            torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(w), padding=w.shape[-1] // 2, groups=groups
+        )
         return t.permute(0, 2, 3, 1).numpy()
 
     def value(ref: str) -> np.ndarray:
@@ -107,8 +108,13 @@ def test_model_weights_loads_pb_pt_and_lightning_style_ckpt(pretrained_dir, tmp_
         assert torch.equal(again.state_dict()[key], value)
     # A Lightning checkpoint keeps the network under a prefix and the genome in hyper_parameters.
     ckpt = tmp_path / "b.ckpt"
-    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                "hyper_parameters": {"genome": str(net.genome)}}, ckpt)
+    torch.save(
+        {
+            "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+            "hyper_parameters": {"genome": str(net.genome)},
+        },
+        ckpt,
+    )
     third = build_model(str(net.genome), weights=ckpt)
     assert torch.equal(third.upsampler.out.weight, net.upsampler.out.weight)
 

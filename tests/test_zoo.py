@@ -7,8 +7,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from falsr.cli import CONF_DIR
-from falsr.space.cost import genome_cost
 from falsr.errors import UserError
+from falsr.space.cost import genome_cost
 from falsr.space.genome import Genome
 from falsr.weights.tf_graph import TFGraph
 from falsr.weights.tf_import import genome_from_graph
@@ -87,15 +87,21 @@ def test_summary_cli_prints_table_and_json():
     assert small["mult_adds"] == genome_cost("44.3-10_1", (10, 20)).mult_adds
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["model=genome", "model.genome=1.2-1x1"], "bad connection bits"),
-    (["model=genome"], "missing required value model.genome"),
-    (["model=falsr_x"], "unknown model 'falsr_x': choose one of bicubic, falsr_a, falsr_b, falsr_c, genome"),
-    (["model=falsr_a", "lr_size=abc"], "bad lr_size"),
-    (["space.foo=1"], "unknown key space.foo: the search space (conf/space/falsr.yaml) has channels"),
-    (["space.kernels=[2]"], "space.kernels: 2 is not allowed: use odd positive integers"),
-    (["model=falsr_b", "space.channels=[16,32]"], "cell 'invbottleneck_e2_f48_k1_b2_isskip' is not in the search space"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["model=genome", "model.genome=1.2-1x1"], "bad connection bits"),
+        (["model=genome"], "missing required value model.genome"),
+        (["model=falsr_x"], "unknown model 'falsr_x': choose one of bicubic, falsr_a, falsr_b, falsr_c, genome"),
+        (["model=falsr_a", "lr_size=abc"], "bad lr_size"),
+        (["space.foo=1"], "unknown key space.foo: the search space (conf/space/falsr.yaml) has channels"),
+        (["space.kernels=[2]"], "space.kernels: 2 is not allowed: use odd positive integers"),
+        (
+            ["model=falsr_b", "space.channels=[16,32]"],
+            "cell 'invbottleneck_e2_f48_k1_b2_isskip' is not in the search space",
+        ),
+    ],
+)
 def test_summary_cli_user_errors_are_one_line(args, fragment):
     proc = run_summary(*args)
     assert proc.returncode != 0

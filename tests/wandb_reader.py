@@ -17,8 +17,9 @@ import json
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _BLOCK, _HEADER = 32768, 7
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
@@ -40,11 +41,11 @@ def _chunks(data: bytes) -> Iterator[tuple[int, bytes]]:
         if left < _HEADER:  # block trailer padding
             pos += left
             continue
-        checksum, length, kind = struct.unpack("<IHB", data[pos:pos + _HEADER])
+        checksum, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
         if kind == 0 and length == 0:  # zero padding (a preallocated or torn end)
             pos += left
             continue
-        chunk = data[pos + _HEADER:pos + _HEADER + length]
+        chunk = data[pos + _HEADER : pos + _HEADER + length]
         if len(chunk) < length:
             raise Incomplete(f"the record at byte {pos} is cut short")
         if zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != checksum:
@@ -104,8 +105,15 @@ def read_run(path: str | Path, timeout: float = 120.0) -> dict[str, Any]:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             r = record.run
-            run.update({"id": r.run_id, "group": r.run_group, "name": r.display_name, "job_type": r.job_type,
-                        "project": r.project})
+            run.update(
+                {
+                    "id": r.run_id,
+                    "group": r.run_group,
+                    "name": r.display_name,
+                    "job_type": r.job_type,
+                    "project": r.project,
+                }
+            )
             for item in r.config.update:
                 run["config"][item.key] = json.loads(item.value_json)
         elif kind == "config":

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
+import falsr.space.cost  # noqa: F401 - registers the configs' ${falsr.cost_lr_size:} resolver
 from falsr import CONF_DIR
 from falsr.errors import exit_on_user_error
-import falsr.space.cost  # noqa: F401 - registers the configs' ${falsr.cost_lr_size:} resolver
 from falsr.space.genome import check_space_overrides, set_space, space_from_config
 
 __all__ = ["CONF_DIR", "check_conf_dir", "check_group_choices", "exit_on_user_error", "use_space_of", "user_errors"]
@@ -63,8 +63,10 @@ def check_group_choices(argv: Sequence[str] | None = None) -> None:
 def check_conf_dir(argv: Sequence[str] | None = None) -> str:
     """The config folder, after the overrides Hydra would reject in many lines were rejected here in one."""
     if not (CONF_DIR / "model").is_dir():
-        sys.exit(f"error: config folder {CONF_DIR} not found: install the project from its repository with "
-                 "`pip install -e .` (or set FALSR_CONF_DIR to the repository's conf/ folder)")
+        sys.exit(
+            f"error: config folder {CONF_DIR} not found: install the project from its repository with "
+            "`pip install -e .` (or set FALSR_CONF_DIR to the repository's conf/ folder)"
+        )
     argv = list(sys.argv[1:] if argv is None else argv)
     check_group_choices(argv)
     with exit_on_user_error():

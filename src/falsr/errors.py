@@ -70,10 +70,12 @@ def disk_full(exc: BaseException | None) -> OSError | None:
 def disk_full_error(folder, err: OSError) -> DiskFullError:
     """The one-line error of a search stopped by a full disk: the folder, what failed and how to go on."""
     what = f" writing {err.filename}" if getattr(err, "filename", None) else ""
-    return DiskFullError(f"no space left on the device of {folder} ({err.strerror or err}{what}): the search "
-                         "stopped; its journal keeps every finished candidate. Free space on that disk (or move the "
-                         f"folder to a larger one), then continue with search.resume={folder} (or the folder's new "
-                         "path)")
+    return DiskFullError(
+        f"no space left on the device of {folder} ({err.strerror or err}{what}): the search "
+        "stopped; its journal keeps every finished candidate. Free space on that disk (or move the "
+        f"folder to a larger one), then continue with search.resume={folder} (or the folder's new "
+        "path)"
+    )
 
 
 def quiet_disk_full_logging() -> None:

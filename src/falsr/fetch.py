@@ -27,9 +27,9 @@ import urllib.parse
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from tqdm import tqdm
 
@@ -37,9 +37,9 @@ from falsr import default_data_dir
 from falsr.errors import UserError
 
 SOURCES_FILE = Path(__file__).with_name("fetch_sources.json")
-STAGING = ".fetch"          # inside the data folder, so finished files are renamed (not copied) into place
+STAGING = ".fetch"  # inside the data folder, so finished files are renamed (not copied) into place
 CHUNK = 1 << 20
-TIMEOUT = 60                # seconds without a byte before the connection counts as dropped (then resumed)
+TIMEOUT = 60  # seconds without a byte before the connection counts as dropped (then resumed)
 
 
 class FetchError(UserError):
@@ -56,16 +56,16 @@ class Source:
 
     name: str
     description: str
-    dest: str                       # relative to the data folder, where the configs read it
-    checksums: str                  # where the checksums come from, said plainly
-    url: str | None = None          # archive
-    member: str | None = None       # the archive folder that becomes dest
+    dest: str  # relative to the data folder, where the configs read it
+    checksums: str  # where the checksums come from, said plainly
+    url: str | None = None  # archive
+    member: str | None = None  # the archive folder that becomes dest
     sha256: str | None = None
-    md5: str | None = None          # only where no SHA-256 is known
+    md5: str | None = None  # only where no SHA-256 is known
     size: int | None = None
-    base_url: str | None = None     # file set
+    base_url: str | None = None  # file set
     files: dict[str, str] = field(default_factory=dict)  # name -> SHA-256
-    merge: bool = False             # dest is shared with other files (pretrained/): add ours beside them
+    merge: bool = False  # dest is shared with other files (pretrained/): add ours beside them
 
     @property
     def is_archive(self) -> bool:
@@ -109,8 +109,19 @@ def _join(base: str, *parts: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------- download
 
-def download(url: str, target: Path, *, label: str, sha256: str | None = None, md5: str | None = None,
-             size: int | None = None, retries: int = 5, wait: float = 1.0, progress: bool | None = None) -> Path:
+
+def download(
+    url: str,
+    target: Path,
+    *,
+    label: str,
+    sha256: str | None = None,
+    md5: str | None = None,
+    size: int | None = None,
+    retries: int = 5,
+    wait: float = 1.0,
+    progress: bool | None = None,
+) -> Path:
     """Download `url` to `target` through `target.part`, resuming it after a dropped connection; verify; rename.
 
     A partial download stays as .part for the next run to resume; one that is complete but wrong is deleted.
@@ -126,8 +137,10 @@ def download(url: str, target: Path, *, label: str, sha256: str | None = None, m
             failures += 1
             if failures > retries:
                 have = part.stat().st_size if part.exists() else 0
-                raise FetchError(f"download of {label} from {url} broke off after {have} bytes ({exc}); "
-                                 "run the same command again to resume it") from None
+                raise FetchError(
+                    f"download of {label} from {url} broke off after {have} bytes ({exc}); "
+                    "run the same command again to resume it"
+                ) from None
             time.sleep(wait * 2 ** (failures - 1))
     verify(part, label=label, url=url, sha256=sha256, md5=md5, size=size)
     os.replace(part, target)
@@ -147,14 +160,18 @@ def _get(url: str, part: Path, label: str, progress: bool | None) -> None:
             return  # nothing beyond what we have: it is the whole file (the checksum says whether it is right)
         if exc.code >= 500 or exc.code in (408, 429):
             raise _Dropped(f"HTTP {exc.code}") from None
-        raise FetchError(f"cannot download {label}: HTTP {exc.code} {exc.reason} from {url} "
-                         "(check --url / --mirror)") from None
+        raise FetchError(
+            f"cannot download {label}: HTTP {exc.code} {exc.reason} from {url} (check --url / --mirror)"
+        ) from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, (TimeoutError, socket.timeout, ConnectionResetError)):
             raise _Dropped(str(reason)) from None
-        hint = ("is the file in the mirror?" if url.startswith("file:") else
-                "offline or behind a proxy? use --mirror or --url, README 'Data'")
+        hint = (
+            "is the file in the mirror?"
+            if url.startswith("file:")
+            else "offline or behind a proxy? use --mirror or --url, README 'Data'"
+        )
         raise FetchError(f"cannot download {label} from {url}: {reason} ({hint})") from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
         raise _Dropped(str(exc) or type(exc).__name__) from None
@@ -169,9 +186,19 @@ def _get(url: str, part: Path, label: str, progress: bool | None) -> None:
         remaining = int(length) if length is not None else None
         total = have + remaining if remaining is not None else None
         got = 0
-        with open(part, "ab" if have else "wb") as out, \
-                tqdm(total=total, initial=have, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
-                     leave=False, disable=None if progress is None else not progress) as bar:
+        with (
+            open(part, "ab" if have else "wb") as out,
+            tqdm(
+                total=total,
+                initial=have,
+                desc=label,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                leave=False,
+                disable=None if progress is None else not progress,
+            ) as bar,
+        ):
             while True:
                 try:
                     chunk = resp.read(CHUNK)
@@ -202,14 +229,18 @@ def verify(path: Path, *, label: str, url: str, sha256: str | None, md5: str | N
     if (size is None or got_size == size) and got == (want.lower() if want else None):
         return
     path.unlink()
-    expected = ", ".join(x for x in (f"{size} bytes" if size is not None else "",
-                                     f"{algorithm} {want}" if want else "") if x)
+    expected = ", ".join(
+        x for x in (f"{size} bytes" if size is not None else "", f"{algorithm} {want}" if want else "") if x
+    )
     found = f"{got_size} bytes" + (f", {algorithm} {got}" if algorithm else "")
-    raise FetchError(f"checksum failed for {label} from {url}: expected {expected}, got {found} (truncated or "
-                     "corrupt); deleted it: run again, or check --url / --mirror")
+    raise FetchError(
+        f"checksum failed for {label} from {url}: expected {expected}, got {found} (truncated or "
+        "corrupt); deleted it: run again, or check --url / --mirror"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- extract
+
 
 def _in_member(name: str, member: str | None) -> bool:
     return member is None or name.rstrip("/") == member or name.startswith(member + "/")
@@ -249,16 +280,31 @@ def _check_space(folder: Path, needed: int, label: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
     if free < needed:
-        raise FetchError(f"not enough disk space for {label} in {folder}: about {needed / 1e9:.1f} GB needed, "
-                         f"{free / 1e9:.1f} GB free (free some, or fetch into another --dest)")
+        raise FetchError(
+            f"not enough disk space for {label} in {folder}: about {needed / 1e9:.1f} GB needed, "
+            f"{free / 1e9:.1f} GB free (free some, or fetch into another --dest)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- fetch
 
-def fetch(names: list[str], data_dir: str | Path | None = None, *, mirror: str | None = None, url: str | None = None,
-          sha256: str | None = None, check: bool = True, force: bool = False, retries: int = 5, wait: float = 1.0,
-          progress: bool | None = None, sources: dict[str, Source] | None = None,
-          groups: dict[str, list[str]] | None = None, say: Callable[[str], None] = print) -> list[Path]:
+
+def fetch(
+    names: list[str],
+    data_dir: str | Path | None = None,
+    *,
+    mirror: str | None = None,
+    url: str | None = None,
+    sha256: str | None = None,
+    check: bool = True,
+    force: bool = False,
+    retries: int = 5,
+    wait: float = 1.0,
+    progress: bool | None = None,
+    sources: dict[str, Source] | None = None,
+    groups: dict[str, list[str]] | None = None,
+    say: Callable[[str], None] = print,
+) -> list[Path]:
     """Fetch the named sets into `data_dir` (default: FALSR_DATA_DIR, else data/ in the checkout); their paths."""
     if sources is None:
         sources, default_groups = load_sources()
@@ -267,18 +313,44 @@ def fetch(names: list[str], data_dir: str | Path | None = None, *, mirror: str |
     if not chosen:
         raise UserError("name at least one data set to fetch (python -m falsr.fetch --list)")
     if (url or sha256) and (len(chosen) != 1 or not chosen[0].is_archive):
-        raise UserError("--url and --sha256 take exactly one archive name (DIV2K-train-HR, Flickr2K, ...); "
-                        "use --mirror for file sets")
+        raise UserError(
+            "--url and --sha256 take exactly one archive name (DIV2K-train-HR, Flickr2K, ...); "
+            "use --mirror for file sets"
+        )
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     done = []
     try:
         for source in chosen:
             if source.is_archive:
-                done.append(_fetch_archive(source, root, mirror=mirror, url=url, sha256=sha256, check=check,
-                                           force=force, retries=retries, wait=wait, progress=progress, say=say))
+                done.append(
+                    _fetch_archive(
+                        source,
+                        root,
+                        mirror=mirror,
+                        url=url,
+                        sha256=sha256,
+                        check=check,
+                        force=force,
+                        retries=retries,
+                        wait=wait,
+                        progress=progress,
+                        say=say,
+                    )
+                )
             else:
-                done.append(_fetch_files(source, root, mirror=mirror, check=check, force=force, retries=retries,
-                                         wait=wait, progress=progress, say=say))
+                done.append(
+                    _fetch_files(
+                        source,
+                        root,
+                        mirror=mirror,
+                        check=check,
+                        force=force,
+                        retries=retries,
+                        wait=wait,
+                        progress=progress,
+                        say=say,
+                    )
+                )
     finally:
         _prune(root / STAGING)
     return done
@@ -298,8 +370,9 @@ def _present(dest: Path) -> bool:
     return dest.is_dir() and any(dest.iterdir())
 
 
-def _fetch_archive(source: Source, root: Path, *, mirror, url, sha256, check, force, retries, wait, progress,
-                   say) -> Path:
+def _fetch_archive(
+    source: Source, root: Path, *, mirror, url, sha256, check, force, retries, wait, progress, say
+) -> Path:
     dest = root / source.dest
     if _present(dest) and not force:
         say(f"{source.name}: already in {dest} (not re-checked; --force fetches it again)")
@@ -307,8 +380,10 @@ def _fetch_archive(source: Source, root: Path, *, mirror, url, sha256, check, fo
     want_sha = sha256 or source.sha256
     want_md5 = None if sha256 else source.md5
     if check and not (want_sha or want_md5):
-        raise UserError(f"{source.name} has no known checksum ({source.checksums}): pass --sha256 HEX, or "
-                        "--no-checksum to take it unchecked")
+        raise UserError(
+            f"{source.name} has no known checksum ({source.checksums}): pass --sha256 HEX, or "
+            "--no-checksum to take it unchecked"
+        )
     if not check:
         say(f"warning: {source.name} is not checked against any checksum (--no-checksum)")
     elif not want_sha:
@@ -333,13 +408,17 @@ def _fetch_archive(source: Source, root: Path, *, mirror, url, sha256, check, fo
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         _remove(tmp)
         archive.unlink()
-        raise FetchError(f"cannot extract {archive.name} from {src}: {exc} (damaged or truncated archive); "
-                         "deleted it: run again, or check --url / --mirror") from None
+        raise FetchError(
+            f"cannot extract {archive.name} from {src}: {exc} (damaged or truncated archive); "
+            "deleted it: run again, or check --url / --mirror"
+        ) from None
     got = tmp / source.member if source.member else tmp
     if not _present(got):
         _remove(tmp)
-        raise FetchError(f"{archive.name} from {src} has no folder {source.member}/: not the expected archive "
-                         "(check --url / --mirror)")
+        raise FetchError(
+            f"{archive.name} from {src} has no folder {source.member}/: not the expected archive "
+            "(check --url / --mirror)"
+        )
     old = dest.with_name(f".{dest.name}.old")
     if dest.exists():
         _remove(old)
@@ -367,12 +446,20 @@ def _fetch_files(source: Source, root: Path, *, mirror, check, force, retries, w
     stage = root / STAGING / source.name
     if source.size:
         _check_space(stage, source.size, source.name)
-    for name in tqdm(wanted, desc=source.name, unit="file", leave=False,
-                     disable=None if progress is None else not progress):
+    for name in tqdm(
+        wanted, desc=source.name, unit="file", leave=False, disable=None if progress is None else not progress
+    ):
         if (stage / name).is_file():
             continue  # verified by an earlier, interrupted run
-        download(_join(base, name), stage / name, label=f"{source.name}/{name}",
-                 sha256=source.files[name] if check else None, retries=retries, wait=wait, progress=False)
+        download(
+            _join(base, name),
+            stage / name,
+            label=f"{source.name}/{name}",
+            sha256=source.files[name] if check else None,
+            retries=retries,
+            wait=wait,
+            progress=False,
+        )
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(stage, dest)  # one rename: the whole set appears at once
@@ -393,6 +480,7 @@ def _fetch_files(source: Source, root: Path, *, mirror, check, force, retries, w
 
 # ---------------------------------------------------------------------------------------------------- CLI
 
+
 def _list(sources: dict[str, Source], groups: dict[str, list[str]]) -> None:
     for s in sources.values():
         size = f"{s.size / 1e6:,.0f} MB" if s.size else "size unknown"
@@ -408,8 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", metavar="NAME", help="data sets or groups (--list shows them)")
     parser.add_argument("--list", action="store_true", help="show every name, its size and where it lands")
     parser.add_argument("--dest", help="data folder (default: FALSR_DATA_DIR, else data/ in the checkout)")
-    parser.add_argument("--mirror", help="a folder or URL laid out like the data folder (file sets) or holding "
-                                         "the archives: fetch from it instead of the upstream URLs")
+    parser.add_argument(
+        "--mirror",
+        help="a folder or URL laid out like the data folder (file sets) or holding "
+        "the archives: fetch from it instead of the upstream URLs",
+    )
     parser.add_argument("--url", help="the archive's URL (one archive name), e.g. through a proxy")
     parser.add_argument("--sha256", help="the archive's SHA-256 (one archive name), where none is known or to override")
     parser.add_argument("--no-checksum", dest="check", action="store_false", help="take files unchecked (warns)")
@@ -423,8 +514,18 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.names:
             raise UserError("name at least one data set to fetch, e.g. `python -m falsr.fetch default` (--list)")
-        fetch(args.names, args.dest, mirror=args.mirror, url=args.url, sha256=args.sha256, check=args.check,
-              force=args.force, retries=args.retries, sources=sources, groups=groups)
+        fetch(
+            args.names,
+            args.dest,
+            mirror=args.mirror,
+            url=args.url,
+            sha256=args.sha256,
+            check=args.check,
+            force=args.force,
+            retries=args.retries,
+            sources=sources,
+            groups=groups,
+        )
     except FetchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

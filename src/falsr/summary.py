@@ -12,8 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from falsr.cli import check_conf_dir, user_errors
-from falsr.space.cost import default_lr_size, genome_cost, part_costs
 from falsr.errors import UserError
+from falsr.space.cost import default_lr_size, genome_cost, part_costs
 
 
 def _lr_size(value) -> tuple[int, int]:
@@ -40,14 +40,20 @@ def describe(net, lr_size: tuple[int, int]) -> list[str]:
         cc, cin = part
         return f"{cc.p_in * cin + cc.p_const:>9,} {(cc.m_in * cin + cc.m_const) * pixels / 1e9:>9.2f}G"
 
-    lines = [f"{net.name}  genome {g}  ({g.n_cells} cells, LR input {lr_size[0]}x{lr_size[1]}, x{net.scale})",
-             f"{'target':<10} {'cell':<34} {'inputs':<22} {'ch in->out':<11} {'params':>9} {'mult-adds':>10}",
-             f"{'head':<10} {'conv3x3 1->32 + ReLU':<34} {'Y':<22} {'1->32':<11} {costs(head)}"]
+    lines = [
+        f"{net.name}  genome {g}  ({g.n_cells} cells, LR input {lr_size[0]}x{lr_size[1]}, x{net.scale})",
+        f"{'target':<10} {'cell':<34} {'inputs':<22} {'ch in->out':<11} {'params':>9} {'mult-adds':>10}",
+        f"{'head':<10} {'conv3x3 1->32 + ReLU':<34} {'Y':<22} {'1->32':<11} {costs(head)}",
+    ]
     for j, (cell, part) in enumerate(zip(g.cell_specs, cells)):
-        lines.append(f"{'cell ' + str(j):<10} {cell.name:<34} {str(g.inputs_of(j)):<22} "
-                     f"{f'{part[1]}->{cell.channels}':<11} {costs(part)}")
-    lines.append(f"{'upsampler':<10} {f'conv3x3+ReLU, +node 0, d2s x{net.scale}, conv3x3':<34} {str(g.inputs_of(g.n_cells)):<22} "
-                 f"{f'{upsampler[1]}->1':<11} {costs(upsampler)}")
+        lines.append(
+            f"{'cell ' + str(j):<10} {cell.name:<34} {str(g.inputs_of(j)):<22} "
+            f"{f'{part[1]}->{cell.channels}':<11} {costs(part)}"
+        )
+    lines.append(
+        f"{'upsampler':<10} {f'conv3x3+ReLU, +node 0, d2s x{net.scale}, conv3x3':<34} {str(g.inputs_of(g.n_cells)):<22} "
+        f"{f'{upsampler[1]}->1':<11} {costs(upsampler)}"
+    )
     return lines
 
 
@@ -62,10 +68,16 @@ def latency(genome, node) -> dict:
     table.profile(genome_parts(genome), progress=False)
     predicted, measured = table.predict(genome), measure_network(genome, settings)
     warn_if_noisy([measured], settings, str(genome))
-    print(f"latency ({settings.describe()}, batch 1): measured {measured.ms:.2f} ms (spread {measured.spread:.0%}), "
-          f"predicted {predicted:.2f} ms by the table ({table.path})")
-    return {"latency_ms": measured.ms, "latency_spread": measured.spread, "latency_predicted_ms": predicted,
-            "latency_settings": settings.to_dict()}
+    print(
+        f"latency ({settings.describe()}, batch 1): measured {measured.ms:.2f} ms (spread {measured.spread:.0%}), "
+        f"predicted {predicted:.2f} ms by the table ({table.path})"
+    )
+    return {
+        "latency_ms": measured.ms,
+        "latency_spread": measured.spread,
+        "latency_predicted_ms": predicted,
+        "latency_settings": settings.to_dict(),
+    }
 
 
 @hydra.main(version_base="1.3", config_path=check_conf_dir(), config_name="summary")
@@ -78,11 +90,19 @@ def main(cfg: DictConfig) -> dict:
     assert built == cost.params, f"cost model ({cost.params}) disagrees with the built network ({built})"
     for line in describe(net, lr_size):
         print(line)
-    result = {"model": net.name, "genome": str(net.genome), "n_cells": net.genome.n_cells,
-              "params": cost.params, "mult_adds": cost.mult_adds, "lr_size": list(lr_size)}
+    result = {
+        "model": net.name,
+        "genome": str(net.genome),
+        "n_cells": net.genome.n_cells,
+        "params": cost.params,
+        "mult_adds": cost.mult_adds,
+        "lr_size": list(lr_size),
+    }
     print(f"total: {cost.params:,} params, {cost.mult_adds / 1e9:.2f}G mult-adds")
     if (cfg.get("latency") or {}).get("show"):
-        result.update(latency(net.genome, {"scale": net.scale, **{k: v for k, v in cfg.latency.items() if k != "show"}}))
+        result.update(
+            latency(net.genome, {"scale": net.scale, **{k: v for k, v in cfg.latency.items() if k != "show"}})
+        )
     print(json.dumps(result))
     return result
 

@@ -65,10 +65,14 @@ class LatencySettings:
     def __post_init__(self):
         for name, allowed in (("backend", BACKENDS), ("precision", PRECISIONS), ("memory_format", MEMORY_FORMATS)):
             if getattr(self, name) not in allowed:
-                raise LatencyError(f"unknown latency.{name} {getattr(self, name)!r}: choose one of {', '.join(allowed)}")
+                raise LatencyError(
+                    f"unknown latency.{name} {getattr(self, name)!r}: choose one of {', '.join(allowed)}"
+                )
         if self.backend == "onnxruntime" and self.precision == "bf16":
-            raise LatencyError("latency.precision=bf16 with backend=onnxruntime: onnxruntime's CPU provider has no "
-                               "bf16 convolution; use precision=fp32, or backend=eager for bf16")
+            raise LatencyError(
+                "latency.precision=bf16 with backend=onnxruntime: onnxruntime's CPU provider has no "
+                "bf16 convolution; use precision=fp32, or backend=eager for bf16"
+            )
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
             raise LatencyError(f"latency.threads={self.threads!r}: use an integer >= 1")
         if isinstance(self.scale, bool) or not isinstance(self.scale, int) or self.scale not in SCALES:
@@ -111,9 +115,17 @@ class LatencySettings:
     def fingerprint(self) -> dict:
         """What a measurement depends on: device, library, threads, backend, precision, input size, layout."""
         lib = _library_version(self.backend)
-        return {"version": TABLE_VERSION, "device": device_name(), "library": lib, "threads": self.threads,
-                "backend": self.backend, "precision": self.precision, "scale": self.scale, "lr_size": list(self.lr_size),
-                "memory_format": self.memory_format if self.backend != "onnxruntime" else "contiguous"}
+        return {
+            "version": TABLE_VERSION,
+            "device": device_name(),
+            "library": lib,
+            "threads": self.threads,
+            "backend": self.backend,
+            "precision": self.precision,
+            "scale": self.scale,
+            "lr_size": list(self.lr_size),
+            "memory_format": self.memory_format if self.backend != "onnxruntime" else "contiguous",
+        }
 
     def key(self) -> str:
         return hashlib.sha1(json.dumps(self.fingerprint(), sort_keys=True).encode()).hexdigest()[:16]
@@ -146,8 +158,9 @@ def _library_version(backend: str) -> str:
         try:
             import onnxruntime
         except ImportError:
-            raise LatencyError("latency.backend=onnxruntime needs onnxruntime: pip install onnxruntime "
-                               "(or pip install -e .[export])") from None
+            raise LatencyError(
+                "latency.backend=onnxruntime needs onnxruntime: pip install onnxruntime (or pip install -e .[export])"
+            ) from None
         return f"onnxruntime {onnxruntime.__version__}"
     return f"torch {torch.__version__}"
 

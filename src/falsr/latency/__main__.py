@@ -27,8 +27,10 @@ def fail(message: str) -> None:
 
 def _parse(argv: list[str]):
     if not argv or argv[0] not in COMMANDS:
-        fail(f"usage: python -m falsr.latency {{{'|'.join(COMMANDS)}}} [backend=onnxruntime precision=fp32 "
-             "threads=1 lr_size=[360,640] ...]")
+        fail(
+            f"usage: python -m falsr.latency {{{'|'.join(COMMANDS)}}} [backend=onnxruntime precision=fp32 "
+            "threads=1 lr_size=[360,640] ...]"
+        )
     bad = [a for a in argv[1:] if "=" not in a]
     if bad:
         fail(f"bad argument {bad[0]!r}: give key=value (e.g. backend=eager)")
@@ -54,8 +56,8 @@ def _genome(conf: dict):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from falsr.space.genome import set_space, space_from_config
     from falsr.latency.table import LatencyTable, genome_parts, space_keys
+    from falsr.space.genome import set_space, space_from_config
 
     command, conf = _parse(sys.argv[1:] if argv is None else argv)
     with exit_on_user_error():
@@ -77,10 +79,18 @@ def main(argv: list[str] | None = None) -> dict:
             predicted = table.predict(genome)
             measured = measure_network(genome, settings)
             warn_if_noisy([measured], settings, name)
-            result = {"model": name, "genome": str(genome), "settings": settings.describe(),
-                      "predicted_ms": predicted, "measured_ms": measured.ms, "spread": measured.spread}
-            print(f"{name}: predicted {predicted:.2f} ms, measured {measured.ms:.2f} ms "
-                  f"(spread {measured.spread:.0%}) [{settings.describe()}]")
+            result = {
+                "model": name,
+                "genome": str(genome),
+                "settings": settings.describe(),
+                "predicted_ms": predicted,
+                "measured_ms": measured.ms,
+                "spread": measured.spread,
+            }
+            print(
+                f"{name}: predicted {predicted:.2f} ms, measured {measured.ms:.2f} ms "
+                f"(spread {measured.spread:.0%}) [{settings.describe()}]"
+            )
     print(json.dumps(result))
     return result
 

@@ -14,7 +14,7 @@ import statistics
 import sys
 import timeit
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -69,8 +69,9 @@ def _ort_runner(module: nn.Module, inputs: list[torch.Tensor], settings: Latency
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
-        torch.onnx.export(module.float(), tuple(inputs), buffer, dynamo=False, input_names=names,
-                          output_names=["y"], opset_version=17)
+        torch.onnx.export(
+            module.float(), tuple(inputs), buffer, dynamo=False, input_names=names, output_names=["y"], opset_version=17
+        )
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.threads
     options.inter_op_num_threads = 1
@@ -118,6 +119,9 @@ def warn_if_noisy(timings: Sequence[Timing], settings: LatencySettings, what: st
     spread = statistics.median(t.spread for t in timings)
     if spread <= settings.noisy_spread:
         return False
-    print(f"warning: latency of {what}: runs spread {spread:.0%} of the median (over {settings.noisy_spread:.0%}): "
-          "the machine is too noisy for trustworthy numbers; measure again when it is quiet", file=sys.stderr)
+    print(
+        f"warning: latency of {what}: runs spread {spread:.0%} of the median (over {settings.noisy_spread:.0%}): "
+        "the machine is too noisy for trustworthy numbers; measure again when it is quiet",
+        file=sys.stderr,
+    )
     return True

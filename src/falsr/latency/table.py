@@ -106,8 +106,10 @@ def part(key: str, settings: LatencySettings) -> tuple[nn.Module, list[tuple[int
 
 def profile_command(settings: LatencySettings) -> str:
     h, w = settings.lr_size
-    return (f"python -m falsr.latency profile backend={settings.backend} precision={settings.precision} "
-            f"threads={settings.threads} scale={settings.scale} lr_size=[{h},{w}]")
+    return (
+        f"python -m falsr.latency profile backend={settings.backend} precision={settings.precision} "
+        f"threads={settings.threads} scale={settings.scale} lr_size=[{h},{w}]"
+    )
 
 
 class LatencyTable:
@@ -125,8 +127,10 @@ class LatencyTable:
         lines = self.path.read_text().splitlines()
         header = _loads(lines[0]) if lines else None
         if header is None or header.get("fingerprint") != self.settings.fingerprint():
-            raise LatencyError(f"{self.path} was measured under other settings or another device: delete it and "
-                               f"run {profile_command(self.settings)}")
+            raise LatencyError(
+                f"{self.path} was measured under other settings or another device: delete it and "
+                f"run {profile_command(self.settings)}"
+            )
         for line in lines[1:]:
             entry = _loads(line)
             if entry is not None and "key" in entry:  # a torn last line (a kill mid-write) is measured again
@@ -140,8 +144,10 @@ class LatencyTable:
         """The network's predicted latency in milliseconds: the sum of its parts' entries."""
         keys = genome_parts(genome)
         if missing := self.missing(keys):
-            raise LatencyError(f"the latency table {self.path} lacks {len(missing)} part(s) of {genome} (e.g. "
-                               f"{missing[0]}): run {profile_command(self.settings)}")
+            raise LatencyError(
+                f"the latency table {self.path} lacks {len(missing)} part(s) of {genome} (e.g. "
+                f"{missing[0]}): run {profile_command(self.settings)}"
+            )
         return sum(self.entries[k] for k in keys)
 
     def breakdown(self, genome) -> list[tuple[str, float]]:
@@ -159,13 +165,19 @@ class LatencyTable:
         timings = []
         with open(self.path, "a") as fh:
             if fresh:
-                fh.write(json.dumps({"fingerprint": self.settings.fingerprint(),
-                                     "settings": self.settings.to_dict()}) + "\n")
+                fh.write(
+                    json.dumps({"fingerprint": self.settings.fingerprint(), "settings": self.settings.to_dict()}) + "\n"
+                )
                 fh.flush()
             elif not self.path.read_text().endswith("\n"):
                 fh.write("\n")  # after a torn line: start the next entry on its own line
-            for key in tqdm(todo, desc=f"latency table ({self.settings.describe()})", unit="part",
-                            disable=not progress, file=sys.stderr):
+            for key in tqdm(
+                todo,
+                desc=f"latency table ({self.settings.describe()})",
+                unit="part",
+                disable=not progress,
+                file=sys.stderr,
+            ):
                 module, shapes = part(key, self.settings)
                 t = measure(module, shapes, self.settings)
                 timings.append(t)

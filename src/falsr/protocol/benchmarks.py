@@ -37,9 +37,11 @@ def benchmark_dir(data_dir: str | Path, name: str) -> Path:
 
 def _existing(folder: Path) -> Path:
     if not folder.is_dir():
-        raise UserError(f"benchmark folder {folder} not found: put {folder.name} there (release layout *_HR.png + "
-                        "*_LR.png, or HR images only) or point paths.data_dir / FALSR_DATA_DIR at the folder holding "
-                        "benchmarks/")
+        raise UserError(
+            f"benchmark folder {folder} not found: put {folder.name} there (release layout *_HR.png + "
+            "*_LR.png, or HR images only) or point paths.data_dir / FALSR_DATA_DIR at the folder holding "
+            "benchmarks/"
+        )
     return folder
 
 
@@ -64,8 +66,10 @@ def list_pairs(folder: Path, scale: int = 2) -> list[tuple[str, Path, Path | Non
         for hr in hr_files:
             lr = hr.with_name(hr.name[: -len(f"_HR{hr.suffix}")] + f"_LR{hr.suffix}")
             if not lr.is_file():
-                raise UserError(f"{hr} has no LR partner {lr.name}: add it, or remove the _HR suffix to have LR made "
-                                "by bicubic downscaling")
+                raise UserError(
+                    f"{hr} has no LR partner {lr.name}: add it, or remove the _HR suffix to have LR made "
+                    "by bicubic downscaling"
+                )
             pairs.append((hr.name[: -len(f"_HR{hr.suffix}")], hr, lr))
         return pairs
     images = [p for p in files if not p.stem.endswith("_LR")]

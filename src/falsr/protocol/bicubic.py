@@ -26,8 +26,10 @@ class Bicubic:
         """Anything a network has and this baseline lacks (parameters, genome, ...): model=bicubic outside evaluate.py."""
         if name.startswith("__"):
             raise AttributeError(name)
-        raise UserError(f"model=bicubic is a baseline for evaluate.py only (it has no {name}): choose a network "
-                        "model here (model=falsr_a, falsr_b, falsr_c or genome)")
+        raise UserError(
+            f"model=bicubic is a baseline for evaluate.py only (it has no {name}): choose a network "
+            "model here (model=falsr_a, falsr_b, falsr_c or genome)"
+        )
 
     def upscale(self, lr_rgb: np.ndarray, scale: int) -> np.ndarray:
         """(H, W, 3) uint8 LR RGB -> (sH, sW, 3) uint8 MATLAB-bicubic upscale."""

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from falsr.errors import UserError
 from falsr.protocol.benchmarks import ImagePair, benchmark_dir, list_pairs, load_pair
 from falsr.protocol.color import rgb_to_ycbcr_y_np
-from falsr.errors import UserError
 from falsr.protocol.images import write_png
 from falsr.protocol.metrics import psnr_ssim_y
 from falsr.protocol.pipeline import net_scale, pick_device, upscale_rgb
@@ -27,8 +27,8 @@ from falsr.protocol.resize import pil_bicubic_upscale
 
 log = logging.getLogger(__name__)
 
-GAP = 8          # pixels between panels and around the figure
-CAPTION = 24     # caption strip under each panel
+GAP = 8  # pixels between panels and around the figure
+CAPTION = 24  # caption strip under each panel
 BACKGROUND = (255, 255, 255)
 OUTLINE = (255, 0, 0)
 
@@ -36,7 +36,7 @@ OUTLINE = (255, 0, 0)
 @dataclass
 class Panel:
     label: str
-    rgb: np.ndarray           # the whole (2H, 2W, 3) uint8 image this panel crops
+    rgb: np.ndarray  # the whole (2H, 2W, 3) uint8 image this panel crops
     psnr: float | None = None  # protocol PSNR of the crop (None for HR)
 
     @property
@@ -65,7 +65,7 @@ def worst_crop(bicubic: np.ndarray, hr: np.ndarray, size: int, margin: int = 4) 
     err = (rgb_to_ycbcr_y_np(bicubic) - rgb_to_ycbcr_y_np(hr)) ** 2
     sums = np.pad(err.cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # integral image: every window sum in O(1)
     boxes = sums[size:, size:] - sums[:-size, size:] - sums[size:, :-size] + sums[:-size, :-size]
-    boxes = boxes[margin:h - size - margin + 1, margin:w - size - margin + 1]
+    boxes = boxes[margin : h - size - margin + 1, margin : w - size - margin + 1]
     top, left = np.unravel_index(np.argmax(boxes), boxes.shape)
     return int(top) + margin, int(left) + margin
 
@@ -93,20 +93,30 @@ def draw(fig: Figure, hr: np.ndarray, zoom: int) -> Image.Image:
     scale = panel / hr.shape[0]
     overview = Image.fromarray(hr).resize((round(hr.shape[1] * scale), panel), Image.BICUBIC)
     canvas.paste(overview, (GAP, GAP))
-    pen.rectangle([GAP + left * scale, GAP + top * scale, GAP + (left + size) * scale, GAP + (top + size) * scale],
-                  outline=OUTLINE, width=2)
+    pen.rectangle(
+        [GAP + left * scale, GAP + top * scale, GAP + (left + size) * scale, GAP + (top + size) * scale],
+        outline=OUTLINE,
+        width=2,
+    )
     pen.text((GAP, GAP + panel + 4), "HR (whole)", fill=(0, 0, 0), font=font)
     x = GAP + overview.width + GAP
     for p in fig.panels:
-        crop = Image.fromarray(p.rgb[top:top + size, left:left + size]).resize((panel, panel), Image.NEAREST)
+        crop = Image.fromarray(p.rgb[top : top + size, left : left + size]).resize((panel, panel), Image.NEAREST)
         canvas.paste(crop, (x, GAP))
         pen.text((x, GAP + panel + 4), p.caption, fill=(0, 0, 0), font=font)
         x += panel + GAP
     return canvas
 
 
-def compare_image(pair: ImagePair, models: dict[str, torch.nn.Module], path: str | Path, size: int = 120,
-                  at: tuple[int, int] | None = None, zoom: int = 2, tile: int | None = None) -> Figure:
+def compare_image(
+    pair: ImagePair,
+    models: dict[str, torch.nn.Module],
+    path: str | Path,
+    size: int = 120,
+    at: tuple[int, int] | None = None,
+    zoom: int = 2,
+    tile: int | None = None,
+) -> Figure:
     """Write the comparison PNG of one image; returns what it shows (crop, captions, PSNRs)."""
     hr = pair.hr
     bicubic = pil_bicubic_upscale(pair.lr, hr.shape[0] // pair.lr.shape[0])
@@ -161,8 +171,11 @@ def run(cfg) -> list[Figure]:
     models = load_models(list(cfg.models), dict(cfg.weights or {}), data_dir, pick_device(cfg.device))
     scales = {label: net_scale(net) for label, net in models.items()}
     if len(set(scales.values())) > 1:
-        raise UserError("the models have different scales (" + ", ".join(f"{k}: x{v}" for k, v in scales.items())
-                        + "): compare models of one scale")
+        raise UserError(
+            "the models have different scales ("
+            + ", ".join(f"{k}: x{v}" for k, v in scales.items())
+            + "): compare models of one scale"
+        )
     scale = next(iter(scales.values()))
     pairs = list_pairs(benchmark_dir(data_dir, cfg.benchmark), scale)
     wanted = [str(w) for w in cfg.images or []]

@@ -25,12 +25,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from falsr.errors import UserError
 from falsr.protocol.benchmarks import ImagePair, benchmark_dir, list_pairs, load_pair
 from falsr.protocol.bicubic import Bicubic
-from falsr.space.cost import default_lr_size, genome_cost
-from falsr.errors import UserError
 from falsr.protocol.metrics import PROTOCOLS, protocol_border, psnr_ssim_y
 from falsr.protocol.pipeline import net_scale, pick_device, pick_precision, upscale_rgb, with_precision
+from falsr.space.cost import default_lr_size, genome_cost
 from falsr.space.genome import check_scale
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,19 @@ def prefetched(pairs: list[tuple[str, Path, Path | None]], scale: int = 2) -> It
             yield pair
 
 
-def evaluate_dataset(net, data_dir, name: str, tile: int | None = None, progress: bool = True, scale: int = 2,
-                     protocol: str | None = None) -> dict:
+def evaluate_dataset(
+    net,
+    data_dir,
+    name: str,
+    tile: int | None = None,
+    progress: bool = True,
+    scale: int = 2,
+    protocol: str | None = None,
+) -> dict:
     """Mean per-image protocol PSNR/SSIM of `net` on one benchmark folder (data_dir/benchmarks/name)."""
-    return evaluate_folder(net, benchmark_dir(data_dir, name), tile, progress, desc=name, scale=scale,
-                           protocol=protocol)
+    return evaluate_folder(
+        net, benchmark_dir(data_dir, name), tile, progress, desc=name, scale=scale, protocol=protocol
+    )
 
 
 def resolve_protocol(protocol: str | None, net, scale: int) -> str:
@@ -72,21 +80,31 @@ def upscaler(net, scale: int, tile: int | None = None):
     if isinstance(net, Bicubic):
         return lambda lr: net.upscale(lr, scale)
     if scale != net_scale(net):
-        raise UserError(f"{getattr(net, 'name', 'the model')} is a x{net_scale(net)} network and cannot be evaluated "
-                        f"at data.scale={scale}: set data.scale={net_scale(net)}, or use model=bicubic at x{scale}")
+        raise UserError(
+            f"{getattr(net, 'name', 'the model')} is a x{net_scale(net)} network and cannot be evaluated "
+            f"at data.scale={scale}: set data.scale={net_scale(net)}, or use model=bicubic at x{scale}"
+        )
     return lambda lr: upscale_rgb(net, lr, tile)
 
 
-def evaluate_folder(net, folder, tile: int | None = None, progress: bool = True, desc: str | None = None,
-                    scale: int = 2, protocol: str | None = None) -> dict:
+def evaluate_folder(
+    net,
+    folder,
+    tile: int | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+    scale: int = 2,
+    protocol: str | None = None,
+) -> dict:
     """Mean per-image protocol PSNR/SSIM of `net` on a folder of benchmark images (either layout) at `scale`."""
     upscale = upscaler(net, scale, tile)
     matlab = resolve_protocol(protocol, net, scale) == "matlab"
     border = protocol_border(scale)
     pairs = list_pairs(Path(folder), scale)
     psnrs, ssims = [], []
-    for pair in tqdm(prefetched(pairs, scale), total=len(pairs), desc=desc or Path(folder).name, unit="img",
-                     disable=not progress):
+    for pair in tqdm(
+        prefetched(pairs, scale), total=len(pairs), desc=desc or Path(folder).name, unit="img", disable=not progress
+    ):
         psnr, ssim = psnr_ssim_y(upscale(pair.lr), pair.hr, border, grey=matlab and pair.grey)
         psnrs.append(psnr)
         ssims.append(ssim)
@@ -127,12 +145,19 @@ def run(cfg: DictConfig) -> dict:
         net = with_precision(net.to(device).eval().to(memory_format=torch.channels_last), precision)
         lr_size = default_lr_size(scale)
         cost = genome_cost(net.genome, lr_size, scale)
-        results = {"model": net.name, "genome": str(net.genome), "weights": cfg.model.get("weights"),
-                   "params": cost.params, "mult_adds": cost.mult_adds, "mult_adds_lr_size": list(lr_size)}
+        results = {
+            "model": net.name,
+            "genome": str(net.genome),
+            "weights": cfg.model.get("weights"),
+            "params": cost.params,
+            "mult_adds": cost.mult_adds,
+            "mult_adds_lr_size": list(lr_size),
+        }
     results.update(precision=precision, scale=scale, protocol=protocol, border=protocol_border(scale), datasets={})
     for name in benchmarks:
-        results["datasets"][name] = evaluate_dataset(net, cfg.paths.data_dir, name, cfg.tile, scale=scale,
-                                                     protocol=protocol)
+        results["datasets"][name] = evaluate_dataset(
+            net, cfg.paths.data_dir, name, cfg.tile, scale=scale, protocol=protocol
+        )
     out = Path(HydraConfig.get().runtime.output_dir) / "results.json"
     out.write_text(json.dumps(results, indent=2))
     print(format_table(results))

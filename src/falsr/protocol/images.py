@@ -81,6 +81,8 @@ def read_pair(hr_path: str | Path, lr_path: str | Path | None, scale: int) -> tu
         return hr, matlab_downscale(hr, scale)
     lr = read_rgb(lr_path)
     if hr.shape[0] != lr.shape[0] * scale or hr.shape[1] != lr.shape[1] * scale:
-        raise UserError(f"{Path(hr_path).name} is {hr.shape[1]}x{hr.shape[0]} but {Path(lr_path).name} is "
-                        f"{lr.shape[1]}x{lr.shape[0]}: HR must be exactly x{scale} the LR size")
+        raise UserError(
+            f"{Path(hr_path).name} is {hr.shape[1]}x{hr.shape[0]} but {Path(lr_path).name} is "
+            f"{lr.shape[1]}x{lr.shape[0]}: HR must be exactly x{scale} the LR size"
+        )
     return hr, lr

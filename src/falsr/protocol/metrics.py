@@ -73,7 +73,9 @@ def protocol_y(rgb255: Tensor, border: int = 2) -> Tensor:
 
 def _check_y_pair(sr_y: Tensor, hr_y: Tensor) -> None:
     if sr_y.shape != hr_y.shape or sr_y.ndim != 4 or sr_y.shape[1] != 1:
-        raise ValueError(f"expected two (N, 1, H, W) tensors of equal shape, got {tuple(sr_y.shape)} and {tuple(hr_y.shape)}")
+        raise ValueError(
+            f"expected two (N, 1, H, W) tensors of equal shape, got {tuple(sr_y.shape)} and {tuple(hr_y.shape)}"
+        )
 
 
 def psnr_per_image(sr_y: Tensor, hr_y: Tensor) -> Tensor:
@@ -142,8 +144,15 @@ def ssim_per_image(sr_y: Tensor, hr_y: Tensor) -> Tensor:
 def ssim_per_image_torchmetrics(sr_y: Tensor, hr_y: Tensor) -> Tensor:
     """The same SSIM through torchmetrics' 2-D filtering: the reference `ssim_per_image` is tested against."""
     _, ssim_map = structural_similarity_index_measure(
-        sr_y.to(torch.float64), hr_y.to(torch.float64), gaussian_kernel=True, sigma=SSIM_SIGMA,
-        data_range=DATA_RANGE, k1=0.01, k2=0.03, return_full_image=True)
+        sr_y.to(torch.float64),
+        hr_y.to(torch.float64),
+        gaussian_kernel=True,
+        sigma=SSIM_SIGMA,
+        data_range=DATA_RANGE,
+        k1=0.01,
+        k2=0.03,
+        return_full_image=True,
+    )
     m = SSIM_MARGIN
     return ssim_map[..., m:-m, m:-m].mean(dim=(1, 2, 3))
 

@@ -13,13 +13,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from falsr.protocol.color import graph_ypbpr_to_rgb, rgb_to_ypbpr
 from falsr.errors import UserError
+from falsr.protocol.color import graph_ypbpr_to_rgb, rgb_to_ypbpr
 from falsr.protocol.metrics import to_uint8_truncate
+from falsr.protocol.resize import pil_bicubic_upscale
 from falsr.space.genome import DEFAULT_SCALE
 from falsr.space.network import FALSRNet
-from falsr.protocol.resize import pil_bicubic_upscale
-
 
 # The one precision vocabulary of every option that picks a precision: `precision=` of evaluate.py and upscale.py,
 # `module.val_precision`, `callbacks.learning_curve.val_precision`, and `trainer.precision` (which also takes
@@ -127,7 +126,9 @@ def predict_y(net: FALSRNet, y: Tensor, tile: int | None = None) -> Tensor:
             sr = net(x[:, :, t0:t1, l0:l1])
             bh, bw = min(tile, h - top), min(tile, w - left)
             dt, dl = (top - t0) * s, (left - l0) * s
-            out[:, :, top * s:(top + bh) * s, left * s:(left + bw) * s] = sr[:, :, dt:dt + bh * s, dl:dl + bw * s]
+            out[:, :, top * s : (top + bh) * s, left * s : (left + bw) * s] = sr[
+                :, :, dt : dt + bh * s, dl : dl + bw * s
+            ]
     return out
 
 

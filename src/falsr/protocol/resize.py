@@ -25,7 +25,9 @@ def _cubic(x: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def contributions(in_length: int, out_length: int, scale: float, border: str = "replicate") -> tuple[np.ndarray, np.ndarray]:
+def contributions(
+    in_length: int, out_length: int, scale: float, border: str = "replicate"
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-output-pixel tap weights and 0-based source indices along one axis, as MATLAB's ``contributions``.
 
     When shrinking, the kernel is stretched by 1/scale (antialiasing). ``border='replicate'`` clamps indices

@@ -19,19 +19,60 @@ operators (Eq. 4 crossover, hybrid EA + RL mutation, NSGA-II with improved crowd
 """
 
 from falsr.search.controller import RLController, action_rewards
-from falsr.search.generation import (Offspring, SearchState, evaluate, generation_step, new_search, propose,
-                                     run_search, tell)
-from falsr.search.nsga import (HypervolumeBox, Individual, SRFitness, assign_rank_and_crowding, hypervolume,
-                               improved_crowding_distance, on_log_costs, sel_crowded_tournament, sel_nsga2,
-                               select_survivors)
+from falsr.search.generation import (
+    Offspring,
+    SearchState,
+    evaluate,
+    generation_step,
+    new_search,
+    propose,
+    run_search,
+    tell,
+)
+from falsr.search.nsga import (
+    HypervolumeBox,
+    Individual,
+    SRFitness,
+    assign_rank_and_crowding,
+    hypervolume,
+    improved_crowding_distance,
+    on_log_costs,
+    sel_crowded_tournament,
+    sel_nsga2,
+    select_survivors,
+)
 from falsr.search.operators import GeneList, cx_eq4, cx_one_point, mut_hybrid, to_genome
 from falsr.search.settings import Constraints, SearchSettings
 from falsr.search.toolbox import PAPER_TOOLBOX, build_toolbox
 
 __all__ = [
-    "Constraints", "GeneList", "HypervolumeBox", "Individual", "Offspring", "PAPER_TOOLBOX", "RLController",
-    "SRFitness", "SearchSettings", "SearchState", "action_rewards", "assign_rank_and_crowding", "build_toolbox",
-    "cx_eq4", "cx_one_point", "evaluate", "generation_step", "hypervolume", "improved_crowding_distance",
-    "mut_hybrid", "new_search", "on_log_costs", "propose", "run_search", "sel_crowded_tournament", "sel_nsga2",
-    "select_survivors", "tell", "to_genome",
+    "Constraints",
+    "GeneList",
+    "HypervolumeBox",
+    "Individual",
+    "Offspring",
+    "PAPER_TOOLBOX",
+    "RLController",
+    "SRFitness",
+    "SearchSettings",
+    "SearchState",
+    "action_rewards",
+    "assign_rank_and_crowding",
+    "build_toolbox",
+    "cx_eq4",
+    "cx_one_point",
+    "evaluate",
+    "generation_step",
+    "hypervolume",
+    "improved_crowding_distance",
+    "mut_hybrid",
+    "new_search",
+    "on_log_costs",
+    "propose",
+    "run_search",
+    "sel_crowded_tournament",
+    "sel_nsga2",
+    "select_survivors",
+    "tell",
+    "to_genome",
 ]

@@ -20,7 +20,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
@@ -48,7 +48,7 @@ def claim_candidate(sweep_dir: Path, key: str, rung: int = 0) -> int:
     return fd
 
 
-def journaled_result(cfg: DictConfig) -> Optional[dict]:
+def journaled_result(cfg: DictConfig) -> dict | None:
     """In a search job: the candidate's journal record at this job's rung when another job already trained
     it, else None."""
     from hydra.core.hydra_config import HydraConfig
@@ -60,12 +60,13 @@ def journaled_result(cfg: DictConfig) -> Optional[dict]:
     record = Journal(journal).by_rung().get((cfg.candidate.key, rung)) if journal else None
     if record is None or record.status not in (STATUS_OK, STATUS_FAILED):
         return None
-    log.info(f"candidate {record.key} (rung {rung_of(record)}) is already journaled ({record.status}): "
-             "not trained again")
+    log.info(
+        f"candidate {record.key} (rung {rung_of(record)}) is already journaled ({record.status}): not trained again"
+    )
     return {**record.to_json(), JOURNALED: True}
 
 
-def job_outcome(job_return: Any) -> tuple[Any, Optional[BaseException]]:
+def job_outcome(job_return: Any) -> tuple[Any, BaseException | None]:
     """(what the task returned, None) for a completed job, (None, the exception it raised) for a failed one,
     through Hydra's public ``JobReturn.status`` / ``return_value`` (which re-raises a failed job's exception)."""
     if not isinstance(job_return, JobReturn):
@@ -109,20 +110,42 @@ def candidate_record(config: DictConfig, job_return: JobReturn) -> JournalRecord
 
 def _candidate_fields(config: DictConfig, job_return: JobReturn) -> dict[str, Any]:
     cand = config.candidate
-    record: dict[str, Any] = {"key": cand.key, "genome": cand.genome, "generation": int(cand.generation),
-                              "origin": cand.get("origin"), "job_num": int(config.hydra.job.num),
-                              "run_dir": config.hydra.runtime.output_dir,
-                              "parents": list(cand.get("parents") or []), "predicted_psnr": cand.get("predicted_psnr")}
+    record: dict[str, Any] = {
+        "key": cand.key,
+        "genome": cand.genome,
+        "generation": int(cand.generation),
+        "origin": cand.get("origin"),
+        "job_num": int(config.hydra.job.num),
+        "run_dir": config.hydra.runtime.output_dir,
+        "parents": list(cand.get("parents") or []),
+        "predicted_psnr": cand.get("predicted_psnr"),
+    }
     if cand.get("rung") is not None:  # multi-fidelity: the rung, where it continued from, its last checkpoint
-        record.update({"rung": int(cand.rung), "promoted_in": cand.get("promoted_in"),
-                       "resumed_from": config.get("ckpt_path")})
+        record.update(
+            {"rung": int(cand.rung), "promoted_in": cand.get("promoted_in"), "resumed_from": config.get("ckpt_path")}
+        )
     result, error = job_outcome(job_return)
     if error is not None:
         return {**record, "status": STATUS_FAILED, "error": f"{type(error).__name__}: {error}"}
     if not isinstance(result, dict):
         return {**record, "status": STATUS_FAILED, "error": f"the task returned {type(result).__name__}, not metrics"}
-    record.update({k: result.get(k) for k in ("psnr", "ssim", "params", "mult_adds", "train_seconds", "weights",
-                                              "inherited_fraction", "inherited_from", "inherited_steps", "curve")})
+    record.update(
+        {
+            k: result.get(k)
+            for k in (
+                "psnr",
+                "ssim",
+                "params",
+                "mult_adds",
+                "train_seconds",
+                "weights",
+                "inherited_fraction",
+                "inherited_from",
+                "inherited_steps",
+                "curve",
+            )
+        }
+    )
     if cand.get("rung") is not None:
         record.update({"steps": result.get("steps"), "last_ckpt": result.get("last_ckpt")})
     if result.get("status", STATUS_OK) == STATUS_OK and is_valid_psnr(result.get("psnr")):
@@ -139,12 +162,13 @@ class SearchJournalCallback(Callback):
 
     def __init__(self, journal: str):
         self.journal = Journal(journal)
-        self._claim: Optional[int] = None
+        self._claim: int | None = None
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if "candidate" in config:
-            self._claim = claim_candidate(self.journal.path.parent, config.candidate.key,
-                                          int(config.candidate.get("rung") or 0))
+            self._claim = claim_candidate(
+                self.journal.path.parent, config.candidate.key, int(config.candidate.get("rung") or 0)
+            )
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if "candidate" not in config:
@@ -157,8 +181,11 @@ class SearchJournalCallback(Callback):
                 self._claim = None
 
     def _journal(self, config: DictConfig, job_return: JobReturn) -> None:
-        if job_return.status == JobStatus.COMPLETED and isinstance(job_return.return_value, dict) \
-                and job_return.return_value.get(JOURNALED):
+        if (
+            job_return.status == JobStatus.COMPLETED
+            and isinstance(job_return.return_value, dict)
+            and job_return.return_value.get(JOURNALED)
+        ):
             return  # another job trained and journaled this candidate
         if disk_full(job_outcome(job_return)[1]) is not None:
             log.warning(f"candidate {config.candidate.key}: stopped by a full disk, not journaled (a resume trains it)")

@@ -34,13 +34,13 @@ optimiser.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from falsr.space.genome import Genome, active_space, num_connection_bits
 from falsr.search.nsga import HypervolumeBox, Individual, nondominated_fronts
+from falsr.space.genome import Genome, active_space, num_connection_bits
 
 
 class ControllerNet(nn.Module):
@@ -50,8 +50,10 @@ class ControllerNet(nn.Module):
         self.cell_logits = nn.Parameter(torch.zeros(n_cells, num_choices))  # uniform at the start
         self.embedding = nn.Embedding(num_choices, embedding_dim)
         self.connections = nn.Sequential(
-            nn.Linear(n_cells * embedding_dim, hidden_units), nn.ReLU(),
-            nn.Linear(hidden_units, hidden_units), nn.ReLU(),
+            nn.Linear(n_cells * embedding_dim, hidden_units),
+            nn.ReLU(),
+            nn.Linear(hidden_units, hidden_units),
+            nn.ReLU(),
             nn.Linear(hidden_units, num_connection_bits(n_cells)),
         )
 
@@ -62,7 +64,8 @@ class ControllerNet(nn.Module):
     def log_prob(self, cells: torch.Tensor, bits: torch.Tensor, connections_only: bool = False) -> torch.Tensor:
         """log pi(genome) for a batch of cells (batch, n) and bits (batch, n(n+1)/2), or only the bits' part."""
         bit_lp = -nn.functional.binary_cross_entropy_with_logits(
-            self.connection_logits(cells), bits.float(), reduction="none").sum(1)
+            self.connection_logits(cells), bits.float(), reduction="none"
+        ).sum(1)
         if connections_only:
             return bit_lp
         cell_lp = torch.log_softmax(self.cell_logits, dim=-1)  # (n, choices)
@@ -72,25 +75,44 @@ class ControllerNet(nn.Module):
 class RLController:
     """Samples genomes and learns from their rewards (see the module docstring)."""
 
-    def __init__(self, n_cells: int, embedding_dim: int = 16, hidden_units: int = 64,
-                 learning_rate: float = 0.01, baseline_decay: float = 0.8, seed: int = 0,
-                 num_choices: Optional[int] = None):
+    def __init__(
+        self,
+        n_cells: int,
+        embedding_dim: int = 16,
+        hidden_units: int = 64,
+        learning_rate: float = 0.01,
+        baseline_decay: float = 0.8,
+        seed: int = 0,
+        num_choices: int | None = None,
+    ):
         num_choices = active_space().num_choices if num_choices is None else num_choices
-        self.config = dict(n_cells=n_cells, embedding_dim=embedding_dim, hidden_units=hidden_units,
-                           learning_rate=learning_rate, baseline_decay=baseline_decay, seed=seed,
-                           num_choices=num_choices)
+        self.config = dict(
+            n_cells=n_cells,
+            embedding_dim=embedding_dim,
+            hidden_units=hidden_units,
+            learning_rate=learning_rate,
+            baseline_decay=baseline_decay,
+            seed=seed,
+            num_choices=num_choices,
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.net = ControllerNet(n_cells, embedding_dim, hidden_units, num_choices)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate)
         self.generator = torch.Generator().manual_seed(seed)
-        self.baseline: Optional[float] = None
+        self.baseline: float | None = None
         self.updates = 0
 
     @classmethod
-    def from_settings(cls, settings, seed: int = 0) -> "RLController":
-        return cls(settings.n_cells, settings.controller_embedding_dim, settings.controller_hidden_units,
-                   settings.controller_learning_rate, settings.controller_baseline_decay, seed)
+    def from_settings(cls, settings, seed: int = 0) -> RLController:
+        return cls(
+            settings.n_cells,
+            settings.controller_embedding_dim,
+            settings.controller_hidden_units,
+            settings.controller_learning_rate,
+            settings.controller_baseline_decay,
+            seed,
+        )
 
     @property
     def n_cells(self) -> int:
@@ -129,8 +151,9 @@ class RLController:
         return torch.sigmoid(self.net.connection_logits(torch.tensor([list(cells)]))).squeeze(0).tolist()
 
     # -- learning ------------------------------------------------------------------------------------------
-    def update(self, genomes: Sequence[Genome], rewards: Sequence[float],
-               connections_only: Optional[Sequence[bool]] = None) -> dict:
+    def update(
+        self, genomes: Sequence[Genome], rewards: Sequence[float], connections_only: Sequence[bool] | None = None
+    ) -> dict:
         """One REINFORCE step (Eq. 6, gamma = 1) on sampled genomes and their rewards.
 
         ``connections_only[k]`` marks a genome whose cells were given (``sample_connections``): only its
@@ -153,13 +176,24 @@ class RLController:
         decay = self.config["baseline_decay"]
         self.baseline = mean_reward if self.baseline is None else decay * self.baseline + (1 - decay) * mean_reward
         self.updates += 1
-        return {"loss": float(loss.detach()), "baseline": self.baseline, "mean_reward": mean_reward, "samples": len(genomes)}
+        return {
+            "loss": float(loss.detach()),
+            "baseline": self.baseline,
+            "mean_reward": mean_reward,
+            "samples": len(genomes),
+        }
 
     # -- state -------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Weights, optimiser state, RNG state and baseline; ``torch.save``-able (``weights_only`` loads)."""
-        return {"config": dict(self.config), "net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "baseline": self.baseline, "updates": self.updates}
+        return {
+            "config": dict(self.config),
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "baseline": self.baseline,
+            "updates": self.updates,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
@@ -169,13 +203,14 @@ class RLController:
         self.updates = state["updates"]
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "RLController":
+    def from_state_dict(cls, state: dict) -> RLController:
         controller = cls(**state["config"])
         controller.load_state_dict(state)
         return controller
 
 
 # -- rewards ---------------------------------------------------------------------------------------------------
+
 
 def pareto_rank_rewards(population: Sequence[Individual], offspring: Sequence[Individual]) -> list[float]:
     """1 - rank / (fronts - 1) of each offspring among population + offspring (1 = first front)."""
@@ -204,8 +239,14 @@ def scalarised_rewards(offspring: Sequence[Individual], box: HypervolumeBox = RE
     return rewards
 
 
-def action_rewards(kind: str, population: Sequence[Individual], evaluated: Sequence[Individual],
-                   actions: Sequence[dict], archive: dict, constraints=None) -> list[float]:
+def action_rewards(
+    kind: str,
+    population: Sequence[Individual],
+    evaluated: Sequence[Individual],
+    actions: Sequence[dict],
+    archive: dict,
+    constraints=None,
+) -> list[float]:
     """The reward of each controller action (a dict with the sampled ``cells``, ``connections`` and the
     ``key`` of the genome it made), through that genome.
 

@@ -15,23 +15,23 @@ import json
 import logging
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import torch
 
-from falsr.space.cost import DEFAULT_LR_SIZE
 from falsr.errors import UserError, disk_full, disk_full_error
-from falsr.space.genome import Genome, active_space, space_from_config
-from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.callbacks import job_outcome
 from falsr.search.fidelity import promotions, rung_overrides
+from falsr.search.generation import Offspring, SearchState, new_search, predictor_quality, propose, tell
 from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, UNTRAINED, Journal, JournalRecord, rung_of
 from falsr.search.nsga import Individual, hypervolume, tiered_psnr
 from falsr.search.objectives import active_objectives
 from falsr.search.report import pareto_records, write_reports
 from falsr.search.settings import Fidelity, SearchConfig, bound_violation
+from falsr.space.cost import DEFAULT_LR_SIZE
+from falsr.space.genome import Genome, active_space, space_from_config
 
 log = logging.getLogger(__name__)
 STATE_NAME = "search_state.pt"
@@ -44,8 +44,13 @@ WORST_COST = {"mult_adds": 1e12, "params": 1e7, "latency": 1e6}
 Launch = Callable[[Sequence[Sequence[str]], int], Sequence]
 
 
-def candidate_overrides(off: Offspring, generation: Optional[int], inherit_from: Sequence[str] = (),
-                        save_weights: bool = False, lr_size: Sequence[int] = DEFAULT_LR_SIZE) -> list[str]:
+def candidate_overrides(
+    off: Offspring,
+    generation: int | None,
+    inherit_from: Sequence[str] = (),
+    save_weights: bool = False,
+    lr_size: Sequence[int] = DEFAULT_LR_SIZE,
+) -> list[str]:
     """The overrides of one train.py job of the search (the only place they are built): its genome, the LR size
     its costs are computed at (the search's ``settings.lr_size``, so the journal and the selection agree), its
     journal fields (``+candidate.*``; ``generation=None``, e.g. a full training after the search: none, so the
@@ -58,8 +63,13 @@ def candidate_overrides(off: Offspring, generation: Optional[int], inherit_from:
 
     out = ["model=genome", f"model.genome={g}", "module.cost_lr_size=[" + ",".join(str(int(v)) for v in lr_size) + "]"]
     if generation is not None:
-        out += [f"+candidate.key={off.genome.key}", f"+candidate.genome={g}", f"+candidate.generation={generation}",
-                f"+candidate.origin={off.origin}", f"+candidate.parents={quoted(off.parents)}"]
+        out += [
+            f"+candidate.key={off.genome.key}",
+            f"+candidate.genome={g}",
+            f"+candidate.generation={generation}",
+            f"+candidate.origin={off.origin}",
+            f"+candidate.parents={quoted(off.parents)}",
+        ]
         if off.predicted is not None:
             out.append(f"+candidate.predicted_psnr={off.predicted:.6f}")
     if save_weights:
@@ -99,9 +109,15 @@ class SearchDriver:
     (the command line's, ``hydra.sweep.dir`` on a resume, the job time limit), and with multi-fidelity
     ``fidelity_overrides``, added to every job too (:func:`falsr.search.fidelity.job_overrides`)."""
 
-    def __init__(self, sweep_dir: str | Path, search: SearchConfig, launch: Launch,
-                 extra_overrides: Sequence[str] = (), fidelity_overrides: Sequence[str] = (),
-                 on_generation: Optional[Callable[[dict], None]] = None):
+    def __init__(
+        self,
+        sweep_dir: str | Path,
+        search: SearchConfig,
+        launch: Launch,
+        extra_overrides: Sequence[str] = (),
+        fidelity_overrides: Sequence[str] = (),
+        on_generation: Callable[[dict], None] | None = None,
+    ):
         self.dir = Path(sweep_dir)
         self.search = search
         self.settings = search.settings  # the population's, the operators' and the constraints' (SearchSettings)
@@ -114,53 +130,74 @@ class SearchDriver:
         self.next_job = 0
 
     # -- state -------------------------------------------------------------------------------------
-    def _save(self, state: SearchState, pending: Optional[list[Offspring]]) -> None:
-        atomic_save({"state": state.to_dict(), "next_job": self.next_job,
-                     "space": active_space().to_dict(),  # its genomes' indices mean cells of this space
-                     "objectives": list(active_objectives().names),
-                     "fidelity": asdict(self.search.fidelity),
-                     "pending": None if pending is None else [(str(o.genome), o.origin, list(o.parents), o.predicted)
-                                                              for o in pending]},
-                    self.state_path)
+    def _save(self, state: SearchState, pending: list[Offspring] | None) -> None:
+        atomic_save(
+            {
+                "state": state.to_dict(),
+                "next_job": self.next_job,
+                "space": active_space().to_dict(),  # its genomes' indices mean cells of this space
+                "objectives": list(active_objectives().names),
+                "fidelity": asdict(self.search.fidelity),
+                "pending": None
+                if pending is None
+                else [(str(o.genome), o.origin, list(o.parents), o.predicted) for o in pending],
+            },
+            self.state_path,
+        )
 
-    def _load_or_start(self, resume: bool) -> tuple[SearchState, Optional[list[Offspring]]]:
+    def _load_or_start(self, resume: bool) -> tuple[SearchState, list[Offspring] | None]:
         if self.state_path.is_file() or (resume and self.journal.records()):
             if not resume:
-                raise UserError(f"{self.dir} already holds a search: continue it with search.resume={self.dir}, "
-                                "or choose another hydra.sweep.dir")
+                raise UserError(
+                    f"{self.dir} already holds a search: continue it with search.resume={self.dir}, "
+                    "or choose another hydra.sweep.dir"
+                )
             data = self._read_state()
             if data is None:  # damaged or missing, with a journal: search.resume_from_journal=true
                 return self._from_journal(), None
             if (ran := space_from_config(data.get("space"))) != active_space():
-                raise UserError(f"search.resume={self.dir}: that search ran in another search space; resume it in "
-                                f"the same one: {ran.overrides()}")
+                raise UserError(
+                    f"search.resume={self.dir}: that search ran in another search space; resume it in "
+                    f"the same one: {ran.overrides()}"
+                )
             ran = data.get("objectives", ["psnr", "mult_adds", "params"])
             if tuple(ran) != active_objectives().names:
-                raise UserError(f"search.resume={self.dir}: that search ran with search.objectives=[{','.join(ran)}]; "
-                                "resume it with the same")
+                raise UserError(
+                    f"search.resume={self.dir}: that search ran with search.objectives=[{','.join(ran)}]; "
+                    "resume it with the same"
+                )
             ran_fidelity = Fidelity(**data.get("fidelity", {}))
             if ran_fidelity != self.search.fidelity:
                 shown = "[" + ",".join(str(r) for r in ran_fidelity.rungs) + "]"
-                raise UserError(f"search.resume={self.dir}: that search ran with search.fidelity.rungs={shown} "
-                                f"search.fidelity.eta={ran_fidelity.eta}; resume it with the same")
+                raise UserError(
+                    f"search.resume={self.dir}: that search ran with search.fidelity.rungs={shown} "
+                    f"search.fidelity.eta={ran_fidelity.eta}; resume it with the same"
+                )
             state = SearchState.from_dict(data["state"])
             if state.settings != self.settings:
                 log.warning("search.settings differ from the resumed search's; the resumed settings are kept")
             if state.toolbox_config != self.search.toolbox:
                 log.warning("search.toolbox differs from the resumed search's; the resumed toolbox is kept")
             self.next_job = max(data["next_job"], self._max_job_dir() + 1)
-            pending = None if data["pending"] is None else [  # (genome, origin[, parents, predicted])
-                Offspring(Genome.from_string(p[0]), p[1], *([tuple(p[2]), p[3]] if len(p) > 2 else []))
-                for p in data["pending"]]
-            log.info(f"resuming {self.dir} at generation {state.generation} "
-                     f"({len(self.journal.latest())} candidates already journaled)")
+            pending = (
+                None
+                if data["pending"] is None
+                else [  # (genome, origin[, parents, predicted])
+                    Offspring(Genome.from_string(p[0]), p[1], *([tuple(p[2]), p[3]] if len(p) > 2 else []))
+                    for p in data["pending"]
+                ]
+            )
+            log.info(
+                f"resuming {self.dir} at generation {state.generation} "
+                f"({len(self.journal.latest())} candidates already journaled)"
+            )
             return state, pending
         if resume:
             raise UserError(f"search.resume={self.dir}: no {STATE_NAME} there, so no search to resume")
         self.dir.mkdir(parents=True, exist_ok=True)
         return new_search(self.settings, self.search.seed, self.search.use_controller, self.search.toolbox), None
 
-    def _read_state(self) -> Optional[dict]:
+    def _read_state(self) -> dict | None:
         """The state file's contents; None where it is damaged or missing and ``search.resume_from_journal``
         allows rebuilding it from the journal, else a one-line error saying how to."""
         try:
@@ -173,9 +210,11 @@ class SearchDriver:
         if self.search.resume_from_journal:
             log.warning(f"{self.state_path} is {problem}: rebuilding the search state from {self.journal.path}")
             return None
-        raise UserError(f"search.resume={self.dir}: {STATE_NAME} is {problem}; resume from the journal alone (a new "
-                        f"population by NSGA-II survival over the {len(self.journal.latest())} journaled candidates, "
-                        "none trained again) with search.resume_from_journal=true")
+        raise UserError(
+            f"search.resume={self.dir}: {STATE_NAME} is {problem}; resume from the journal alone (a new "
+            f"population by NSGA-II survival over the {len(self.journal.latest())} journaled candidates, "
+            "none trained again) with search.resume_from_journal=true"
+        )
 
     def _from_journal(self) -> SearchState:
         """A search state rebuilt from the journal alone (the state file lost): every journaled candidate's
@@ -190,17 +229,21 @@ class SearchDriver:
         if last == 0:  # the initial population is the seed's: asked again, its journaled part is not trained again
             log.info(f"resuming {self.dir} from its journal: the initial population again ({len(latest)} journaled)")
             return new_search(self.settings, self.search.seed, self.search.use_controller, self.search.toolbox)
-        state = new_search(self.settings, self.search.seed + last + 1, self.search.use_controller,
-                           self.search.toolbox)
+        state = new_search(self.settings, self.search.seed + last + 1, self.search.use_controller, self.search.toolbox)
         batch = [Offspring(Genome.from_string(r.genome), r.origin or "init", tuple(r.parents or ())) for r in latest]
         tell(state, self._individuals(batch, latest, state))
         state.generation = last + 1
         by_rung = self.journal.by_rung()
-        state.rung0_psnr.update((k, float(r.psnr)) for (k, rung), r in by_rung.items()
-                                if rung == 0 and r.status == STATUS_OK and self.search.fidelity.enabled)
+        state.rung0_psnr.update(
+            (k, float(r.psnr))
+            for (k, rung), r in by_rung.items()
+            if rung == 0 and r.status == STATUS_OK and self.search.fidelity.enabled
+        )
         self._save(state, None)
-        log.info(f"resuming {self.dir} from its journal: {len(latest)} candidates, a population of "
-                 f"{len(state.population)}, generation {state.generation} next")
+        log.info(
+            f"resuming {self.dir} from its journal: {len(latest)} candidates, a population of "
+            f"{len(state.population)}, generation {state.generation} next"
+        )
         return state
 
     def _max_job_dir(self) -> int:
@@ -223,9 +266,19 @@ class SearchDriver:
                 status, reason = violation
                 cost = self.settings.cost(off.genome)
                 latency = objectives.latency_ms(off.genome) if latency_cap is not None else None
-                record = JournalRecord(key=key, genome=str(off.genome), generation=generation, origin=off.origin,
-                                       status=status, params=cost.params, mult_adds=cost.mult_adds, error=reason,
-                                       latency_ms=latency, rung=self._rung0(), nulls=frozenset({"psnr", "ssim"}))
+                record = JournalRecord(
+                    key=key,
+                    genome=str(off.genome),
+                    generation=generation,
+                    origin=off.origin,
+                    status=status,
+                    params=cost.params,
+                    mult_adds=cost.mult_adds,
+                    error=reason,
+                    latency_ms=latency,
+                    rung=self._rung0(),
+                    nulls=frozenset({"psnr", "ssim"}),
+                )
                 self.journal.append(record)
                 known[key] = record
                 continue
@@ -233,29 +286,46 @@ class SearchDriver:
         if to_train:
             jobs = list(to_train.values())
             inherit = self.search.inherit
-            overrides = [candidate_overrides(o, generation, self._parent_weights(o, known) if inherit else (),
-                                             save_weights=inherit, lr_size=self.settings.lr_size)
-                         + list(self.extra_overrides) + self._rung_job(0)
-                         for o in jobs]
-            log.info(f"generation {generation}: training {len(jobs)} candidates "
-                     f"({len(batch) - len(jobs)} cached or over the cap)")
+            overrides = [
+                candidate_overrides(
+                    o,
+                    generation,
+                    self._parent_weights(o, known) if inherit else (),
+                    save_weights=inherit,
+                    lr_size=self.settings.lr_size,
+                )
+                + list(self.extra_overrides)
+                + self._rung_job(0)
+                for o in jobs
+            ]
+            log.info(
+                f"generation {generation}: training {len(jobs)} candidates "
+                f"({len(batch) - len(jobs)} cached or over the cap)"
+            )
             returns = self.launch(overrides, self.next_job)
             self.next_job += len(jobs)
             known = self.journal.latest()
             for off, ret in zip(jobs, returns):
                 if off.genome.key not in known:  # the job died before its callback could journal it
-                    record = JournalRecord(key=off.genome.key, genome=str(off.genome), generation=generation,
-                                           origin=off.origin, status=STATUS_FAILED, error=lost_job(ret, self.dir),
-                                           rung=self._rung0(), nulls=frozenset({"origin"}))
+                    record = JournalRecord(
+                        key=off.genome.key,
+                        genome=str(off.genome),
+                        generation=generation,
+                        origin=off.origin,
+                        status=STATUS_FAILED,
+                        error=lost_job(ret, self.dir),
+                        rung=self._rung0(),
+                        nulls=frozenset({"origin"}),
+                    )
                     self.journal.append(record)
                     known[off.genome.key] = record
         return [known[o.genome.key] for o in batch]
 
-    def _rung0(self) -> Optional[int]:
+    def _rung0(self) -> int | None:
         """The rung of a rung-0 record the driver writes itself (none with one fidelity)."""
         return 0 if self.search.fidelity.enabled else None
 
-    def _rung_job(self, rung: int, ckpt_path: Optional[str] = None, promoted_in: Optional[int] = None) -> list[str]:
+    def _rung_job(self, rung: int, ckpt_path: str | None = None, promoted_in: int | None = None) -> list[str]:
         """The overrides that make a job a run of ``rung`` (last, so they win over the command line's)."""
         fid = self.search.fidelity
         if not fid.enabled:
@@ -269,25 +339,34 @@ class SearchDriver:
         that rung; the candidate keeps its lower rung's result."""
         fid = self.search.fidelity
         for rung in range(len(fid.rungs) - 1):
-            chosen = promotions(self.journal.records(), rung, fid.eta, self.settings.constraints,
-                                self.settings.crowding)
+            chosen = promotions(
+                self.journal.records(), rung, fid.eta, self.settings.constraints, self.settings.crowding
+            )
             jobs, overrides = [], []
             for r in chosen:
                 off = Offspring(Genome.from_string(r.genome), r.origin or "init", tuple(r.parents or ()))
                 ckpt = r.last_ckpt
                 if not ckpt or not Path(ckpt).is_file():
-                    self.journal.append(self._promotion_failed(r, rung + 1, generation,
-                                                               f"no checkpoint of rung {rung} to continue from ({ckpt})"))
+                    self.journal.append(
+                        self._promotion_failed(
+                            r, rung + 1, generation, f"no checkpoint of rung {rung} to continue from ({ckpt})"
+                        )
+                    )
                     continue
                 jobs.append(r)
-                overrides.append(candidate_overrides(off, int(r.generation), save_weights=self.search.inherit,
-                                                     lr_size=self.settings.lr_size)
-                                 + list(self.extra_overrides)
-                                 + self._rung_job(rung + 1, str(Path(ckpt).resolve()), generation))
+                overrides.append(
+                    candidate_overrides(
+                        off, int(r.generation), save_weights=self.search.inherit, lr_size=self.settings.lr_size
+                    )
+                    + list(self.extra_overrides)
+                    + self._rung_job(rung + 1, str(Path(ckpt).resolve()), generation)
+                )
             if not jobs:
                 continue
-            log.info(f"generation {generation}: promoting {len(jobs)} candidates from rung {rung} "
-                     f"({fid.rungs[rung]} steps) to rung {rung + 1} ({fid.rungs[rung + 1]} steps)")
+            log.info(
+                f"generation {generation}: promoting {len(jobs)} candidates from rung {rung} "
+                f"({fid.rungs[rung]} steps) to rung {rung + 1} ({fid.rungs[rung + 1]} steps)"
+            )
             returns = self.launch(overrides, self.next_job)
             self.next_job += len(jobs)
             done = self.journal.by_rung()
@@ -298,9 +377,18 @@ class SearchDriver:
     @staticmethod
     def _promotion_failed(r: JournalRecord, rung: int, generation: int, error: str) -> JournalRecord:
         """The record of a promotion of ``r`` to ``rung`` that gave no result."""
-        return JournalRecord(key=r.key, genome=r.genome, generation=r.generation, origin=r.origin,
-                             parents=r.parents or [], rung=rung, promoted_in=generation, status=STATUS_FAILED,
-                             error=error, nulls=frozenset({"origin"}))
+        return JournalRecord(
+            key=r.key,
+            genome=r.genome,
+            generation=r.generation,
+            origin=r.origin,
+            parents=r.parents or [],
+            rung=rung,
+            promoted_in=generation,
+            status=STATUS_FAILED,
+            error=error,
+            nulls=frozenset({"origin"}),
+        )
 
     @staticmethod
     def _parent_weights(off: Offspring, known: dict[str, JournalRecord]) -> list[str]:
@@ -312,11 +400,14 @@ class SearchDriver:
                 out.append(str(Path(weights).resolve()))
         return out
 
-    def _individuals(self, batch: list[Offspring], records: list[JournalRecord], state: SearchState) -> list[Individual]:
+    def _individuals(
+        self, batch: list[Offspring], records: list[JournalRecord], state: SearchState
+    ) -> list[Individual]:
         """Objectives for NSGA-II; a failed candidate gets the worst fitness (the nadir of what is known)."""
         names = active_objectives()
-        ok = [names.record_vector(r, tiered_psnr(r.psnr, rung_of(r))) for r in records if r.status == STATUS_OK] \
-            + [tuple(i.objectives) for i in state.population]
+        ok = [names.record_vector(r, tiered_psnr(r.psnr, rung_of(r))) for r in records if r.status == STATUS_OK] + [
+            tuple(i.objectives) for i in state.population
+        ]
         worst_psnr = min((v[0] for v in ok), default=1.0) - 1.0
         worst = [max((v[m] for v in ok), default=WORST_COST[name]) for m, name in enumerate(names.costs, 1)]
         out = []
@@ -349,8 +440,9 @@ class SearchDriver:
                 self._promote(generation)
                 latest = self.journal.latest()
                 self._refresh(state, latest)
-                state.rung0_psnr.update((o.genome.key, float(r.psnr)) for o, r in zip(pending, records)
-                                        if r.status == STATUS_OK)
+                state.rung0_psnr.update(
+                    (o.genome.key, float(r.psnr)) for o, r in zip(pending, records) if r.status == STATUS_OK
+                )
                 records = [latest[o.genome.key] for o in pending]
             individuals = self._individuals(pending, records, state)
             quality = predictor_quality(pending, measured, [r.status == STATUS_OK for r in records])
@@ -365,7 +457,8 @@ class SearchDriver:
     @staticmethod
     def _refresh(state: SearchState, latest: dict[str, JournalRecord]) -> None:
         """The population and the archive at each candidate's highest rung after promotions (tiered PSNR)."""
-        def top(key: str) -> Optional[float]:
+
+        def top(key: str) -> float | None:
             r = latest.get(key)
             return tiered_psnr(r.psnr, rung_of(r)) if r is not None and r.status == STATUS_OK else None
 
@@ -383,8 +476,10 @@ class SearchDriver:
         state.predictor_log.append(entry)
         with open(self.dir / PREDICTOR_LOG, "a") as f:
             f.write(json.dumps(entry) + "\n")
-        log.info(f"generation {generation}: predictor on the {quality['n']} candidates it chose: Kendall tau "
-                 f"{quality['tau']:.3f}, MAE {quality['mae']:.3f} dB (held out: predicted before training)")
+        log.info(
+            f"generation {generation}: predictor on the {quality['n']} candidates it chose: Kendall tau "
+            f"{quality['tau']:.3f}, MAE {quality['mae']:.3f} dB (held out: predicted before training)"
+        )
 
     def _report(self, generation: int, stats: dict) -> dict:
         records = list(self.journal.latest().values())
@@ -396,21 +491,37 @@ class SearchDriver:
         for high in BRACKETS:
             inside = [r.psnr for r in front if low <= r.mult_adds < high]
             if inside:
-                best.append(f"<{high / 1e9:.0f}G: {max(inside):.2f}" if math.isfinite(high)
-                            else f">={low / 1e9:.0f}G: {max(inside):.2f}")
+                best.append(
+                    f"<{high / 1e9:.0f}G: {max(inside):.2f}"
+                    if math.isfinite(high)
+                    else f">={low / 1e9:.0f}G: {max(inside):.2f}"
+                )
             low = high
         failed = sum(r.status == STATUS_FAILED for r in records)
         rungs = ""
         if self.search.fidelity.enabled:  # the front's PSNRs come from different rungs: say which
             steps = self.search.fidelity.rungs
             counts = [sum(rung_of(r) == k for r in front) for k in range(len(steps))]
-            rungs = " (at each model's highest rung: " + ", ".join(
-                f"{n} at rung {k} = {steps[k]} steps" for k, n in enumerate(counts) if n) + ")"
-        log.info(f"generation {generation} done: {len(records)} evaluated ({failed} failed), front {len(front)}{rungs}, "
-                 f"hypervolume {hv:.4f}; best PSNR by mult-adds: {', '.join(best) or '-'}")
-        summary = {"generation": generation, "evaluated": len(records), "failed": failed, "front_size": len(front),
-                   "hypervolume": hv, "controller": stats, "plots": written["plots"],
-                   "chosen": written["chosen_for_full_training"], "front": front}
+            rungs = (
+                " (at each model's highest rung: "
+                + ", ".join(f"{n} at rung {k} = {steps[k]} steps" for k, n in enumerate(counts) if n)
+                + ")"
+            )
+        log.info(
+            f"generation {generation} done: {len(records)} evaluated ({failed} failed), front {len(front)}{rungs}, "
+            f"hypervolume {hv:.4f}; best PSNR by mult-adds: {', '.join(best) or '-'}"
+        )
+        summary = {
+            "generation": generation,
+            "evaluated": len(records),
+            "failed": failed,
+            "front_size": len(front),
+            "hypervolume": hv,
+            "controller": stats,
+            "plots": written["plots"],
+            "chosen": written["chosen_for_full_training"],
+            "front": front,
+        }
         if self.on_generation is not None:
             self.on_generation(summary)
         return summary

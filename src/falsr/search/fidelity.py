@@ -21,7 +21,7 @@ NSGA-II then sees each candidate at its highest rung, compared lexicographically
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from falsr.errors import UserError
 from falsr.search.journal import STATUS_OK, JournalRecord, rung_of
@@ -29,23 +29,31 @@ from falsr.search.nsga import Individual, assign_rank_and_crowding
 from falsr.search.settings import Constraints, Fidelity
 
 
-def promotion_order(records: Sequence[JournalRecord], constraints: Optional[Constraints] = None,
-                    crowding: str = "improved") -> list[JournalRecord]:
+def promotion_order(
+    records: Sequence[JournalRecord], constraints: Constraints | None = None, crowding: str = "improved"
+) -> list[JournalRecord]:
     """Records of one rung, best first: non-dominated rank, then crowding distance (larger first), then journal
     order (NSGA-II's crowded comparison, :func:`falsr.search.nsga.assign_rank_and_crowding`)."""
     from falsr.search.objectives import active_objectives
     from falsr.space.genome import Genome
 
     objectives = active_objectives()
-    inds = [Individual(Genome.from_string(r.genome), objectives.record_vector(r), constraints, r.origin or "init")
-            for r in records]
+    inds = [
+        Individual(Genome.from_string(r.genome), objectives.record_vector(r), constraints, r.origin or "init")
+        for r in records
+    ]
     assign_rank_and_crowding(inds, crowding)
     order = sorted(range(len(inds)), key=lambda i: (inds[i].fitness.rank, -inds[i].fitness.crowding_dist))
     return [records[i] for i in order]
 
 
-def promotions(records: Sequence[JournalRecord], rung: int, eta: int, constraints: Optional[Constraints] = None,
-               crowding: str = "improved") -> list[JournalRecord]:
+def promotions(
+    records: Sequence[JournalRecord],
+    rung: int,
+    eta: int,
+    constraints: Constraints | None = None,
+    crowding: str = "improved",
+) -> list[JournalRecord]:
     """The rung-``rung`` records to promote now: the first floor(n / eta) of the rung's :func:`promotion_order`
     (n: the candidates journaled ok at that rung) that have no record at rung + 1 yet (promoted before, whether
     that run succeeded or failed)."""
@@ -60,7 +68,7 @@ def promotions(records: Sequence[JournalRecord], rung: int, eta: int, constraint
     return [r for r in ranked[: len(ranked) // eta] if r.key not in promoted]
 
 
-def rung_overrides(rung: int, steps: int, ckpt_path: Optional[str] = None, promoted_in: Optional[int] = None) -> list[str]:
+def rung_overrides(rung: int, steps: int, ckpt_path: str | None = None, promoted_in: int | None = None) -> list[str]:
     """The overrides that make a candidate job a run to ``steps`` at ``rung`` (continued from ``ckpt_path``)."""
     out = [f"trainer.max_steps={int(steps)}", f"+candidate.rung={int(rung)}"]
     if ckpt_path is not None:
@@ -83,23 +91,35 @@ def job_overrides(fidelity: Fidelity, job) -> list[str]:
     shown = "[" + ",".join(str(r) for r in rungs) + "]"
     budget = int(job.trainer.get("max_steps") or 0)
     if budget <= 0:
-        raise UserError(f"search.fidelity.rungs={shown} counts training steps, and this budget counts epochs "
-                        f"(trainer.max_steps={budget}); set trainer.max_steps to the last rung or more")
+        raise UserError(
+            f"search.fidelity.rungs={shown} counts training steps, and this budget counts epochs "
+            f"(trainer.max_steps={budget}); set trainer.max_steps to the last rung or more"
+        )
     if rungs[-1] > budget:
-        raise UserError(f"search.fidelity.rungs={shown}: rung {rungs[-1]} is beyond the budget's trainer.max_steps="
-                        f"{budget}; lower the rung or raise trainer.max_steps (or choose a longer budget, e.g. "
-                        "budget=reference)")
+        raise UserError(
+            f"search.fidelity.rungs={shown}: rung {rungs[-1]} is beyond the budget's trainer.max_steps="
+            f"{budget}; lower the rung or raise trainer.max_steps (or choose a longer budget, e.g. "
+            "budget=reference)"
+        )
     scheduler = job.get("scheduler") or {}
     warmup = int(scheduler.get("warmup_steps") or 0) if "warmup_steps" in scheduler else 0
     if warmup and rungs[0] <= warmup:
-        raise UserError(f"search.fidelity.rungs={shown}: rung 0 ({rungs[0]} steps) ends inside the schedule's "
-                        f"warm-up (scheduler.warmup_steps={warmup}), where nothing is ranked yet; raise the first "
-                        "rung or lower scheduler.warmup_steps")
+        raise UserError(
+            f"search.fidelity.rungs={shown}: rung 0 ({rungs[0]} steps) ends inside the schedule's "
+            f"warm-up (scheduler.warmup_steps={warmup}), where nothing is ranked yet; raise the first "
+            "rung or lower scheduler.warmup_steps"
+        )
     if (job.get("callbacks") or {}).get("model_checkpoint") is None:
-        raise UserError("search.fidelity.rungs: a promoted candidate continues from its checkpoint, and "
-                        "callbacks.model_checkpoint is off; turn it back on or set search.fidelity.rungs=[]")
-    out = [f"data.samples_per_epoch={math.gcd(*rungs) * int(job.data.batch_size)}",
-           "trainer.check_val_every_n_epoch=1", "trainer.max_epochs=-1", "callbacks.model_checkpoint.save_last=true"]
+        raise UserError(
+            "search.fidelity.rungs: a promoted candidate continues from its checkpoint, and "
+            "callbacks.model_checkpoint is off; turn it back on or set search.fidelity.rungs=[]"
+        )
+    out = [
+        f"data.samples_per_epoch={math.gcd(*rungs) * int(job.data.batch_size)}",
+        "trainer.check_val_every_n_epoch=1",
+        "trainer.max_epochs=-1",
+        "callbacks.model_checkpoint.save_last=true",
+    ]
     if "total_steps" in scheduler:
         out.append(f"scheduler.total_steps={rungs[-1]}")
     return out

@@ -31,19 +31,19 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from falsr.search.objectives import active_objectives
 from falsr.errors import UserError
-from falsr.space.genome import Genome, GenomeError
 from falsr.search.controller import RLController, action_rewards
 from falsr.search.nsga import Individual
+from falsr.search.objectives import active_objectives
 from falsr.search.operators import GeneList, as_gene_list, to_genome
 from falsr.search.settings import SearchSettings, bound_violation
 from falsr.search.toolbox import build_toolbox, paper_toolbox
+from falsr.space.genome import Genome, GenomeError
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,11 @@ class Offspring:
     genome: Genome
     origin: str
     parents: tuple[str, ...] = ()
-    predicted: Optional[float] = None
+    predicted: float | None = None
 
 
 # -- random streams ----------------------------------------------------------------------------------------
+
 
 def _python_state_to_list(state) -> list:
     version, internal, gauss = state
@@ -81,7 +82,7 @@ def _numpy_state_from_list(data) -> tuple:
 
 
 @contextlib.contextmanager
-def search_random(state: "SearchState"):
+def search_random(state: SearchState):
     """Python's and NumPy's global generators set to the search's streams inside, restored outside."""
     outer_python, outer_numpy = random.getstate(), np.random.get_state()
     random.setstate(state.random_state)
@@ -96,6 +97,7 @@ def search_random(state: "SearchState"):
 
 # -- state ---------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class SearchState:
     """Everything needed to continue a search exactly: settings, toolbox config, population, random
@@ -105,7 +107,7 @@ class SearchState:
     toolbox_config: dict
     random_state: tuple
     numpy_state: tuple
-    controller: Optional[RLController]
+    controller: RLController | None
     population: list[Individual] = field(default_factory=list)
     generation: int = 0  # generations told so far (0: the initial population is next)
     archive: dict[str, list[float]] = field(default_factory=dict)  # key -> objectives of every evaluated genome
@@ -137,37 +139,57 @@ class SearchState:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SearchState":
+    def from_dict(cls, data: dict) -> SearchState:
         if "toolbox" not in data:
-            raise UserError("this search_state.pt was written by an earlier falsr (before the DEAP toolbox loop) "
-                            "and cannot be continued by this one: finish it with that version or start a new search")
+            raise UserError(
+                "this search_state.pt was written by an earlier falsr (before the DEAP toolbox loop) "
+                "and cannot be continued by this one: finish it with that version or start a new search"
+            )
         settings = SearchSettings.from_dict(data["settings"])
         controller = None if data["controller"] is None else RLController.from_state_dict(data["controller"])
         population = [Individual.from_dict(d, settings.constraints) for d in data["population"]]
-        return cls(settings, dict(data["toolbox"]), _python_state_from_list(data["random"]),
-                   _numpy_state_from_list(data["numpy_random"]), controller, population, data["generation"],
-                   {k: list(v) for k, v in data["archive"].items()}, list(data["actions"]),
-                   dict(data.get("genomes", {})), list(data.get("predictor_log", [])), dict(data.get("rung0_psnr", {})))
+        return cls(
+            settings,
+            dict(data["toolbox"]),
+            _python_state_from_list(data["random"]),
+            _numpy_state_from_list(data["numpy_random"]),
+            controller,
+            population,
+            data["generation"],
+            {k: list(v) for k, v in data["archive"].items()},
+            list(data["actions"]),
+            dict(data.get("genomes", {})),
+            list(data.get("predictor_log", [])),
+            dict(data.get("rung0_psnr", {})),
+        )
 
 
-def new_search(settings: SearchSettings, seed: int = 0, use_controller: bool = True,
-               toolbox: Optional[dict] = None) -> SearchState:
+def new_search(
+    settings: SearchSettings, seed: int = 0, use_controller: bool = True, toolbox: dict | None = None
+) -> SearchState:
     """A fresh search: ``toolbox`` is the toolbox config (None: the paper's operators), the random
     streams are seeded from ``seed``; ``use_controller=False`` gives no RL controller (the hybrid
     mutation then always explores: plain NSGA-II)."""
     controller = RLController.from_settings(settings, seed=seed) if use_controller else None
-    return SearchState(settings, paper_toolbox() if toolbox is None else dict(toolbox), random.Random(seed).getstate(),
-                       np.random.RandomState(seed).get_state(), controller)
+    return SearchState(
+        settings,
+        paper_toolbox() if toolbox is None else dict(toolbox),
+        random.Random(seed).getstate(),
+        np.random.RandomState(seed).get_state(),
+        controller,
+    )
 
 
 # -- the loop ---------------------------------------------------------------------------------------------
+
 
 def _genome_of(genes, entry: str, state: SearchState) -> Genome:
     try:
         return to_genome(genes)
     except GenomeError as err:
-        raise UserError(f"search.toolbox.{entry} ({getattr(state.toolbox, entry).label}) made an invalid "
-                        f"genome: {err}") from None
+        raise UserError(
+            f"search.toolbox.{entry} ({getattr(state.toolbox, entry).label}) made an invalid genome: {err}"
+        ) from None
 
 
 def _first(result):
@@ -198,8 +220,9 @@ def initial_population(state: SearchState) -> list[Offspring]:
     s = state.settings
     genomes = [_genome_of(g, "population", state) for g in state.toolbox.population(s.population_size)]
     if len(genomes) != s.population_size:
-        raise UserError(f"search.toolbox.population gave {len(genomes)} genomes for a population of "
-                        f"{s.population_size}")
+        raise UserError(
+            f"search.toolbox.population gave {len(genomes)} genomes for a population of {s.population_size}"
+        )
     genomes = [_redrawn_initial(g, state) for g in genomes]
     taken = set(state.archive)
     out = []
@@ -211,7 +234,7 @@ def initial_population(state: SearchState) -> list[Offspring]:
     return out
 
 
-def generation_step(state: SearchState, n: Optional[int] = None) -> tuple[list[Offspring], list[dict]]:
+def generation_step(state: SearchState, n: int | None = None) -> tuple[list[Offspring], list[dict]]:
     """One generation's ``n`` offspring (default ``mu``), and the controller actions sampled on the way.
 
     Parents: ``toolbox.select(population, 2 * ceil(n / 2))``, paired in order. Each pair is mated with
@@ -230,8 +253,10 @@ def generation_step(state: SearchState, n: Optional[int] = None) -> tuple[list[O
     taken = set(state.archive) | {ind.genome.key for ind in state.population}
     parents = list(tb.select(list(state.population), 2 * ((mu + 1) // 2)))
     if len(parents) < 2 * ((mu + 1) // 2):
-        raise UserError(f"search.toolbox.select ({tb.select.label}) chose {len(parents)} parents, "
-                        f"{2 * ((mu + 1) // 2)} were asked for")
+        raise UserError(
+            f"search.toolbox.select ({tb.select.label}) chose {len(parents)} parents, "
+            f"{2 * ((mu + 1) // 2)} were asked for"
+        )
     offspring: list[Offspring] = []
     actions: list[dict] = []
     for pa, pb in zip(parents[::2], parents[1::2]):
@@ -289,23 +314,32 @@ def prescreen(state: SearchState, candidates: list[Offspring]) -> list[Offspring
     guesses = []
     objectives = active_objectives()
     for off, psnr in zip(candidates, predicted):
-        guesses.append(Individual(off.genome, objectives.vector(psnr, objectives.cost_values(off.genome, s)),
-                                  s.constraints, off.origin))
+        guesses.append(
+            Individual(
+                off.genome, objectives.vector(psnr, objectives.cost_values(off.genome, s)), s.constraints, off.origin
+            )
+        )
     n_explore = min(mu, int(round(s.prescreen_exploration * mu)))
     chosen = {ind.genome.key for ind in state.toolbox.survive(guesses, mu - n_explore)}
     rest = [o for o in candidates if o.genome.key not in chosen]
     chosen |= {o.genome.key for o in random.sample(rest, min(n_explore, len(rest)))}
     by_key = dict(zip((o.genome.key for o in candidates), predicted))
-    return [Offspring(o.genome, o.origin, o.parents, float(by_key[o.genome.key]))
-            for o in candidates if o.genome.key in chosen]
+    return [
+        Offspring(o.genome, o.origin, o.parents, float(by_key[o.genome.key]))
+        for o in candidates
+        if o.genome.key in chosen
+    ]
 
 
 def prescreening(state: SearchState) -> bool:
     """Whether this generation's offspring are pre-screened by the predictor (settings.prescreen_factor > 1,
     not the initial population, and at least ``prescreen_min_trained`` genomes to fit it on)."""
     s = state.settings
-    return (s.prescreen_factor > 1 and state.generation > 0
-            and sum(k in state.genomes for k in state.archive) >= s.prescreen_min_trained)
+    return (
+        s.prescreen_factor > 1
+        and state.generation > 0
+        and sum(k in state.genomes for k in state.archive) >= s.prescreen_min_trained
+    )
 
 
 def propose(state: SearchState) -> list[Offspring]:
@@ -335,8 +369,9 @@ def learn(state: SearchState, evaluated: Sequence[Individual]) -> dict:
     """
     if state.controller is None or not state.actions:
         return {}
-    rewards = action_rewards(state.settings.reward, state.population, evaluated, state.actions, state.archive,
-                             state.settings.constraints)
+    rewards = action_rewards(
+        state.settings.reward, state.population, evaluated, state.actions, state.archive, state.settings.constraints
+    )
     genomes = [Genome(tuple(a["cells"]), tuple(a["connections"])) for a in state.actions]
     return state.controller.update(genomes, rewards, [bool(a["connections_only"]) for a in state.actions])
 
@@ -346,8 +381,9 @@ def tell(state: SearchState, evaluated: Sequence[Individual]) -> dict:
     offspring)."""
     with search_random(state):
         stats = learn(state, evaluated)
-        survivors = list(state.toolbox.survive(list(state.population) + list(evaluated),
-                                               state.settings.population_size))
+        survivors = list(
+            state.toolbox.survive(list(state.population) + list(evaluated), state.settings.population_size)
+        )
     state.population = survivors
     state.archive.update((ind.genome.key, [float(v) for v in ind.objectives]) for ind in evaluated)
     state.genomes.update((ind.genome.key, str(ind.genome)) for ind in evaluated)
@@ -356,32 +392,49 @@ def tell(state: SearchState, evaluated: Sequence[Individual]) -> dict:
     return stats
 
 
-def predictor_quality(batch: Sequence[Offspring], evaluated: Sequence[Individual], trained: Sequence[bool]) -> Optional[dict]:
+def predictor_quality(
+    batch: Sequence[Offspring], evaluated: Sequence[Individual], trained: Sequence[bool]
+) -> dict | None:
     """Held-out quality of a pre-screened batch's predictions: Kendall tau and mean absolute error of the
     predicted against the measured PSNR of the candidates that trained (``trained``); None without predictions."""
-    pairs = [(o.predicted, ind.objectives[0]) for o, ind, ok in zip(batch, evaluated, trained)
-             if ok and o.predicted is not None]
+    pairs = [
+        (o.predicted, ind.objectives[0])
+        for o, ind, ok in zip(batch, evaluated, trained)
+        if ok and o.predicted is not None
+    ]
     if len(pairs) < 3:
         return None
     from scipy.stats import kendalltau
 
     predicted, measured = zip(*pairs)
-    return {"n": len(pairs), "tau": float(kendalltau(predicted, measured).statistic),
-            "mae": float(np.mean(np.abs(np.subtract(predicted, measured))))}
+    return {
+        "n": len(pairs),
+        "tau": float(kendalltau(predicted, measured).statistic),
+        "mae": float(np.mean(np.abs(np.subtract(predicted, measured)))),
+    }
 
 
-def evaluate(batch: Sequence[Offspring], psnr_of: Callable[[Genome], float], settings: SearchSettings) -> list[Individual]:
+def evaluate(
+    batch: Sequence[Offspring], psnr_of: Callable[[Genome], float], settings: SearchSettings
+) -> list[Individual]:
     """Individuals with objectives (psnr_of(genome), *costs): the search's (falsr.search.objectives)."""
     out, objectives = [], active_objectives()
     for item in batch:
         costs = objectives.cost_values(item.genome, settings)
-        out.append(Individual(item.genome, objectives.vector(psnr_of(item.genome), costs), settings.constraints,
-                              item.origin))
+        out.append(
+            Individual(item.genome, objectives.vector(psnr_of(item.genome), costs), settings.constraints, item.origin)
+        )
     return out
 
 
-def run_search(psnr_of: Callable[[Genome], float], settings: SearchSettings, generations: int, seed: int = 0,
-               use_controller: bool = True, toolbox: Optional[dict] = None) -> tuple[SearchState, list[Individual]]:
+def run_search(
+    psnr_of: Callable[[Genome], float],
+    settings: SearchSettings,
+    generations: int,
+    seed: int = 0,
+    use_controller: bool = True,
+    toolbox: dict | None = None,
+) -> tuple[SearchState, list[Individual]]:
     """A whole in-process search (initial population + ``generations`` more); returns the state and
     every evaluated individual, in order."""
     state = new_search(settings, seed, use_controller, toolbox)

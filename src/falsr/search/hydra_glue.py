@@ -6,22 +6,22 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from falsr.space.cost import DEFAULT_LR_SIZE
 from falsr.errors import UserError
 from falsr.latency import LatencySettings
-from falsr.space.genome import parse_genome
 from falsr.search.callbacks import ESTIMATORS, job_outcome
 from falsr.search.driver import candidate_overrides
 from falsr.search.generation import Offspring
 from falsr.search.journal import JournalRecord
 from falsr.search.settings import Fidelity, HypervolumeBox, SearchConfig, SearchSettings
 from falsr.search.toolbox import ENTRIES, build_toolbox, paper_toolbox
+from falsr.space.cost import DEFAULT_LR_SIZE
+from falsr.space.genome import parse_genome
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def _at_least(value: float) -> str:
     if value <= 0:
         return f"{value:g}"
     exponent = math.floor(math.log10(value)) - 3
-    mantissa = math.ceil(value / 10 ** exponent - 1e-9)
+    mantissa = math.ceil(value / 10**exponent - 1e-9)
     return f"{mantissa / 1000:g}e{exponent + 3}"
 
 
@@ -73,13 +73,15 @@ def check_constraints_reachable(settings: SearchSettings) -> None:
     smallest = smallest_cost(lr_size=settings.lr_size, scale=settings.scale)
     if smallest.mult_adds > cap:
         h, w = settings.lr_size
-        raise UserError(f"no candidate can meet the constraints: {CAP_KEY}={_as_typed(cap)} mult-adds, but the "
-                        f"smallest network of the search space has {_giga(smallest.mult_adds)} at {h}x{w} "
-                        f"(search.settings.lr_size); raise it to at least {_at_least(smallest.mult_adds)} "
-                        f"(or null: no cap), or search a smaller space (space.*)")
+        raise UserError(
+            f"no candidate can meet the constraints: {CAP_KEY}={_as_typed(cap)} mult-adds, but the "
+            f"smallest network of the search space has {_giga(smallest.mult_adds)} at {h}x{w} "
+            f"(search.settings.lr_size); raise it to at least {_at_least(smallest.mult_adds)} "
+            f"(or null: no cap), or search a smaller space (space.*)"
+        )
 
 
-def infeasible_search_message(records: Sequence[JournalRecord], settings: SearchSettings) -> Optional[str]:
+def infeasible_search_message(records: Sequence[JournalRecord], settings: SearchSettings) -> str | None:
     """Why a finished search has no feasible candidate (None when it has one, or when nothing trained because
     every job failed, which is reported separately): the constraint no candidate met, the closest any came to
     it, and how to fix it."""
@@ -96,30 +98,38 @@ def infeasible_search_message(records: Sequence[JournalRecord], settings: Search
     slow = [r for r in records if r.status == STATUS_OVER_LATENCY]
     if not ok and slow and not over and not under:  # every one over the latency cap (search.latency's table)
         seen = min(float(r.latency_ms) for r in slow)
-        return (f"no candidate met the constraints: search.settings.constraints.max_latency_ms="
-                f"{_as_typed(constraints.max_latency_ms)}, but the fastest of the {len(slow)} candidates proposed was "
-                f"predicted at {seen:.3g} ms by the latency table; nothing was trained: raise it (to {seen:.3g} or "
-                "more, or null: no cap)")
+        return (
+            f"no candidate met the constraints: search.settings.constraints.max_latency_ms="
+            f"{_as_typed(constraints.max_latency_ms)}, but the fastest of the {len(slow)} candidates proposed was "
+            f"predicted at {seen:.3g} ms by the latency table; nothing was trained: raise it (to {seen:.3g} or "
+            "more, or null: no cap)"
+        )
     if not ok and over and not under:
         cap = constraints.max_mult_adds
         seen = min(float(r.mult_adds) for r in over)
         possible = smallest_cost(lr_size=settings.lr_size, scale=settings.scale).mult_adds
-        return (f"no candidate met the constraints: {CAP_KEY}={_as_typed(cap)} ({_giga(cap)}), but the smallest of "
-                f"the {len(over)} candidates proposed had {_giga(seen)} mult-adds (the search space's smallest "
-                f"network: {_giga(possible)}); nothing was trained: raise the cap (to {_at_least(seen)} or more, or "
-                "null: no cap)")
+        return (
+            f"no candidate met the constraints: {CAP_KEY}={_as_typed(cap)} ({_giga(cap)}), but the smallest of "
+            f"the {len(over)} candidates proposed had {_giga(seen)} mult-adds (the search space's smallest "
+            f"network: {_giga(possible)}); nothing was trained: raise the cap (to {_at_least(seen)} or more, or "
+            "null: no cap)"
+        )
     if not ok and under:
         floor, cap = constraints.min_mult_adds, constraints.max_mult_adds
         seen = max(float(r.mult_adds) for r in under)
         band = f" and {CAP_KEY}={_as_typed(cap)} ({_giga(cap)})" if over and cap is not None else ""
-        return (f"no candidate met the constraints: {FLOOR_KEY}={_as_typed(floor)} ({_giga(floor)}){band}, but the "
-                f"largest of the {len(under)} candidates under the floor had {_giga(seen)} mult-adds; nothing was "
-                "trained: lower the floor (or null: no floor)" + (", or widen the band" if band else ""))
+        return (
+            f"no candidate met the constraints: {FLOOR_KEY}={_as_typed(floor)} ({_giga(floor)}){band}, but the "
+            f"largest of the {len(under)} candidates under the floor had {_giga(seen)} mult-adds; nothing was "
+            "trained: lower the floor (or null: no floor)" + (", or widen the band" if band else "")
+        )
     if ok and constraints.min_psnr is not None:
         best = max(float(r.psnr) for r in ok)
-        return (f"no candidate met the constraints: {MIN_PSNR_KEY}={_as_typed(constraints.min_psnr)}, but the best "
-                f"of the {len(ok)} trained candidates reached {best:.2f} dB; lower it (to {best:.2f} or less, or null) "
-                "or train longer (budget=...)")
+        return (
+            f"no candidate met the constraints: {MIN_PSNR_KEY}={_as_typed(constraints.min_psnr)}, but the best "
+            f"of the {len(ok)} trained candidates reached {best:.2f} dB; lower it (to {best:.2f} or less, or null) "
+            "or train longer (budget=...)"
+        )
     return None
 
 
@@ -154,9 +164,13 @@ def search_config(search: DictConfig) -> SearchConfig:
     if timeout is not None and not float(timeout) > 0:
         raise UserError(f"search.job_timeout_s={float(timeout):g}: use a number of seconds > 0, or null for no limit")
     data = OmegaConf.to_container(search, resolve=True)
-    data.update(settings=search_settings(search), fidelity=fidelity_settings(search),
-                hypervolume_box=HypervolumeBox(**(data.get("hypervolume_box") or {})),
-                latency=LatencySettings.from_dict(data.get("latency") or {}), toolbox=toolbox_config(search))
+    data.update(
+        settings=search_settings(search),
+        fidelity=fidelity_settings(search),
+        hypervolume_box=HypervolumeBox(**(data.get("hypervolume_box") or {})),
+        latency=LatencySettings.from_dict(data.get("latency") or {}),
+        toolbox=toolbox_config(search),
+    )
     try:
         return SearchConfig(**data)
     except (TypeError, ValueError) as err:  # a key the schema lacks (a config composed without it)
@@ -173,8 +187,9 @@ def job_overrides(search: SearchConfig, arguments: Sequence[str]) -> tuple[str, 
 def engine_launcher(launcher) -> bool:
     """Whether the launcher hands jobs to a cluster engine that can kill one of them (SLURM, Ray)."""
     cls = type(launcher)
-    return (cls.__module__.startswith("hydra_plugins.hydra_submitit_launcher") and cls.__name__ == "SlurmLauncher") \
-        or cls.__module__.startswith("hydra_plugins.hydra_ray_launcher")
+    return (
+        cls.__module__.startswith("hydra_plugins.hydra_submitit_launcher") and cls.__name__ == "SlurmLauncher"
+    ) or cls.__module__.startswith("hydra_plugins.hydra_ray_launcher")
 
 
 def launch_each(launcher, batch: Sequence[Sequence[str]], initial_job_idx: int) -> list:
@@ -206,8 +221,9 @@ def launch_each(launcher, batch: Sequence[Sequence[str]], initial_job_idx: int) 
 def _start_ray(launcher) -> None:
     """ray.init as hydra-ray-launcher does it, but its default object store size only for a new local Ray:
     ray.init refuses any object_store_memory when it connects to a cluster (hydra.launcher.ray.init.address)."""
-    from hydra_plugins.hydra_ray_launcher._launcher_util import start_ray
     from omegaconf import open_dict
+
+    from hydra_plugins.hydra_ray_launcher._launcher_util import start_ray
 
     init = launcher.ray_cfg.init
     if not init.get("address"):
@@ -216,9 +232,27 @@ def _start_ray(launcher) -> None:
     start_ray(init)
 
 
-CANDIDATE_COLUMNS = ("name", "key", "generation", "origin", "status", "rung", "steps", "psnr", "ssim", "mult_adds",
-                     "params", "train_seconds", "n_cells", "connections", "cells", "genome", "parents", "error",
-                     "run_dir")  # rung, steps: with multi-fidelity promotion, each candidate's highest rung
+CANDIDATE_COLUMNS = (
+    "name",
+    "key",
+    "generation",
+    "origin",
+    "status",
+    "rung",
+    "steps",
+    "psnr",
+    "ssim",
+    "mult_adds",
+    "params",
+    "train_seconds",
+    "n_cells",
+    "connections",
+    "cells",
+    "genome",
+    "parents",
+    "error",
+    "run_dir",
+)  # rung, steps: with multi-fidelity promotion, each candidate's highest rung
 
 
 def candidate_rows(records: Sequence[JournalRecord]) -> list[list]:
@@ -229,9 +263,14 @@ def candidate_rows(records: Sequence[JournalRecord]) -> list[list]:
     rows = []
     for r in records:
         genome = Genome.from_string(r.genome)
-        row = {**r.to_json(), "name": candidate_name(r.generation, r.key), "n_cells": genome.n_cells,
-               "connections": int(sum(genome.connections)), "cells": " ".join(c.name for c in genome.cell_specs),
-               "parents": " ".join(r.parents or [])}
+        row = {
+            **r.to_json(),
+            "name": candidate_name(r.generation, r.key),
+            "n_cells": genome.n_cells,
+            "connections": int(sum(genome.connections)),
+            "cells": " ".join(c.name for c in genome.cell_specs),
+            "parents": " ".join(r.parents or []),
+        }
         rows.append([_finite_or_none(row.get(c)) for c in CANDIDATE_COLUMNS])
     return rows
 
@@ -261,7 +300,7 @@ def hypervolume_history(records: Sequence[JournalRecord], search: DictConfig, la
     return out
 
 
-def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Callable[[dict], None]]:
+def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Callable[[dict], None] | None:
     """Per generation, into one W&B run of the search (in the search's own group, like its candidates):
     a Table of ALL candidates from the journal, the hypervolume history (a Table and a line plot), the
     pairwise front plots, and hypervolume / front size / counts against the generation.
@@ -282,48 +321,92 @@ def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Optional[Cal
         import wandb
 
         records = list(Journal(sweep_dir / JOURNAL_NAME).latest().values())
-        run = wandb.init(project=logger.get("project"), group=group, job_type="search",
-                         name=f"search-{sweep_dir.name}", id=run_id, resume="allow", dir=str(sweep_dir),
-                         mode="offline" if logger.get("offline", True) else "online", reinit="finish_previous",
-                         config={"search": OmegaConf.to_container(config.search, resolve=True),
-                                 "sweep_dir": str(sweep_dir.resolve())})
+        run = wandb.init(
+            project=logger.get("project"),
+            group=group,
+            job_type="search",
+            name=f"search-{sweep_dir.name}",
+            id=run_id,
+            resume="allow",
+            dir=str(sweep_dir),
+            mode="offline" if logger.get("offline", True) else "online",
+            reinit="finish_previous",
+            config={
+                "search": OmegaConf.to_container(config.search, resolve=True),
+                "sweep_dir": str(sweep_dir.resolve()),
+            },
+        )
         for metric in ("hypervolume", "front_size", "evaluated", "failed"):
             run.define_metric(metric, step_metric="generation")
-        history = hypervolume_history(Journal(sweep_dir / JOURNAL_NAME).records(), config.search,
-                                      int(summary["generation"]))
+        history = hypervolume_history(
+            Journal(sweep_dir / JOURNAL_NAME).records(), config.search, int(summary["generation"])
+        )
         hv_table = wandb.Table(columns=["generation", "hypervolume", "front_size"], data=history)
         extra = ["latency_ms"] if any(r.latency_ms is not None for r in summary["front"]) else []  # search.objectives
-        front = wandb.Table(columns=["genome", "psnr", "mult_adds", "params", *extra, "generation"],
-                            data=[[r.genome, r.psnr, r.mult_adds, r.params, *[getattr(r, k) for k in extra],
-                                   r.generation] for r in summary["front"]])
-        run.log({"generation": summary["generation"], "hypervolume": summary["hypervolume"],
-                 "front_size": summary["front_size"], "evaluated": summary["evaluated"],
-                 "failed": summary["failed"], "front": front,
-                 "candidates": wandb.Table(columns=list(CANDIDATE_COLUMNS), data=candidate_rows(records)),
-                 "hypervolume_history": hv_table,
-                 "hypervolume_plot": wandb.plot.line(hv_table, "generation", "hypervolume",
-                                                     title="hypervolume per generation"),
-                 **{f"plots/{Path(p).stem}": wandb.Image(p) for p in summary["plots"]}})
+        front = wandb.Table(
+            columns=["genome", "psnr", "mult_adds", "params", *extra, "generation"],
+            data=[
+                [r.genome, r.psnr, r.mult_adds, r.params, *[getattr(r, k) for k in extra], r.generation]
+                for r in summary["front"]
+            ],
+        )
+        run.log(
+            {
+                "generation": summary["generation"],
+                "hypervolume": summary["hypervolume"],
+                "front_size": summary["front_size"],
+                "evaluated": summary["evaluated"],
+                "failed": summary["failed"],
+                "front": front,
+                "candidates": wandb.Table(columns=list(CANDIDATE_COLUMNS), data=candidate_rows(records)),
+                "hypervolume_history": hv_table,
+                "hypervolume_plot": wandb.plot.line(
+                    hv_table, "generation", "hypervolume", title="hypervolume per generation"
+                ),
+                **{f"plots/{Path(p).stem}": wandb.Image(p) for p in summary["plots"]},
+            }
+        )
         run.finish()
 
     return log_generation
 
 
-def launch_full_training(launcher, sweep_dir: Path, genomes: Sequence[str], arguments: Sequence[str],
-                         initial_job_idx: int, overrides: Sequence[str],
-                         lr_size: Sequence[int] = DEFAULT_LR_SIZE) -> list[dict]:
+def launch_full_training(
+    launcher,
+    sweep_dir: Path,
+    genomes: Sequence[str],
+    arguments: Sequence[str],
+    initial_job_idx: int,
+    overrides: Sequence[str],
+    lr_size: Sequence[int] = DEFAULT_LR_SIZE,
+) -> list[dict]:
     """Full training of the chosen models through the same launcher; results in full_training.json."""
     if not genomes:
         log.warning("no model on the front to train fully")
         return []
-    batch = [list(arguments) + candidate_overrides(Offspring(parse_genome(g), "full_train"), None, lr_size=lr_size)
-             + list(overrides) for g in genomes]
+    batch = [
+        list(arguments)
+        + candidate_overrides(Offspring(parse_genome(g), "full_train"), None, lr_size=lr_size)
+        + list(overrides)
+        for g in genomes
+    ]
     log.info(f"full training of {len(batch)} models chosen by crowding distance")
     returns = launcher.launch(batch, initial_job_idx=initial_job_idx)
     results = []
     for genome, ret in zip(genomes, returns):
         value, error = job_outcome(ret)
-        results.append({"genome": genome, **(value if isinstance(value, dict) else {
-            "status": "failed", "error": f"{type(error).__name__}: {error}" if error else f"returned {value!r}"})})
+        results.append(
+            {
+                "genome": genome,
+                **(
+                    value
+                    if isinstance(value, dict)
+                    else {
+                        "status": "failed",
+                        "error": f"{type(error).__name__}: {error}" if error else f"returned {value!r}",
+                    }
+                ),
+            }
+        )
     (sweep_dir / "full_training.json").write_text(json.dumps(results, indent=2, default=str))
     return results

@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 log = logging.getLogger(__name__)
 JOURNAL_NAME = "journal.jsonl"
@@ -30,7 +30,11 @@ STATUS_FAILED = "failed"
 STATUS_OVER_CAP = "over_mult_adds_cap"  # violates the mult-adds constraint: never trained
 STATUS_UNDER_FLOOR = "under_mult_adds_floor"  # below constraints.min_mult_adds: never trained
 STATUS_OVER_LATENCY = "over_latency_cap"  # predicted slower than constraints.max_latency_ms: never trained
-UNTRAINED = (STATUS_OVER_CAP, STATUS_UNDER_FLOOR, STATUS_OVER_LATENCY)  # infeasible by their analytic cost, journaled with the reason
+UNTRAINED = (
+    STATUS_OVER_CAP,
+    STATUS_UNDER_FLOOR,
+    STATUS_OVER_LATENCY,
+)  # infeasible by their analytic cost, journaled with the reason
 
 
 @dataclass(kw_only=True)
@@ -46,33 +50,33 @@ class JournalRecord:
     key: str
     genome: str
     generation: int
-    origin: Optional[str] = None
-    job_num: Optional[int] = None
-    run_dir: Optional[str] = None
-    parents: Optional[list[str]] = None
-    predicted_psnr: Optional[float] = None
+    origin: str | None = None
+    job_num: int | None = None
+    run_dir: str | None = None
+    parents: list[str] | None = None
+    predicted_psnr: float | None = None
     # multi-fidelity promotion (falsr.search.fidelity): no rung is rung 0
-    rung: Optional[int] = None
-    promoted_in: Optional[int] = None
-    resumed_from: Optional[str] = None
-    psnr: Optional[float] = None  # what the search ranks by (search.estimator)
-    ssim: Optional[float] = None
-    params: Optional[int] = None
-    mult_adds: Optional[int] = None
-    latency_ms: Optional[float] = None  # an untrained record's with a latency cap, a front's with the objective
-    train_seconds: Optional[float] = None
-    weights: Optional[str] = None
-    inherited_fraction: Optional[float] = None
-    inherited_from: Optional[Any] = None
-    inherited_steps: Optional[int] = None
-    curve: Optional[Any] = None  # the held-out learning curve (falsr.training.curves)
-    steps: Optional[int] = None
-    last_ckpt: Optional[str] = None
-    measured_psnr: Optional[float] = None  # with search.estimator=extrapolated
-    estimator: Optional[str] = None
+    rung: int | None = None
+    promoted_in: int | None = None
+    resumed_from: str | None = None
+    psnr: float | None = None  # what the search ranks by (search.estimator)
+    ssim: float | None = None
+    params: int | None = None
+    mult_adds: int | None = None
+    latency_ms: float | None = None  # an untrained record's with a latency cap, a front's with the objective
+    train_seconds: float | None = None
+    weights: str | None = None
+    inherited_fraction: float | None = None
+    inherited_from: Any | None = None
+    inherited_steps: int | None = None
+    curve: Any | None = None  # the held-out learning curve (falsr.training.curves)
+    steps: int | None = None
+    last_ckpt: str | None = None
+    measured_psnr: float | None = None  # with search.estimator=extrapolated
+    estimator: str | None = None
     status: str  # STATUS_*
-    error: Optional[str] = None
-    time: Optional[float] = None  # set by Journal.append
+    error: str | None = None
+    time: float | None = None  # set by Journal.append
     nulls: frozenset = frozenset()  # optional keys written as null when None (else left out)
     extra: dict = field(default_factory=dict)  # keys this version does not know: kept, written back
 
@@ -88,15 +92,18 @@ class JournalRecord:
         return {**out, **self.extra}
 
     @classmethod
-    def from_json(cls, data: dict) -> "JournalRecord":
+    def from_json(cls, data: dict) -> JournalRecord:
         """A record from a journal line's object, of any version: a missing optional key (a learning curve, a
         rung, ... of an older journal) is None; an unknown key is kept in ``extra``. A missing key, genome,
         generation or status is a ValueError."""
         if missing := [k for k in _REQUIRED if k not in data]:
             raise ValueError(f"a journal record needs {', '.join(missing)}")
         known = {k: v for k, v in data.items() if k in _FIELDS}
-        return cls(**known, nulls=frozenset(k for k, v in known.items() if v is None),
-                   extra={k: v for k, v in data.items() if k not in _FIELDS})
+        return cls(
+            **known,
+            nulls=frozenset(k for k, v in known.items() if v is None),
+            extra={k: v for k, v in data.items() if k not in _FIELDS},
+        )
 
 
 _REQUIRED = ("key", "genome", "generation", "status")
@@ -185,8 +192,10 @@ def _warn_torn(path: Path, number: int, line: str) -> None:
     if where in _WARNED:
         return
     _WARNED.add(where)
-    log.warning(f"{path} line {number} is cut short or damaged (a write killed midway?): skipped, so that candidate "
-                f"(at that rung) counts as not evaluated and is trained again ({line[:60]!r}...)")
+    log.warning(
+        f"{path} line {number} is cut short or damaged (a write killed midway?): skipped, so that candidate "
+        f"(at that rung) counts as not evaluated and is trained again ({line[:60]!r}...)"
+    )
 
 
 def is_valid_psnr(value) -> bool:

@@ -14,8 +14,8 @@ import fcntl
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from falsr.errors import UserError
 
@@ -47,8 +47,10 @@ def acquire(sweep_dir: str | Path, orphan_wait_s: float = 30.0) -> int:
             if not ended or time.monotonic() > waited_until:
                 os.close(fd)
                 shown = f"pid {holder or 'unknown'}" + (", ended; a process it started still holds it" if ended else "")
-                raise UserError(f"{folder} is in use by another search process ({shown}): wait for it to end or "
-                                f"stop it, then resume with search.resume={folder}") from None
+                raise UserError(
+                    f"{folder} is in use by another search process ({shown}): wait for it to end or "
+                    f"stop it, then resume with search.resume={folder}"
+                ) from None
             time.sleep(0.5)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()} on {socket.gethostname()}\n".encode(), 0)

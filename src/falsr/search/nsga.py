@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from deap import base
 from deap.benchmarks.tools import hypervolume as deap_hypervolume
 from deap.tools import emo
 
-from falsr.space.genome import Genome
 from falsr.search.settings import Constraints, HypervolumeBox
+from falsr.space.genome import Genome
 
 OBJECTIVES = ("psnr", "mult_adds", "params")
 # Multi-fidelity (falsr.search.fidelity): the PSNR objective of a model whose best measurement is at rung r is
@@ -44,7 +44,7 @@ def rung_and_psnr(value: float) -> tuple[int, float]:
     return rung, value - RUNG_SPACING * rung
 
 
-def constraint_violation(values: Sequence[float], constraints: Optional[Constraints]) -> float:
+def constraint_violation(values: Sequence[float], constraints: Constraints | None) -> float:
     """Total normalised violation (0 when feasible), each constraint relative to its bound (Deb 2000).
 
     A PSNR shortfall counts as (min_psnr - psnr) / min_psnr, an excess of mult-adds as (mult_adds - max) / max
@@ -84,10 +84,10 @@ class SRFitness(base.Fitness):
 
     weights = (1.0, -1.0, -1.0)
 
-    def __init__(self, values=(), constraints: Optional[Constraints] = None):
+    def __init__(self, values=(), constraints: Constraints | None = None):
         super().__init__(values)
         self.constraints = constraints
-        self.rank: Optional[int] = None  # 0 = first front, set by `assign_rank_and_crowding`
+        self.rank: int | None = None  # 0 = first front, set by `assign_rank_and_crowding`
         self.crowding_dist: float = 0.0
 
     @property
@@ -128,8 +128,13 @@ class Individual:
 
     __slots__ = ("genome", "fitness", "origin")
 
-    def __init__(self, genome: Genome, objectives: Optional[Sequence[float]] = None,
-                 constraints: Optional[Constraints] = None, origin: str = "init"):
+    def __init__(
+        self,
+        genome: Genome,
+        objectives: Sequence[float] | None = None,
+        constraints: Constraints | None = None,
+        origin: str = "init",
+    ):
         self.genome = genome
         self.fitness = SRFitness(tuple(objectives) if objectives is not None else (), constraints)
         self.origin = origin
@@ -152,11 +157,12 @@ class Individual:
         return {"genome": self.genome.to_string(), "objectives": list(self.objectives), "origin": self.origin}
 
     @classmethod
-    def from_dict(cls, data: dict, constraints: Optional[Constraints] = None) -> "Individual":
+    def from_dict(cls, data: dict, constraints: Constraints | None = None) -> Individual:
         return cls(Genome.from_string(data["genome"]), data["objectives"], constraints, data.get("origin", "init"))
 
 
 # -- ranking and crowding -----------------------------------------------------------------------------
+
 
 def nondominated_fronts(individuals: Sequence[Individual]) -> list[list[Individual]]:
     """All fronts, best first, by DEAP's fast non-dominated sort (with constrained domination)."""
@@ -214,7 +220,8 @@ def assign_rank_and_crowding(individuals: Sequence[Individual], mode: str = "imp
 
 # -- selection -----------------------------------------------------------------------------------------
 
-def crowded_better(a: Individual, b: Individual) -> Optional[Individual]:
+
+def crowded_better(a: Individual, b: Individual) -> Individual | None:
     """The crowded-comparison winner: lower rank, then larger crowding distance; None on a tie."""
     ra, rb = a.fitness.rank, b.fitness.rank
     if ra != rb:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 from falsr.errors import UserError
 
@@ -32,13 +32,17 @@ def check_names(names: Sequence[str]) -> tuple[str, ...]:
     names = [str(n) for n in (names or ())]
     shown = "[" + ",".join(names) + "]"
     if unknown := [n for n in names if n not in CHOICES]:
-        raise ObjectiveError(f"search.objectives={shown}: unknown objective {unknown[0]!r}: choose from "
-                             f"{', '.join(CHOICES)}, e.g. search.objectives=[psnr,latency]")
+        raise ObjectiveError(
+            f"search.objectives={shown}: unknown objective {unknown[0]!r}: choose from "
+            f"{', '.join(CHOICES)}, e.g. search.objectives=[psnr,latency]"
+        )
     if len(set(names)) != len(names):
         raise ObjectiveError(f"search.objectives={shown}: an objective is repeated; give each once")
     if "psnr" not in names or len(names) < 2:
-        raise ObjectiveError(f"search.objectives={shown}: give psnr and at least one cost of "
-                             f"{', '.join(COSTS)}, e.g. search.objectives=[psnr,latency]")
+        raise ObjectiveError(
+            f"search.objectives={shown}: give psnr and at least one cost of "
+            f"{', '.join(COSTS)}, e.g. search.objectives=[psnr,latency]"
+        )
     return ("psnr", *[n for n in names if n != "psnr"])
 
 
@@ -47,13 +51,13 @@ class Objectives:
     """The configured objectives and, where ``latency`` is one, the latency settings its table is read with."""
 
     names: tuple = PAPER
-    latency: Optional[object] = field(default=None, compare=False)  # falsr.latency.LatencySettings
+    latency: object | None = field(default=None, compare=False)  # falsr.latency.LatencySettings
 
     @property
     def costs(self) -> tuple[str, ...]:
         return self.names[1:]
 
-    def index(self, name: str) -> Optional[int]:
+    def index(self, name: str) -> int | None:
         return self.names.index(name) if name in self.names else None
 
     def latency_ms(self, genome) -> float:
@@ -89,7 +93,7 @@ class Objectives:
             out["latency"] = self.latency_ms(record.genome)
         return out
 
-    def record_vector(self, record, psnr: Optional[float] = None) -> tuple[float, ...]:
+    def record_vector(self, record, psnr: float | None = None) -> tuple[float, ...]:
         costs = self.of_record(record)
         return (float(record.psnr if psnr is None else psnr), *[float(costs[n]) for n in self.costs])
 
@@ -125,7 +129,7 @@ def active_objectives() -> Objectives:
     return _active
 
 
-def set_objectives(objectives: Optional[Objectives]) -> Objectives:
+def set_objectives(objectives: Objectives | None) -> Objectives:
     """Make `objectives` (None: the paper's) the process's; returns the previous ones."""
     global _active
     previous, _active = _active, objectives or Objectives()

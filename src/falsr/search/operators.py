@@ -32,14 +32,21 @@ import functools
 import itertools
 import math
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from falsr.space.cost import DEFAULT_LR_SIZE, genome_cost
-from falsr.space.genome import (DEFAULT_SCALE, Genome, GenomeError, SearchSpace, active_space, group_starts,
-                                num_connection_bits)
+from falsr.space.genome import (
+    DEFAULT_SCALE,
+    Genome,
+    GenomeError,
+    SearchSpace,
+    active_space,
+    group_starts,
+    num_connection_bits,
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def canonical_cells(space: SearchSpace) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The space's cell indices whose network is distinct from every other's (one-repeat cells ignore the
     residual flag: 32 of the paper's 192 choices duplicate another one), then the redundant ones."""
@@ -48,6 +55,7 @@ def canonical_cells(space: SearchSpace) -> tuple[tuple[int, ...], tuple[int, ...
 
 
 # -- the adapter -----------------------------------------------------------------------------------------
+
 
 def n_cells_of(length: int) -> int:
     """n from the length n + n(n+1)/2 of a flat gene list (GenomeError if no n fits)."""
@@ -71,7 +79,7 @@ class GeneList(list):
         self.sampled: dict | None = None
 
     @classmethod
-    def from_genome(cls, genome: Genome) -> "GeneList":
+    def from_genome(cls, genome: Genome) -> GeneList:
         return cls(genome.cells + genome.connections)
 
     @property
@@ -102,6 +110,7 @@ def _check_pair(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 # -- initialisation (toolbox.population) ----------------------------------------------------------------
+
 
 def initial_connections(n_cells: int, p_random: float, p_dense: float) -> tuple[int, ...]:
     """Categorical draw of a connection pattern: random bits (p_random), all ones (p_dense), else none."""
@@ -135,9 +144,12 @@ def init_single_cell(k: int, *, search) -> list[Genome]:
     """The paper's first generation: k models, each a random cell repeated n times (all models with
     different cells), with a categorical draw of its connections (p_r random bits, p_den all ones, else none)."""
     s = search.settings
-    return [Genome((cell,) * s.n_cells, initial_connections(s.n_cells, s.p_init_random_connections,
-                                                            s.p_init_dense_connections))
-            for cell in initial_cells(k)]
+    return [
+        Genome(
+            (cell,) * s.n_cells, initial_connections(s.n_cells, s.p_init_random_connections, s.p_init_dense_connections)
+        )
+        for cell in initial_cells(k)
+    ]
 
 
 def init_uniform(k: int, *, search) -> list[Genome]:
@@ -146,6 +158,7 @@ def init_uniform(k: int, *, search) -> list[Genome]:
 
 
 # -- crossover (toolbox.mate) ------------------------------------------------------------------------------
+
 
 def cx_eq4(a: list, b: list) -> tuple[list, list]:
     """The paper's Eq. 4, as written: child C is parent A with one cell gene x_i and one connection
@@ -185,6 +198,7 @@ def cx_one_point(a: list, b: list) -> tuple[list, list]:
 
 # -- mutation (toolbox.mutate) -----------------------------------------------------------------------------
 
+
 def _random_mutation(ind: GeneList, cell_probability: float, bit_probability: float) -> None:
     n = ind.n_cells
     for k in range(n):
@@ -205,17 +219,20 @@ def mut_random(ind: GeneList, *, search) -> tuple[GeneList]:
     return (ind,)
 
 
-def cell_costs(n_cells: int, lr_size: tuple[int, int] = DEFAULT_LR_SIZE,
-               scale: int = DEFAULT_SCALE) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def cell_costs(
+    n_cells: int, lr_size: tuple[int, int] = DEFAULT_LR_SIZE, scale: int = DEFAULT_SCALE
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mult-adds, params) of each cell choice of the active space, as the analytic cost of a model made of that
     cell repeated n times with chain connections only. Cached: computed once per (space, n, lr_size, scale)."""
     return _cell_costs(active_space(), n_cells, tuple(lr_size), scale)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cell_costs(space: SearchSpace, n_cells: int, lr_size: tuple[int, int], scale: int = DEFAULT_SCALE):
-    costs = [genome_cost(Genome((c,) * n_cells, (0,) * num_connection_bits(n_cells)), lr_size, scale)
-             for c in range(space.num_choices)]
+    costs = [
+        genome_cost(Genome((c,) * n_cells, (0,) * num_connection_bits(n_cells)), lr_size, scale)
+        for c in range(space.num_choices)
+    ]
     return tuple(float(c.mult_adds) for c in costs), tuple(float(c.params) for c in costs)
 
 
@@ -235,22 +252,29 @@ def wheel_weights(costs: Sequence[float], pressure: float) -> tuple[float, ...]:
     return tuple(math.exp(-pressure * (math.log(c) - lo) / span) for c in costs)
 
 
-def roulette_wheel(n_cells: int, metric: str, pressure: float = 4.0, lr_size: tuple[int, int] = DEFAULT_LR_SIZE,
-                   scale: int = DEFAULT_SCALE) -> tuple[float, ...]:
+def roulette_wheel(
+    n_cells: int,
+    metric: str,
+    pressure: float = 4.0,
+    lr_size: tuple[int, int] = DEFAULT_LR_SIZE,
+    scale: int = DEFAULT_SCALE,
+) -> tuple[float, ...]:
     """Cumulative roulette-wheel weights over the active space's cells for 'mult_adds' or 'params' (cached)."""
     return _roulette_wheel(active_space(), n_cells, metric, float(pressure), tuple(lr_size), scale)
 
 
-@functools.lru_cache(maxsize=None)
-def _roulette_wheel(space: SearchSpace, n_cells: int, metric: str, pressure: float, lr_size: tuple[int, int],
-                    scale: int = DEFAULT_SCALE):
+@functools.cache
+def _roulette_wheel(
+    space: SearchSpace, n_cells: int, metric: str, pressure: float, lr_size: tuple[int, int], scale: int = DEFAULT_SCALE
+):
     mult_adds, params = _cell_costs(space, n_cells, lr_size, scale)
     costs = {"mult_adds": mult_adds, "params": params}[metric]
     return tuple(itertools.accumulate(wheel_weights(costs, pressure)))
 
 
-def wheel_pressure(n_cells: int, metric: str, pressure: float, lr_size: tuple[int, int] = DEFAULT_LR_SIZE,
-                   share: float = 0.1) -> tuple[float, float]:
+def wheel_pressure(
+    n_cells: int, metric: str, pressure: float, lr_size: tuple[int, int] = DEFAULT_LR_SIZE, share: float = 0.1
+) -> tuple[float, float]:
     """The selection pressure the wheel really gives: (probability mass on the cheapest ``share`` of the
     192 cells, that mass divided by the uniform draw's)."""
     costs = cell_costs(n_cells, tuple(lr_size))[{"mult_adds": 0, "params": 1}[metric]]
@@ -307,8 +331,7 @@ def mut_controller(ind: GeneList, *, search) -> tuple[GeneList]:
     else:
         sample = controller.sample(1)[0]
         ind[:] = sample.cells + sample.connections
-        ind.sampled = {"cells": list(sample.cells), "connections": list(sample.connections),
-                       "connections_only": False}
+        ind.sampled = {"cells": list(sample.cells), "connections": list(sample.connections), "connections_only": False}
         ind.origin = "controller"
     return (ind,)
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from falsr.space.cost import genome_cost
 from falsr.errors import UserError
-from falsr.space.genome import Genome, active_space, parse_genome
 from falsr.search.journal import STATUS_OK, Journal, JournalRecord
+from falsr.space.cost import genome_cost
+from falsr.space.genome import Genome, active_space, parse_genome
 
 KINDS = ("gbr",)
 
@@ -31,8 +31,13 @@ def features(genome: Genome | str) -> np.ndarray:
     out: list[float] = []
     for j, cell in enumerate(g.cell_specs):
         out += [float(cell.op == op) for op in space.ops]
-        out += [cell.channels / max(space.channels), cell.kernel / max(space.kernels), float(cell.has_skip),
-                math.log2(cell.repeats) / max(math.log2(max(space.repeats)), 1.0), len(g.inputs_of(j)) / (j + 1)]
+        out += [
+            cell.channels / max(space.channels),
+            cell.kernel / max(space.kernels),
+            float(cell.has_skip),
+            math.log2(cell.repeats) / max(math.log2(max(space.repeats)), 1.0),
+            len(g.inputs_of(j)) / (j + 1),
+        ]
     out += [float(b) for b in g.connections]
     cost = genome_cost(g)
     out += [math.log(cost.mult_adds), math.log(cost.params), len(g.inputs_of(g.n_cells)) / (g.n_cells + 1)]
@@ -71,10 +76,11 @@ class PerformancePredictor:
         from sklearn.ensemble import GradientBoostingRegressor
 
         # Small, shallow trees: a journal holds tens to hundreds of candidates.
-        return GradientBoostingRegressor(n_estimators=200, max_depth=2, learning_rate=0.05, subsample=0.8,
-                                         random_state=self.seed)
+        return GradientBoostingRegressor(
+            n_estimators=200, max_depth=2, learning_rate=0.05, subsample=0.8, random_state=self.seed
+        )
 
-    def fit(self, pairs: Sequence[tuple[str, float]]) -> "PerformancePredictor":
+    def fit(self, pairs: Sequence[tuple[str, float]]) -> PerformancePredictor:
         x, y, _ = training_data(pairs)
         if len(y) < 4:
             raise ValueError(f"the predictor needs at least 4 trained candidates, the journal has {len(y)}")
@@ -87,8 +93,9 @@ class PerformancePredictor:
         return self.model.predict(np.stack([features(g) for g in genomes]))
 
 
-def out_of_fold(pairs: Sequence[tuple[str, float]], kind: str = "gbr", folds: int = 5,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def out_of_fold(
+    pairs: Sequence[tuple[str, float]], kind: str = "gbr", folds: int = 5, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(y, predictor's out-of-fold predictions, constant predictor's out-of-fold predictions)."""
     x, y, _ = training_data(pairs)
     n = len(y)
@@ -118,8 +125,12 @@ def cross_validated_tau(pairs: Sequence[tuple[str, float]], kind: str = "gbr", f
 def predictor_vs_constant(pairs: Sequence[tuple[str, float]], kind: str = "gbr", folds: int = 5, seed: int = 0) -> dict:
     """Out-of-fold mean absolute error of the predictor and of the constant (training mean) predictor."""
     y, pred, const = out_of_fold(pairs, kind, folds, seed)
-    return {"n": len(y), "mae": float(np.abs(pred - y).mean()), "mae_constant": float(np.abs(const - y).mean()),
-            "tau": cross_validated_tau(pairs, kind, folds, seed)}
+    return {
+        "n": len(y),
+        "mae": float(np.abs(pred - y).mean()),
+        "mae_constant": float(np.abs(const - y).mean()),
+        "tau": cross_validated_tau(pairs, kind, folds, seed),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,8 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"no journal at {args.journal}: give a search's journal.jsonl")
     PerformancePredictor(args.kind)  # an unknown kind is a one-line error before any work
     r = predictor_vs_constant(trained(Journal(args.journal).records()), args.kind, args.folds)
-    print(f"{r['n']} trained candidates, {args.folds}-fold: predictor MAE {r['mae']:.3f} dB vs constant "
-          f"{r['mae_constant']:.3f} dB; Kendall tau of held-out predictions {r['tau']:.3f}")
+    print(
+        f"{r['n']} trained candidates, {args.folds}-fold: predictor MAE {r['mae']:.3f} dB vs constant "
+        f"{r['mae_constant']:.3f} dB; Kendall tau of held-out predictions {r['tau']:.3f}"
+    )
     return 0
 
 

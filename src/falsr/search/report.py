@@ -13,23 +13,24 @@ import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only: searches run headless
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 from deap import base
 from deap.tools import emo
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from falsr.space.genome import Genome
 from falsr.search.journal import STATUS_FAILED, STATUS_OK, JournalRecord, rung_of
 from falsr.search.nsga import Individual, nondominated_fronts, tiered_psnr
 from falsr.search.objectives import RECORD_KEYS, active_objectives
 from falsr.search.settings import Constraints
+from falsr.space.genome import Genome
 
 log = logging.getLogger(__name__)
 PAIRS = (("mult_adds", "psnr"), ("params", "psnr"), ("mult_adds", "params"))  # the paper's objectives' pairs
@@ -40,7 +41,9 @@ COSTS = ("mult_adds", "params", "latency_ms")  # log axes, ticks as 12G, 25G, 50
 def objective_pairs() -> list[tuple[str, str]]:
     """The plotted pairs of the search's objectives (record keys): each cost against PSNR, then costs in pairs."""
     costs = [RECORD_KEYS[n] for n in active_objectives().costs]
-    return [(c, "psnr") for c in costs] + [(a, b) for i, a in enumerate(costs) for b in costs[i + 1:]]
+    return [(c, "psnr") for c in costs] + [(a, b) for i, a in enumerate(costs) for b in costs[i + 1 :]]
+
+
 CONTEXT_NAME = "report_context.json"
 
 
@@ -74,7 +77,7 @@ def cost_axis(axis, low: float, high: float) -> None:
 # -- what the PSNRs are measured on: report_context.json -----------------------------------------------------------
 
 
-def bicubic_scores(pairs: Sequence[tuple[str, Path, Optional[Path]]], scale: int = 2) -> dict:
+def bicubic_scores(pairs: Sequence[tuple[str, Path, Path | None]], scale: int = 2) -> dict:
     """Protocol PSNR / SSIM of bicubic x`scale` (PIL bicubic of the LR, the release's baseline; LR from its file or
     the MATLAB-compatible downscale of HR) on the images `pairs`, averaged over images like the validation."""
     from falsr.protocol.benchmarks import load_pair
@@ -85,21 +88,33 @@ def bicubic_scores(pairs: Sequence[tuple[str, Path, Optional[Path]]], scale: int
     for name, hr_path, lr_path in pairs:
         pair = load_pair(name, hr_path, lr_path, scale)
         scores.append(psnr_ssim_y(pil_bicubic_upscale(pair.lr, scale), pair.hr, border=scale))
-    return {"psnr": sum(p for p, _ in scores) / len(scores), "ssim": sum(q for _, q in scores) / len(scores),
-            "images": len(scores)}
+    return {
+        "psnr": sum(p for p, _ in scores) / len(scores),
+        "ssim": sum(q for _, q in scores) / len(scores),
+        "images": len(scores),
+    }
 
 
 def _pairs_key(pairs, scale: int) -> str:
-    stamp = [(name, str(Path(hr).resolve()), Path(hr).stat().st_size, Path(hr).stat().st_mtime_ns,
-              str(Path(lr).resolve()) if lr else None) for name, hr, lr in pairs]
+    stamp = [
+        (
+            name,
+            str(Path(hr).resolve()),
+            Path(hr).stat().st_size,
+            Path(hr).stat().st_mtime_ns,
+            str(Path(lr).resolve()) if lr else None,
+        )
+        for name, hr, lr in pairs
+    ]
     return hashlib.sha1(json.dumps([stamp, scale]).encode()).hexdigest()[:16]
 
 
 TRAINING_GROUPS = ("budget", "trainer", "data", "optimizer", "scheduler", "module")  # overrides that change a budget
 
 
-def write_report_context(sweep_dir: str | Path, job, overrides: Sequence[str] = (),
-                         rungs: Optional[Sequence[int]] = None) -> dict:
+def write_report_context(
+    sweep_dir: str | Path, job, overrides: Sequence[str] = (), rungs: Sequence[int] | None = None
+) -> dict:
     """What a search's PSNRs mean, for its reports: the candidates' training budget and validation images (from a
     candidate job's config `job` and the command line's `overrides` of it; `rungs`: the steps of multi-fidelity
     promotion's rungs), and bicubic on the same images (computed once, kept in the sweep folder)."""
@@ -115,30 +130,47 @@ def write_report_context(sweep_dir: str | Path, job, overrides: Sequence[str] = 
     pairs = data.val_pairs(val_set)
     key = _pairs_key(pairs, data.scale)
     if val_set == HOLDOUT:
-        images = (f"{len(pairs)} training images held out of {data.train_dir} (data.holdout={data.holdout}: no "
-                  "candidate trains on them)")
+        images = (
+            f"{len(pairs)} training images held out of {data.train_dir} (data.holdout={data.holdout}: no "
+            "candidate trains on them)"
+        )
     else:
-        images = (f"{val_set}, {len(pairs)} image{'s' if len(pairs) != 1 else ''} "
-                  f"({Path(data.benchmarks_dir or '.') / val_set})")
+        images = (
+            f"{val_set}, {len(pairs)} image{'s' if len(pairs) != 1 else ''} "
+            f"({Path(data.benchmarks_dir or '.') / val_set})"
+        )
     choices = (job.get("hydra") or {}).get("runtime", {}).get("choices", {}) if "hydra" in job else {}
     context = {
-        "steps": job.trainer.get("max_steps"), "rungs": [int(r) for r in rungs] if rungs else None,
-        "batch_size": data.batch_size, "patch_size": data.patch_size,
-        "budget": choices.get("budget") if choices else None, "val_set": val_set, "val_images": images,
-        "overrides": [o for o in overrides if o.lstrip("+~").split("=")[0].split(".")[0] in TRAINING_GROUPS
-                      and not o.lstrip("+~").startswith(("data.train_dir", "data.benchmarks_dir", "data.cache"))],
-        "scale": data.scale, "pairs_key": key,
-        "estimator": (f"held-out PSNR extrapolated to {int(job.search.get('estimate_at', 1000))} steps"
-                      if "search" in job and job.search.get("estimator") == "extrapolated" else None),
-        "bicubic": old["bicubic"] if old.get("pairs_key") == key and old.get("bicubic") else
-        bicubic_scores(pairs, data.scale),
+        "steps": job.trainer.get("max_steps"),
+        "rungs": [int(r) for r in rungs] if rungs else None,
+        "batch_size": data.batch_size,
+        "patch_size": data.patch_size,
+        "budget": choices.get("budget") if choices else None,
+        "val_set": val_set,
+        "val_images": images,
+        "overrides": [
+            o
+            for o in overrides
+            if o.lstrip("+~").split("=")[0].split(".")[0] in TRAINING_GROUPS
+            and not o.lstrip("+~").startswith(("data.train_dir", "data.benchmarks_dir", "data.cache"))
+        ],
+        "scale": data.scale,
+        "pairs_key": key,
+        "estimator": (
+            f"held-out PSNR extrapolated to {int(job.search.get('estimate_at', 1000))} steps"
+            if "search" in job and job.search.get("estimator") == "extrapolated"
+            else None
+        ),
+        "bicubic": old["bicubic"]
+        if old.get("pairs_key") == key and old.get("bicubic")
+        else bicubic_scores(pairs, data.scale),
     }
     sweep_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(context, indent=2))
     return context
 
 
-def read_report_context(out_dir: str | Path) -> Optional[dict]:
+def read_report_context(out_dir: str | Path) -> dict | None:
     path = Path(out_dir) / CONTEXT_NAME
     try:
         return json.loads(path.read_text())
@@ -146,11 +178,11 @@ def read_report_context(out_dir: str | Path) -> Optional[dict]:
         return None
 
 
-def _bicubic_psnr(context: Optional[dict]) -> Optional[float]:
+def _bicubic_psnr(context: dict | None) -> float | None:
     return ((context or {}).get("bicubic") or {}).get("psnr")
 
 
-def measured_on(context: Optional[dict]) -> list[str]:
+def measured_on(context: dict | None) -> list[str]:
     """The lines of pareto.md that say what its PSNRs are: budget, validation images, bicubic on them."""
     if not context:
         return []
@@ -163,18 +195,27 @@ def measured_on(context: Optional[dict]) -> list[str]:
     else:
         steps = f"{context['steps']} training steps"
     patch = context["patch_size"]
-    lines = [f"PSNR/SSIM: the evaluation protocol (Y channel, {border}-pixel border) on the validation "
-             f"set `{context['val_set']}`: {context['val_images']}; each candidate after {steps}, batch "
-             f"{context['batch_size']}, {patch}x{patch} HR patches{budget}. A search's short training: compare "
-             "candidates with each other and with bicubic, not with published PSNRs of fully trained models.", ""]
+    lines = [
+        f"PSNR/SSIM: the evaluation protocol (Y channel, {border}-pixel border) on the validation "
+        f"set `{context['val_set']}`: {context['val_images']}; each candidate after {steps}, batch "
+        f"{context['batch_size']}, {patch}x{patch} HR patches{budget}. A search's short training: compare "
+        "candidates with each other and with bicubic, not with published PSNRs of fully trained models.",
+        "",
+    ]
     if context.get("estimator"):
-        lines += [f"The PSNR column is what the search ranked by: the {context['estimator']} (search.estimator; "
-                  "bench/proxy_fidelity.py measured it to rank like longer training better than the final PSNR); "
-                  "the journal keeps each measured PSNR (measured_psnr).", ""]
+        lines += [
+            f"The PSNR column is what the search ranked by: the {context['estimator']} (search.estimator; "
+            "bench/proxy_fidelity.py measured it to rank like longer training better than the final PSNR); "
+            "the journal keeps each measured PSNR (measured_psnr).",
+            "",
+        ]
     bicubic = context.get("bicubic")
     if bicubic:
-        lines += [f"Bicubic on the same images: {bicubic['psnr']:.2f} dB / {bicubic['ssim']:.4f} (PIL bicubic x"
-                  f"{context.get('scale', 2)}, the protocol's baseline).", ""]
+        lines += [
+            f"Bicubic on the same images: {bicubic['psnr']:.2f} dB / {bicubic['ssim']:.4f} (PIL bicubic x"
+            f"{context.get('scale', 2)}, the protocol's baseline).",
+            "",
+        ]
     return lines
 
 
@@ -184,15 +225,23 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def individuals(records: Sequence[JournalRecord], constraints: Optional[Constraints]) -> list[Individual]:
+def individuals(records: Sequence[JournalRecord], constraints: Constraints | None) -> list[Individual]:
     """Successfully trained candidates as Individuals (objectives PSNR and the search's costs); with multi-fidelity
     each at the rung of its record, compared by (rung, PSNR) as the search compares them (nsga.tiered_psnr)."""
     objectives = active_objectives()
-    return [Individual(Genome.from_string(r.genome), objectives.record_vector(r, tiered_psnr(r.psnr, rung_of(r))),
-                       constraints, r.origin or "init") for r in records if r.status == STATUS_OK]
+    return [
+        Individual(
+            Genome.from_string(r.genome),
+            objectives.record_vector(r, tiered_psnr(r.psnr, rung_of(r))),
+            constraints,
+            r.origin or "init",
+        )
+        for r in records
+        if r.status == STATUS_OK
+    ]
 
 
-def pareto_records(records: Sequence[JournalRecord], constraints: Optional[Constraints]) -> list[JournalRecord]:
+def pareto_records(records: Sequence[JournalRecord], constraints: Constraints | None) -> list[JournalRecord]:
     """The journal records on the first front (feasible ones win by constrained domination)."""
     inds = individuals(records, constraints)
     if not inds:
@@ -231,39 +280,54 @@ def model_name(record: JournalRecord) -> str:
     return f"g{record.generation}-{record.key[:6]}"
 
 
-def markdown_table(front: Sequence[JournalRecord], bicubic_psnr: Optional[float] = None) -> str:
+def markdown_table(front: Sequence[JournalRecord], bicubic_psnr: float | None = None) -> str:
     """The front, best PSNR first; with `bicubic_psnr`, each model's gain over bicubic on the same images; with
     multi-fidelity (records with a ``rung``) highest rung first, each model's rung and training steps in a column,
     and a note that PSNRs of different rungs are not compared."""
     vs = bicubic_psnr is not None
     rungs = any(r.rung is not None for r in front)
     latency = any(r.latency_ms is not None for r in front)
-    lines = ["| model | mult-adds | params | " + ("latency | " if latency else "") + "PSNR/SSIM | "
-             + ("vs bicubic | " if vs else "") + ("rung (steps) | " if rungs else "") + "genome |",
-             "| --- | --- | --- | --- | " + ("--- | " if latency else "") + ("--- | " if vs else "")
-             + ("--- | " if rungs else "") + "--- |"]
+    lines = [
+        "| model | mult-adds | params | "
+        + ("latency | " if latency else "")
+        + "PSNR/SSIM | "
+        + ("vs bicubic | " if vs else "")
+        + ("rung (steps) | " if rungs else "")
+        + "genome |",
+        "| --- | --- | --- | --- | "
+        + ("--- | " if latency else "")
+        + ("--- | " if vs else "")
+        + ("--- | " if rungs else "")
+        + "--- |",
+    ]
     for r in sorted(front, key=lambda r: (-rung_of(r), -r.psnr)):
         ssim = f"{r.ssim:.4f}" if isinstance(r.ssim, float) else "-"
         gain = f"{r.psnr - bicubic_psnr:+.2f} dB | " if vs else ""
         rung = f"{rung_of(r)} ({r.steps}) | " if rungs else ""
         ms = f"{r.latency_ms:.3g} ms | " if latency else ""
-        lines.append(f"| {model_name(r)} | {r.mult_adds / 1e9:.1f}G | {r.params / 1e3:,.0f}K | {ms}"
-                     f"{r.psnr:.2f}/{ssim} | {gain}{rung}`{r.genome}` |")
+        lines.append(
+            f"| {model_name(r)} | {r.mult_adds / 1e9:.1f}G | {r.params / 1e3:,.0f}K | {ms}"
+            f"{r.psnr:.2f}/{ssim} | {gain}{rung}`{r.genome}` |"
+        )
     if rungs:
-        lines += ["", "PSNR after each model's highest rung (multi-fidelity promotion): a model of a higher rung "
-                      "trained longer, so its PSNR is not comparable with a lower rung's; the front compares "
-                      "models by (rung, PSNR) lexicographically."]
+        lines += [
+            "",
+            "PSNR after each model's highest rung (multi-fidelity promotion): a model of a higher rung "
+            "trained longer, so its PSNR is not comparable with a lower rung's; the front compares "
+            "models by (rung, PSNR) lexicographically.",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def pareto_markdown(front: Sequence[JournalRecord], context: Optional[dict] = None) -> str:
+def pareto_markdown(front: Sequence[JournalRecord], context: dict | None = None) -> str:
     """pareto.md: what the PSNRs are measured on (budget, images, bicubic there), then the table of the front."""
     head = ["# Pareto front", ""] + measured_on(context) if context else []
     return "\n".join(head) + ("\n" if head else "") + markdown_table(front, _bicubic_psnr(context))
 
 
-def plot_fronts(records: Sequence[JournalRecord], front: Sequence[JournalRecord], out_dir: Path,
-                context: Optional[dict] = None) -> list[Path]:
+def plot_fronts(
+    records: Sequence[JournalRecord], front: Sequence[JournalRecord], out_dir: Path, context: dict | None = None
+) -> list[Path]:
     """One PNG per objective pair (paper Fig. 6): every trained candidate coloured by its generation, the Pareto
     front ringed, bicubic on the same images as a line, costs on log axes with ticks like 12G, 25G, 50G."""
     ok = [r for r in records if r.status == STATUS_OK]
@@ -274,18 +338,35 @@ def plot_fronts(records: Sequence[JournalRecord], front: Sequence[JournalRecord]
     bicubic = _bicubic_psnr(context)
     where = ""
     if context:
-        steps = f"rungs of {'/'.join(map(str, context['rungs']))} steps" if context.get("rungs") else \
-            f"{context['steps']} training steps"
+        steps = (
+            f"rungs of {'/'.join(map(str, context['rungs']))} steps"
+            if context.get("rungs")
+            else f"{context['steps']} training steps"
+        )
         where = f"PSNR on {context['val_set']} ({context['val_images'].split(' (')[0].split(' held out')[0]}), {steps}"
     paths = []
     for x, y in objective_pairs():
         fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=100)
-        points = ax.scatter([getattr(r, x) for r in ok], [getattr(r, y) for r in ok], s=16, c=generations, cmap="viridis",
-                            vmin=0, vmax=max(generations, default=0) or 1, label="evaluated")
+        points = ax.scatter(
+            [getattr(r, x) for r in ok],
+            [getattr(r, y) for r in ok],
+            s=16,
+            c=generations,
+            cmap="viridis",
+            vmin=0,
+            vmax=max(generations, default=0) or 1,
+            label="evaluated",
+        )
         if front:
             pts = sorted((getattr(r, x), getattr(r, y)) for r in front)
-            ax.scatter(*zip(*pts), s=70, facecolors="none", edgecolors="tab:red", linewidths=1.2,
-                       label=f"Pareto front ({len(objectives.names)} objectives)")
+            ax.scatter(
+                *zip(*pts),
+                s=70,
+                facecolors="none",
+                edgecolors="tab:red",
+                linewidths=1.2,
+                label=f"Pareto front ({len(objectives.names)} objectives)",
+            )
         if bicubic is not None and y == "psnr":
             ax.axhline(bicubic, color="0.3", linestyle="--", linewidth=1, label=f"bicubic ({bicubic:.2f} dB)")
         if ok:
@@ -295,8 +376,10 @@ def plot_fronts(records: Sequence[JournalRecord], front: Sequence[JournalRecord]
             bar.update_ticks()
         ax.set_xlabel(LABELS[x])
         ax.set_ylabel(LABELS[y])
-        for name, axis, scale, limits in ((x, ax.xaxis, ax.set_xscale, ax.get_xlim),
-                                          (y, ax.yaxis, ax.set_yscale, ax.get_ylim)):
+        for name, axis, scale, limits in (
+            (x, ax.xaxis, ax.set_xscale, ax.get_xlim),
+            (y, ax.yaxis, ax.set_yscale, ax.get_ylim),
+        ):
             if name in COSTS and ok:  # (no point, e.g. nothing under the cap: no log axis to scale)
                 scale("log")
                 cost_axis(axis, *limits())
@@ -312,8 +395,13 @@ def plot_fronts(records: Sequence[JournalRecord], front: Sequence[JournalRecord]
     return paths
 
 
-def write_reports(out_dir: str | Path, records: Sequence[JournalRecord], constraints: Optional[Constraints],
-                  k: int = 4, context: Optional[dict] = None) -> dict:
+def write_reports(
+    out_dir: str | Path,
+    records: Sequence[JournalRecord],
+    constraints: Constraints | None,
+    k: int = 4,
+    context: dict | None = None,
+) -> dict:
     """Write pareto.json, pareto.md and the plots; return the summary written to pareto.json. `context`: what the
     PSNRs are measured on (default: the folder's report_context.json, where the sweeper wrote one)."""
     out_dir = Path(out_dir)
@@ -328,8 +416,9 @@ def write_reports(out_dir: str | Path, records: Sequence[JournalRecord], constra
         "chosen_for_full_training": [r.genome for r in chosen],
     }
     if context:
-        summary["measured_on"] = {name: context.get(name)
-                                  for name in ("steps", "budget", "val_set", "val_images", "bicubic")}
+        summary["measured_on"] = {
+            name: context.get(name) for name in ("steps", "budget", "val_set", "val_images", "bicubic")
+        }
     atomic_write(out_dir / "pareto.json", json.dumps({**summary, "front": [r.to_json() for r in front]}, indent=2))
     atomic_write(out_dir / "pareto.md", pareto_markdown(front, context))
     summary["plots"] = [str(p) for p in plot_fronts(records, front, out_dir, context)]

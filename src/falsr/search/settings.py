@@ -40,8 +40,10 @@ class Constraints:
     def __post_init__(self):
         low, high = self.min_mult_adds, self.max_mult_adds
         if low is not None and high is not None and low > high:
-            raise ValueError(f"constraints.min_mult_adds={low:g} is above max_mult_adds={high:g}: no model can "
-                             "satisfy both; lower min_mult_adds or raise max_mult_adds")
+            raise ValueError(
+                f"constraints.min_mult_adds={low:g} is above max_mult_adds={high:g}: no model can "
+                "satisfy both; lower min_mult_adds or raise max_mult_adds"
+            )
 
 
 @dataclass
@@ -109,12 +111,16 @@ class SearchSettings:
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"search setting {name}={value} is a probability: use a value in [0, 1]")
         if self.p_init_random_connections + self.p_init_dense_connections > 1.0 + 1e-12:
-            raise ValueError("p_init_random_connections + p_init_dense_connections must not exceed 1 "
-                             "(the rest is the probability of no connections)")
+            raise ValueError(
+                "p_init_random_connections + p_init_dense_connections must not exceed 1 "
+                "(the rest is the probability of no connections)"
+            )
         if self.p_random_mutation + self.p_roulette_mult_adds > 1.0 + 1e-12:
-            raise ValueError(f"p_random_mutation + p_roulette_mult_adds = {self.p_random_mutation} + "
-                             f"{self.p_roulette_mult_adds} must not exceed 1: both are probabilities of the whole "
-                             "exploration draw (the rest is the roulette wheel by params); lower one of them")
+            raise ValueError(
+                f"p_random_mutation + p_roulette_mult_adds = {self.p_random_mutation} + "
+                f"{self.p_roulette_mult_adds} must not exceed 1: both are probabilities of the whole "
+                "exploration draw (the rest is the roulette wheel by params); lower one of them"
+            )
         if self.roulette_pressure < 0:
             raise ValueError(f"roulette_pressure={self.roulette_pressure}: use a value >= 0 (0: a uniform wheel)")
         if self.crowding not in CROWDING_MODES:
@@ -244,14 +250,19 @@ class Fidelity:
         self.rungs = [int(r) for r in (self.rungs or [])]
         shown = "[" + ",".join(str(r) for r in self.rungs) + "]"
         if self.rungs and len(self.rungs) < 2:
-            raise ValueError(f"search.fidelity.rungs={shown}: give two or more rungs (e.g. [100,300]), or [] for "
-                             "one fidelity (trainer.max_steps)")
+            raise ValueError(
+                f"search.fidelity.rungs={shown}: give two or more rungs (e.g. [100,300]), or [] for "
+                "one fidelity (trainer.max_steps)"
+            )
         if any(r <= 0 for r in self.rungs) or any(b <= a for a, b in zip(self.rungs, self.rungs[1:])):
-            raise ValueError(f"search.fidelity.rungs={shown}: rungs are training steps, positive and strictly "
-                             "increasing, e.g. [100,300]")
+            raise ValueError(
+                f"search.fidelity.rungs={shown}: rungs are training steps, positive and strictly "
+                "increasing, e.g. [100,300]"
+            )
         if int(self.eta) != self.eta or self.eta < 2:
-            raise ValueError(f"search.fidelity.eta={self.eta}: use an integer >= 2 (the top 1/eta of a rung is "
-                             "promoted to the next)")
+            raise ValueError(
+                f"search.fidelity.eta={self.eta}: use an integer >= 2 (the top 1/eta of a rung is promoted to the next)"
+            )
         self.eta = int(self.eta)
 
     @property
@@ -282,7 +293,9 @@ class SearchConfig:
     # PSNR at the end of its training. The measured PSNR is always journaled (measured_psnr).
     estimator: str = "extrapolated"
     estimate_at: int = 2000  # steps: the evaluator's reference (p2000, docs/evaluator.md); showdown_a/b pin 1000
-    inherit: bool = False  # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
+    inherit: bool = (
+        False  # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
+    )
     full_train: bool = False  # true: train the chosen models fully through the same launcher at the end
     full_train_overrides: List[str] = field(default_factory=lambda: ["budget=full"])  # added to each such job
     settings: SearchSettings = field(default_factory=SearchSettings)
@@ -310,7 +323,9 @@ def check_search_overrides(argv: Sequence[str]) -> None:
             OmegaConf.merge(OmegaConf.structured(SearchConfig), OmegaConf.from_dotlist([f"{key[7:]}={value}"]))
         except OmegaConfBaseException as err:
             reason = str(err).splitlines()[0]
-            raise UserError(f"{arg}: {reason} (every search key, its type and default: falsr.search.settings)") from None
+            raise UserError(
+                f"{arg}: {reason} (every search key, its type and default: falsr.search.settings)"
+            ) from None
 
 
 def register_configs() -> None:

@@ -28,7 +28,8 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from deap import base
 
@@ -39,7 +40,6 @@ ENTRIES = ("population", "select", "mate", "mutate", "survive")
 GENE_PARTS = ("all", "cells", "connections")
 # How the loop calls each entry: dummy arguments to check a configured operator's signature against.
 _CALLS = {"population": (1,), "select": ([], 1), "mate": ([], []), "mutate": ([],), "survive": ([], 1)}
-
 
 
 def paper_toolbox() -> dict[str, dict[str, Any]]:
@@ -98,8 +98,10 @@ def _check_call(name: str, op: Callable, target: str) -> None:
     try:
         signature.bind(*_CALLS[name])
     except TypeError as err:
-        args = ", ".join(("k" if isinstance(a, int) else ("population" if name in ("select", "survive") else "ind"))
-                         for a in _CALLS[name])
+        args = ", ".join(
+            ("k" if isinstance(a, int) else ("population" if name in ("select", "survive") else "ind"))
+            for a in _CALLS[name]
+        )
         raise UserError(f"search.toolbox.{name}: {target} cannot be called as {name}({args}): {err}") from None
 
 
@@ -115,20 +117,25 @@ def build_toolbox(config: dict, search) -> base.Toolbox:
     config = dict(config or {})
     unknown = sorted(set(config) - set(ENTRIES))
     if unknown:
-        raise UserError(f"search.toolbox: unknown entr{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
-                        f"the entries are {', '.join(ENTRIES)}")
+        raise UserError(
+            f"search.toolbox: unknown entr{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+            f"the entries are {', '.join(ENTRIES)}"
+        )
     toolbox = base.Toolbox()
     for name in ENTRIES:
         entry = config.get(name)
         if not isinstance(entry, dict) or "_target_" not in entry:
-            raise UserError(f"search.toolbox.{name} needs a _target_ (a function such as "
-                            f"{PAPER_TOOLBOX[name]['_target_']}), got {entry!r}")
+            raise UserError(
+                f"search.toolbox.{name} needs a _target_ (a function such as "
+                f"{PAPER_TOOLBOX[name]['_target_']}), got {entry!r}"
+            )
         entry = dict(entry)
         target = str(entry["_target_"])
         part = entry.pop("genes", "all")
         if part not in GENE_PARTS or (part != "all" and name not in ("mate", "mutate")):
-            raise UserError(f"search.toolbox.{name}.genes={part!r}: only mate and mutate take genes, one of "
-                            f"{', '.join(GENE_PARTS)}")
+            raise UserError(
+                f"search.toolbox.{name}.genes={part!r}: only mate and mutate take genes, one of {', '.join(GENE_PARTS)}"
+            )
         entry.setdefault("_partial_", True)
         try:
             op = instantiate(entry, _convert_="all")
@@ -136,8 +143,10 @@ def build_toolbox(config: dict, search) -> base.Toolbox:
             message = str(err).splitlines()[0].split(", set env var HYDRA_FULL_ERROR")[0]
             raise UserError(f"search.toolbox.{name}: {message}") from None
         except Exception as err:  # noqa: BLE001 - an error raised by the target itself
-            raise UserError(f"search.toolbox.{name}: cannot make {target}: {type(err).__name__}: "
-                            f"{str(err).splitlines()[0] if str(err) else ''}") from None
+            raise UserError(
+                f"search.toolbox.{name}: cannot make {target}: {type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}"
+            ) from None
         if not callable(op):
             raise UserError(f"search.toolbox.{name}: {target} gave a {type(op).__name__}, not a callable operator")
         if _takes_search(op):

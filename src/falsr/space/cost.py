@@ -14,8 +14,17 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from falsr.space.genome import (DEFAULT_SCALE, FEATURES, HR_FEATURES, Cell, Genome, check_scale, connection_pairs,
-                                node_channels, parse_genome)
+from falsr.space.genome import (
+    DEFAULT_SCALE,
+    FEATURES,
+    HR_FEATURES,
+    Cell,
+    Genome,
+    check_scale,
+    connection_pairs,
+    node_channels,
+    parse_genome,
+)
 
 DEFAULT_LR_SIZE = (480, 480)  # the paper's x2 convention
 OUTPUT_720P = (720, 1280)  # [height, width] of the output whose LR input x3/x4 costs are reported at
@@ -42,9 +51,9 @@ class CellCost:
     m_const: int
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cell_cost(cell: Cell) -> CellCost:
-    f, k2, g, r = cell.channels, cell.kernel ** 2, cell.groups, cell.repeats
+    f, k2, g, r = cell.channels, cell.kernel**2, cell.groups, cell.repeats
     if cell.op == "invbottleneck_e2":
         # 1x1 projection cin->f, then per block: kxk f->2f, depthwise 3x3 on 2f, kxk 2f->f (all with bias).
         block_w = 2 * k2 * f * 2 * f + 9 * 2 * f
@@ -58,7 +67,7 @@ def cell_cost(cell: Cell) -> CellCost:
 HEAD_COST = CellCost(0, 9 * FEATURES + FEATURES, 0, 9 * FEATURES)  # 3x3 conv 1 -> 32
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def upsampler_cost(scale: int = DEFAULT_SCALE) -> CellCost:
     """3x3 conv cin -> 8s^2 at LR (+ a 1x1 conv 32 -> 8s^2 on the residual features when 8s^2 != 32, i.e. x3/x4),
     then a 3x3 conv 8 -> 1 at HR (s^2 HR pixels per LR pixel); falsr.space.network.Upsampler."""
@@ -90,8 +99,11 @@ def part_costs(genome: Genome, scale: int = DEFAULT_SCALE) -> list[tuple[CellCos
     for (i, j), bit in zip(connection_pairs(n), genome.connections):
         if bit:
             cin[j] += channels[i]
-    return ([(HEAD_COST, 1)] + [(cell_cost(c), cin[j]) for j, c in enumerate(genome.cell_specs)]
-            + [(upsampler_cost(scale), cin[n])])
+    return (
+        [(HEAD_COST, 1)]
+        + [(cell_cost(c), cin[j]) for j, c in enumerate(genome.cell_specs)]
+        + [(upsampler_cost(scale), cin[n])]
+    )
 
 
 def genome_cost(genome, lr_size=DEFAULT_LR_SIZE, scale: int = DEFAULT_SCALE) -> Cost:
@@ -144,8 +156,10 @@ def smallest_cost(space=None, lr_size=DEFAULT_LR_SIZE, scale: int = DEFAULT_SCAL
 
     space = space or active_space()
     with using_space(space):
-        return Cost(params=genome_cost(smallest_genome(space, "params", scale), lr_size, scale).params,
-                    mult_adds=genome_cost(smallest_genome(space, "mult_adds", scale), lr_size, scale).mult_adds)
+        return Cost(
+            params=genome_cost(smallest_genome(space, "params", scale), lr_size, scale).params,
+            mult_adds=genome_cost(smallest_genome(space, "mult_adds", scale), lr_size, scale).mult_adds,
+        )
 
 
 def _register_resolver() -> None:
@@ -153,8 +167,7 @@ def _register_resolver() -> None:
     module, so every entry point and config test has it)."""
     from omegaconf import OmegaConf
 
-    OmegaConf.register_new_resolver("falsr.cost_lr_size", lambda scale: list(default_lr_size(int(scale))),
-                                    replace=True)
+    OmegaConf.register_new_resolver("falsr.cost_lr_size", lambda scale: list(default_lr_size(int(scale))), replace=True)
 
 
 _register_resolver()

@@ -27,8 +27,8 @@ import itertools
 import json
 import numbers
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from falsr.errors import UserError
 
@@ -52,6 +52,7 @@ def check_scale(scale) -> int:
     if isinstance(scale, bool) or not isinstance(scale, int) or scale not in SCALES:
         raise UserError(f"data.scale={scale} is not supported: set data.scale to one of {', '.join(map(str, SCALES))}")
     return scale
+
 
 # Names used in the released TensorFlow graphs, accepted when parsing cell names.
 OP_ALIASES = {"groupConG2": "gconv2", "groupConG4": "gconv4", "invertBotConE2": "invbottleneck_e2"}
@@ -100,14 +101,14 @@ class Cell:
         """Whether the in-cell residual add exists: the released graphs add only with >1 repeat."""
         return self.residual and self.repeats > 1
 
-    def canonical(self) -> "Cell":
+    def canonical(self) -> Cell:
         """The same network with the residual flag normalised where it has no effect."""
         if self.repeats == 1 and not self.residual:
             return Cell(self.op, self.channels, self.kernel, True, self.repeats)
         return self
 
     @classmethod
-    def from_name(cls, name: str) -> "Cell":
+    def from_name(cls, name: str) -> Cell:
         parts = name.split("_")
         try:
             skip, reps, kern, chans = parts[-1], parts[-2], parts[-3], parts[-4]
@@ -119,7 +120,8 @@ class Cell:
         except (ValueError, IndexError):
             raise GenomeError(
                 f"bad cell name {name!r}: expected <op>_f<channels>_k<kernel>_b<repeats>_<isskip|noskip> with op in "
-                f"{list(OPS)}, e.g. 'conv_f64_k3_b4_isskip'") from None
+                f"{list(OPS)}, e.g. 'conv_f64_k3_b4_isskip'"
+            ) from None
         if cell not in active_space().index:
             raise GenomeError(f"cell {name!r} is not in the search space ({active_space().describe()})")
         return cell
@@ -155,9 +157,11 @@ class SearchSpace:
             object.__setattr__(self, name, value)
         if unknown := [op for op in self.ops if op not in OPS]:
             raise SpaceError(f"space.ops: unknown op {unknown[0]!r}: falsr.space.network builds {list(OPS)}")
-        for name, ok, what in (("channels", lambda v: v > 0, "positive integers"),
-                               ("kernels", lambda v: v > 0 and v % 2 == 1, "odd positive integers"),
-                               ("repeats", lambda v: v > 0, "positive integers")):
+        for name, ok, what in (
+            ("channels", lambda v: v > 0, "positive integers"),
+            ("kernels", lambda v: v > 0 and v % 2 == 1, "odd positive integers"),
+            ("repeats", lambda v: v > 0, "positive integers"),
+        ):
             bad = [v for v in getattr(self, name) if isinstance(v, bool) or not isinstance(v, int) or not ok(v)]
             if bad:
                 raise SpaceError(f"space.{name}: {bad[0]!r} is not allowed: use {what}")
@@ -166,18 +170,22 @@ class SearchSpace:
         for op in self.ops:
             groups = GROUPS.get(op, 1)
             if bad := [c for c in self.channels if c % groups]:
-                raise SpaceError(f"space.channels: {bad[0]} channels cannot be split into the {groups} groups of "
-                                 f"{op}: use multiples of {groups} or drop {op} from space.ops")
+                raise SpaceError(
+                    f"space.channels: {bad[0]} channels cannot be split into the {groups} groups of "
+                    f"{op}: use multiples of {groups} or drop {op} from space.ops"
+                )
         if isinstance(self.n_cells, bool) or not isinstance(self.n_cells, int) or self.n_cells < 1:
             raise SpaceError(f"space.n_cells={self.n_cells!r}: use an integer >= 1")
 
     @functools.cached_property
-    def choices(self) -> tuple["Cell", ...]:
-        return tuple(Cell(*spec) for spec in itertools.product(self.ops, self.channels, self.kernels, self.residuals,
-                                                                self.repeats))
+    def choices(self) -> tuple[Cell, ...]:
+        return tuple(
+            Cell(*spec)
+            for spec in itertools.product(self.ops, self.channels, self.kernels, self.residuals, self.repeats)
+        )
 
     @functools.cached_property
-    def index(self) -> dict["Cell", int]:
+    def index(self) -> dict[Cell, int]:
         return {c: i for i, c in enumerate(self.choices)}
 
     @property
@@ -186,20 +194,31 @@ class SearchSpace:
 
     def describe(self) -> str:
         skips = ["isskip" if r else "noskip" for r in self.residuals]
-        return (f"ops {list(self.ops)}, channels {list(self.channels)}, kernels {list(self.kernels)}, "
-                f"repeats {list(self.repeats)}, {'/'.join(skips)}: {self.num_choices} choices")
+        return (
+            f"ops {list(self.ops)}, channels {list(self.channels)}, kernels {list(self.kernels)}, "
+            f"repeats {list(self.repeats)}, {'/'.join(skips)}: {self.num_choices} choices"
+        )
 
     def overrides(self) -> str:
         """The command-line overrides that select this space."""
+
         def value(v):
             return str(v).lower() if isinstance(v, bool) else str(v)
 
-        return " ".join(f"space.{k}=" + (f"[{','.join(map(value, v))}]" if isinstance(v, list) else value(v))
-                        for k, v in self.to_dict().items())
+        return " ".join(
+            f"space.{k}=" + (f"[{','.join(map(value, v))}]" if isinstance(v, list) else value(v))
+            for k, v in self.to_dict().items()
+        )
 
     def to_dict(self) -> dict:
-        return {"ops": list(self.ops), "channels": list(self.channels), "kernels": list(self.kernels),
-                "residuals": list(self.residuals), "repeats": list(self.repeats), "n_cells": self.n_cells}
+        return {
+            "ops": list(self.ops),
+            "channels": list(self.channels),
+            "kernels": list(self.kernels),
+            "residuals": list(self.residuals),
+            "repeats": list(self.repeats),
+            "n_cells": self.n_cells,
+        }
 
 
 FALSR_SPACE = SearchSpace()
@@ -219,7 +238,7 @@ def active_space() -> SearchSpace:
     return _active_space
 
 
-def set_space(space: "SearchSpace | None") -> SearchSpace:
+def set_space(space: SearchSpace | None) -> SearchSpace:
     """Make `space` (None: the paper's) the process's space; returns the previous one."""
     global _active_space
     previous, _active_space = _active_space, space or FALSR_SPACE
@@ -253,7 +272,9 @@ def check_space_overrides(argv: Sequence[str]) -> None:
     for arg in argv:
         key = arg.lstrip("+~").partition("=")[0]
         if key.startswith("space.") and key[6:].split(".")[0] not in keys:
-            raise UserError(f"unknown key {key}: the search space (conf/space/falsr.yaml) has {', '.join(sorted(keys))}")
+            raise UserError(
+                f"unknown key {key}: the search space (conf/space/falsr.yaml) has {', '.join(sorted(keys))}"
+            )
 
 
 def space_from_config(node) -> SearchSpace:
@@ -301,12 +322,13 @@ class Genome:
             raise GenomeError("a genome needs at least one cell")
         for c in cells:
             if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < active_space().num_choices:
-                raise GenomeError(f"bad cell choice {c!r}: each cell is an integer 0..{active_space().num_choices - 1} "
-                                  f"(the search space: {active_space().describe()})")
+                raise GenomeError(
+                    f"bad cell choice {c!r}: each cell is an integer 0..{active_space().num_choices - 1} "
+                    f"(the search space: {active_space().describe()})"
+                )
         expected = num_connection_bits(len(cells))
         if len(conns) != expected:
-            raise GenomeError(
-                f"{len(cells)} cells need {expected} connection bits (n(n+1)/2), got {len(conns)}")
+            raise GenomeError(f"{len(cells)} cells need {expected} connection bits (n(n+1)/2), got {len(conns)}")
         for b in conns:
             if not isinstance(b, numbers.Integral) or b not in (0, 1):
                 raise GenomeError(f"bad connection bit {b!r}: connection bits are 0 or 1")
@@ -332,11 +354,12 @@ class Genome:
         return [i for i in range(target) if bits[(i, target)]] + [target]
 
     # -- canonical form and identity --------------------------------------------------------------
-    def canonical(self) -> "Genome":
+    def canonical(self) -> Genome:
         """The genome with no-op residual flags normalised, so equal networks compare equal."""
         index = active_space().index  # a space without isskip keeps its one-repeat cells as they are
-        return Genome(tuple(index.get(cell.canonical(), c) for c, cell in zip(self.cells, self.cell_specs)),
-                      self.connections)
+        return Genome(
+            tuple(index.get(cell.canonical(), c) for c, cell in zip(self.cells, self.cell_specs)), self.connections
+        )
 
     @property
     def key(self) -> str:
@@ -353,12 +376,13 @@ class Genome:
         return self.to_string()
 
     @classmethod
-    def from_string(cls, text: str) -> "Genome":
+    def from_string(cls, text: str) -> Genome:
         text = str(text).strip()
         if text.count("-") != 1:
             raise GenomeError(
                 f"bad genome string {text!r}: expected '<cell>.<cell>...-<connection bits>', "
-                "e.g. '12.40.7-100_01_1' (cells 0..191 or names, n(n+1)/2 bits grouped by source node)")
+                "e.g. '12.40.7-100_01_1' (cells 0..191 or names, n(n+1)/2 bits grouped by source node)"
+            )
         cell_part, bit_part = text.split("-")
         cells = []
         for tok in cell_part.split("."):
@@ -375,7 +399,8 @@ class Genome:
             if sizes != expected:
                 raise GenomeError(
                     f"bad connection bit groups {bit_part!r} in genome {text!r}: {len(cells)} cells need groups of "
-                    f"{'/'.join(map(str, expected))} bits (one per source node), got {'/'.join(map(str, sizes))}")
+                    f"{'/'.join(map(str, expected))} bits (one per source node), got {'/'.join(map(str, sizes))}"
+                )
         return cls(tuple(cells), tuple(int(b) for b in bits))
 
     def to_dict(self) -> dict:
@@ -390,7 +415,7 @@ class Genome:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Genome":
+    def from_dict(cls, data: dict) -> Genome:
         if "cell_indices" in data:
             cells = data["cell_indices"]
         elif "cells" in data:
@@ -402,7 +427,7 @@ class Genome:
         return cls(tuple(cells), tuple(data["connections"]))
 
     @classmethod
-    def from_json(cls, text: str) -> "Genome":
+    def from_json(cls, text: str) -> Genome:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
@@ -410,14 +435,16 @@ class Genome:
         return cls.from_dict(data)
 
     @classmethod
-    def from_cells_and_inputs(cls, cells: Sequence[Cell | str | int], inputs: Sequence[Iterable[int]]) -> "Genome":
+    def from_cells_and_inputs(cls, cells: Sequence[Cell | str | int], inputs: Sequence[Iterable[int]]) -> Genome:
         """Build from per-target input node lists (n + 1 of them, each must include its chain node)."""
-        idx = [c if isinstance(c, int) else (c.index if isinstance(c, Cell) else Cell.from_name(c).index)
-               for c in cells]
+        idx = [
+            c if isinstance(c, int) else (c.index if isinstance(c, Cell) else Cell.from_name(c).index) for c in cells
+        ]
         n = len(idx)
         if len(inputs) != n + 1:
-            raise GenomeError(f"{n} cells need {n + 1} input lists (one per cell and one for the upsampler), "
-                              f"got {len(inputs)}")
+            raise GenomeError(
+                f"{n} cells need {n + 1} input lists (one per cell and one for the upsampler), got {len(inputs)}"
+            )
         for j, nodes in enumerate(inputs):
             nodes = set(nodes)
             if j not in nodes or any(not 0 <= i <= j for i in nodes):
@@ -426,12 +453,14 @@ class Genome:
         return cls(tuple(idx), bits)
 
     @classmethod
-    def random(cls, n_cells: int | None = None, rng: random.Random | None = None) -> "Genome":
+    def random(cls, n_cells: int | None = None, rng: random.Random | None = None) -> Genome:
         """Uniform cells and bits; n_cells defaults to the active space's."""
         rng = rng or random.Random()
         n_cells = active_space().n_cells if n_cells is None else n_cells
-        return cls(tuple(rng.randrange(active_space().num_choices) for _ in range(n_cells)),
-                   tuple(rng.randint(0, 1) for _ in range(num_connection_bits(n_cells))))
+        return cls(
+            tuple(rng.randrange(active_space().num_choices) for _ in range(n_cells)),
+            tuple(rng.randint(0, 1) for _ in range(num_connection_bits(n_cells))),
+        )
 
 
 def node_channels(genome: Genome) -> list[int]:
@@ -453,11 +482,15 @@ def model_genome(genome=None, cells=None, inputs=None) -> Genome:
     if cells is None and inputs is None:
         return parse_genome(genome)
     if genome is not None:
-        raise GenomeError("model.genome and model.cells/model.inputs are both set: give one form (for a genome string "
-                          "use model=genome model.genome=<string>)")
+        raise GenomeError(
+            "model.genome and model.cells/model.inputs are both set: give one form (for a genome string "
+            "use model=genome model.genome=<string>)"
+        )
     if cells is None or inputs is None:
-        raise GenomeError("model.cells and model.inputs go together: the cells, and the input nodes of every cell and "
-                          "of the upsampler (n + 1 lists, e.g. cells [conv_f16_k3_b1_isskip] inputs [[0], [0, 1]])")
+        raise GenomeError(
+            "model.cells and model.inputs go together: the cells, and the input nodes of every cell and "
+            "of the upsampler (n + 1 lists, e.g. cells [conv_f16_k3_b1_isskip] inputs [[0], [0, 1]])"
+        )
     try:
         return Genome.from_cells_and_inputs(list(cells), [list(nodes) for nodes in inputs])
     except GenomeError as err:
@@ -471,7 +504,9 @@ def config_genome(model) -> Genome:
 
 # Every model config's scale: the composing config's data.scale where it has one (train.py, evaluate.py; the
 # others' data.scale defaults to null), so the network, the data and the protocol agree on it.
-SCALE_LINE = "scale: ${oc.select:data.scale,null}  # data.scale (2, 3 or 4); null: the weights file's scale, x2 without weights"
+SCALE_LINE = (
+    "scale: ${oc.select:data.scale,null}  # data.scale (2, 3 or 4); null: the weights file's scale, x2 without weights"
+)
 
 
 def model_config_text(genome, name: str, notes: Sequence[str] = (), weights_note: str = "") -> str:
@@ -483,12 +518,21 @@ def model_config_text(genome, name: str, notes: Sequence[str] = (), weights_note
         f"# Genome string: {g}",
         "# Override a cell: model.cells.3=conv_f32_k3_b2_isskip; its inputs: model.inputs.3=[0,3] (0: the feature",
         "# extractor, k: cell k-1's output; the last list feeds the upsampler; every list ends with its own chain node).",
-        "_target_: falsr.weights.model.build_model", f"name: {name}", "cells:"]
+        "_target_: falsr.weights.model.build_model",
+        f"name: {name}",
+        "cells:",
+    ]
     lines += [f"  - {c.name:<{width}}  # cell {j}" for j, c in enumerate(g.cell_specs)]
-    lines += ["inputs:"] + [f"  - [{', '.join(map(str, g.inputs_of(j)))}]  # "
-                            + ("upsampler" if j == g.n_cells else f"cell {j}") for j in range(g.n_cells + 1)]
-    lines += ["genome: null  # or the string form instead of cells + inputs (model=genome model.genome=<string>)",
-              "init_std: 0.02", SCALE_LINE, "weights: null" + (f"  # {weights_note}" if weights_note else "")]
+    lines += ["inputs:"] + [
+        f"  - [{', '.join(map(str, g.inputs_of(j)))}]  # " + ("upsampler" if j == g.n_cells else f"cell {j}")
+        for j in range(g.n_cells + 1)
+    ]
+    lines += [
+        "genome: null  # or the string form instead of cells + inputs (model=genome model.genome=<string>)",
+        "init_std: 0.02",
+        SCALE_LINE,
+        "weights: null" + (f"  # {weights_note}" if weights_note else ""),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -501,8 +545,10 @@ def parse_genome(value) -> Genome:
     if hasattr(value, "items"):  # an OmegaConf DictConfig
         return Genome.from_dict(dict(value.items()))
     if value is None:
-        raise GenomeError("no genome given: set model.genome=<string>, e.g. model.genome='12.40.7-100_01_1', "
-                          "or choose a zoo model with model=falsr_a|falsr_b|falsr_c")
+        raise GenomeError(
+            "no genome given: set model.genome=<string>, e.g. model.genome='12.40.7-100_01_1', "
+            "or choose a zoo model with model=falsr_a|falsr_b|falsr_c"
+        )
     text = str(value).strip()
     if text.startswith("{"):
         return Genome.from_json(text)

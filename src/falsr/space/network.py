@@ -11,9 +11,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from falsr.space.genome import (DEFAULT_SCALE, FEATURES, HR_FEATURES, Cell, Genome, check_scale, model_genome,
-                                node_channels)
-
+from falsr.space.genome import (
+    DEFAULT_SCALE,
+    FEATURES,
+    HR_FEATURES,
+    Cell,
+    Genome,
+    check_scale,
+    model_genome,
+    node_channels,
+)
 
 # Every ReLU here is in place (torch.relu_) on a fresh convolution output, whose backward does not need it:
 # one allocation less per activation made a bf16 training step of FALSR-B ~5% faster on CPU, where the
@@ -116,8 +123,9 @@ class FALSRNet(nn.Module):
     The genome means the same cells at every scale; only the upsampler follows the scale.
     """
 
-    def __init__(self, genome: Genome, init_std: float | None = 0.02, name: str | None = None,
-                 scale: int = DEFAULT_SCALE):
+    def __init__(
+        self, genome: Genome, init_std: float | None = 0.02, name: str | None = None, scale: int = DEFAULT_SCALE
+    ):
         super().__init__()
         self.genome = genome
         self.name = name or "custom"
@@ -125,9 +133,9 @@ class FALSRNet(nn.Module):
         channels = node_channels(genome)
         self.inputs = [genome.inputs_of(j) for j in range(genome.n_cells + 1)]
         self.head = conv(1, FEATURES, 3)
-        self.cells = nn.ModuleList([
-            build_cell(cell, sum(channels[i] for i in self.inputs[j])) for j, cell in enumerate(genome.cell_specs)
-        ])
+        self.cells = nn.ModuleList(
+            [build_cell(cell, sum(channels[i] for i in self.inputs[j])) for j, cell in enumerate(genome.cell_specs)]
+        )
         self.upsampler = Upsampler(sum(channels[i] for i in self.inputs[-1]), scale)
         if init_std is not None:
             self.reset_parameters(init_std)
@@ -159,8 +167,14 @@ class FALSRNet(nn.Module):
         return nodes[inputs[0]] if len(inputs) == 1 else torch.cat([nodes[i] for i in inputs], dim=1)
 
 
-def build_network(genome=None, init_std: float | None = 0.02, name: str | None = None, cells=None,
-                  inputs=None, scale: int = DEFAULT_SCALE) -> FALSRNet:
+def build_network(
+    genome=None,
+    init_std: float | None = 0.02,
+    name: str | None = None,
+    cells=None,
+    inputs=None,
+    scale: int = DEFAULT_SCALE,
+) -> FALSRNet:
     """Build the network of a genome (a Genome, its string form, JSON or a dict), or of its data form: `cells`
     (names or indices) and `inputs` (the input nodes of every cell, then of the upsampler); `name` labels it;
     `scale`: the upscaling factor (2, 3 or 4).

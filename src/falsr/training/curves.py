@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import move_data_to_device
@@ -34,8 +34,13 @@ from falsr.protocol.pipeline import pick_precision
 class LearningCurve(pl.Callback):
     """Window-mean training loss every `loss_every` steps and `val_set` PSNR at `val_steps` (and the last step)."""
 
-    def __init__(self, loss_every: int = 10, val_steps: Sequence[int] = (100, 300, 1000, 2000),
-                 val_set: str | None = "holdout", val_precision: str = "auto"):
+    def __init__(
+        self,
+        loss_every: int = 10,
+        val_steps: Sequence[int] = (100, 300, 1000, 2000),
+        val_set: str | None = "holdout",
+        val_precision: str = "auto",
+    ):
         if int(loss_every) < 1:
             raise UserError(f"callbacks.learning_curve.loss_every={loss_every}: must be a positive number of steps")
         steps = [int(s) for s in (val_steps or [])]
@@ -67,8 +72,9 @@ class LearningCurve(pl.Callback):
             self._set_name = names[0]
         self._set_index = names.index(self._set_name) if self._set_name in names else 0
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return
@@ -122,10 +128,16 @@ class LearningCurve(pl.Callback):
 
     def record(self) -> dict:
         """The curve as metrics.json keeps it (compact lists; steps are optimizer steps)."""
-        return {"loss": {"every": self.loss_every, "steps": self.loss_steps, "values": self.loss_values},
-                "val": {"set": self._set_name, "precision": self.val_precision, "steps": self.val_at,
-                        "psnr": self.val_psnr},
-                "seconds": round(self.seconds, 3)}
+        return {
+            "loss": {"every": self.loss_every, "steps": self.loss_steps, "values": self.loss_values},
+            "val": {
+                "set": self._set_name,
+                "precision": self.val_precision,
+                "steps": self.val_at,
+                "psnr": self.val_psnr,
+            },
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def find(trainer: pl.Trainer) -> LearningCurve | None:
@@ -133,6 +145,7 @@ def find(trainer: pl.Trainer) -> LearningCurve | None:
 
 
 # -- reading a curve: estimators of where training goes (a score per run: higher is better) ----------------
+
 
 def sotl(curve: dict, last_fraction: float = 1.0) -> float | None:
     """Minus the sum of the training-loss windows over the last `last_fraction` of the run (1.0: SoTL, the whole
@@ -169,8 +182,9 @@ def extrapolate(curve: dict, to_step: int, min_points: int = 4) -> float | None:
     if len(t) < min_points:
         return None
     try:
-        params, _ = curve_fit(power_law, t, y, p0=(y[-1] + 1.0, 10.0, 0.5), bounds=([0, 0, 0.01], [80, 1e4, 3]),
-                              maxfev=5000)
+        params, _ = curve_fit(
+            power_law, t, y, p0=(y[-1] + 1.0, 10.0, 0.5), bounds=([0, 0, 0.01], [80, 1e4, 3]), maxfev=5000
+        )
         pred = float(power_law(np.asarray([to_step], float), *params)[0])
     except (RuntimeError, ValueError):
         return float(y[-1])

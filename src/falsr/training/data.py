@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import json
+import logging
 import os
 from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pytorch_lightning as pl
@@ -26,9 +26,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from falsr.protocol.color import YPBPR_FROM_RGB
 from falsr.errors import UserError
 from falsr.protocol.benchmarks import list_pairs, load_pair
+from falsr.protocol.color import YPBPR_FROM_RGB
 from falsr.protocol.images import IMAGE_SUFFIXES, image_files, read_pair
 from falsr.protocol.metrics import protocol_y
 from falsr.protocol.pipeline import chroma, network_input
@@ -68,8 +68,14 @@ class PairStore:
     reopened lazily in every worker process, so workers share the page cache instead of copies.
     """
 
-    def __init__(self, hr_files: Sequence[Path], lr_files: Sequence[Path | None], scale: int,
-                 max_ram_gb: float = 4.0, cache_dir: str | Path | None = None):
+    def __init__(
+        self,
+        hr_files: Sequence[Path],
+        lr_files: Sequence[Path | None],
+        scale: int,
+        max_ram_gb: float = 4.0,
+        cache_dir: str | Path | None = None,
+    ):
         self.names = [p.name for p in hr_files]
         self._ram: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._mmap: np.ndarray | None = None
@@ -79,8 +85,10 @@ class PairStore:
             self.path = None
             return
         if cache_dir is None:
-            raise UserError(f"decoded training images need ~{estimate / 2**30:.1f} GiB, more than "
-                            f"data.cache_ram_gb={max_ram_gb}: set data.cache_dir to a folder for a memory-mapped cache")
+            raise UserError(
+                f"decoded training images need ~{estimate / 2**30:.1f} GiB, more than "
+                f"data.cache_ram_gb={max_ram_gb}: set data.cache_dir to a folder for a memory-mapped cache"
+            )
         self.path, self.index = _build_mmap(hr_files, lr_files, scale, Path(cache_dir))
 
     def __len__(self) -> int:
@@ -92,8 +100,8 @@ class PairStore:
         if self._mmap is None:
             self._mmap = np.memmap(self.path, dtype=np.uint8, mode="r")
         (off_hr, shape_hr), (off_lr, shape_lr) = self.index[i]
-        hr = self._mmap[off_hr: off_hr + int(np.prod(shape_hr))].reshape(shape_hr)
-        lr = self._mmap[off_lr: off_lr + int(np.prod(shape_lr))].reshape(shape_lr)
+        hr = self._mmap[off_hr : off_hr + int(np.prod(shape_hr))].reshape(shape_hr)
+        lr = self._mmap[off_lr : off_lr + int(np.prod(shape_lr))].reshape(shape_lr)
         return hr, lr
 
     def __getstate__(self):
@@ -157,8 +165,9 @@ def split_holdout(files: Sequence[Path], holdout: int) -> tuple[list[Path], list
     return [f for i, f in enumerate(files) if i not in held], [f for i, f in enumerate(files) if i in held]
 
 
-def pair_store(train_dir, lr_dir=None, scale: int = 2, max_ram_gb: float = 4.0, cache_dir=None,
-               holdout: int = 0) -> PairStore:
+def pair_store(
+    train_dir, lr_dir=None, scale: int = 2, max_ram_gb: float = 4.0, cache_dir=None, holdout: int = 0
+) -> PairStore:
     """The (cached) PairStore of a training folder, without its `holdout` held-out images."""
     hr_files, _ = split_holdout(list_images(train_dir, "training HR image"), holdout)
     lr_files = [_lr_partner(p, Path(lr_dir), scale) for p in hr_files] if lr_dir else [None] * len(hr_files)
@@ -202,26 +211,29 @@ class PatchDataset(Dataset):
         hr, lr = self.store[self.images[index]]
         p, s = self.lr_patch, self.scale
         y, x = int(rng.integers(lr.shape[0] - p + 1)), int(rng.integers(lr.shape[1] - p + 1))
-        lr_y = _y(lr[y: y + p, x: x + p])
-        hr_y = _y(hr[s * y: s * (y + p), s * x: s * (x + p)])
+        lr_y = _y(lr[y : y + p, x : x + p])
+        hr_y = _y(hr[s * y : s * (y + p), s * x : s * (x + p)])
         if self.augment:
             k, flip = int(rng.integers(4)), bool(rng.integers(2))
             lr_y, hr_y = np.rot90(lr_y, k), np.rot90(hr_y, k)
             if flip:
                 lr_y, hr_y = lr_y[:, ::-1], hr_y[:, ::-1]
-        return (torch.from_numpy(np.ascontiguousarray(lr_y))[None],
-                torch.from_numpy(np.ascontiguousarray(hr_y))[None])
+        return (torch.from_numpy(np.ascontiguousarray(lr_y))[None], torch.from_numpy(np.ascontiguousarray(hr_y))[None])
 
 
 def check_patch_fits(small: list[str], total: int, patch_size: int, warn: bool = True) -> None:
     """Training images smaller than the HR patch are left out with a one-line warning (T91's t26.bmp is 92 pixels
     high: the budgets' 32-pixel LR patch is 128 HR at x4); none left is a one-line error."""
     if len(small) == total:
-        raise UserError(f"every training image is smaller than the HR patch data.patch_size={patch_size} (e.g. "
-                        f"{small[0]}): lower the patch size")
+        raise UserError(
+            f"every training image is smaller than the HR patch data.patch_size={patch_size} (e.g. "
+            f"{small[0]}): lower the patch size"
+        )
     if small and warn:
-        log.warning(f"{len(small)} of {total} training images are smaller than the HR patch data.patch_size="
-                    f"{patch_size} and are left out: {', '.join(small)}")
+        log.warning(
+            f"{len(small)} of {total} training images are smaller than the HR patch data.patch_size="
+            f"{patch_size} and are left out: {', '.join(small)}"
+        )
 
 
 class PatchSampler(Sampler):
@@ -259,8 +271,14 @@ class BenchmarkDataset(Dataset):
     protocol Y of HR, name). An HR image without an LR file gets the MATLAB downscale.
     """
 
-    def __init__(self, folder: str | Path, scale: int = 2, border: int = 2,
-                 pairs: Sequence[tuple[str, Path, Path | None]] | None = None, name: str | None = None):
+    def __init__(
+        self,
+        folder: str | Path,
+        scale: int = 2,
+        border: int = 2,
+        pairs: Sequence[tuple[str, Path, Path | None]] | None = None,
+        name: str | None = None,
+    ):
         """A benchmark folder, or (with `pairs` and `name`) any list of (name, HR path, LR path or None)."""
         if pairs is None:
             folder = Path(folder).expanduser()
@@ -271,8 +289,14 @@ class BenchmarkDataset(Dataset):
         for name, hr_path, lr_path in pairs:
             pair = load_pair(name, hr_path, lr_path, scale)
             hr_t = torch.from_numpy(pair.hr).permute(2, 0, 1)[None]
-            self.items.append({"y": network_input(pair.lr), "pbpr": chroma(pair.lr, scale),
-                               "hr_y": protocol_y(hr_t, border)[0], "name": name})
+            self.items.append(
+                {
+                    "y": network_input(pair.lr),
+                    "pbpr": chroma(pair.lr, scale),
+                    "hr_y": protocol_y(hr_t, border)[0],
+                    "name": name,
+                }
+            )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -284,14 +308,29 @@ class BenchmarkDataset(Dataset):
 class SRDataModule(pl.LightningDataModule):
     """Training patches from a folder of HR images; validation on benchmark folders (batch 1: sizes differ)."""
 
-    def __init__(self, train_dir: str, val_sets: Sequence[str] = ("Set5",), benchmarks_dir: str | None = None,
-                 train_lr_dir: str | None = None, scale: int = 2, patch_size: int = 96, batch_size: int = 16,
-                 samples_per_epoch: int | None = None, augment: bool = True, num_workers: int = 0,
-                 cache_ram_gb: float = 4.0, cache_dir: str | None = None, seed: int = 0, holdout: int = 0):
+    def __init__(
+        self,
+        train_dir: str,
+        val_sets: Sequence[str] = ("Set5",),
+        benchmarks_dir: str | None = None,
+        train_lr_dir: str | None = None,
+        scale: int = 2,
+        patch_size: int = 96,
+        batch_size: int = 16,
+        samples_per_epoch: int | None = None,
+        augment: bool = True,
+        num_workers: int = 0,
+        cache_ram_gb: float = 4.0,
+        cache_dir: str | None = None,
+        seed: int = 0,
+        holdout: int = 0,
+    ):
         super().__init__()
         if HOLDOUT in (val_sets or []) and holdout <= 0:
-            raise UserError(f"data.val_sets names '{HOLDOUT}' but data.holdout={holdout}: set data.holdout to the "
-                            "number of training images to hold out (e.g. 8)")
+            raise UserError(
+                f"data.val_sets names '{HOLDOUT}' but data.holdout={holdout}: set data.holdout to the "
+                "number of training images to hold out (e.g. 8)"
+            )
         if batch_size < 1:
             raise UserError(f"data.batch_size={batch_size} must be positive")
         self.train_dir, self.train_lr_dir, self.benchmarks_dir = train_dir, train_lr_dir, benchmarks_dir
@@ -308,13 +347,16 @@ class SRDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
-            store = pair_store(self.train_dir, self.train_lr_dir, self.scale, self.cache_ram_gb, self.cache_dir,
-                               self.holdout)
+            store = pair_store(
+                self.train_dir, self.train_lr_dir, self.scale, self.cache_ram_gb, self.cache_dir, self.holdout
+            )
             self.train_set = PatchDataset(store, self.patch_size, self.scale, self.augment)
         if not self.val_datasets and self.val_sets:
             root = Path(self.benchmarks_dir) if self.benchmarks_dir else None
-            self.val_datasets = [self._holdout_set() if name == HOLDOUT else
-                                 BenchmarkDataset(root / name if root else name, self.scale) for name in self.val_sets]
+            self.val_datasets = [
+                self._holdout_set() if name == HOLDOUT else BenchmarkDataset(root / name if root else name, self.scale)
+                for name in self.val_sets
+            ]
 
     def _holdout_set(self) -> BenchmarkDataset:
         """The held-out training images, prepared like a benchmark (LR by the same MATLAB bicubic)."""
@@ -337,11 +379,19 @@ class SRDataModule(pl.LightningDataModule):
         n = len(self.train_set)
         samples = self.samples_per_epoch or n  # default: one random patch per image per epoch
         if samples < self.batch_size:
-            raise UserError(f"data.samples_per_epoch={samples} is less than one batch (data.batch_size={self.batch_size})")
+            raise UserError(
+                f"data.samples_per_epoch={samples} is less than one batch (data.batch_size={self.batch_size})"
+            )
         sampler = PatchSampler(n, samples, self.seed, epoch_of=self._current_epoch)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
 
     def check(self) -> None:
         """What `setup` would reject, found without decoding a pixel (image headers only): missing or empty

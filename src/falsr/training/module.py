@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from falsr.space.cost import default_lr_size, genome_cost
-from falsr.space.genome import DEFAULT_SCALE
 from falsr.protocol.metrics import ProtocolPSNR, ProtocolSSIM, protocol_y
 from falsr.protocol.pipeline import pick_precision, sr_rgb
+from falsr.space.cost import default_lr_size, genome_cost
+from falsr.space.genome import DEFAULT_SCALE
 
 
 def constant(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
@@ -20,8 +20,9 @@ def constant(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRSch
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
-                  final_factor: float = 0.0) -> torch.optim.lr_scheduler.LRScheduler:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, final_factor: float = 0.0
+) -> torch.optim.lr_scheduler.LRScheduler:
     """Linear warm-up then cosine decay to `final_factor` x lr at `total_steps` (short CPU budgets)."""
     total_steps = max(1, int(total_steps))
 
@@ -45,9 +46,16 @@ class SRModule(pl.LightningModule):
     protocol metrics always in float64/float32 as the protocol fixes them.
     """
 
-    def __init__(self, net: nn.Module, optimizer: Callable, scheduler: Callable | None = None,
-                 val_names: Sequence[str] = ("Set5",), channels_last: bool = True, val_precision: str = "fp32",
-                 cost_lr_size: Sequence[int] | int | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        val_names: Sequence[str] = ("Set5",),
+        channels_last: bool = True,
+        val_precision: str = "fp32",
+        cost_lr_size: Sequence[int] | int | None = None,
+    ):
         super().__init__()
         self.val_precision = pick_precision(val_precision, "module.val_precision")  # fp32 or bf16
         self.net = net
@@ -78,8 +86,9 @@ class SRModule(pl.LightningModule):
         the scale, 480x480 at x2, the paper's convention; a search job gets the search's settings.lr_size, so its
         journal agrees with the selection)."""
         params = sum(p.numel() for p in self.net.parameters())
-        mult_adds = (genome_cost(self.genome, self.cost_lr_size, self.scale).mult_adds
-                     if self.genome is not None else None)
+        mult_adds = (
+            genome_cost(self.genome, self.cost_lr_size, self.scale).mult_adds if self.genome is not None else None
+        )
         return {"params": params, "mult_adds": mult_adds}
 
     def _in(self, x: torch.Tensor) -> torch.Tensor:

@@ -45,8 +45,18 @@ warnings.filterwarnings("ignore", message=r".*The `srun` command is available on
 # trainer.precision takes the project's words (falsr.protocol.pipeline.PRECISIONS: fp32, bf16, auto), which become
 # these Lightning values, and Lightning's own values as they are.
 LIGHTNING = {"fp32": "32-true", "bf16": "bf16-mixed"}
-LIGHTNING_PRECISIONS = ("32", "32-true", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64", "64-true",
-                        "transformer-engine", "transformer-engine-float16")
+LIGHTNING_PRECISIONS = (
+    "32",
+    "32-true",
+    "bf16-mixed",
+    "bf16-true",
+    "16-mixed",
+    "16-true",
+    "64",
+    "64-true",
+    "transformer-engine",
+    "transformer-engine-float16",
+)
 
 
 def resolve_precision(precision: Any) -> str:
@@ -55,8 +65,10 @@ def resolve_precision(precision: Any) -> str:
     if value in LIGHTNING_PRECISIONS:
         return value
     if value not in PRECISIONS:
-        raise UserError(f"unknown trainer.precision {value!r}: choose one of {', '.join(PRECISIONS)} "
-                        f"(or a Lightning value: {', '.join(LIGHTNING_PRECISIONS)})")
+        raise UserError(
+            f"unknown trainer.precision {value!r}: choose one of {', '.join(PRECISIONS)} "
+            f"(or a Lightning value: {', '.join(LIGHTNING_PRECISIONS)})"
+        )
     return LIGHTNING[pick_precision(value, "trainer.precision")]
 
 
@@ -104,21 +116,30 @@ def task_wrapper(task):
         try:
             metrics = task(cfg)
         except BaseException as exc:  # recorded, then re-raised unless ignore_errors
-            metrics = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
-                       "psnr": None, "ssim": None, "genome": _genome_str(cfg),
-                       "train_seconds": round(time.perf_counter() - start, 3)}
+            metrics = {
+                "status": "failed",
+                "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                "psnr": None,
+                "ssim": None,
+                "genome": _genome_str(cfg),
+                "train_seconds": round(time.perf_counter() - start, 3),
+            }
             _write(out / "metrics.json", metrics)
             summarize_run(metrics)
             _finish_wandb(1)
             # Stopped from outside (Ctrl-C; SIGTERM, which Ray turns into SystemExit when the search owning the
             # task dies): not the candidate's failure, so nothing to journal; a resumed search trains it.
             # A full disk is no failure of the candidate either: the search stops on it, and a resume trains it.
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)) or disk_full(exc) is not None \
-                    or not cfg.get("ignore_errors", False):
+            if (
+                isinstance(exc, (KeyboardInterrupt, SystemExit))
+                or disk_full(exc) is not None
+                or not cfg.get("ignore_errors", False)
+            ):
                 raise
             (out / "error.log").write_text(traceback.format_exc())  # the console keeps one line per candidate
-            print(f"job failed (ignore_errors=true): {metrics['error']} (traceback: {out / 'error.log'})",
-                  file=sys.stderr)
+            print(
+                f"job failed (ignore_errors=true): {metrics['error']} (traceback: {out / 'error.log'})", file=sys.stderr
+            )
             return metrics
         _write(out / "metrics.json", metrics)
         summarize_run(metrics)
@@ -182,8 +203,14 @@ class JobTimeout(pl.Callback):
 
 
 # What a target raises for a bad value of its config node (and Hydra, for a target it cannot locate or call).
-BAD_VALUE_ERRORS = (ValueError, TypeError, ArithmeticError, ImportError, InstantiationException,
-                    MisconfigurationException)
+BAD_VALUE_ERRORS = (
+    ValueError,
+    TypeError,
+    ArithmeticError,
+    ImportError,
+    InstantiationException,
+    MisconfigurationException,
+)
 
 
 def bad_config_value(cfg: DictConfig, key: str, err: BaseException) -> UserError:
@@ -212,7 +239,7 @@ def bad_config_value(cfg: DictConfig, key: str, err: BaseException) -> UserError
     overridden = {}  # the node's entries the command line set (the last override of one wins), and how
     for o in task:
         if o.startswith(f"{key}."):
-            overridden[o.partition("=")[0][len(key) + 1:].split(".")[0]] = o
+            overridden[o.partition("=")[0][len(key) + 1 :].split(".")[0]] = o
     quoted = [name for name in entries if f"'{name}'" in reason]  # e.g. "unexpected keyword argument 'foo'"
     quoted = quoted or [name for name, value in entries.items() if _quotes(reason, value)]
     quoted = [name for name in quoted if name in overridden] or quoted
@@ -220,8 +247,11 @@ def bad_config_value(cfg: DictConfig, key: str, err: BaseException) -> UserError
         blamed = f"{key}.{quoted[0]}={_override_text(entries[quoted[0]])}"
     else:
         target = node.get("_target_") if isinstance(node, DictConfig) else None
-        blamed = (" ".join(overridden.values()) or " ".join(o for o in task if o.startswith(f"{key}="))
-                  or (f"{key} ({target})" if target else key))
+        blamed = (
+            " ".join(overridden.values())
+            or " ".join(o for o in task if o.startswith(f"{key}="))
+            or (f"{key} ({target})" if target else key)
+        )
     return UserError(f"{blamed}: {reason}")
 
 
@@ -302,16 +332,19 @@ def train(cfg: DictConfig) -> dict:
             cfg.seed = random.randrange(2**31)
         cfg.trainer.precision = resolve_precision(cfg.trainer.get("precision", "auto"))
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            cfg.trainer.devices = job_devices(cfg.trainer.get("devices", 1), cfg.trainer.get("accelerator", "auto"),
-                                              HydraConfig.get().job.num)
+            cfg.trainer.devices = job_devices(
+                cfg.trainer.get("devices", 1), cfg.trainer.get("accelerator", "auto"), HydraConfig.get().job.num
+            )
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data)
     datamodule.setup("validate" if cfg.trainer.get("max_steps") == 0 else "fit")  # bad data fails here, early
     net = instantiate(cfg.model)
     if getattr(net, "scale", datamodule.scale) != datamodule.scale:
-        raise UserError(f"model.scale={net.scale} but data.scale={datamodule.scale}: the network must upscale by the "
-                        f"data's factor; set data.scale={net.scale} (model.scale follows it by default)")
+        raise UserError(
+            f"model.scale={net.scale} but data.scale={datamodule.scale}: the network must upscale by the "
+            f"data's factor; set data.scale={net.scale} (model.scale follows it by default)"
+        )
     optimizer, scheduler = optimizer_and_scheduler(cfg)
     module = instantiate(cfg.module, net=net, optimizer=optimizer, scheduler=scheduler, val_names=datamodule.val_names)
     cost = module.cost()
@@ -321,8 +354,10 @@ def train(cfg: DictConfig) -> dict:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is not None and "_target_" not in node:  # a key set on a callback the config no longer has
-            raise UserError(f"callbacks.{name} sets {', '.join(node)} but has no _target_: the callbacks group chosen "
-                            f"(e.g. callbacks=none) leaves it out; choose callbacks=default or set callbacks.{name}=null")
+            raise UserError(
+                f"callbacks.{name} sets {', '.join(node)} but has no _target_: the callbacks group chosen "
+                f"(e.g. callbacks=none) leaves it out; choose callbacks=default or set callbacks.{name}=null"
+            )
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     if not loggers:  # nothing to monitor the learning rate into
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.LearningRateMonitor)]
@@ -330,20 +365,31 @@ def train(cfg: DictConfig) -> dict:
         if not float(cfg.job_timeout_s) > 0:
             raise UserError(f"job_timeout_s={cfg.job_timeout_s}: use a number of seconds > 0, or null for no limit")
         callbacks.append(JobTimeout(cfg.job_timeout_s, task_start))
-    trainer: pl.Trainer = checked(cfg, "trainer",
-                                  lambda: instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False))
-    hparams = {"config": OmegaConf.to_container(cfg, resolve=True), "genome": genome, **cost,
-               **arch_config(module.genome, *lr_size(cfg), scale=module.scale), **candidate_config(cfg)}
+    trainer: pl.Trainer = checked(
+        cfg, "trainer", lambda: instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    )
+    hparams = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "genome": genome,
+        **cost,
+        **arch_config(module.genome, *lr_size(cfg), scale=module.scale),
+        **candidate_config(cfg),
+    }
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
         logger.log_metrics({"cost/params": cost["params"], "cost/mult_adds": cost["mult_adds"] or 0}, step=0)
-    print(f"model {getattr(net, 'name', type(net).__name__)}: {cost['params']:,} params, "
-          f"{(cost['mult_adds'] or 0) / 1e9:.1f}G mult-adds; precision {cfg.trainer.precision}; run dir {out}",
-          flush=True)
+    print(
+        f"model {getattr(net, 'name', type(net).__name__)}: {cost['params']:,} params, "
+        f"{(cost['mult_adds'] or 0) / 1e9:.1f}G mult-adds; precision {cfg.trainer.precision}; run dir {out}",
+        flush=True,
+    )
     if getattr(net, "inheritance", None) is not None:
         inh = net.inheritance
-        print(f"inherited {inh.fraction:.1%} of the parameters ({', '.join(sorted(inh.units))}) from "
-              f"{len(inh.used_sources)} of {len(inh.sources)} parent(s)", flush=True)
+        print(
+            f"inherited {inh.fraction:.1%} of the parameters ({', '.join(sorted(inh.units))}) from "
+            f"{len(inh.used_sources)} of {len(inh.sources)} parent(s)",
+            flush=True,
+        )
 
     start = time.perf_counter()
     if cfg.trainer.get("max_steps") == 0:
@@ -369,12 +415,22 @@ def train(cfg: DictConfig) -> dict:
 
         weights = str(save_weights(net, out / "weights.pt", lineage_steps=trainer.global_step + inherited_steps))
     metrics = {
-        "status": "ok", "error": None,
-        "psnr": first["psnr"], "ssim": first["ssim"], "val": results,
-        "params": cost["params"], "mult_adds": cost["mult_adds"], "genome": genome, "scale": datamodule.scale,
+        "status": "ok",
+        "error": None,
+        "psnr": first["psnr"],
+        "ssim": first["ssim"],
+        "val": results,
+        "params": cost["params"],
+        "mult_adds": cost["mult_adds"],
+        "genome": genome,
+        "scale": datamodule.scale,
         "model": getattr(net, "name", None),
-        "train_seconds": round(train_seconds, 3), "steps": trainer.global_step, "epochs": trainer.current_epoch,
-        "seed": cfg.seed, "precision": cfg.trainer.precision, "device": str(trainer.strategy.root_device),
+        "train_seconds": round(train_seconds, 3),
+        "steps": trainer.global_step,
+        "epochs": trainer.current_epoch,
+        "seed": cfg.seed,
+        "precision": cfg.trainer.precision,
+        "device": str(trainer.strategy.root_device),
         "best_psnr": float(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None else None,
         "best_ckpt": ckpt.best_model_path or None if ckpt is not None else None,
         "last_ckpt": ckpt.last_model_path or None if ckpt is not None else None,
@@ -382,8 +438,13 @@ def train(cfg: DictConfig) -> dict:
         "inherited_fraction": inheritance.fraction if inheritance is not None else 0.0,
         "inherited_from": inheritance.used_sources if inheritance is not None else [],
         "inherited_steps": inherited_steps,
-        "curve": curve.record() if (curve := find_curve(trainer)) is not None and cfg.trainer.get("max_steps") else None,
+        "curve": curve.record()
+        if (curve := find_curve(trainer)) is not None and cfg.trainer.get("max_steps")
+        else None,
     }
-    print(f"{metrics['steps']} steps in {train_seconds:.1f} s: " + ", ".join(
-        f"{name} {r['psnr']:.3f} dB / {r['ssim']:.4f}" for name, r in results.items()), flush=True)
+    print(
+        f"{metrics['steps']} steps in {train_seconds:.1f} s: "
+        + ", ".join(f"{name} {r['psnr']:.3f} dB / {r['ssim']:.4f}" for name, r in results.items()),
+        flush=True,
+    )
     return metrics

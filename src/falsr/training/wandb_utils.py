@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -37,7 +37,7 @@ def candidate_name(generation: Any, key: str) -> str:
     return f"g{int(generation)}-{str(key)[:8]}"
 
 
-def _sweep_dir(cfg: DictConfig) -> Optional[str]:
+def _sweep_dir(cfg: DictConfig) -> str | None:
     """The multirun's sweep folder, or None outside a multirun."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -76,7 +76,7 @@ def fill_run_identity(cfg: DictConfig) -> None:
                 logger.name = f"{cfg.task_name}-{cfg.model.get('name') or 'model'}"
 
 
-def _genome_key(cfg: DictConfig) -> Optional[str]:
+def _genome_key(cfg: DictConfig) -> str | None:
     try:
         from falsr.space.genome import config_genome
 
@@ -99,20 +99,38 @@ def lr_size(cfg: DictConfig) -> tuple[tuple[int, int], str]:
     return (h, w), "default" if (h, w) == default else "module.cost_lr_size"
 
 
-def arch_config(genome: Optional[Genome], size: tuple[int, int] = DEFAULT_LR_SIZE,
-                source: str = "default", scale: int = DEFAULT_SCALE) -> dict[str, Any]:
+def arch_config(
+    genome: Genome | None, size: tuple[int, int] = DEFAULT_LR_SIZE, source: str = "default", scale: int = DEFAULT_SCALE
+) -> dict[str, Any]:
     """The genome as flat W&B config keys: per cell op, width, kernel, repeats, residual; connections; costs."""
     if genome is None:
         return {}
-    out: dict[str, Any] = {"arch/genome": str(genome), "arch/key": genome.key, "arch/n_cells": genome.n_cells,
-                           "arch/connections": int(sum(genome.connections))}
+    out: dict[str, Any] = {
+        "arch/genome": str(genome),
+        "arch/key": genome.key,
+        "arch/n_cells": genome.n_cells,
+        "arch/connections": int(sum(genome.connections)),
+    }
     for j, cell in enumerate(genome.cell_specs):
-        out.update({f"arch/cell{j}/op": cell.op, f"arch/cell{j}/width": cell.channels,
-                    f"arch/cell{j}/kernel": cell.kernel, f"arch/cell{j}/repeats": cell.repeats,
-                    f"arch/cell{j}/residual": cell.has_skip})  # the in-cell add the network actually has
+        out.update(
+            {
+                f"arch/cell{j}/op": cell.op,
+                f"arch/cell{j}/width": cell.channels,
+                f"arch/cell{j}/kernel": cell.kernel,
+                f"arch/cell{j}/repeats": cell.repeats,
+                f"arch/cell{j}/residual": cell.has_skip,
+            }
+        )  # the in-cell add the network actually has
     cost = genome_cost(genome, size, scale)
-    out.update({"arch/scale": scale, "arch/mult_adds": cost.mult_adds, "arch/params": cost.params,
-                "arch/lr_size": f"{size[0]}x{size[1]}", "arch/lr_size_from": source})
+    out.update(
+        {
+            "arch/scale": scale,
+            "arch/mult_adds": cost.mult_adds,
+            "arch/params": cost.params,
+            "arch/lr_size": f"{size[0]}x{size[1]}",
+            "arch/lr_size_from": source,
+        }
+    )
     return out
 
 
@@ -121,8 +139,12 @@ def candidate_config(cfg: DictConfig) -> dict[str, Any]:
     cand = cfg.get("candidate")
     if cand is None:
         return {}
-    out = {"candidate/key": cand.get("key"), "candidate/generation": cand.get("generation"),
-           "candidate/origin": cand.get("origin"), "candidate/parents": list(cand.get("parents") or [])}
+    out = {
+        "candidate/key": cand.get("key"),
+        "candidate/generation": cand.get("generation"),
+        "candidate/origin": cand.get("origin"),
+        "candidate/parents": list(cand.get("parents") or []),
+    }
     sweep_dir = _sweep_dir(cfg)
     if sweep_dir:
         out["candidate/sweep_dir"] = str(Path(sweep_dir).resolve())
@@ -131,8 +153,10 @@ def candidate_config(cfg: DictConfig) -> dict[str, Any]:
 
 def run_summary(metrics: dict) -> dict[str, Any]:
     """What a job's run summary holds: status, train seconds, PSNR/SSIM (first set and per set), costs."""
-    out = {k: metrics.get(k) for k in ("status", "error", "train_seconds", "psnr", "ssim", "params", "mult_adds",
-                                       "steps", "genome")}
+    out = {
+        k: metrics.get(k)
+        for k in ("status", "error", "train_seconds", "psnr", "ssim", "params", "mult_adds", "steps", "genome")
+    }
     for name, r in (metrics.get("val") or {}).items():
         out[f"psnr/{name}"] = r.get("psnr")
         out[f"ssim/{name}"] = r.get("ssim")

@@ -31,8 +31,12 @@ INPUT, OUTPUT = "y", "sr_y"
 
 
 def _metadata(net: FALSRNet) -> dict[str, str]:
-    return {"genome": str(net.genome), "name": net.name, "receptive_radius": str(net.receptive_radius()),
-            "scale": str(net.scale)}
+    return {
+        "genome": str(net.genome),
+        "name": net.name,
+        "receptive_radius": str(net.receptive_radius()),
+        "scale": str(net.scale),
+    }
 
 
 def _example(net: FALSRNet) -> Tensor:
@@ -45,16 +49,25 @@ def export_onnx(net: FALSRNet, path: str | Path) -> Path:
     try:
         import onnx
     except ImportError:
-        raise UserError("format=onnx needs the onnx package: pip install onnx onnxruntime "
-                        "(or pip install -e .[export])") from None
+        raise UserError(
+            "format=onnx needs the onnx package: pip install onnx onnxruntime (or pip install -e .[export])"
+        ) from None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.float().eval().to(memory_format=torch.contiguous_format)
     axes = {INPUT: {0: "batch", 2: "height", 3: "width"}, OUTPUT: {0: "batch", 2: "sr_height", 3: "sr_width"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript-based exporter is deprecated, not gone
-        torch.onnx.export(net, (_example(net),), str(path), dynamo=False, input_names=[INPUT],
-                          output_names=[OUTPUT], dynamic_axes=axes, opset_version=OPSET)
+        torch.onnx.export(
+            net,
+            (_example(net),),
+            str(path),
+            dynamo=False,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+        )
     model = onnx.load(str(path))
     for key, value in _metadata(net).items():
         entry = model.metadata_props.add()
@@ -95,8 +108,9 @@ class OnnxNet:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise UserError("running an ONNX file needs onnxruntime: pip install onnxruntime "
-                            "(or pip install -e .[export])") from None
+            raise UserError(
+                "running an ONNX file needs onnxruntime: pip install onnxruntime (or pip install -e .[export])"
+            ) from None
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX file not found: {path} (make one with export.py format=onnx)")

@@ -8,8 +8,14 @@ from pathlib import Path
 import torch
 
 from falsr.errors import UserError
-from falsr.space.genome import (DEFAULT_SCALE, HR_FEATURES, active_space, parse_genome, space_from_config,
-                                translate_genome)
+from falsr.space.genome import (
+    DEFAULT_SCALE,
+    HR_FEATURES,
+    active_space,
+    parse_genome,
+    space_from_config,
+    translate_genome,
+)
 
 FORMATS = ".pb (released FALSR graph), .pt/.pth (falsr weights) or .ckpt (Lightning checkpoint)"
 
@@ -49,7 +55,7 @@ def network_keys(sd: dict) -> dict:
     for key in sd:
         if key.endswith(".head.weight"):
             prefix = key[: -len("head.weight")]
-            return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     return sd
 
 
@@ -106,12 +112,16 @@ def load_weights(net: torch.nn.Module, path: str | Path | WeightsFile) -> torch.
     weights = path if isinstance(path, WeightsFile) else open_weights(path)
     path, sd, genome, scale = weights.path, weights.state_dict, weights.genome, weights.scale
     if genome is not None and parse_genome(genome).canonical() != net.genome.canonical():
-        raise UserError(f"weights file {path} is for genome {genome}, but the model is {net.genome}: "
-                        "choose the matching model= (e.g. model=falsr_b for FALSR-B.pb)")
+        raise UserError(
+            f"weights file {path} is for genome {genome}, but the model is {net.genome}: "
+            "choose the matching model= (e.g. model=falsr_b for FALSR-B.pb)"
+        )
     net_scale = getattr(net, "scale", DEFAULT_SCALE)
     if scale != net_scale:
-        raise UserError(f"weights file {path} is a x{scale} network, but the model is built at x{net_scale}: set "
-                        f"data.scale={scale} (or model.scale={scale} where there is no data node)")
+        raise UserError(
+            f"weights file {path} is a x{scale} network, but the model is built at x{net_scale}: set "
+            f"data.scale={scale} (or model.scale={scale} where there is no data node)"
+        )
     own = net.state_dict()
     sd = network_keys(sd)
     missing = sorted(set(own) - set(sd))
@@ -120,8 +130,10 @@ def load_weights(net: torch.nn.Module, path: str | Path | WeightsFile) -> torch.
     sd = {k: sd[k] for k in own}
     for key, value in sd.items():
         if tuple(value.shape) != tuple(own[key].shape):
-            raise UserError(f"weights file {path}: tensor {key} has shape {tuple(value.shape)}, "
-                            f"the model needs {tuple(own[key].shape)}")
+            raise UserError(
+                f"weights file {path}: tensor {key} has shape {tuple(value.shape)}, "
+                f"the model needs {tuple(own[key].shape)}"
+            )
     net.load_state_dict(sd)
     return net
 
@@ -130,7 +142,15 @@ def save_weights(net: torch.nn.Module, path: str | Path, **meta) -> Path:
     """Save as a plain PyTorch file holding the genome, its scale, the state_dict and `meta` (plain values)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"genome": str(net.genome), "space": active_space().to_dict(), "name": getattr(net, "name", None),
-                "scale": getattr(net, "scale", DEFAULT_SCALE), "state_dict": net.state_dict(), "meta": dict(meta)},
-               path)
+    torch.save(
+        {
+            "genome": str(net.genome),
+            "space": active_space().to_dict(),
+            "name": getattr(net, "name", None),
+            "scale": getattr(net, "scale", DEFAULT_SCALE),
+            "state_dict": net.state_dict(),
+            "meta": dict(meta),
+        },
+        path,
+    )
     return path

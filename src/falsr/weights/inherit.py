@@ -14,9 +14,9 @@ choice makes, and what the connections do to its input width), so it lives here 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -80,7 +80,9 @@ def inherit_weights(net: torch.nn.Module, sources: Sequence[str | Path]) -> Inhe
     for key in own:
         unit = _unit_of(key, signatures)
         if unit is None:
-            raise RuntimeError(f"tensor {key} belongs to no inheritance unit: update falsr.weights.inherit.unit_signatures")
+            raise RuntimeError(
+                f"tensor {key} belongs to no inheritance unit: update falsr.weights.inherit.unit_signatures"
+            )
         by_unit[unit].append(key)
     report = Inheritance([str(s) for s in sources], total_params=sum(v.numel() for v in own.values()))
     for index, source in enumerate(sources):
@@ -89,8 +91,10 @@ def inherit_weights(net: torch.nn.Module, sources: Sequence[str | Path]) -> Inhe
             raise UserError(f"cannot inherit weights from {path}: no such file")
         sd, genome, meta = read_weights(path)
         if genome is None:
-            raise UserError(f"cannot inherit weights from {path}: it does not name its genome (use a .pt "
-                            "written by falsr.weights.save_weights, e.g. a search candidate's weights.pt)")
+            raise UserError(
+                f"cannot inherit weights from {path}: it does not name its genome (use a .pt "
+                "written by falsr.weights.save_weights, e.g. a search candidate's weights.pt)"
+            )
         theirs = unit_signatures(parse_genome(genome))
         sd = network_keys(sd)
         used = False

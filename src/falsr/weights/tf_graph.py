@@ -34,47 +34,71 @@ def _build_classes():
     opt, rep = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
     file = descriptor_pb2.FileDescriptorProto(name="falsr_tf_graph.proto", package="falsr_tf", syntax="proto3")
     _message(file, "Dim", [("size", 1, _F.TYPE_INT64, opt, None), ("name", 2, _F.TYPE_STRING, opt, None)])
-    _message(file, "TensorShapeProto", [
-        ("dim", 2, _F.TYPE_MESSAGE, rep, ".falsr_tf.Dim"),
-        ("unknown_rank", 3, _F.TYPE_BOOL, opt, None),
-    ])
-    _message(file, "TensorProto", [
-        ("dtype", 1, _F.TYPE_INT32, opt, None),
-        ("tensor_shape", 2, _F.TYPE_MESSAGE, opt, ".falsr_tf.TensorShapeProto"),
-        ("tensor_content", 4, _F.TYPE_BYTES, opt, None),
-        ("float_val", 5, _F.TYPE_FLOAT, rep, None),
-        ("double_val", 6, _F.TYPE_DOUBLE, rep, None),
-        ("int_val", 7, _F.TYPE_INT32, rep, None),
-        ("int64_val", 10, _F.TYPE_INT64, rep, None),
-        ("bool_val", 11, _F.TYPE_BOOL, rep, None),
-    ])
-    _message(file, "ListValue", [
-        ("s", 2, _F.TYPE_BYTES, rep, None),
-        ("i", 3, _F.TYPE_INT64, rep, None),
-        ("f", 4, _F.TYPE_FLOAT, rep, None),
-        ("b", 5, _F.TYPE_BOOL, rep, None),
-    ])
-    _message(file, "AttrValue", [
-        ("list", 1, _F.TYPE_MESSAGE, opt, ".falsr_tf.ListValue"),
-        ("s", 2, _F.TYPE_BYTES, opt, None),
-        ("i", 3, _F.TYPE_INT64, opt, None),
-        ("f", 4, _F.TYPE_FLOAT, opt, None),
-        ("b", 5, _F.TYPE_BOOL, opt, None),
-        ("type", 6, _F.TYPE_INT32, opt, None),
-        ("shape", 7, _F.TYPE_MESSAGE, opt, ".falsr_tf.TensorShapeProto"),
-        ("tensor", 8, _F.TYPE_MESSAGE, opt, ".falsr_tf.TensorProto"),
-    ])
-    _message(file, "AttrEntry", [
-        ("key", 1, _F.TYPE_STRING, opt, None),
-        ("value", 2, _F.TYPE_MESSAGE, opt, ".falsr_tf.AttrValue"),
-    ])
+    _message(
+        file,
+        "TensorShapeProto",
+        [
+            ("dim", 2, _F.TYPE_MESSAGE, rep, ".falsr_tf.Dim"),
+            ("unknown_rank", 3, _F.TYPE_BOOL, opt, None),
+        ],
+    )
+    _message(
+        file,
+        "TensorProto",
+        [
+            ("dtype", 1, _F.TYPE_INT32, opt, None),
+            ("tensor_shape", 2, _F.TYPE_MESSAGE, opt, ".falsr_tf.TensorShapeProto"),
+            ("tensor_content", 4, _F.TYPE_BYTES, opt, None),
+            ("float_val", 5, _F.TYPE_FLOAT, rep, None),
+            ("double_val", 6, _F.TYPE_DOUBLE, rep, None),
+            ("int_val", 7, _F.TYPE_INT32, rep, None),
+            ("int64_val", 10, _F.TYPE_INT64, rep, None),
+            ("bool_val", 11, _F.TYPE_BOOL, rep, None),
+        ],
+    )
+    _message(
+        file,
+        "ListValue",
+        [
+            ("s", 2, _F.TYPE_BYTES, rep, None),
+            ("i", 3, _F.TYPE_INT64, rep, None),
+            ("f", 4, _F.TYPE_FLOAT, rep, None),
+            ("b", 5, _F.TYPE_BOOL, rep, None),
+        ],
+    )
+    _message(
+        file,
+        "AttrValue",
+        [
+            ("list", 1, _F.TYPE_MESSAGE, opt, ".falsr_tf.ListValue"),
+            ("s", 2, _F.TYPE_BYTES, opt, None),
+            ("i", 3, _F.TYPE_INT64, opt, None),
+            ("f", 4, _F.TYPE_FLOAT, opt, None),
+            ("b", 5, _F.TYPE_BOOL, opt, None),
+            ("type", 6, _F.TYPE_INT32, opt, None),
+            ("shape", 7, _F.TYPE_MESSAGE, opt, ".falsr_tf.TensorShapeProto"),
+            ("tensor", 8, _F.TYPE_MESSAGE, opt, ".falsr_tf.TensorProto"),
+        ],
+    )
+    _message(
+        file,
+        "AttrEntry",
+        [
+            ("key", 1, _F.TYPE_STRING, opt, None),
+            ("value", 2, _F.TYPE_MESSAGE, opt, ".falsr_tf.AttrValue"),
+        ],
+    )
     file.message_type[-1].options.map_entry = True
-    _message(file, "NodeDef", [
-        ("name", 1, _F.TYPE_STRING, opt, None),
-        ("op", 2, _F.TYPE_STRING, opt, None),
-        ("input", 3, _F.TYPE_STRING, rep, None),
-        ("device", 4, _F.TYPE_STRING, opt, None),
-    ])
+    _message(
+        file,
+        "NodeDef",
+        [
+            ("name", 1, _F.TYPE_STRING, opt, None),
+            ("op", 2, _F.TYPE_STRING, opt, None),
+            ("input", 3, _F.TYPE_STRING, rep, None),
+            ("device", 4, _F.TYPE_STRING, opt, None),
+        ],
+    )
     # A map field must refer to a nested entry type: move AttrEntry into NodeDef.
     node = file.message_type[-1]
     entry = file.message_type[-2]
@@ -137,8 +161,13 @@ class TFGraph:
         if t.tensor_content:
             arr = np.frombuffer(t.tensor_content, dtype=dtype).copy()
         else:
-            vals = {np.float32: t.float_val, np.float64: t.double_val, np.int32: t.int_val,
-                    np.int64: t.int64_val, np.bool_: t.bool_val}[dtype]
+            vals = {
+                np.float32: t.float_val,
+                np.float64: t.double_val,
+                np.int32: t.int_val,
+                np.int64: t.int64_val,
+                np.bool_: t.bool_val,
+            }[dtype]
             arr = np.array(list(vals), dtype=dtype)
             if arr.size == 1 and int(np.prod(shape)) > 1:
                 arr = np.full(shape, arr[0], dtype=dtype)

@@ -35,7 +35,8 @@ def _cells(graph: TFGraph) -> dict[int, str]:
     if not cells or sorted(cells) != list(range(len(cells))) or FEATURE_NODE not in graph.nodes:
         raise NotAFALSRGraph(
             f"{graph.path} is a TensorFlow graph but not a FALSR model: expected nodes "
-            f"'{PREFIX}cell0/...' .. 'cellN/...' and '{FEATURE_NODE}' (use the FALSR-A/B/C .pb files of the FALSR release)")
+            f"'{PREFIX}cell0/...' .. 'cellN/...' and '{FEATURE_NODE}' (use the FALSR-A/B/C .pb files of the FALSR release)"
+        )
     return cells
 
 
@@ -90,9 +91,12 @@ def _check_layers(graph: TFGraph) -> None:
     for node in graph.nodes.values():
         if node.op in ("Conv2D", "DepthwiseConv2dNative"):
             a = node.attr
-            ok = (a["padding"].s == b"SAME" and list(a["strides"].list.i) == [1, 1, 1, 1]
-                  and ("dilations" not in a or list(a["dilations"].list.i) == [1, 1, 1, 1])
-                  and a["data_format"].s in (b"", b"NHWC"))
+            ok = (
+                a["padding"].s == b"SAME"
+                and list(a["strides"].list.i) == [1, 1, 1, 1]
+                and ("dilations" not in a or list(a["dilations"].list.i) == [1, 1, 1, 1])
+                and a["data_format"].s in (b"", b"NHWC")
+            )
             if not ok:
                 raise NotAFALSRGraph(f"{graph.path}: layer {node.name} is not a stride-1 'SAME' NHWC convolution")
 
@@ -137,9 +141,11 @@ def state_dict_from_graph(graph: TFGraph, genome: Genome) -> dict[str, torch.Ten
             for r in range(cell.repeats):
                 conv(f"cells.{k}.blocks.{r}.expand", f"{base}_b{r}_conv_1")
                 sd[f"cells.{k}.blocks.{r}.depthwise.weight"] = _depthwise_to_torch(
-                    take(f"{base}_b{r}depth_wise/W_depthwise2d"))
+                    take(f"{base}_b{r}depth_wise/W_depthwise2d")
+                )
                 sd[f"cells.{k}.blocks.{r}.depthwise.bias"] = torch.from_numpy(
-                    take(f"{base}_b{r}depth_wise/b_depthwise2d").copy())
+                    take(f"{base}_b{r}depth_wise/b_depthwise2d").copy()
+                )
                 conv(f"cells.{k}.blocks.{r}.reduce", f"{base}_b{r}_conv_2")
         elif cell.groups > 1:
             for r in range(cell.repeats):

@@ -8,11 +8,8 @@ lives in `falsr.search.driver`; the settings and the DEAP toolbox come from the 
 # No `from __future__ import annotations`: Hydra execs plugin modules outside sys.modules, where
 # dataclasses cannot resolve string annotations.
 
-
 import logging
 import os
-
-import falsr.search.settings  # noqa: F401 - registers the search schema (schema/search) in the ConfigStore
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Tuple
@@ -23,6 +20,8 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+import falsr.search.settings  # noqa: F401 - registers the search schema (schema/search) in the ConfigStore
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,8 @@ class FalsrSweeper(Sweeper):
             with open_dict(config):
                 config.hydra.sweep.dir = str(sweep_dir)
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=task_function, config=config)
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
     def sweep(self, arguments: List[str]) -> Any:
         from falsr.cli import exit_on_user_error
@@ -114,8 +114,10 @@ class FalsrSweeper(Sweeper):
         try:
             fidelity = fidelity_settings(search)
             context = write_report_context(sweep_dir, job, arguments, fidelity.rungs if fidelity.enabled else None)
-            log.info(f"PSNR measured on {context['val_set']} ({context['val_images']}) after {context['steps']} "
-                     f"steps; bicubic there: {context['bicubic']['psnr']:.2f} dB")
+            log.info(
+                f"PSNR measured on {context['val_set']} ({context['val_images']}) after {context['steps']} "
+                f"steps; bicubic there: {context['bicubic']['psnr']:.2f} dB"
+            )
         except Exception as err:  # noqa: BLE001 - the reports then go without the reference
             log.warning(f"no bicubic reference for the reports: {type(err).__name__}: {err}")
 
@@ -130,16 +132,25 @@ class FalsrSweeper(Sweeper):
         records = list(Journal(sweep_dir / JOURNAL_NAME).latest().values())
         failed = [r for r in records if r.status == STATUS_FAILED]
         if failed and not any(r.status == STATUS_OK for r in records):
-            raise UserError(f"every candidate failed ({len(failed)} of {len(records)}), e.g. {failed[0].error}; "
-                            f"tracebacks in the run folders' error.log under {sweep_dir}")
+            raise UserError(
+                f"every candidate failed ({len(failed)} of {len(records)}), e.g. {failed[0].error}; "
+                f"tracebacks in the run folders' error.log under {sweep_dir}"
+            )
         if settings is not None and (message := infeasible_search_message(records, settings)):
             raise UserError(f"{message} (results so far: {sweep_dir})")
 
     def _sweep(self, arguments: List[str]) -> Any:
         from falsr.errors import UserError
         from falsr.search.driver import SearchDriver
-        from falsr.search.hydra_glue import (check_constraints_reachable, engine_launcher, job_overrides, launch_each,
-                                             search_config, search_settings, wandb_generation_logger)
+        from falsr.search.hydra_glue import (
+            check_constraints_reachable,
+            engine_launcher,
+            job_overrides,
+            launch_each,
+            search_config,
+            search_settings,
+            wandb_generation_logger,
+        )
         from falsr.search.lock import acquire as lock_sweep_dir
 
         assert self.config is not None and self.launcher is not None
@@ -154,8 +165,10 @@ class FalsrSweeper(Sweeper):
         settings = search_settings(search)
         data_scale = OmegaConf.select(self.config, "data.scale", default=settings.scale)
         if settings.scale != data_scale:  # the jobs train at data.scale: costs counted at another would mislead
-            raise UserError(f"search.settings.scale={settings.scale} but data.scale={data_scale}: the candidates "
-                            f"train at data.scale; set data.scale={settings.scale} (search.settings.scale follows it)")
+            raise UserError(
+                f"search.settings.scale={settings.scale} but data.scale={data_scale}: the candidates "
+                f"train at data.scale; set data.scale={settings.scale} (search.settings.scale follows it)"
+            )
         from falsr.search.objectives import from_config, set_objectives
 
         objectives = from_config(search)  # search.objectives: process-wide, like the space (falsr.search.objectives)
@@ -173,20 +186,35 @@ class FalsrSweeper(Sweeper):
             return self.launcher.launch(batch, initial_job_idx=initial_job_idx)
 
         self._write_report_context(sweep_dir, job, list(arguments), search)
-        driver = SearchDriver(sweep_dir, config, launch, extra_overrides=job_overrides(config, extra),
-                              fidelity_overrides=fidelity_overrides,
-                              on_generation=wandb_generation_logger(self.config, sweep_dir))
+        driver = SearchDriver(
+            sweep_dir,
+            config,
+            launch,
+            extra_overrides=job_overrides(config, extra),
+            fidelity_overrides=fidelity_overrides,
+            on_generation=wandb_generation_logger(self.config, sweep_dir),
+        )
         toolbox = ", ".join(f"{name}={entry.get('_target_')}" for name, entry in config.toolbox.items())
-        log.info(f"falsr search: population {settings.population_size}, {config.generations} generations after the "
-                 f"initial one, {settings.n_cells} cells; sweep dir {sweep_dir}; toolbox: {toolbox}")
+        log.info(
+            f"falsr search: population {settings.population_size}, {config.generations} generations after the "
+            f"initial one, {settings.n_cells} cells; sweep dir {sweep_dir}; toolbox: {toolbox}"
+        )
         self.lock = lock_sweep_dir(sweep_dir)  # one process per sweep folder, until the sweep ends (or the process)
         summary = driver.run(resume=bool(search.get("resume")))
         self._fail_if_nothing_trained(sweep_dir, settings)
-        OmegaConf.save(OmegaConf.create({"search": OmegaConf.to_container(search, resolve=True)}),
-                       sweep_dir / "search_config.yaml")
+        OmegaConf.save(
+            OmegaConf.create({"search": OmegaConf.to_container(search, resolve=True)}), sweep_dir / "search_config.yaml"
+        )
         if search.get("full_train"):
             from falsr.search.hydra_glue import launch_full_training
 
-            launch_full_training(self.launcher, sweep_dir, summary["chosen"], list(arguments), driver.next_job,
-                                 list(search.get("full_train_overrides") or []), lr_size=settings.lr_size)
+            launch_full_training(
+                self.launcher,
+                sweep_dir,
+                summary["chosen"],
+                list(arguments),
+                driver.next_job,
+                list(search.get("full_train_overrides") or []),
+                lr_size=settings.lr_size,
+            )
         return summary
