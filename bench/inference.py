@@ -1,8 +1,9 @@
 """FALSR-A/B/C inference speed on a 480x480 LR input (the paper's mult-adds convention).
 
-Prints, per model and memory format, seconds per image, achieved GFLOP/s (2 FLOPs per mult-add)
-and that rate as a fraction of a plain large fp32 matmul timed in the same run; writes them to
-bench/results/inference.{json,md}.
+Prints, per model and way of running it (PyTorch eager in fp32 contiguous / channels_last and in bf16, ONNX
+Runtime fp32), the best seconds per image, the achieved GFLOP/s (2 FLOPs per mult-add) and that rate as a fraction
+of a large matmul of the same precision timed in the same run (issue 26's goal: the fastest fp32 way at >= 0.7);
+writes them to bench/results/inference.{json,md}. Uses all of torch's threads.
     python bench/inference.py [--size 480] [--repeats 3]
 """
 
@@ -17,6 +18,8 @@ import torch
 import yaml
 
 from falsr.cli import CONF_DIR
+from falsr.latency import LatencySettings
+from falsr.latency.measure import pinned, runner
 from falsr.space.cost import genome_cost
 from falsr.space.genome import config_genome
 from falsr.space.network import build_network
@@ -35,9 +38,19 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(n: int = 2048, repeats: int = 5, dtype=torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     return 2 * n**3 / best_time(lambda: a @ b, repeats) / 1e9
+
+
+# (name, backend, precision, memory format): PyTorch eager in both memory formats, eager bf16, ONNX Runtime's CPU
+# provider (the exported network, falsr.latency.measure.runner builds each call the way the latency bench does).
+WAYS = (
+    ("eager fp32 contiguous", "eager", "fp32", "contiguous"),
+    ("eager fp32 channels_last", "eager", "fp32", "channels_last"),
+    ("onnxruntime fp32", "onnxruntime", "fp32", "channels_last"),
+    ("eager bf16 channels_last", "eager", "bf16", "channels_last"),
+)
 
 
 def main() -> None:
@@ -46,31 +59,53 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     report, rows = Report("inference"), []
-    peak = matmul_gflops()
-    report.print(f"threads: {torch.get_num_threads()}  fp32 matmul (2048^2): {peak:.1f} GFLOP/s")
-    report.print(f"{'model':<8} {'format':<15} {'s/img':>7} {'GFLOP/s':>8} {'of matmul':>9}")
+    threads = torch.get_num_threads()
+    peak = {"fp32": matmul_gflops(), "bf16": matmul_gflops(dtype=torch.bfloat16)}
+    report.print(
+        f"threads: {threads}  matmul (2048^2): fp32 {peak['fp32']:.1f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s "
+        "(each row's fraction is of the matmul of its precision)"
+    )
+    report.print(f"{'model':<8} {'backend':<25} {'s/img':>7} {'GFLOP/s':>8} {'of matmul':>9}")
     for letter in "abc":
         cfg = yaml.safe_load((CONF_DIR / "model" / f"falsr_{letter}.yaml").read_text())
         genome = config_genome(cfg)
         flops = 2 * genome_cost(genome, args.size).mult_adds
-        x = torch.rand(1, 1, args.size, args.size)
-        for fmt in (torch.contiguous_format, torch.channels_last):
-            net = build_network(genome).eval().to(memory_format=fmt)
-            xi = x.contiguous(memory_format=fmt)
-            with torch.inference_mode():
-                t = best_time(lambda net=net, xi=xi: net(xi), args.repeats)
-            name = "channels_last" if fmt == torch.channels_last else "contiguous"
-            report.print(f"{cfg['name']:<8} {name:<15} {t:7.3f} {flops / t / 1e9:8.1f} {flops / t / 1e9 / peak:9.1%}")
+        for name, backend, precision, fmt in WAYS:
+            settings = LatencySettings(
+                backend=backend, precision=precision, threads=threads, memory_format=fmt, pin=False
+            )
+            net = build_network(genome)
+            with pinned(settings):
+                call = runner(net, [(1, 1, args.size, args.size)], settings)
+                t = best_time(call, args.repeats)
+            rate = flops / t / 1e9
+            report.print(f"{cfg['name']:<8} {name:<25} {t:7.3f} {rate:8.1f} {rate / peak[precision]:9.1%}")
             rows.append(
                 {
                     "model": cfg["name"],
-                    "format": name,
+                    "way": name,
+                    "backend": backend,
+                    "precision": precision,
+                    "format": fmt,
                     "seconds": t,
-                    "gflops": flops / t / 1e9,
-                    "of_matmul": flops / t / 1e9 / peak,
+                    "gflops": rate,
+                    "of_matmul": rate / peak[precision],
                 }
             )
-    report.write(lr_size=args.size, matmul_gflops=peak, rows=rows)
+    fastest = {}
+    for r in rows:
+        if r["precision"] == "fp32" and r["of_matmul"] > fastest.get(r["model"], {"of_matmul": -1})["of_matmul"]:
+            fastest[r["model"]] = r
+    report.print()
+    for model, r in fastest.items():
+        report.print(f"{model}: fastest fp32 way {r['way']}, {r['of_matmul']:.1%} of the fp32 matmul")
+    report.write(
+        lr_size=args.size,
+        matmul_gflops=peak["fp32"],
+        matmul_gflops_bf16=peak["bf16"],
+        rows=rows,
+        fastest_fp32={m: r["of_matmul"] for m, r in fastest.items()},
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ On the 32 genomes of the fidelity panel (bench/proxy_fidelity.py PANEL: FALSR-A/
 search's operators, 5G..236G mult-adds at 480x480), for each backend and precision: the table's prediction
 (sum of parts, falsr.latency.table) against the network measured end to end (falsr.latency.measure), as
 Spearman's rho and the mean absolute percentage error, beside Spearman's rho of mult-adds against the same
-measurements (does the table rank better than mult-adds?). Writes bench/results/latency.json and latency.md.
+measurements (does the table rank better than mult-adds?). In each run it also measures FALSR-A/B/C, the searched
+models (conf/model/searched_*.yaml) and bicubic end to end (the README's table). Writes bench/results/latency.json
+and latency.md.
 
 Resumable: each measurement is appended to bench/results/latency_runs.jsonl (keyed by the settings' fingerprint
 and the genome) and the tables live in the latency cache, so a killed run continues where it stopped.
@@ -23,20 +25,39 @@ import sys
 import time
 from pathlib import Path
 
+import torch.nn.functional as F
+import yaml
 from scipy.stats import spearmanr
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from falsr import CONF_DIR
 from falsr.latency import BACKENDS, LatencySettings, deploy_lr_size
-from falsr.latency.measure import measure_network, warn_if_noisy
+from falsr.latency.measure import measure, measure_network, warn_if_noisy
 from falsr.latency.table import LatencyTable, genome_parts
 from falsr.space.cost import genome_cost
+from falsr.space.genome import config_genome
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 # eager and onnxruntime in fp32, eager in bf16 (onnxruntime's CPU provider has no bf16 convolution); torch.compile
 # only on request: it compiles every part and every network (about 45 s per network on the 2-core machine here).
 DEFAULT_RUNS = ("eager/fp32", "eager/bf16", "onnxruntime/fp32")
+# The README's table: the released models, the searched ones (conf/model) and bicubic, measured end to end.
+MODELS = ("falsr_a", "falsr_b", "falsr_c", "searched_a", "searched_b")
+BICUBIC = "bicubic"
+
+
+class BicubicUpscale(nn.Module):
+    """The baseline a deployer would run: the LR Y channel upscaled by bicubic interpolation (ONNX: Resize, cubic)."""
+
+    def __init__(self, scale: int):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, y):
+        return F.interpolate(y, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
 def panel() -> list[tuple[str, str]]:
@@ -104,6 +125,53 @@ def bench_one(settings: LatencySettings, genomes: list[tuple[str, str]], runs_pa
     }
 
 
+def _measured(settings: LatencySettings, label: str, genome: str, runs_path: Path, done: dict, timings: list) -> dict:
+    """The stored measurement of `genome` (or BICUBIC) under `settings`, measured and appended when missing."""
+    key = settings.key()
+    if (key, genome) not in done:
+        if genome == BICUBIC:
+            h, w = settings.lr_size
+            t = measure(BicubicUpscale(settings.scale), [(1, 1, h, w)], settings)
+        else:
+            t = measure_network(genome, settings)
+        timings.append(t)
+        done[(key, genome)] = {
+            "fingerprint": key,
+            "genome": genome,
+            "label": label,
+            "ms": t.ms,
+            "spread": t.spread,
+            "runs": t.runs,
+        }
+        with open(runs_path, "a") as fh:
+            fh.write(json.dumps(done[(key, genome)]) + "\n")
+    return done[(key, genome)]
+
+
+def deployed_models(settings: LatencySettings, runs_path: Path) -> list[dict]:
+    """FALSR-A/B/C, the searched models and bicubic measured end to end under `settings` (the README's table)."""
+    done, timings, rows = _runs(runs_path), [], []
+    for name in MODELS:
+        cfg = yaml.safe_load((CONF_DIR / "model" / f"{name}.yaml").read_text())
+        genome = str(config_genome(cfg))
+        m = _measured(settings, cfg["name"], genome, runs_path, done, timings)
+        cost = genome_cost(genome, settings.lr_size)
+        rows.append(
+            {
+                "model": cfg["name"],
+                "genome": genome,
+                "ms": m["ms"],
+                "spread": m["spread"],
+                "mult_adds": cost.mult_adds,
+                "params": cost.params,
+            }
+        )
+    m = _measured(settings, "Bicubic", BICUBIC, runs_path, done, timings)
+    rows.append({"model": "Bicubic", "genome": None, "ms": m["ms"], "spread": m["spread"], "mult_adds": 0, "params": 0})
+    warn_if_noisy(timings, settings, f"{len(timings)} models ({settings.describe()})")
+    return rows
+
+
 def markdown(result: dict) -> str:
     lines = [
         "# Latency: the lookup table against measurement",
@@ -135,6 +203,18 @@ def markdown(result: dict) -> str:
             for r in result["results"].values()
         ]
         lines.append(f"| {g['label']} | {g['mult_adds'] / 1e9:.2f}G | " + " | ".join(cells) + " |")
+    if result.get("models"):
+        runs = list(result["models"])
+        lines += [
+            "",
+            "Released and searched models and bicubic, measured end to end (ms, median of the runs):",
+            "",
+            "| model | mult-adds | params | " + " | ".join(runs) + " |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in runs) + " |",
+        ]
+        for i, m in enumerate(result["models"][runs[0]]):
+            ms = " | ".join(f"{result['models'][r][i]['ms']:.3g}" for r in runs)
+            lines.append(f"| {m['model']} | {m['mult_adds'] / 1e9:.2f}G | {m['params'] / 1e3:.0f}K | {ms} |")
     return "\n".join(lines) + "\n"
 
 
@@ -156,7 +236,7 @@ def main(argv=None) -> dict:
     genomes = panel()
     if args.quick:
         genomes, args.lr_size, args.repeats = genomes[:5], [24, 32], 3
-    results, device = {}, None
+    results, models, device = {}, {}, None
     for run in args.runs:
         backend, _, precision = run.partition("/")
         settings = LatencySettings.from_dict(
@@ -171,6 +251,7 @@ def main(argv=None) -> dict:
         )
         print(f"{run}: {len(genomes)} genomes, {settings.describe()}", file=sys.stderr)
         results[run] = bench_one(settings, genomes, args.out.with_name(args.out.stem + "_runs.jsonl"))
+        models[run] = deployed_models(settings, args.out.with_name(args.out.stem + "_runs.jsonl"))
         device = settings.fingerprint()["device"]
         r = results[run]
         print(
@@ -186,6 +267,7 @@ def main(argv=None) -> dict:
         "threads": args.threads,
         "n_genomes": len(genomes),
         "results": results,
+        "models": models,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -206,12 +206,19 @@ def test_the_latency_bench_quick_writes_its_results_and_resumes(tmp_path):
         assert r["n"] == 5 and -1 <= r["spearman"] <= 1 and -1 <= r["spearman_mult_adds"] <= 1 and r["mape"] >= 0
         assert [g["label"] for g in r["genomes"]][:3] == ["FALSR-A", "FALSR-B", "FALSR-C"]
     assert "| eager/fp32 | 5 |" in out.with_suffix(".md").read_text()
+    # the README's table: released and searched models and bicubic, end to end in every run
+    for rows in result["models"].values():
+        assert [m["model"] for m in rows] == ["FALSR-A", "FALSR-B", "FALSR-C", "searched_a", "searched_b", "Bicubic"]
+        assert all(m["ms"] > 0 for m in rows)
+    assert "| Bicubic |" in out.with_suffix(".md").read_text()
     runs = out.with_name("latency_runs.jsonl").read_text()
-    assert len(runs.splitlines()) == 10
+    # per run: the 5 genomes, then searched_a, searched_b and bicubic (FALSR-A/B/C are among the 5: not measured twice)
+    assert len(runs.splitlines()) == 2 * (5 + 3)
     again = subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert out.with_name("latency_runs.jsonl").read_text() == runs  # nothing measured again
     assert json.loads(out.read_text())["results"] == result["results"]
+    assert json.loads(out.read_text())["models"] == result["models"]
 
 
 def test_summary_prints_measured_and_predicted_latency(tmp_path):
