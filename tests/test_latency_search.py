@@ -119,6 +119,16 @@ def test_a_tiny_search_on_psnr_and_latency(tiny_data, tmp_path):
         )
     assert "| latency |" in (sweep / "pareto.md").read_text()
     assert (sweep / "front_psnr_vs_latency.png").stat().st_size > 1000
+    # the final front measured end to end (the table only predicted it), beside the prediction
+    measured = json.loads((sweep / "front_latency.json").read_text())
+    assert [r["genome"] for r in measured["front"]] == [r["genome"] for r in pareto["front"]]
+    assert all(
+        r["measured_ms"] > 0 and r["predicted_ms"] == pytest.approx(p["latency_ms"])
+        for r, p in zip(measured["front"], pareto["front"])
+    )
+    assert (
+        measured["settings"]["backend"] == "eager" and "| measured (ms) |" in (sweep / "front_latency.md").read_text()
+    )
     assert not (sweep / "front_psnr_vs_mult_adds.png").exists()
     assert torch.load(sweep / "search_state.pt", weights_only=False)["objectives"] == ["psnr", "latency"]
     # resumed with other objectives: a one-line error naming the ones it ran with

@@ -28,7 +28,7 @@ from falsr.search.generation import Offspring, SearchState, new_search, predicto
 from falsr.search.journal import JOURNAL_NAME, STATUS_FAILED, STATUS_OK, UNTRAINED, Journal, JournalRecord, rung_of
 from falsr.search.nsga import Individual, hypervolume, tiered_psnr
 from falsr.search.objectives import active_objectives
-from falsr.search.report import pareto_records, write_reports
+from falsr.search.report import pareto_records, write_front_latency, write_reports
 from falsr.search.settings import Fidelity, SearchConfig, bound_violation
 from falsr.space.cost import DEFAULT_LR_SIZE
 from falsr.space.genome import Genome, active_space, space_from_config
@@ -452,7 +452,37 @@ class SearchDriver:
             pending = None
             self._save(state, None)
             summary = self._report(generation, stats)
+        if self.search.measure_front and "latency" in active_objectives().names:
+            summary["front_latency"] = self._measure_front()
         return summary
+
+    def _measure_front(self) -> list[dict]:
+        """The final front measured end to end under ``search.latency``: inside the search only the table's
+        prediction ranks candidates, so the milliseconds a user ships by are measured once, here, at the end (again
+        after a resume: a measurement is never journaled)."""
+        from falsr.latency.measure import measure_network, warn_if_noisy
+
+        objectives = active_objectives()
+        settings = objectives.latency_settings()
+        front = pareto_records(list(self.journal.latest().values()), self.settings.constraints)
+        rows, timings = [], []
+        log.info(f"measuring the final front's {len(front)} networks end to end ({settings.describe()})")
+        for r in front:
+            timing = measure_network(r.genome, settings)
+            timings.append(timing)
+            rows.append(
+                {
+                    "genome": r.genome,
+                    "psnr": float(r.psnr),
+                    "predicted_ms": float(objectives.of_record(r)["latency"]),
+                    "measured_ms": timing.ms,
+                    "spread": timing.spread,
+                }
+            )
+        warn_if_noisy(timings, settings, f"the final front ({len(front)} networks)")
+        path = write_front_latency(self.dir, rows, settings)
+        log.info(f"the final front measured end to end: {path}")
+        return rows
 
     @staticmethod
     def _refresh(state: SearchState, latest: dict[str, JournalRecord]) -> None:

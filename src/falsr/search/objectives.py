@@ -65,6 +65,10 @@ class Objectives:
 
         return load_table(self._latency()).predict(genome)
 
+    def latency_settings(self):
+        """The LatencySettings the latency objective is read (and the final front measured) with."""
+        return self._latency()
+
     def _latency(self):
         if self.latency is None:
             from falsr.latency import LatencySettings

@@ -423,3 +423,31 @@ def write_reports(
     atomic_write(out_dir / "pareto.md", pareto_markdown(front, context))
     summary["plots"] = [str(p) for p in plot_fronts(records, front, out_dir, context)]
     return summary
+
+
+FRONT_LATENCY = "front_latency"  # .json / .md beside pareto.json: the final front measured end to end
+
+
+def write_front_latency(out_dir: str | Path, rows: Sequence[dict], settings) -> Path:
+    """The final front's latency measured end to end next to the table's prediction (rows: genome, psnr,
+    predicted_ms, measured_ms, spread), under `settings` (a LatencySettings): front_latency.json and .md."""
+    out_dir = Path(out_dir)
+    errors = [abs(r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] for r in rows if r["measured_ms"] > 0]
+    mape = sum(errors) / len(errors) if errors else None
+    data = {"settings": settings.to_dict(), "describe": settings.describe(), "mape": mape, "front": list(rows)}
+    atomic_write(out_dir / f"{FRONT_LATENCY}.json", json.dumps(data, indent=2))
+    lines = [
+        f"# The final front measured end to end ({settings.describe()})",
+        "",
+        "| genome | PSNR (dB) | predicted (ms) | measured (ms) | error |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        err = (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"]
+        lines.append(
+            f"| `{r['genome']}` | {r['psnr']:.3f} | {r['predicted_ms']:.3g} | {r['measured_ms']:.3g} | {err:+.1%} |"
+        )
+    if mape is not None:
+        lines += ["", f"Mean absolute percentage error of the table on this front: {mape:.1%}."]
+    atomic_write(out_dir / f"{FRONT_LATENCY}.md", "\n".join(lines) + "\n")
+    return out_dir / f"{FRONT_LATENCY}.json"

@@ -287,15 +287,17 @@ class SearchConfig:
     # how latency is measured for the latency objective / constraint (backend, precision, threads, lr_size, ...):
     # its table (python -m falsr.latency profile ...) must exist before the search starts
     latency: LatencySettings = field(default_factory=LatencySettings)
+    # with latency an objective: the final front measured end to end under `latency` once the search ends (the table
+    # predicted it), written to front_latency.json / .md beside pareto.json
+    measure_front: bool = True
     report_k: int = 4  # models chosen by crowding distance on the PSNR / mult-adds front (paper: 4)
     # What a candidate is ranked by: "extrapolated", its held-out curve extrapolated to estimate_at steps (the best
     # estimator at the proxy's cost in bench/proxy_fidelity.py; README, The evaluator), or "final", the held-out
     # PSNR at the end of its training. The measured PSNR is always journaled (measured_psnr).
     estimator: str = "extrapolated"
     estimate_at: int = 2000  # steps: the evaluator's reference (p2000, docs/evaluator.md); showdown_a/b pin 1000
-    inherit: bool = (
-        False  # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
-    )
+    # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
+    inherit: bool = False
     full_train: bool = False  # true: train the chosen models fully through the same launcher at the end
     full_train_overrides: List[str] = field(default_factory=lambda: ["budget=full"])  # added to each such job
     settings: SearchSettings = field(default_factory=SearchSettings)
