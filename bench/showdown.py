@@ -68,8 +68,10 @@ def run_search(
     threads: int | None,
     experiment: str = "showdown",
     folder: str = "search",
+    files: tuple[str, ...] = SEARCH_FILES,
 ) -> dict:
-    """Run (or resume, or skip) the search; copy its small outputs to results/<folder>. Returns its summary."""
+    """Run (or resume, or skip) the search; copy its small outputs (`files`) to results/<folder>. Returns its
+    summary."""
     done_file = results / folder / "search_done.json"
     if done_file.is_file():
         log(f"search: finished before ({done_file.relative_to(REPO) if done_file.is_relative_to(REPO) else done_file})")
@@ -102,7 +104,7 @@ def run_search(
         )
     out = results / folder
     out.mkdir(parents=True, exist_ok=True)
-    for name in SEARCH_FILES:
+    for name in files:
         if (sweep / name).is_file():
             shutil.copy(sweep / name, out / name)
     records = [json.loads(line) for line in (sweep / "journal.jsonl").read_text().splitlines() if line.strip()]
