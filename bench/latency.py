@@ -172,6 +172,11 @@ def deployed_models(settings: LatencySettings, runs_path: Path) -> list[dict]:
     return rows
 
 
+def _ms(value: float) -> str:
+    """Milliseconds to 3 significant digits without an exponent (4360, 650, 6.51)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def markdown(result: dict) -> str:
     lines = [
         "# Latency: the lookup table against measurement",
@@ -213,7 +218,7 @@ def markdown(result: dict) -> str:
             "| --- | --- | --- | " + " | ".join("---" for _ in runs) + " |",
         ]
         for i, m in enumerate(result["models"][runs[0]]):
-            ms = " | ".join(f"{result['models'][r][i]['ms']:.3g}" for r in runs)
+            ms = " | ".join(_ms(result["models"][r][i]["ms"]) for r in runs)
             lines.append(f"| {m['model']} | {m['mult_adds'] / 1e9:.2f}G | {m['params'] / 1e3:.0f}K | {ms} |")
     return "\n".join(lines) + "\n"
 
