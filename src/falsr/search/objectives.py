@@ -65,6 +65,10 @@ class Objectives:
 
         return load_table(self._latency()).predict(genome)
 
+    def latency_settings(self):
+        """The settings the latency table is read with (``search.latency``; the defaults where none was given)."""
+        return self._latency()
+
     def _latency(self):
         if self.latency is None:
             from falsr.latency import LatencySettings
