@@ -14,6 +14,7 @@ The file is JSON lines, a header then one entry per part, appended and flushed a
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,18 @@ import torch
 from torch import nn
 
 from falsr.latency import LatencyError, LatencySettings
-from falsr.space.genome import FEATURES, Cell, SearchSpace, active_space, node_channels, parse_genome
+from falsr.space.genome import (
+    FEATURES,
+    Cell,
+    Genome,
+    SearchSpace,
+    active_space,
+    connection_pairs,
+    node_channels,
+    num_connection_bits,
+    parse_genome,
+    using_space,
+)
 
 
 class _Head(nn.Module):
@@ -186,6 +198,74 @@ class LatencyTable:
                 fh.flush()
         warn_if_noisy(timings, self.settings, f"{len(timings)} table entries")
         return len(todo)
+
+
+def fastest_genome(table: LatencyTable, space: SearchSpace | None = None) -> tuple[Genome, float]:
+    """(the genome of `space` (None: the active one) with the smallest predicted latency, its milliseconds).
+
+    Exact, without enumerating the space, and without assuming that a wider input is never faster: measured
+    entries need not grow with the input width (noise, or a width the kernels handle better), so a connection
+    bit, which adds a concatenation and widens its target's input, may make a network predicted faster. Given
+    the cells, each target's sources are chosen independently (a target's time depends only on its own input
+    width), so a dynamic programme over (the chain node's width, the set of widths the earlier nodes' subsets can
+    add) is exact: that pair is all the future depends on. Every part the search space may need must be in the
+    table (:func:`table_for`)."""
+    space = space or active_space()
+    entries = table.entries
+    names = [_canonical(c, space).name for c in space.choices]
+
+    def best_input(prev: int, extra: frozenset, cost) -> tuple[float, int]:
+        """The cheapest (ms, added width) of a target whose chain input has `prev` channels."""
+        return min((cost(prev + e) + (entries[f"concat/{prev + e}"] if e else 0.0), e) for e in sorted(extra))
+
+    try:
+        # state (chain node's channels, widths the earlier nodes can add) -> (ms so far, cells, added widths)
+        states = {(FEATURES, frozenset({0})): (entries["head"], (), ())}
+        for _ in range(space.n_cells):
+            nxt: dict = {}
+            for (prev, extra), (total, cells, added) in states.items():
+                grown = frozenset(extra | {e + prev for e in extra})
+                for index, (cell, name) in enumerate(zip(space.choices, names)):
+                    ms, e = best_input(prev, extra, lambda w, name=name: entries[f"cell/{name}/{w}"])
+                    key, value = (cell.channels, grown), (total + ms, cells + (index,), added + (e,))
+                    if key not in nxt or value[0] < nxt[key][0]:
+                        nxt[key] = value
+            states = nxt
+        finals = []
+        for (prev, extra), (total, cells, added) in states.items():
+            ms, e = best_input(prev, extra, lambda w: entries[f"up/{w}"])
+            finals.append((total + ms, cells, added + (e,)))
+    except KeyError as err:
+        raise LatencyError(
+            f"the latency table {table.path} lacks {err.args[0]}: run {profile_command(table.settings)}"
+        ) from None
+    ms, cells, added = min(finals, key=lambda f: f[0])
+    channels = [FEATURES] + [space.choices[c].channels for c in cells]
+    bits = {}
+    for target, e in enumerate(added):  # the earlier nodes (before the chain node) whose widths sum to e
+        sources = next(
+            s
+            for k in range(target + 1)
+            for s in itertools.combinations(range(target), k)
+            if sum(channels[i] for i in s) == e
+        )
+        bits.update({(i, target): 1 for i in sources})
+    with using_space(space):
+        genome = Genome(cells, tuple(bits.get(pair, 0) for pair in connection_pairs(space.n_cells)))
+    return genome, ms
+
+
+def cell_latencies(table: LatencyTable, n_cells: int, space: SearchSpace | None = None) -> tuple[float, ...]:
+    """Each cell choice's latency weight: the predicted milliseconds of the network made of that cell repeated
+    `n_cells` times with chain connections only.
+
+    A cell's own time depends on its input width, which the previous cell sets; this representative is the one the
+    mult-adds and params roulette wheels weight by (falsr.search.operators.cell_costs), so the three wheels rank a
+    cell on the same network, and every part it needs is in any table complete for the space."""
+    space = space or active_space()
+    with using_space(space):
+        zeros = (0,) * num_connection_bits(n_cells)
+        return tuple(table.predict(Genome((c,) * n_cells, zeros)) for c in range(space.num_choices))
 
 
 def _loads(line: str):

@@ -37,6 +37,7 @@ def search_settings(search: DictConfig) -> SearchSettings:
 CAP_KEY = "search.settings.constraints.max_mult_adds"
 MIN_PSNR_KEY = "search.settings.constraints.min_psnr"
 FLOOR_KEY = "search.settings.constraints.min_mult_adds"
+LATENCY_CAP_KEY = "search.settings.constraints.max_latency_ms"
 
 
 def _giga(value: float) -> str:
@@ -61,12 +62,23 @@ def _at_least(value: float) -> str:
     return f"{mantissa / 1000:g}e{exponent + 3}"
 
 
-def check_constraints_reachable(settings: SearchSettings) -> None:
+def _ms_at_least(value: float) -> str:
+    """Milliseconds rounded up to 3 significant digits, as a config value (1.2341 -> 1.24)."""
+    if value <= 0:
+        return f"{value:g}"
+    exponent = math.floor(math.log10(value)) - 2
+    return f"{math.ceil(value / 10**exponent - 1e-9) * 10**exponent:.3g}"
+
+
+def check_constraints_reachable(settings: SearchSettings, objectives=None) -> None:
     """Refuse, before anything is trained, a mult-adds cap below the smallest network the search space has
-    (at the search's LR size): no candidate could ever be trained. One line naming the key, the smallest
-    network's mult-adds and a value that works."""
+    (at the search's LR size), or a latency cap below the fastest network the latency table predicts: no
+    candidate could ever be trained. One line naming the key, the smallest (fastest) network's mult-adds
+    (milliseconds) and a value that works. `objectives`: whose ``search.latency`` settings name the table (None:
+    the active ones); with a latency cap their table must be complete for the space (Objectives.check_table)."""
     from falsr.space.cost import smallest_cost
 
+    check_latency_cap_reachable(settings, objectives)
     cap = settings.constraints.max_mult_adds
     if cap is None:
         return
@@ -77,6 +89,26 @@ def check_constraints_reachable(settings: SearchSettings) -> None:
             f"no candidate can meet the constraints: {CAP_KEY}={_as_typed(cap)} mult-adds, but the "
             f"smallest network of the search space has {_giga(smallest.mult_adds)} at {h}x{w} "
             f"(search.settings.lr_size); raise it to at least {_at_least(smallest.mult_adds)} "
+            f"(or null: no cap), or search a smaller space (space.*)"
+        )
+
+
+def check_latency_cap_reachable(settings: SearchSettings, objectives=None) -> None:
+    """The latency half of :func:`check_constraints_reachable`: the fastest network of the active space by the
+    table (exact, :func:`falsr.latency.table.fastest_genome`) must meet ``max_latency_ms``."""
+    cap = settings.constraints.max_latency_ms
+    if cap is None:
+        return
+    from falsr.latency.table import fastest_genome, table_for
+    from falsr.search.objectives import active_objectives
+
+    latency = (objectives or active_objectives()).latency_settings()
+    genome, fastest = fastest_genome(table_for(latency))
+    if fastest > cap:
+        raise UserError(
+            f"no candidate can meet the constraints: {LATENCY_CAP_KEY}={_as_typed(cap)} ms, but the fastest "
+            f"network of the search space is predicted at {fastest:.3g} ms by the latency table "
+            f"({latency.describe()}; {genome.to_string()}); raise it to at least {_ms_at_least(fastest)} "
             f"(or null: no cap), or search a smaller space (space.*)"
         )
 
@@ -99,9 +131,9 @@ def infeasible_search_message(records: Sequence[JournalRecord], settings: Search
     if not ok and slow and not over and not under:  # every one over the latency cap (search.latency's table)
         seen = min(float(r.latency_ms) for r in slow)
         return (
-            f"no candidate met the constraints: search.settings.constraints.max_latency_ms="
-            f"{_as_typed(constraints.max_latency_ms)}, but the fastest of the {len(slow)} candidates proposed was "
-            f"predicted at {seen:.3g} ms by the latency table; nothing was trained: raise it (to {seen:.3g} or "
+            f"no candidate met the constraints: {LATENCY_CAP_KEY}={_as_typed(constraints.max_latency_ms)}, but the "
+            f"fastest of the {len(slow)} candidates proposed was "
+            f"predicted at {seen:.3g} ms by the latency table; nothing was trained: raise it (to {_ms_at_least(seen)} or "
             "more, or null: no cap)"
         )
     if not ok and over and not under:
@@ -255,11 +287,27 @@ CANDIDATE_COLUMNS = (
 )  # rung, steps: with multi-fidelity promotion, each candidate's highest rung
 
 
-def candidate_rows(records: Sequence[JournalRecord]) -> list[list]:
-    """One row per journaled candidate (trained, failed or over the cap), in `CANDIDATE_COLUMNS` order."""
+def candidate_columns(objectives=None) -> tuple[str, ...]:
+    """`CANDIDATE_COLUMNS`, with ``latency_ms`` after params when latency is one of `objectives` (None: the active
+    ones), as pareto.md and the front Table show it."""
+    from falsr.search.objectives import active_objectives
+
+    if "latency" not in (objectives or active_objectives()).names:
+        return CANDIDATE_COLUMNS
+    at = CANDIDATE_COLUMNS.index("params") + 1
+    return (*CANDIDATE_COLUMNS[:at], "latency_ms", *CANDIDATE_COLUMNS[at:])
+
+
+def candidate_rows(records: Sequence[JournalRecord], objectives=None) -> list[list]:
+    """One row per journaled candidate (trained, failed or over a cap), in :func:`candidate_columns` order; with
+    latency an objective, each candidate's latency predicted by the table (a journal record holds it only where a
+    latency cap decided)."""
+    from falsr.search.objectives import active_objectives
     from falsr.space.genome import Genome
     from falsr.training.wandb_utils import candidate_name
 
+    objectives = objectives or active_objectives()
+    columns = candidate_columns(objectives)
     rows = []
     for r in records:
         genome = Genome.from_string(r.genome)
@@ -271,7 +319,9 @@ def candidate_rows(records: Sequence[JournalRecord]) -> list[list]:
             "cells": " ".join(c.name for c in genome.cell_specs),
             "parents": " ".join(r.parents or []),
         }
-        rows.append([_finite_or_none(row.get(c)) for c in CANDIDATE_COLUMNS])
+        if "latency_ms" in columns:
+            row["latency_ms"] = objectives.of_record(r)["latency"]
+        rows.append([_finite_or_none(row.get(c)) for c in columns])
     return rows
 
 
@@ -358,7 +408,7 @@ def wandb_generation_logger(config: DictConfig, sweep_dir: Path) -> Callable[[di
                 "evaluated": summary["evaluated"],
                 "failed": summary["failed"],
                 "front": front,
-                "candidates": wandb.Table(columns=list(CANDIDATE_COLUMNS), data=candidate_rows(records)),
+                "candidates": wandb.Table(columns=list(candidate_columns()), data=candidate_rows(records)),
                 "hypervolume_history": hv_table,
                 "hypervolume_plot": wandb.plot.line(
                     hv_table, "generation", "hypervolume", title="hypervolume per generation"

@@ -66,7 +66,8 @@ class Objectives:
         return load_table(self._latency()).predict(genome)
 
     def latency_settings(self):
-        """The LatencySettings the latency objective is read (and the final front measured) with."""
+        """The settings the latency table is read with, and the final front measured with (``search.latency``; the
+        defaults where none was given)."""
         return self._latency()
 
     def _latency(self):

@@ -22,8 +22,9 @@ and RL controller) take it as the keyword ``search``; the toolbox binds it.
   crossover is kept as :func:`cx_one_point`;
 * mutation (:func:`mut_hybrid`): exploitation (a controller sample) or exploration, which is the
   paper's categorical choice: random mutation (p_mr), roulette wheel by mult-adds (p_mf) or by params;
+  with other ``search.objectives`` the wheels follow the configured costs (:func:`roulette_branches`);
 * roulette wheel (:func:`mut_roulette`): over the operator set S (the 192 cell choices), each weighted
-  by its log-scaled cost, see :func:`wheel_weights`.
+  by its log-scaled cost (mult-adds, params or the latency table's milliseconds), see :func:`wheel_weights`.
 """
 
 from __future__ import annotations
@@ -258,9 +259,26 @@ def roulette_wheel(
     pressure: float = 4.0,
     lr_size: tuple[int, int] = DEFAULT_LR_SIZE,
     scale: int = DEFAULT_SCALE,
+    latency=None,
 ) -> tuple[float, ...]:
-    """Cumulative roulette-wheel weights over the active space's cells for 'mult_adds' or 'params' (cached)."""
+    """Cumulative roulette-wheel weights over the active space's cells for 'mult_adds', 'params' or 'latency'
+    (cached). 'latency': the lookup table of `latency` (LatencySettings; None: the search objectives'
+    ``search.latency``), a cell weighted by :func:`falsr.latency.table.cell_latencies`."""
+    if metric == "latency":
+        from falsr.latency.table import load_table
+        from falsr.search.objectives import active_objectives
+
+        settings = latency if latency is not None else active_objectives().latency_settings()
+        return _latency_wheel(active_space(), n_cells, float(pressure), load_table(settings))
     return _roulette_wheel(active_space(), n_cells, metric, float(pressure), tuple(lr_size), scale)
+
+
+@functools.lru_cache(maxsize=16)
+def _latency_wheel(space: SearchSpace, n_cells: int, pressure: float, table):
+    """Keyed by the table object: load_table gives a new one when the file changes."""
+    from falsr.latency.table import cell_latencies
+
+    return tuple(itertools.accumulate(wheel_weights(cell_latencies(table, n_cells, space), pressure)))
 
 
 @functools.cache
@@ -288,8 +306,8 @@ def wheel_pressure(
 
 def mut_roulette(ind: GeneList, *, search, metric: str = "mult_adds") -> tuple[GeneList]:
     """Roulette-wheel selection on the micro genes: all n cells redrawn from the wheel over the 192
-    choices weighted by log-scaled ``metric`` ('mult_adds' or 'params', see :func:`wheel_weights`);
-    the connections are kept."""
+    choices weighted by log-scaled ``metric`` ('mult_adds', 'params' or 'latency': the table of the search's
+    objectives, see :func:`wheel_weights`, :func:`roulette_wheel`); the connections are kept."""
     ind = as_gene_list(ind)
     s = search.settings
     n = ind.n_cells
@@ -299,17 +317,50 @@ def mut_roulette(ind: GeneList, *, search, metric: str = "mult_adds") -> tuple[G
     return (ind,)
 
 
+ROULETTE_METRICS = ("mult_adds", "params", "latency")
+
+
+def roulette_branches(costs: Sequence[str], p_random: float, p_mult_adds: float) -> tuple[tuple[str, float], ...]:
+    """The roulette wheels of exploration for the configured cost objectives `costs`: (metric, the upper end of its
+    interval of the draw p) in draw order; the interval [0, p_random) is random mutation.
+
+    The wheels draw over exactly the configured costs, so the roulette pushes towards what the search minimises:
+    mult-adds, when it is an objective, keeps its interval [p_mr, p_mr + p_mf); the rest of [p_mr, 1) is split
+    evenly among the other configured costs, in the order params, latency; mult-adds alone takes all of
+    [p_mr, 1), and without mult-adds all of [p_mr, 1) is split evenly. So the paper's [psnr, mult_adds, params]
+    draws as before (mult-adds for p_mr <= p < p_mr + p_mf, params above), [psnr, latency] draws every wheel by
+    latency, [psnr, mult_adds, latency] replaces the params wheel by latency, and [psnr, mult_adds, params,
+    latency] splits the params share between params and latency."""
+    configured = [m for m in ROULETTE_METRICS if m in costs]
+    if not configured:
+        raise ValueError(f"no roulette metric among the objectives' costs {list(costs)}")
+    branches, low = [], p_random
+    others = [m for m in configured if m != "mult_adds"]
+    if "mult_adds" in configured:
+        if not others:
+            return (("mult_adds", 1.0),)
+        low = p_random + p_mult_adds
+        branches.append(("mult_adds", low))
+    width = (1.0 - low) / len(others)
+    branches += [(m, low + (k + 1) * width) for k, m in enumerate(others)]
+    branches[-1] = (branches[-1][0], 1.0)  # the last wheel ends at 1 exactly, whatever the rounding
+    return tuple(branches)
+
+
 def mut_explore(ind: GeneList, *, search) -> tuple[GeneList]:
     """Exploration, the paper's categorical choice (its Eq. 5 is missing from its text; this is the
-    reading): one draw p in [0, 1); random mutation for p < p_mr, roulette wheel by mult-adds for
-    p_mr <= p < p_mr + p_mf, roulette wheel by params otherwise."""
+    reading): one draw p in [0, 1); random mutation for p < p_mr, then a roulette wheel by the cost objective
+    whose interval holds p (:func:`roulette_branches`; the paper's objectives: by mult-adds for
+    p_mr <= p < p_mr + p_mf, by params otherwise)."""
+    from falsr.search.objectives import active_objectives
+
     s = search.settings
     p = random.random()
     if p < s.p_random_mutation:
         return mut_random(ind, search=search)
-    if p < s.p_random_mutation + s.p_roulette_mult_adds:
-        return mut_roulette(ind, search=search, metric="mult_adds")
-    return mut_roulette(ind, search=search, metric="params")
+    branches = roulette_branches(active_objectives().costs, s.p_random_mutation, s.p_roulette_mult_adds)
+    metric = next((m for m, upper in branches if p < upper), branches[-1][0])
+    return mut_roulette(ind, search=search, metric=metric)
 
 
 def mut_controller(ind: GeneList, *, search) -> tuple[GeneList]:

@@ -67,7 +67,8 @@ class SearchSettings:
     mutation_probability: float = 1.0  # per child: toolbox.mutate (default the hybrid mutation below)
     p_exploration: float = 0.5  # hybrid mutation: exploration (random / roulette-wheel); else exploitation (RL)
     # Exploration is the paper's categorical choice, one draw p in [0, 1): random mutation for p < p_mr,
-    # roulette wheel by mult-adds for p_mr <= p < p_mr + p_mf, roulette wheel by params otherwise.
+    # roulette wheel by mult-adds for p_mr <= p < p_mr + p_mf, roulette wheel by params otherwise (the paper's
+    # objectives; the wheels follow search.objectives: falsr.search.operators.roulette_branches).
     p_random_mutation: float = 0.5  # p_mr
     p_roulette_mult_adds: float = 0.25  # p_mf; p_mp = 1 - p_mr - p_mf (roulette by params)
     roulette_pressure: float = 4.0  # beta: a cell's wheel weight is exp(-beta u), u its log cost scaled to [0, 1]

@@ -175,7 +175,7 @@ class FalsrSweeper(Sweeper):
         set_objectives(objectives)
         objectives.check_table(needed=settings.constraints.max_latency_ms is not None)  # read, never measured, here
         if not search.get("resume"):  # a resumed search keeps its own settings (the driver warns if they differ)
-            check_constraints_reachable(settings)
+            check_constraints_reachable(settings, objectives)  # a mult-adds or latency cap no network meets
         fidelity_overrides, job = self._check_job(arguments)
         config = search_config(search)
 
