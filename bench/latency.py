@@ -83,23 +83,9 @@ def bench_one(settings: LatencySettings, genomes: list[tuple[str, str]], runs_pa
     table = LatencyTable(settings)
     parts = list(dict.fromkeys(k for _, g in genomes for k in genome_parts(g)))
     table.profile(parts)
-    key, done = settings.key(), _runs(runs_path)
-    rows, timings = [], []
+    done, rows, timings = _runs(runs_path), [], []
     for label, genome in genomes:
-        if (key, genome) not in done:
-            t = measure_network(genome, settings)
-            timings.append(t)
-            done[(key, genome)] = {
-                "fingerprint": key,
-                "genome": genome,
-                "label": label,
-                "ms": t.ms,
-                "spread": t.spread,
-                "runs": t.runs,
-            }
-            with open(runs_path, "a") as fh:
-                fh.write(json.dumps(done[(key, genome)]) + "\n")
-        measured = done[(key, genome)]
+        measured = _measured(settings, label, genome, runs_path, done, timings)
         rows.append(
             {
                 "label": label,
