@@ -53,12 +53,17 @@ def _as_typed(value: float) -> str:
     return f"{value:g}".replace("e+0", "e").replace("e+", "e").replace("e-0", "e-")
 
 
+def _round_up(value: float, digits: int) -> tuple[int, int]:
+    """(mantissa, exponent): `value` rounded up to `digits` significant digits, mantissa * 10**exponent."""
+    exponent = math.floor(math.log10(value)) - (digits - 1)
+    return math.ceil(value / 10**exponent - 1e-9), exponent
+
+
 def _at_least(value: float) -> str:
     """`value` rounded up to 4 significant digits, as a config value (1312358400 -> 1.313e9)."""
     if value <= 0:
         return f"{value:g}"
-    exponent = math.floor(math.log10(value)) - 3
-    mantissa = math.ceil(value / 10**exponent - 1e-9)
+    mantissa, exponent = _round_up(value, 4)
     return f"{mantissa / 1000:g}e{exponent + 3}"
 
 
@@ -66,8 +71,8 @@ def _ms_at_least(value: float) -> str:
     """Milliseconds rounded up to 3 significant digits, as a config value (1.2341 -> 1.24)."""
     if value <= 0:
         return f"{value:g}"
-    exponent = math.floor(math.log10(value)) - 2
-    return f"{math.ceil(value / 10**exponent - 1e-9) * 10**exponent:.3g}"
+    mantissa, exponent = _round_up(value, 3)
+    return f"{mantissa * 10**exponent:.3g}"
 
 
 def check_constraints_reachable(settings: SearchSettings, objectives=None) -> None:
