@@ -205,6 +205,8 @@ def test_the_latency_bench_quick_writes_its_results_and_resumes(tmp_path):
     for r in result["results"].values():
         assert r["n"] == 5 and -1 <= r["spearman"] <= 1 and -1 <= r["spearman_mult_adds"] <= 1 and r["mape"] >= 0
         assert [g["label"] for g in r["genomes"]][:3] == ["FALSR-A", "FALSR-B", "FALSR-C"]
+    for r in result["results"].values():  # 5 genomes: too few for an interval, and none is claimed
+        assert r["spearman_ci95"] is None and r["mape_ci95"] is None and r["spearman_mult_adds_ci95"] is None
     assert "| eager/fp32 | 5 |" in out.with_suffix(".md").read_text()
     # the README's table: released and searched models and bicubic, end to end in every run
     for rows in result["models"].values():
@@ -252,3 +254,44 @@ def test_summary_prints_measured_and_predicted_latency(tmp_path):
         timeout=300,
     )
     assert "latency_ms" not in plain.stdout  # off by default: a summary stays instant
+
+
+def test_the_latency_bench_rescores_its_stored_measurements_with_intervals(tmp_path):
+    """--rescore recomputes the statistics of the committed 32-genome results from their stored rows, without
+    measuring: the same point estimates, each inside its bootstrap 95% interval, and the intervals in the report."""
+    stored = json.loads((REPO / "bench/results/latency.json").read_text())
+    out = tmp_path / "latency.json"
+    out.write_text(json.dumps(stored))
+    done = subprocess.run(
+        [sys.executable, "bench/latency.py", "--rescore", "--out", str(out)],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert not (tmp_path / "latency_runs.jsonl").exists()  # nothing measured
+    for name, r in result["results"].items():
+        before = stored["results"][name]
+        assert (
+            r["n"] == 32 and abs(r["spearman"] - before["spearman"]) < 1e-12 and abs(r["mape"] - before["mape"]) < 1e-12
+        )
+        for stat in ("spearman", "mape", "spearman_mult_adds"):
+            lo, hi = r[stat + "_ci95"]
+            assert lo <= r[stat] <= hi and hi - lo > 0, (name, stat, lo, r[stat], hi)
+    md = out.with_suffix(".md").read_text()
+    assert "--rescore" in md and "| eager/fp32 | 32 | 0.986 [" in md
+
+
+def test_the_latency_bench_rescore_without_results_says_what_to_run(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "bench/latency.py", "--rescore", "--out", str(tmp_path / "none.json")],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "does not exist: run `python bench/latency.py --out" in done.stderr
