@@ -551,11 +551,13 @@ def _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resam
         return {k: ra[k] + rb[k] for k in ra if k in rb}
 
     first = parts(p_seeds[0])
-    later = [parts(s) for s in p_seeds[1:]]
-    # Parts every seed has on most genomes (a curve estimator exists only where the runs recorded curves).
+    # The later seeds that trained most of the panel (a seed run on the first 16 genomes only cannot report on 32).
+    covered = [(s, p) for s, p in ((s, parts(s)) for s in p_seeds[1:]) if len(p[proxy]) >= 0.8 * len(first[proxy])]
+    later = [p for _, p in covered]
+    # Parts every such seed has on most genomes (a curve estimator exists only where the runs recorded curves).
     names = [n for n in first if len(first[n]) >= 3 and all(len(p[n]) >= 0.8 * len(first[n]) for p in later)]
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
-    if not pairs:
+    if not pairs or not later:
         return None
     chosen = max(pairs, key=lambda ab: _estimators.tau(combine(first[ab[0]], first[ab[1]]), ref, labels)[0])
     held = [combine(p[chosen[0]], p[chosen[1]]) for p in later]
@@ -564,7 +566,7 @@ def _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resam
     return {
         "parts": list(chosen),
         "chosen_on_seed": p_seeds[0],
-        "reported_on_seeds": p_seeds[1:],
+        "reported_on_seeds": [s for s, _ in covered],
         "tau_panel": t,
         "ci_panel": list(_estimators.mean_tau_ci(held, ref, labels, resamples)),
         "n_panel": n,

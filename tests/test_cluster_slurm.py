@@ -118,6 +118,46 @@ def test_search_on_slurm(tiny_data, job_name, tmp_path):
     print(f"slurm search: {len(records)} candidates in {time.time() - start:.0f} s")
 
 
+def test_a_latency_search_on_slurm(tiny_data, job_name, tmp_path):
+    """search.objectives=[psnr,latency] with its candidates as SLURM jobs (issue 26): the table is profiled on the
+    submitting machine, the jobs train only (no measurement inside a job), the front carries the table's
+    milliseconds and is measured end to end at the end, as with the basic launcher."""
+    from falsr.latency import LatencySettings
+    from falsr.latency.table import LatencyTable
+    from falsr.space.genome import SearchSpace, using_space
+    from test_latency_search import SPACE, SPACE_KW, latency_args, profile
+
+    cache = str(tmp_path / "latency")
+    profile(cache)
+    sweep = tmp_path / "sweep"
+    args = search_args(
+        tiny_data,
+        sweep,
+        "search.objectives=[psnr,latency]",
+        *[f"search.latency.{a}" for a in latency_args(cache)],
+        *SPACE,
+        *slurm_args(job_name),
+    )
+    proc = run_search(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = journal(sweep)
+    assert len({r["key"] for r in records}) == len(records) == POPULATION * (GENERATIONS + 1)
+    ok = [r for r in records if r["status"] == "ok"]
+    assert ok and all(
+        re.search(r"\n    id: '?\d+(_\d+)?'?\n", (Path(r["run_dir"]) / ".hydra" / "hydra.yaml").read_text()) for r in ok
+    ), "a job did not run under SLURM"
+    pareto = json.loads((sweep / "pareto.json").read_text())
+    table = LatencyTable(LatencySettings(backend="eager", lr_size=(16, 16), repeats=3, min_run_ms=1, cache_dir=cache))
+    with using_space(SearchSpace(**SPACE_KW)):
+        assert pareto["front"] and all(
+            r["latency_ms"] == pytest.approx(table.predict(r["genome"])) for r in pareto["front"]
+        )
+    measured = json.loads((sweep / "front_latency.json").read_text())
+    assert [r["genome"] for r in measured["front"]] == [r["genome"] for r in pareto["front"]]
+    assert all(r["measured_ms"] > 0 for r in measured["front"])
+    assert (sweep / "front_psnr_vs_latency.png").stat().st_size > 1000
+
+
 def test_sigkill_of_the_search_then_resume_on_slurm(tiny_data, job_name, tmp_path):
     """The search process is SIGKILLed while its jobs run on the cluster (they go on), then resumed: jobs
     launched again wait for their first launch and take its result; each candidate is trained and journaled
