@@ -122,22 +122,13 @@ def test_a_latency_search_on_slurm(tiny_data, job_name, tmp_path):
     """search.objectives=[psnr,latency] with its candidates as SLURM jobs (issue 26): the table is profiled on the
     submitting machine, the jobs train only (no measurement inside a job), the front carries the table's
     milliseconds and is measured end to end at the end, as with the basic launcher."""
-    from falsr.latency import LatencySettings
-    from falsr.latency.table import LatencyTable
     from falsr.space.genome import SearchSpace, using_space
-    from test_latency_search import SPACE, SPACE_KW, latency_args, profile
+    from test_latency_search import SPACE_KW, latency_search_args, profile, tiny_table
 
     cache = str(tmp_path / "latency")
     profile(cache)
     sweep = tmp_path / "sweep"
-    args = search_args(
-        tiny_data,
-        sweep,
-        "search.objectives=[psnr,latency]",
-        *[f"search.latency.{a}" for a in latency_args(cache)],
-        *SPACE,
-        *slurm_args(job_name),
-    )
+    args = latency_search_args(tiny_data, sweep, cache, *slurm_args(job_name))
     proc = run_search(args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = journal(sweep)
@@ -147,7 +138,7 @@ def test_a_latency_search_on_slurm(tiny_data, job_name, tmp_path):
         re.search(r"\n    id: '?\d+(_\d+)?'?\n", (Path(r["run_dir"]) / ".hydra" / "hydra.yaml").read_text()) for r in ok
     ), "a job did not run under SLURM"
     pareto = json.loads((sweep / "pareto.json").read_text())
-    table = LatencyTable(LatencySettings(backend="eager", lr_size=(16, 16), repeats=3, min_run_ms=1, cache_dir=cache))
+    table = tiny_table(cache)
     with using_space(SearchSpace(**SPACE_KW)):
         assert pareto["front"] and all(
             r["latency_ms"] == pytest.approx(table.predict(r["genome"])) for r in pareto["front"]

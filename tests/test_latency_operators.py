@@ -35,7 +35,7 @@ from falsr.search.operators import (
 from falsr.search.settings import Constraints, SearchSettings
 from falsr.space.cost import genome_cost
 from falsr.space.genome import Genome, SearchSpace, num_connection_bits, using_space
-from test_latency_search import SPACE, latency_args, profile, run_search, search_args
+from test_latency_search import latency_search_args, profile, run_search
 
 # Two widths, so a connection bit changes a cell's input width: 8 cell choices, 2 cells, 3 connection bits.
 SMALL = SearchSpace(ops=("conv",), channels=(16, 32), kernels=(3,), repeats=(1, 2), n_cells=2)
@@ -137,14 +137,7 @@ def test_an_unreachable_latency_cap_fails_in_one_line_before_any_job(tiny_data, 
     cache = str(tmp_path / "latency")
     profile(cache)
     sweep = tmp_path / "sweep"
-    args = search_args(
-        tiny_data,
-        sweep,
-        "search.objectives=[psnr,latency]",
-        "search.settings.constraints.max_latency_ms=1e-6",
-        *[f"search.latency.{a}" for a in latency_args(cache)],
-        *SPACE,
-    )
+    args = latency_search_args(tiny_data, sweep, cache, "search.settings.constraints.max_latency_ms=1e-6")
     proc = run_search(args, tmp_path, timeout=300)
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()

@@ -84,19 +84,30 @@ def latency_args(cache: str) -> list[str]:
     return ["backend=eager", "lr_size=[16,16]", "repeats=3", "min_run_ms=1", f"cache_dir={cache}"]
 
 
+def latency_search_args(data, sweep, cache: str, *extra: str) -> list[str]:
+    """A tiny search on [psnr, latency] in the small SPACE, reading the table of `latency_args(cache)`."""
+    return search_args(
+        data,
+        sweep,
+        "search.objectives=[psnr,latency]",
+        *[f"search.latency.{a}" for a in latency_args(cache)],
+        *SPACE,
+        *extra,
+    )
+
+
+def tiny_table(cache: str) -> LatencyTable:
+    """The table that `latency_args(cache)` names."""
+    return LatencyTable(LatencySettings(backend="eager", lr_size=(16, 16), repeats=3, min_run_ms=1, cache_dir=cache))
+
+
 @pytest.mark.slow
 def test_a_tiny_search_on_psnr_and_latency(tiny_data, tmp_path):
     """search.objectives=[psnr,latency]: refused in one line while the table is missing; with it, the search runs
     end to end, its front carries the table's latencies, its reports plot PSNR against latency, and a search
     killed mid-generation resumes to the end."""
     cache = str(tmp_path / "latency")
-    args = search_args(
-        tiny_data,
-        tmp_path / "sweep",
-        "search.objectives=[psnr,latency]",
-        *[f"search.latency.{a}" for a in latency_args(cache)],
-        *SPACE,
-    )
+    args = latency_search_args(tiny_data, tmp_path / "sweep", cache)
     missing = run_search(args, tmp_path, timeout=300)
     assert missing.returncode == 2 and "python -m falsr.latency profile backend=eager" in missing.stderr, (
         missing.stderr[-2000:]
@@ -112,7 +123,7 @@ def test_a_tiny_search_on_psnr_and_latency(tiny_data, tmp_path):
     records = journal(sweep)
     assert len({r["key"] for r in records}) == POPULATION * (GENERATIONS + 1)
     pareto = json.loads((sweep / "pareto.json").read_text())
-    table = LatencyTable(LatencySettings(backend="eager", lr_size=(16, 16), repeats=3, min_run_ms=1, cache_dir=cache))
+    table = tiny_table(cache)
     with using_space(SearchSpace(**SPACE_KW)):
         assert pareto["front"] and all(
             r["latency_ms"] == pytest.approx(table.predict(r["genome"])) for r in pareto["front"]
