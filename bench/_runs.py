@@ -110,20 +110,38 @@ def compose(overrides: Sequence[str], out: Path):
         )
 
 
-def _complete(record: dict | None, need: Sequence[str]) -> bool:
-    return bool(record) and record.get("status") == "ok" and all(record.get(k) is not None for k in need)
+def checkpoint(record: dict) -> Path | None:
+    """The run's best (here: final, validated once) checkpoint, while its git-ignored folder exists."""
+    found = sorted((REPO / record["run_dir"] / "checkpoints").glob("best-*.ckpt"))
+    return found[-1] if found else None
+
+
+def _complete(record: dict | None, need: Sequence[str], weights: bool = False) -> bool:
+    return (
+        bool(record)
+        and record.get("status") == "ok"
+        and all(record.get(k) is not None for k in need)
+        and (not weights or checkpoint(record) is not None)
+    )
 
 
 def train_run(
-    overrides: Sequence[str], label: str = "", store: Path = STORE, quiet: bool = True, need: Sequence[str] = ()
+    overrides: Sequence[str],
+    label: str = "",
+    store: Path = STORE,
+    quiet: bool = True,
+    need: Sequence[str] = (),
+    weights: bool = False,
 ) -> dict | None:
     """Train once (or return the stored record). None when another process holds the run right now.
 
     need: record fields a stored run must have to count as done (e.g. "curve" for runs stored before learning
-    curves were recorded): one without them is trained again and its new record supersedes the old one."""
+    curves were recorded): one without them is trained again and its new record supersedes the old one.
+    weights: a stored run counts as done only while its checkpoint exists (checkpoints are git-ignored, so a run
+    stored on another machine has none): exporting weights trains it again, and that record supersedes."""
     key = run_key(overrides)
     done = load_store(store)
-    if _complete(done.get(key), need):
+    if _complete(done.get(key), need, weights):
         return done[key]
     out = RUNS_DIR / key
     lock = RUNS_DIR / f"{key}.lock"
@@ -131,7 +149,7 @@ def train_run(
         return None
     try:
         done = load_store(store)  # it may have finished while we waited for the lock
-        if _complete(done.get(key), need):
+        if _complete(done.get(key), need, weights):
             return done[key]
         from falsr.training.train import train
 
@@ -175,6 +193,7 @@ def work_through(
     poll_s: float = 20.0,
     wait: bool = True,
     need: Sequence[str] = (),
+    weights: bool = False,
 ) -> dict[str, dict]:
     """Train every (label, overrides) job not yet in the store; jobs held by another process are waited for
     at the end (wait=True) or left to it. Prints one line per run. Returns key -> record."""
@@ -187,7 +206,7 @@ def work_through(
         for label, overrides in pending:
             key = run_key(overrides)
             t0 = time.perf_counter()
-            rec = train_run(overrides, label, store, need=need)
+            rec = train_run(overrides, label, store, need=need, weights=weights)
             if rec is None:
                 busy.append((label, overrides))
                 continue

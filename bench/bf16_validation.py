@@ -29,12 +29,6 @@ import proxy_fidelity
 from _results import Report
 
 
-def checkpoint(record: dict) -> Path | None:
-    folder = _runs.REPO / record["run_dir"] / "checkpoints"
-    found = sorted(folder.glob("best-*.ckpt")) if folder.is_dir() else []
-    return found[-1] if found else None
-
-
 def validate(genome: str, ckpt: Path, datamodule, precision: str, repeats: int) -> tuple[float, float]:
     """(PSNR on the held-out images, best validation seconds of `repeats`)."""
     import pytorch_lightning as pl
@@ -94,7 +88,7 @@ def main(argv=None) -> int:
             secs = {"fp32": 0.0, "bf16": 0.0}
             for label, genome, _ in proxy_fidelity.PANEL:
                 rec = done.get(_runs.run_key(proxy_fidelity.run_overrides(label, genome, recipe, seed)))
-                ckpt = checkpoint(rec) if rec else None
+                ckpt = _runs.checkpoint(rec) if rec else None
                 if ckpt is None:
                     missing.append(f"{recipe}/s{seed}/{label}")
                     continue

@@ -150,18 +150,12 @@ def train_all(jobs: list[tuple[str, list[str]]], store: Path) -> dict[str, dict]
 
 
 # -- 3. evaluation with evaluate.py ------------------------------------------------------------------------
-def checkpoint(record: dict) -> Path | None:
-    """The run's best (here: final, validated once) checkpoint, while its git-ignored folder exists."""
-    found = sorted((REPO / record["run_dir"] / "checkpoints").glob("best-*.ckpt"))
-    return found[-1] if found else None
-
-
 def evaluate(record: dict, benchmarks: list[str], evals: Path) -> dict:
     """Set5/Set14 PSNR/SSIM of a trained run through evaluate.py; stored by run key (skipped when stored)."""
     stored = _runs.load_store(evals)
     if record["key"] in stored:
         return stored[record["key"]]
-    ckpt = checkpoint(record)
+    ckpt = _runs.checkpoint(record)
     if ckpt is None:
         raise SystemExit(
             f"error: the weights of {record['label']} ({record['run_dir']}) are gone and it has no stored "
@@ -213,7 +207,7 @@ def export_weights(record: dict, name: str, zoo: Path) -> Path:
     from falsr.weights import load_weights, save_weights
 
     path = zoo / f"{name}.pt"
-    net = load_weights(build_network(record["genome"], name=name), checkpoint(record))
+    net = load_weights(build_network(record["genome"], name=name), _runs.checkpoint(record))
     return save_weights(net, path)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -265,11 +266,25 @@ def test_round_two_toy_end_to_end(data_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     again = json.loads((out / "results.json").read_text())["datasets"]["Set5"]
     assert again["psnr"] == pytest.approx(w["100"], abs=1e-4)
-    # A rerun trains nothing; round 1's entry regenerates the same report from the store.
+    # The released architectures' first-seed R* weights, as <conf>_r.pt.
+    for conf in ("falsr_b", "falsr_c"):
+        assert (
+            torch.load(tmp_path / "zoo" / f"{conf}_r.pt", weights_only=False)["genome"]
+            == rows[showdown2.RELEASED[conf]]["genome"]
+        )
+    # A rerun trains nothing, except a run to export whose checkpoint is gone (as on a fresh clone of the store):
+    # that one trains again and its record supersedes the old one.
+    gone = next(r for r in store if r["label"] == "showdown2/s100/FALSR-C")
+    shutil.rmtree(REPO / gone["run_dir"])
     proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "finished before" in proc.stdout and "] trained " not in proc.stdout
-    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == len(store)
+    assert "finished before" in proc.stdout
+    assert [line.split("] trained ")[1].split()[0] for line in proc.stdout.splitlines() if "] trained " in line] == [
+        "showdown2/s100/FALSR-C"
+    ]
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == len(store) + 1
+    assert (REPO / gone["run_dir"] / "checkpoints").is_dir()
+    table = (res / "showdown2.md").read_text()
     before = table
     proc = subprocess.run(
         [sys.executable, "bench/showdown.py", "--round", "2", "--report", *args[2:]],
