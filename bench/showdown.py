@@ -301,7 +301,6 @@ def plot(rows: list[dict], bicubic: dict, benchmarks: list[str], out: Path) -> N
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, len(benchmarks), figsize=(5 * len(benchmarks), 4), dpi=100, squeeze=False)
     for ax, b in zip(axes[0], benchmarks):
@@ -323,19 +322,32 @@ def plot(rows: list[dict], bicubic: dict, benchmarks: list[str], out: Path) -> N
                 xytext=(4, 4),
                 fontsize=8,
             )
-        ax.axhline(bicubic[b]["psnr"], color="0.5", ls="--", label=f"bicubic {bicubic[b]['psnr']:.2f} dB")
-        ax.set_xscale("log")
-        ax.set_xticks([10, 20, 50, 100, 200])
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("mult-adds (G, 480x480 LR)")
-        ax.set_ylabel(f"{b} PSNR (dB)")
-        ax.set_title(f"{b}: all trained with recipe R (mean ± std over seeds)", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8)
+        finish_axes(
+            ax,
+            b,
+            bicubic[b]["psnr"],
+            "mult-adds (G, 480x480 LR)",
+            f"{b}: all trained with recipe R (mean ± std over seeds)",
+        )
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
+
+
+def finish_axes(ax, benchmark: str, bicubic_psnr: float, xlabel: str, title: str) -> None:
+    """The showdown plots' common axes: bicubic dashed, mult-adds in G on a log axis, legend, grid."""
+    import matplotlib.ticker
+
+    ax.axhline(bicubic_psnr, color="0.5", ls="--", label=f"bicubic {bicubic_psnr:.2f} dB")
+    ax.set_xscale("log")
+    ax.set_xticks([10, 20, 50, 100, 200])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{benchmark} PSNR (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
 
 
 def main(argv=None) -> int:

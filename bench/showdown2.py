@@ -320,7 +320,6 @@ def plot(result: dict, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     benchmarks = result["config"]["benchmarks"]
     fig, axes = plt.subplots(1, len(benchmarks), figsize=(5.5 * len(benchmarks), 4.2), dpi=100, squeeze=False)
@@ -338,17 +337,13 @@ def plot(result: dict, out: Path) -> None:
             ax.scatter([x] * len(psnr), psnr, s=12, color=color, alpha=0.5, marker=marker)
             ax.scatter([x], [np.mean(psnr)], s=60, color=color, marker=marker, edgecolor="black", zorder=3)
             ax.annotate(row["name"], (x, np.mean(psnr)), textcoords="offset points", xytext=(5, 4), fontsize=8)
-        bic = result["bicubic"][b]["psnr"]
-        ax.axhline(bic, color="0.5", ls="--", label=f"bicubic {bic:.2f} dB")
-        ax.set_xscale("log")
-        ax.set_xticks([10, 20, 50, 100, 200])
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel("mult-adds (G, 480x480 LR); grey: the search bands")
-        ax.set_ylabel(f"{b} PSNR (dB)")
-        ax.set_title(f"{b}: R*, seeds {result['config']['seeds']} (small: per seed, large: mean)", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8)
+        showdown.finish_axes(
+            ax,
+            b,
+            result["bicubic"][b]["psnr"],
+            "mult-adds (G, 480x480 LR); grey: the search bands",
+            f"{b}: R*, seeds {result['config']['seeds']} (small: per seed, large: mean)",
+        )
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

@@ -320,37 +320,12 @@ def fetch(
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     done = []
     try:
+        common = dict(mirror=mirror, check=check, force=force, retries=retries, wait=wait, progress=progress, say=say)
         for source in chosen:
             if source.is_archive:
-                done.append(
-                    _fetch_archive(
-                        source,
-                        root,
-                        mirror=mirror,
-                        url=url,
-                        sha256=sha256,
-                        check=check,
-                        force=force,
-                        retries=retries,
-                        wait=wait,
-                        progress=progress,
-                        say=say,
-                    )
-                )
+                done.append(_fetch_archive(source, root, url=url, sha256=sha256, **common))
             else:
-                done.append(
-                    _fetch_files(
-                        source,
-                        root,
-                        mirror=mirror,
-                        check=check,
-                        force=force,
-                        retries=retries,
-                        wait=wait,
-                        progress=progress,
-                        say=say,
-                    )
-                )
+                done.append(_fetch_files(source, root, **common))
     finally:
         _prune(root / STAGING)
     return done
