@@ -244,7 +244,14 @@ def markdown(result: dict) -> str:
         runs = list(result["models"])
         lines += [
             "",
-            "Released and searched models and bicubic, measured end to end (ms, median of the runs):",
+            "Released and searched models and bicubic, measured end to end (ms, median of the runs)"
+            + (
+                f"; the table redone for conf/model's models by `python bench/latency.py --models` "
+                f"({result['models_remeasured']})"
+                if result.get("models_remeasured")
+                else ""
+            )
+            + ":",
             "",
             "| model | mult-adds | params | " + " | ".join(runs) + " |",
             "| --- | --- | --- | " + " | ".join("---" for _ in runs) + " |",
@@ -274,9 +281,17 @@ def main(argv=None) -> dict:
         action="store_true",
         help="recompute the statistics of --out from the measurements it stores (no measuring) and rewrite it",
     )
+    parser.add_argument(
+        "--models",
+        action="store_true",
+        help="redo only --out's table of the released and searched models (conf/model changed), with its settings: "
+        "a model already measured under them is read from the runs file, the panel's rows are kept",
+    )
     args = parser.parse_args(argv)
     if args.rescore:
         return rescore(args.out)
+    if args.models:
+        return remeasure_models(args.out, args.cache_dir)
     genomes = panel()
     if args.quick:
         genomes, args.lr_size, args.repeats = genomes[:5], [24, 32], 3
@@ -309,6 +324,7 @@ def main(argv=None) -> dict:
         "device": device,
         "lr_size": list(args.lr_size),
         "threads": args.threads,
+        "repeats": args.repeats,
         "n_genomes": len(genomes),
         "results": results,
         "models": models,
@@ -316,6 +332,32 @@ def main(argv=None) -> dict:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(result))
+    return result
+
+
+def remeasure_models(out: Path, cache_dir: str | None) -> dict:
+    """The stored result's table of deployed models for today's conf/model (a new searched_a), under the stored
+    result's settings; the panel's measurements and statistics stay as they are."""
+    if not out.is_file():
+        raise SystemExit(f"error: {out} does not exist: run `python bench/latency.py --out {out}` first")
+    result = json.loads(out.read_text())
+    for run in result["results"]:
+        backend, _, precision = run.partition("/")
+        settings = LatencySettings.from_dict(
+            {
+                "backend": backend,
+                "precision": precision,
+                "threads": result["threads"],
+                "lr_size": result["lr_size"],
+                # results written before "repeats" was stored ran with the default (or --quick's 3)
+                "repeats": result.get("repeats", 3 if "--quick" in result["command"] else 7),
+                "cache_dir": cache_dir,
+            }
+        )
+        result["models"][run] = deployed_models(settings, out.with_name(out.stem + "_runs.jsonl"))
+    result["models_remeasured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
     return result
 
 

@@ -221,6 +221,26 @@ def test_the_latency_bench_quick_writes_its_results_and_resumes(tmp_path):
     assert out.with_name("latency_runs.jsonl").read_text() == runs  # nothing measured again
     assert json.loads(out.read_text())["results"] == result["results"]
     assert json.loads(out.read_text())["models"] == result["models"]
+    # --models redoes only the models' table under the stored settings: a model without a stored measurement (as
+    # after a new searched_a) is measured, nothing else; the panel's rows and statistics are kept.
+    searched_a = result["models"]["eager/fp32"][3]["genome"]
+    kept = [line for line in runs.splitlines() if json.loads(line)["genome"] != searched_a]
+    out.with_name("latency_runs.jsonl").write_text("\n".join(kept) + "\n")
+    redo = subprocess.run(
+        [sys.executable, "bench/latency.py", "--models", "--out", str(out), "--cache-dir", str(tmp_path / "cache")],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert redo.returncode == 0, redo.stderr[-2000:]
+    measured = out.with_name("latency_runs.jsonl").read_text().splitlines()[len(kept) :]
+    assert [json.loads(line)["label"] for line in measured] == ["searched_a", "searched_a"]
+    updated = json.loads(out.read_text())
+    assert updated["results"] == result["results"] and updated["models_remeasured"]
+    assert [m["model"] for m in updated["models"]["onnxruntime/fp32"]][3] == "searched_a"
+    assert "python bench/latency.py --models" in out.with_suffix(".md").read_text()
 
 
 def test_summary_prints_measured_and_predicted_latency(tmp_path):
