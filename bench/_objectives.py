@@ -18,12 +18,18 @@ Data: the default data folder (``data/`` in the repository, or ``FALSR_DATA_DIR`
 is the cheapest *honest* objective, not a converged PSNR: 80 small steps end far below bicubic, so it
 ranks how fast a network starts to learn (bench/proxy_fidelity.py's ``e80`` recipe measures how that
 ranks against longer training). Run it with one torch thread (the bench does).
+
+That objective ranks at chance against longer training (tau 0.03). ``use("ranked")`` switches to the search's own
+evaluator, the best one measured (docs/evaluator.md): ``budget=search`` as it is (300 steps, held-out curve
+points) ranked by its learning curve extrapolated to ``ESTIMATE_AT`` steps (falsr.training.curves.extrapolate, as
+``search.estimator=extrapolated`` does); ``use(..., extra)`` appends training overrides (a test's toy budget).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import io
 import logging
 import math
@@ -45,6 +51,20 @@ WARMUP = 8  # linear warm-up steps, then cosine decay over the rest (budget=sear
 # same on CPUs with and without bf16.
 PRECISION = "32-true"
 SEED = 0  # same seed for every candidate: same data order, same init stream
+ESTIMATE_AT = 2000  # the ranked objective's step: the search's default search.estimate_at (the p2000 reference)
+OBJECTIVES = ("real", "ranked")
+_ACTIVE = {"name": "real", "extra": ()}
+
+
+def use(name: str, extra: Sequence[str] = ()) -> None:
+    """Choose the objective for this process: "real" (the 80-step e80 objective) or "ranked" (the search's
+    evaluator); `extra` training overrides are appended to every training (and named in describe())."""
+    if name not in OBJECTIVES:
+        raise SystemExit(f"error: unknown objective {name!r}: one of {', '.join(OBJECTIVES)}")
+    _ACTIVE.update(name=name, extra=tuple(extra))
+    _CACHE.clear()
+
+
 FAILED_PSNR = 10.0  # objective of a candidate whose training failed (NaN, crash): below any trained value
 MAX_FAILED = 20  # more failed trainings than this in one process: the set-up is broken, the bench stops
 
@@ -59,6 +79,7 @@ class Result:
     inherited_fraction: float = 0.0
     inherited_steps: int = 0
     cached: bool = False
+    measured_psnr: float | None = None  # "ranked": the PSNR measured at the end (psnr is the extrapolated one)
 
 
 @dataclass
@@ -90,10 +111,17 @@ def describe() -> str:
     bench/_timed_efficiency.config_id hashes this sentence into the key of every stored run: a new wording
     orphans the runs stored in bench/results/search_efficiency_real.jsonl, so it keeps the words they were
     stored with (`falsr.train.train`: falsr.training.train.train's name then)."""
+    extra = f"; with {' '.join(_ACTIVE['extra'])}" if _ACTIVE["extra"] else ""
+    if _ACTIVE["name"] == "ranked":
+        return (
+            "RANKED: the search's evaluator, falsr.training.train.train with budget=search (300 steps, held-out "
+            f"curve points), seed {SEED}; PSNR (Y, x2) on the held-out training images, the curve extrapolated to "
+            f"{ESTIMATE_AT} steps (search.estimator=extrapolated); failed training -> {FAILED_PSNR} dB{extra}"
+        )
     return (
         f"REAL short training: falsr.train.train, budget=search cut to {STEPS} steps x batch {BATCH} of "
         f"{PATCH}px HR patches of the training images (warm-up {WARMUP}, cosine), precision {PRECISION}, "
-        f"seed {SEED}; PSNR (Y, x2) on the held-out training images; failed training -> {FAILED_PSNR} dB"
+        f"seed {SEED}; PSNR (Y, x2) on the held-out training images; failed training -> {FAILED_PSNR} dB{extra}"
     )
 
 
@@ -111,17 +139,20 @@ def _workdir() -> Path:
 
 
 def overrides(genome: Genome, inherit_from: Sequence[str] = ()) -> list[str]:
-    """The train.py overrides of the objective (also bench/proxy_fidelity.py's ``e80`` recipe)."""
-    out = [
-        "model=genome",
-        f"model.genome='{genome}'",
-        "budget=search",
+    """The train.py overrides of the objective ("real": also bench/proxy_fidelity.py's ``e80`` recipe)."""
+    e80 = [
         f"trainer.max_steps={STEPS}",
         f"trainer.precision={PRECISION}",
         f"scheduler.warmup_steps={WARMUP}",
         f"data.patch_size={PATCH}",
         f"data.batch_size={BATCH}",
         f"data.samples_per_epoch={STEPS * BATCH}",
+    ]
+    out = [
+        "model=genome",
+        f"model.genome='{genome}'",
+        "budget=search",
+        *(e80 if _ACTIVE["name"] == "real" else []),
         "data.val_sets=[holdout]",
         "logger=none",
         "callbacks.model_checkpoint=null",
@@ -131,7 +162,7 @@ def overrides(genome: Genome, inherit_from: Sequence[str] = ()) -> list[str]:
     ]
     if inherit_from:
         out.append("model.inherit_from=[" + ",".join(f"'{p}'" for p in inherit_from) + "]")
-    return out
+    return [*out, *_ACTIVE["extra"]]
 
 
 def _config(genome: Genome, out: Path, inherit_from: Sequence[str]):
@@ -144,7 +175,7 @@ def _config(genome: Genome, out: Path, inherit_from: Sequence[str]):
 
 
 def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str = "fresh") -> Result:
-    """Train once (never cached): PSNR after STEPS steps, CPU seconds, the saved weights' path."""
+    """Train once (never cached): the objective's PSNR, CPU seconds, the saved weights' path."""
     from falsr.training.train import train
 
     for name in ("lightning.pytorch", "pytorch_lightning", "lightning.fabric", "lightning_fabric"):
@@ -166,12 +197,19 @@ def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str =
         if STATS.failed > MAX_FAILED:  # a broken set-up, not a bad network: stop rather than rank failures
             raise SystemExit(f"error: {STATS.failed} trainings failed, the last with: {STATS.errors[-1]}")
         return Result(FAILED_PSNR, seconds, None)
+    measured = None
+    if _ACTIVE["name"] == "ranked":  # the search's own rule (a curve too short to fit keeps the measured PSNR)
+        from falsr.search.callbacks import estimate
+
+        measured = float(psnr)
+        psnr = estimate(metrics, {"estimator": "extrapolated", "estimate_at": ESTIMATE_AT}).get("psnr", psnr)
     return Result(
         float(psnr),
         seconds,
         metrics.get("weights"),
         float(metrics.get("inherited_fraction") or 0.0),
         int(metrics.get("inherited_steps") or 0),
+        measured_psnr=measured,
     )
 
 
@@ -181,7 +219,7 @@ def fresh(genome: Genome) -> Result:
     if key in _CACHE:
         STATS.cache_hits += 1
         hit = _CACHE[key]
-        return Result(hit.psnr, hit.seconds, hit.weights, cached=True)
+        return dataclasses.replace(hit, cached=True)
     _CACHE[key] = train_candidate(genome)
     return _CACHE[key]
 

@@ -1,9 +1,9 @@
-"""Search efficiency at equal CPU time (``bench/search_efficiency.py --cpu-budget S --objective real``).
+"""Search efficiency at equal CPU time (``bench/search_efficiency.py --cpu-budget S --objective real|ranked``).
 
 Every method (random search, plain NSGA-II, the hybrid, the hybrid with weight inheritance and/or the
 predictor's pre-screening) runs the search's own ask/tell loop (falsr.search.generation: ``propose``,
-``tell``; composed from conf/search/ as search.py composes it) with the real short-training objective of
-bench/_objectives.py, and goes on generation after generation until it has spent ``S`` CPU seconds:
+``tell``; composed from conf/search/ as search.py composes it) with a real training objective of
+bench/_objectives.py (``real``: 80 steps, ranks at chance; ``ranked``: the search's own evaluator), and goes on generation after generation until it has spent ``S`` CPU seconds:
 
 * training seconds: ``time.process_time`` of each candidate's training (one torch thread, no loader
   workers, so this is the CPU the candidate cost, whatever else runs on the machine). A genome another
@@ -90,6 +90,7 @@ def run_once(method: str, composed, seed: int, budget: float) -> dict:
                 cached=result.cached,
                 inherited_fraction=result.inherited_fraction,
                 inherited_steps=result.inherited_steps,
+                **({"measured_psnr": result.measured_psnr} if result.measured_psnr is not None else {}),
             )
             history.append(row)
             evaluated.append(
@@ -121,14 +122,22 @@ def run_once(method: str, composed, seed: int, budget: float) -> dict:
 
 # Settings added after runs were stored, at their "off" value: left out of the id, so adding an option never orphans
 # the store (a value that changes a run still changes its id).
-ADDED_OFF = (("constraints", "min_mult_adds", None),)
+# (node, key, off value); node None: a top-level setting. redraw_out_of_bounds is on by default today: the stored
+# runs ran without it, so their report is reproduced with --search-overrides search.settings.redraw_out_of_bounds=false.
+ADDED_OFF = (
+    ("constraints", "min_mult_adds", None),
+    ("constraints", "max_latency_ms", None),
+    (None, "scale", 2),
+    (None, "redraw_out_of_bounds", False),
+)
 
 
 def _settings_key(settings) -> dict:
     out = dataclasses.asdict(settings)
     for node, key, off in ADDED_OFF:
-        if out.get(node, {}).get(key, off) == off:
-            out.get(node, {}).pop(key, None)
+        where = out if node is None else out.get(node, {})
+        if where.get(key, off) == off:
+            where.pop(key, None)
     return out
 
 
@@ -267,14 +276,18 @@ def main(args, compose_method) -> int:
         f"space.n_cells={args.cells}",
         f"search.settings.population_size={args.population}",
         f"search.settings.crowding={args.crowding}",
+        *args.search_overrides,
     ]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     composed = {m: compose_method(m, common) for m in methods}
-    if args.objective != "real":
-        raise SystemExit("error: --cpu-budget measures real training time: use --objective real")
+    if args.objective not in _objectives.OBJECTIVES:
+        raise SystemExit(
+            f"error: --cpu-budget measures real training time: use --objective {' or '.join(_objectives.OBJECTIVES)}"
+        )
     if args.cpu_budget is None:
         raise SystemExit("error: --report needs the --cpu-budget of the runs to report")
-    store = args.store or Path(__file__).resolve().parent / "results" / "search_efficiency_real.jsonl"
+    _objectives.use(args.objective, args.objective_overrides)
+    store = args.store or Path(__file__).resolve().parent / "results" / f"search_efficiency_{args.objective}.jsonl"
     cid = config_id(args, composed)
     done = {(r["method"], r["seed"]) for r in load(store) if r.get("config") == cid}
     part, parts = (int(v) for v in args.part.split("/"))
@@ -301,6 +314,8 @@ def main(args, compose_method) -> int:
     text = report(runs, methods, args.cpu_budget)
     print(text)
     out = store.with_suffix(".md")
-    out.write_text(f"# bench/search_efficiency.py --cpu-budget {args.cpu_budget:g} --objective real\n\n" + text)
+    out.write_text(
+        f"# bench/search_efficiency.py --cpu-budget {args.cpu_budget:g} --objective {args.objective}\n\n" + text
+    )
     print(f"written {out}")
     return 0

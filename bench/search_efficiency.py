@@ -41,6 +41,10 @@ The PSNR objective is pluggable (``--objective``):
   bicubic, outside the 33..38.5 dB box, so the PSNR side of the box is by default pooled: the lowest and
   highest PSNR any method reached on any seed in this invocation (one box for all methods; it changes if
   the set of methods changes). ``--psnr-range LO HI`` fixes it instead.
+* ``ranked``: the same trainings with the search's own evaluator (``budget=search``, 300 steps, the held-out curve
+  extrapolated to 2000 steps: bench/_objectives.py), the objective that ranks like longer training best
+  (docs/evaluator.md); ``real`` ranks at chance. With ``--cpu-budget`` its runs go to
+  ``bench/results/search_efficiency_ranked.jsonl``. ``--objective-overrides`` appends training overrides.
 * ``module:function``: any genome -> PSNR function (pooled PSNR range by default, as for ``real``).
 
 The results are what the run prints (README, Search efficiency); none are recorded here.
@@ -195,8 +199,14 @@ def main() -> None:
     parser.add_argument(
         "--objective",
         default="proxy",
-        help="proxy (STAND-IN formula, default), real (short real training, bench/_objectives.py) "
-        "or module:function (a genome -> PSNR function)",
+        help="proxy (STAND-IN formula, default), real (80-step real training, bench/_objectives.py), ranked "
+        "(the search's evaluator: budget=search, curve extrapolated) or module:function (a genome -> PSNR function)",
+    )
+    parser.add_argument(
+        "--objective-overrides",
+        nargs="*",
+        default=[],
+        help="training overrides appended to real/ranked trainings (named in the objective, so in the runs' id)",
     )
     parser.add_argument(
         "--methods",
@@ -219,6 +229,13 @@ def main() -> None:
         help="equal CPU time instead of equal candidates: every run goes on until it has spent this "
         "many CPU seconds (training + search), with --objective real (bench/_timed_efficiency.py)",
     )
+    parser.add_argument(
+        "--search-overrides",
+        nargs="*",
+        default=[],
+        help="overrides composed into every method (e.g. search.settings.redraw_out_of_bounds=false, as the "
+        "stored --objective real runs ran)",
+    )
     parser.add_argument("--store", type=Path, default=None, help="--cpu-budget: finished runs, one JSON line each")
     parser.add_argument("--part", default="0/1", help="--cpu-budget: run only part i of n of the (method, seed) runs")
     parser.add_argument("--report", action="store_true", help="--cpu-budget: the table from --store, train nothing")
@@ -233,9 +250,10 @@ def main() -> None:
     objective_module = None
     if args.objective in (None, "proxy"):
         psnr_of, label = proxy_psnr, "STAND-IN proxy PSNR (deterministic formula of structure + cost, NOT trained)"
-    elif args.objective == "real":
+    elif args.objective in ("real", "ranked"):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         objective_module = importlib.import_module("_objectives")
+        objective_module.use(args.objective, args.objective_overrides)
         psnr_of, label = objective_module.short_training_psnr, objective_module.describe()
     else:
         module, name = args.objective.split(":")
@@ -248,6 +266,7 @@ def main() -> None:
         f"space.n_cells={args.cells}",
         f"search.settings.population_size={args.population}",
         f"search.settings.crowding={args.crowding}",
+        *args.search_overrides,
     ]
     chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
     composed = {m: compose_method(m, common) for m in chosen}

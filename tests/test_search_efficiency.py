@@ -1,0 +1,99 @@
+"""bench/search_efficiency.py at equal CPU time with the objective that ranks (issue 22, item 5): the search's own
+evaluator (budget=search, the held-out curve extrapolated), at a toy budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# budget=search cut to 8 steps of batch 4 with four curve points: enough for the power law to be fitted.
+TOY = [
+    "trainer.max_steps=8",
+    "data.samples_per_epoch=32",
+    "data.batch_size=4",
+    "callbacks.learning_curve.val_steps=[2,4,6]",
+    "scheduler.warmup_steps=2",
+]
+
+
+def _run(args, data_dir, timeout=900):
+    env = {**os.environ, "FALSR_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO / "src"), "WANDB_SILENT": "true"}
+    return subprocess.run(
+        [sys.executable, "bench/search_efficiency.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_equal_cpu_time_on_the_ranked_objective_stores_resumes_and_reports(data_dir, tmp_path):
+    store = tmp_path / "eff.jsonl"
+    args = [
+        "--cpu-budget",
+        "12",
+        "--objective",
+        "ranked",
+        "--objective-overrides",
+        *TOY,
+        "--population",
+        "4",
+        "--cells",
+        "3",
+        "--seeds",
+        "1",
+        "--methods",
+        "random,hybrid",
+        "--store",
+        str(store),
+    ]
+    first = _run(args, data_dir)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    runs = [json.loads(line) for line in store.read_text().splitlines()]
+    assert sorted(r["method"] for r in runs) == ["hybrid", "random"] and len({r["config"] for r in runs}) == 1
+    for run in runs:
+        assert run["clock"] >= 12  # ran until its CPU budget was spent
+        ok = [h for h in run["history"] if h["status"] == "ok"]
+        assert ok and all("measured_psnr" in h for h in ok)
+    # the search ranks by the extrapolated curve, the measured PSNR beside it: they differ where the fit took
+    ok = [h for r in runs for h in r["history"] if h["status"] == "ok"]
+    assert any(abs(h["psnr"] - h["measured_psnr"]) > 1e-6 for h in ok)
+    report = store.with_suffix(".md").read_text()
+    assert report.startswith("# bench/search_efficiency.py --cpu-budget 12 --objective ranked")
+    assert "RANKED: the search's evaluator" in report and "trainer.max_steps=8" in report
+    # resumable: a rerun trains nothing
+    again = _run(args, data_dir)
+    assert again.returncode == 0 and "0 runs to do" in again.stdout
+    assert len(store.read_text().splitlines()) == 2
+
+
+def test_an_unknown_timed_objective_is_a_one_line_error(data_dir, tmp_path):
+    done = _run(["--cpu-budget", "5", "--objective", "proxy", "--store", str(tmp_path / "x.jsonl")], data_dir, 300)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: --cpu-budget measures real training time: use --objective real or ranked"
+    )
+
+
+def test_the_committed_real_objective_report_regenerates_from_its_store(data_dir, tmp_path):
+    """The stored --objective real runs keep their id as settings are added (bench/_timed_efficiency.ADDED_OFF):
+    --report rewrites the committed report from them, word for word, training nothing."""
+    committed = REPO / "bench" / "results" / "search_efficiency_real"
+    store = tmp_path / "search_efficiency_real.jsonl"
+    store.write_text(committed.with_suffix(".jsonl").read_text())
+    done = _run(
+        [
+            *("--objective", "real", "--cpu-budget", "240", "--population", "8", "--seeds", "3"),
+            *("--methods", "random,nsga2,hybrid,inherit,predictor,inherit_predictor"),
+            *("--search-overrides", "search.settings.redraw_out_of_bounds=false", "--store", str(store), "--report"),
+        ],
+        data_dir,
+        600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert store.with_suffix(".md").read_text() == committed.with_suffix(".md").read_text()
