@@ -231,11 +231,14 @@ def render(result: dict) -> str:
             lines += [f"* Band {band.upper()}: not yet run (`python bench/showdown2.py --bands {band}`).", ""]
             continue
         bounds = s.get("bounds") or [None, None]
+        args = search.get("args", [])
+        shown = " ".join(a for a in args if not a.startswith(("hydra.", "search.resume=")))
+        resumed = any(a.startswith("search.resume=") for a in args)
         lines.append(
             f"* Band {band.upper()} ({_f(bounds[0] and bounds[0] / 1e9, 1)}-{_f(bounds[1] and bounds[1] / 1e9, 1)}G): "
-            f"`python search.py {' '.join(a for a in search.get('args', []) if not a.startswith('hydra.'))}`: "
-            f"{search.get('candidates')} candidates ({search.get('trained_ok')} trained), "
-            f"{search.get('cpu_seconds')} CPU s, {search.get('wall_seconds')} s wall."
+            f"`python search.py {shown}`: {search.get('candidates')} candidates ({search.get('trained_ok')} trained), "
+            f"{search.get('cpu_seconds')} CPU s, {search.get('wall_seconds')} s wall"
+            + (" (resumed from an earlier sitting: these seconds are the last sitting's)." if resumed else ".")
         )
         if not sel or not sel["stages"]:
             lines += ["  Selection: not yet run.", ""]
