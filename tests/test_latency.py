@@ -35,6 +35,18 @@ def _env():
     return {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
 
 
+def bench(*args, timeout=300):
+    """bench/latency.py with these arguments."""
+    return subprocess.run(
+        [sys.executable, "bench/latency.py", *args],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def cli(*args, timeout=300):
     return subprocess.run(
         [sys.executable, "-m", "falsr.latency", *args],
@@ -226,14 +238,7 @@ def test_the_latency_bench_quick_writes_its_results_and_resumes(tmp_path):
     searched_a = result["models"]["eager/fp32"][3]["genome"]
     kept = [line for line in runs.splitlines() if json.loads(line)["genome"] != searched_a]
     out.with_name("latency_runs.jsonl").write_text("\n".join(kept) + "\n")
-    redo = subprocess.run(
-        [sys.executable, "bench/latency.py", "--models", "--out", str(out), "--cache-dir", str(tmp_path / "cache")],
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    redo = bench("--models", "--out", str(out), "--cache-dir", str(tmp_path / "cache"), timeout=600)
     assert redo.returncode == 0, redo.stderr[-2000:]
     measured = out.with_name("latency_runs.jsonl").read_text().splitlines()[len(kept) :]
     assert [json.loads(line)["label"] for line in measured] == ["searched_a", "searched_a"]
@@ -282,14 +287,7 @@ def test_the_latency_bench_rescores_its_stored_measurements_with_intervals(tmp_p
     stored = json.loads((REPO / "bench/results/latency.json").read_text())
     out = tmp_path / "latency.json"
     out.write_text(json.dumps(stored))
-    done = subprocess.run(
-        [sys.executable, "bench/latency.py", "--rescore", "--out", str(out)],
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = bench("--rescore", "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert not (tmp_path / "latency_runs.jsonl").exists()  # nothing measured
@@ -306,12 +304,5 @@ def test_the_latency_bench_rescores_its_stored_measurements_with_intervals(tmp_p
 
 
 def test_the_latency_bench_rescore_without_results_says_what_to_run(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "bench/latency.py", "--rescore", "--out", str(tmp_path / "none.json")],
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = bench("--rescore", "--out", str(tmp_path / "none.json"), timeout=120)
     assert done.returncode == 1 and "does not exist: run `python bench/latency.py --out" in done.stderr
