@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from falsr.search.settings import SearchConfig
 from falsr.space.genome import Genome
 
 STEPS = 80  # optimizer steps per candidate
@@ -51,7 +52,7 @@ WARMUP = 8  # linear warm-up steps, then cosine decay over the rest (budget=sear
 # same on CPUs with and without bf16.
 PRECISION = "32-true"
 SEED = 0  # same seed for every candidate: same data order, same init stream
-ESTIMATE_AT = 2000  # the ranked objective's step: the search's default search.estimate_at (the p2000 reference)
+ESTIMATE_AT = SearchConfig.estimate_at  # the ranked objective's step: the search's default (the p2000 reference)
 OBJECTIVES = ("real", "ranked")
 _ACTIVE = {"name": "real", "extra": ()}
 
