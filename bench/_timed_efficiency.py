@@ -12,6 +12,11 @@ bench/_objectives.py (``real``: 80 steps, ranks at chance; ``ranked``: the searc
 * search seconds: ``process_time`` of ``propose`` and ``tell`` (operators, controller, the predictor's
   fitting and predictions).
 
+A run stops at the first candidate that would start after the budget is spent, mid-generation included: what
+trains after it is never counted (the hypervolume is read at shares of the budget), so training it would only
+cost time. Runs stored before this rule trained their last generation to the end; their hypervolumes are the
+same, their "candidates trained" count also has those after the budget.
+
 Over-cap genomes (the search's ``max_mult_adds``) are not trained, as in the search. With inheritance, a
 child with trained parents starts from their weights (falsr.weights.inherit, as ``search.inherit=true`` does in
 the search); to measure the bias this brings, such a child is also trained fresh, uncharged, and the
@@ -59,6 +64,8 @@ def run_once(method: str, composed, seed: int, budget: float) -> dict:
         clock += time.process_time() - start
         evaluated, trained = [], []
         for off in batch:
+            if clock >= budget:  # spent mid-generation: what would train now counts at no fraction of the budget
+                break
             cost = genome_cost(off.genome, settings.lr_size)
             row = {
                 "key": off.genome.key,
@@ -102,6 +109,8 @@ def run_once(method: str, composed, seed: int, budget: float) -> dict:
                 )
             )
             trained.append(row["status"] == "ok")
+        if len(evaluated) < len(batch):  # the budget ran out inside this generation: the run ends here
+            break
         quality = predictor_quality(batch, evaluated, trained)
         if quality is not None:
             predictor.append({"generation": state.generation, **quality})

@@ -58,6 +58,8 @@ def test_equal_cpu_time_on_the_ranked_objective_stores_resumes_and_reports(data_
     assert sorted(r["method"] for r in runs) == ["hybrid", "random"] and len({r["config"] for r in runs}) == 1
     for run in runs:
         assert run["clock"] >= 12  # ran until its CPU budget was spent
+        # and no further: only the last candidate may end past the budget (none starts after it)
+        assert all(h["clock"] < 12 for h in run["history"][:-1])
         ok = [h for h in run["history"] if h["status"] == "ok"]
         assert ok and all("measured_psnr" in h for h in ok)
     # the search ranks by the extrapolated curve, the measured PSNR beside it: they differ where the fit took
