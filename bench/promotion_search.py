@@ -1,0 +1,272 @@
+"""Multi-fidelity promotion in a real search against the single-fidelity search, at equal training steps (issue 21's
+last goal): in a band, does successive halving pick a model whose reference PSNR is at least as good as the one the
+single-fidelity estimator picks?
+
+    python bench/promotion_search.py --band b            # the promoted search, then the reference runs of both picks
+    python bench/promotion_search.py --band b --report   # the report from what is stored; trains nothing
+
+1. Single fidelity: the showdown's band search (`--single`, bench/results/showdown2/search_<band>/: experiment=
+   showdown_<band>, budget=search, every candidate 300 steps, ranked by its extrapolated curve) read up to its
+   generation `--generations`: the search as it stood then (a search is deterministic in its seed, so this is what
+   `search.generations=<G>` gives, at no cost).
+2. Promotion: the same experiment, seed and generations with `search.fidelity.rungs=--rungs`, `search.fidelity.eta=
+   --eta` and `trainer.max_steps=<last rung>`, run (or resumed) by search.py. Costs are compared in training steps
+   (a promoted record trains from its rung below): rungs [100, 300, 700] with eta 2 over 32 candidates train about the
+   32 x 300 steps of the single-fidelity search. The journals' training seconds are reported beside.
+3. Each search's pick inside the band: single, the best search score (journal psnr); promoted, the best score at the
+   highest rung reached (as the search compares them: falsr.search.nsga.tiered_psnr).
+4. The judge: bench/proxy_fidelity.py's reference, `--reference` (p2000) held-out PSNR, mean over `--seeds` (0, 1),
+   trained through bench/_runs.py's store (a panel genome's runs are already there).
+
+Writes `--results`/<band>.json and promotion_search.md (all bands stored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _runs
+import showdown
+from proxy_fidelity import QUICK_RECIPES, RECIPES, _score
+from proxy_fidelity import overrides as recipe_overrides
+from showdown2 import BANDS
+
+REPO = _runs.REPO
+BOOK = {**RECIPES, **QUICK_RECIPES}
+RESULTS = REPO / "bench" / "results" / "promotion_search"
+
+
+def log(msg: str) -> None:
+    print(f"[promotion_search {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def read_journal(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def _ok(r: dict) -> bool:
+    return r.get("status") == "ok" and r.get("psnr") is not None and math.isfinite(r["psnr"])
+
+
+def in_band(r: dict, bounds: tuple[float | None, float | None]) -> bool:
+    lo, hi = bounds
+    return (lo is None or r["mult_adds"] >= lo) and (hi is None or r["mult_adds"] <= hi)
+
+
+def trained_steps(r: dict, rungs: list[int], budget_steps: int) -> int:
+    """The steps a journal record trained: its rung's steps less those of the rung it continued from."""
+    if not rungs:
+        return budget_steps
+    rung = int(r.get("rung") or 0)
+    return rungs[rung] - (rungs[rung - 1] if rung and r.get("resumed_from") else 0)
+
+
+def summarise(records: list[dict], rungs: list[int], budget_steps: int, bounds) -> dict:
+    """A search's cost and pick: the best score at the highest rung among the band's trained candidates."""
+    ok = [r for r in records if _ok(r) and in_band(r, bounds)]
+    pick = max(ok, key=lambda r: (int(r.get("rung") or 0), r["psnr"])) if ok else None
+    return {
+        "candidates": len({r["key"] for r in records}),
+        "records": len(records),
+        "steps": sum(trained_steps(r, rungs, budget_steps) for r in records if r.get("status") == "ok"),
+        "train_seconds": round(sum(r.get("train_seconds") or 0.0 for r in records), 1),
+        "per_rung": [sum(int(r.get("rung") or 0) == i for r in records) for i in range(max(len(rungs), 1))],
+        "pick": None
+        if pick is None
+        else {
+            "key": pick["key"],
+            "genome": pick["genome"],
+            "mult_adds": pick["mult_adds"],
+            "params": pick["params"],
+            "rung": int(pick.get("rung") or 0),
+            "score": pick["psnr"],
+        },
+    }
+
+
+def experiment_steps(experiment: str) -> int:
+    """The training steps of every candidate of the pinned single-fidelity search (its stored config holds only the
+    search node; tests/test_showdown2.py checks that the experiment composes to what ran)."""
+    from hydra import compose, initialize_config_dir
+
+    from falsr.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("search", overrides=["+search=nsga2", f"experiment={experiment}", "paths.output_dir=/tmp/unused"])
+    return int(cfg.trainer.max_steps)
+
+
+def judge(genome: str, reference: str, seeds: list[int], store: Path, train: bool) -> dict:
+    """The reference's held-out PSNR of a genome per seed (trained when missing and `train`)."""
+    jobs = [(f"{reference} s{s}", recipe_overrides(genome, reference, s, BOOK)) for s in seeds]
+    done = _runs.work_through(jobs, store) if train else _runs.load_store(store)
+    per_seed = {}
+    for seed, (_, overrides) in zip(seeds, jobs, strict=True):
+        rec = done.get(_runs.run_key(overrides))
+        if rec and rec.get("status") == "ok" and _score(rec, "holdout") is not None:
+            per_seed[str(seed)] = _score(rec, "holdout")
+    return {
+        "per_seed": per_seed,
+        "mean": statistics.fmean(per_seed.values()) if len(per_seed) == len(seeds) else None,
+    }
+
+
+def render(results: dict[str, dict]) -> str:
+    lines = [
+        "# Multi-fidelity promotion in a real search",
+        "",
+        "Written by `bench/promotion_search.py` from the runs it stored; the command of each band is below.",
+        "",
+    ]
+    for band, res in sorted(results.items()):
+        single, promoted = res["single"], res["promoted"]
+        lo, hi = res["bounds"]
+        lines += [
+            f"## Band {band.upper()} ({_g(lo)}-{_g(hi)} mult-adds)",
+            "",
+            f"`{res['command']}`",
+            "",
+            f"Judge: {res['reference']} held-out PSNR, mean of seeds {', '.join(map(str, res['seeds']))} "
+            "(bench/proxy_fidelity.py's reference).",
+            "",
+            "| search | candidates | records (per rung) | training steps | training s (journal) | pick | "
+            "pick's mult-adds | pick's rung | pick's search score | reference per seed | reference mean |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, s in (("single fidelity", single), ("promotion", promoted)):
+            p = s["pick"] or {}
+            ref = s.get("judged") or {}
+            per = " / ".join(f"{v:.3f}" for v in ref.get("per_seed", {}).values()) or "-"
+            lines.append(
+                f"| {name}: {s['label']} | {s['candidates']} | {s['records']} ({' / '.join(map(str, s['per_rung']))}) "
+                f"| {s['steps']} | {s['train_seconds']:.0f} | {p.get('key', '-')} | {_g(p.get('mult_adds'))} | "
+                f"{p.get('rung', '-')} | {_f(p.get('score'))} | {per} | {_f(ref.get('mean'))} |"
+            )
+        lines += ["", verdict(res), ""]
+    return "\n".join(lines)
+
+
+def verdict(res: dict) -> str:
+    single, promoted = res["single"], res["promoted"]
+    a, b = (single.get("judged") or {}).get("mean"), (promoted.get("judged") or {}).get("mean")
+    if a is None or b is None:
+        return "Not judged yet: a reference run is missing."
+    ratio = promoted["steps"] / single["steps"] if single["steps"] else float("nan")
+    same = single["pick"]["key"] == promoted["pick"]["key"]
+    what = (
+        "the same model"
+        if same
+        else (
+            f"a {'better' if b > a else 'worse' if b < a else 'equally good'} model ({b - a:+.3f} dB on the reference)"
+        )
+    )
+    met = "met" if b >= a else "not met"
+    return (
+        f"Promotion picks {what} at {ratio:.2f}x the single-fidelity search's training steps: the goal (at least as "
+        f"good at equal cost) is {met} in this band, on one search."
+    )
+
+
+def _g(v) -> str:
+    return "-" if v is None else f"{v / 1e9:.1f}G"
+
+
+def _f(v, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--band", choices=sorted(BANDS), default="b")
+    parser.add_argument("--rungs", default="100,300,700", help="the promoted search's rungs (training steps)")
+    parser.add_argument("--eta", type=int, default=2)
+    parser.add_argument("--generations", type=int, default=1, help="generations after the initial one")
+    parser.add_argument("--seeds", default="0,1", help="the reference's seeds (the judge)")
+    parser.add_argument("--reference", default="p2000", choices=sorted(BOOK))
+    parser.add_argument("--single", type=Path, default=None, help="the single-fidelity search's results folder")
+    parser.add_argument(
+        "--single-steps",
+        type=int,
+        default=None,
+        help="steps per candidate of the single-fidelity search (default: its experiment's trainer.max_steps)",
+    )
+    parser.add_argument("--search", nargs="*", default=[], help="extra overrides of the promoted search (toy runs)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--store", type=Path, default=_runs.STORE, help="the run store (shared with proxy_fidelity)")
+    parser.add_argument("--sweep", type=Path, default=None, help="the promoted search's folder (default outputs/)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--report", action="store_true", help="report from what is stored; train nothing")
+    args = parser.parse_args(argv)
+    rungs = [int(v) for v in args.rungs.split(",")]
+    seeds = [int(v) for v in args.seeds.split(",")]
+    experiment = BANDS[args.band]["experiment"]
+    single_dir = args.single or REPO / "bench" / "results" / "showdown2" / f"search_{args.band}"
+    single_cfg = single_dir / "search_config.yaml"
+    if not single_cfg.is_file():
+        raise SystemExit(f"error: no single-fidelity search in {single_dir} (search_config.yaml): run it first")
+    cfg = OmegaConf.load(single_cfg)
+    bounds = (cfg.search.settings.constraints.get("min_mult_adds"), cfg.search.settings.constraints.max_mult_adds)
+    if list(cfg.search.fidelity.rungs):
+        raise SystemExit(f"error: {single_dir}'s search used promotion (search.fidelity.rungs): not single fidelity")
+    _runs.set_threads(args.threads)
+    search_args = [
+        f"search.generations={args.generations}",
+        f"search.fidelity.rungs=[{','.join(map(str, rungs))}]",
+        f"search.fidelity.eta={args.eta}",
+        f"trainer.max_steps={rungs[-1]}",
+        *args.search,
+    ]
+    folder = f"search_{args.band}"
+    sweep = args.sweep or REPO / "outputs" / "promotion_search" / folder
+    if not args.report:
+        showdown.run_search(args.results, sweep, search_args, args.threads, experiment, folder)
+    promoted_records = read_journal(args.results / folder / "journal.jsonl")
+    if not promoted_records:
+        raise SystemExit(f"error: no promoted search stored in {args.results / folder}: run without --report first")
+    single_records = [r for r in read_journal(single_dir / "journal.jsonl") if r["generation"] <= args.generations]
+    steps = args.single_steps or experiment_steps(experiment)
+    single = summarise(single_records, [], steps, bounds)
+    promoted = summarise(promoted_records, rungs, rungs[-1], bounds)
+    single["label"] = f"{steps} steps"
+    promoted["label"] = f"rungs {rungs}, eta {args.eta}"
+    for s in (single, promoted):
+        if s["pick"] is None:
+            raise SystemExit("error: a search trained no candidate inside the band: nothing to judge")
+        s["judged"] = judge(s["pick"]["genome"], args.reference, seeds, args.store, train=not args.report)
+    shown = " ".join(a for a in search_args if not a.startswith("search.generations="))
+    result = {
+        "band": args.band,
+        "bounds": list(bounds),
+        "generations": args.generations,
+        "rungs": rungs,
+        "eta": args.eta,
+        "reference": args.reference,
+        "seeds": seeds,
+        "command": f"python bench/promotion_search.py --band {args.band} --generations {args.generations} "
+        f"--rungs {args.rungs} --eta {args.eta}",
+        "promoted_search": f"python search.py +search=nsga2 experiment={experiment} "
+        f"search.generations={args.generations} {shown}",
+        "single_search": str(single_dir.relative_to(REPO) if single_dir.is_relative_to(REPO) else single_dir),
+        "single": single,
+        "promoted": promoted,
+    }
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"{args.band}.json").write_text(json.dumps(result, indent=2) + "\n")
+    stored = {p.stem: json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))}
+    (args.results / "promotion_search.md").write_text(render(stored))
+    log(verdict(result))
+    log(f"written {args.results / 'promotion_search.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
