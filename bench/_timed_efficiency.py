@@ -21,7 +21,10 @@ Over-cap genomes (the search's ``max_mult_adds``) are not trained, as in the sea
 child with trained parents starts from their weights (falsr.weights.inherit, as ``search.inherit=true`` does in
 the search); to measure the bias this brings, such a child is also trained fresh, uncharged, and the
 report compares the two. Runs are stored one JSON line each (``--store``), so the bench resumes and can
-be split over processes (``--part i/n``); ``--report`` prints the tables from the store.
+be split over processes (``--part i/n``); ``--report`` prints the tables from the store. A CPU second buys
+different training on different machines (a CPU without AVX512-BF16 trains in fp32, several times slower per
+step), so every run records the machine it ran on, and runs of two machines are never resumed into, nor reported
+in, one comparison.
 
 Each training composes its config from conf/ on disk while the code is already imported: do not edit the
 working tree under a running bench (run it from a snapshot, e.g. a ``git worktree`` of the commit, with
@@ -43,6 +46,8 @@ import numpy as np
 from scipy.stats import kendalltau
 
 import _objectives
+from falsr.latency import device_name
+from falsr.protocol.pipeline import fast_bf16
 from falsr.search import HypervolumeBox, hypervolume
 from falsr.search.generation import new_search, predictor_quality, propose, tell
 from falsr.search.nsga import Individual
@@ -167,6 +172,39 @@ def config_id(args, composed: dict) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
+def this_machine() -> dict:
+    """What a run's CPU seconds were measured on: the CPU, torch's vector ISA, and whether training ran in bf16
+    (trainer.precision=auto)."""
+    import torch
+
+    return {
+        "cpu": device_name(),
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "bf16": fast_bf16(),
+        "torch": torch.__version__,
+    }
+
+
+def _machine_line(m: dict | None) -> str:
+    if m is None:
+        return "not recorded (runs stored before machines were)"
+    return f"{m['cpu']}, {m['isa']}, torch {m['torch']}, training in {'bf16' if m['bf16'] else 'fp32'}"
+
+
+def check_machines(runs: list[dict], store: Path, here: dict | None = None) -> dict | None:
+    """The one machine of `runs` (and `here`, when given): a SystemExit naming both when they differ."""
+    seen = {json.dumps(r.get("machine"), sort_keys=True) for r in runs}
+    if here is not None:
+        seen.add(json.dumps(here, sort_keys=True))
+    if len(seen) > 1:
+        first, second = (_machine_line(json.loads(m)) for m in sorted(seen)[:2])
+        raise SystemExit(
+            f"error: {store} holds runs of this configuration from another machine ({first} / {second}): CPU "
+            "seconds are not comparable across machines; use another --store for this machine"
+        )
+    return json.loads(seen.pop()) if seen else None
+
+
 def load(store: Path) -> list[dict]:
     if not store.is_file():
         return []
@@ -201,6 +239,8 @@ def report(runs: list[dict], methods: list[str], budget: float) -> str:
     # stretch the box and squash every difference that matters; candidates below it add nothing.
     box = dataclasses.replace(HypervolumeBox(), psnr_min=float(np.percentile(values, 5)), psnr_max=max(values))
     lines.append(f"Objective: {_objectives.describe()}.")
+    if runs[0].get("machine") is not None:
+        lines.append(f"Machine: {_machine_line(runs[0]['machine'])}.")
     lines.append(
         f"CPU budget {budget:.0f} s per run; hypervolume box PSNR {box.psnr_min:.2f}..{box.psnr_max:.2f} dB "
         "(5th percentile..maximum of the fresh PSNR of every run here), mult-adds 1G..1000G and params 5K..5M (log); ref = worst "
@@ -298,7 +338,10 @@ def main(args, compose_method) -> int:
     _objectives.use(args.objective, args.objective_overrides)
     store = args.store or Path(__file__).resolve().parent / "results" / f"search_efficiency_{args.objective}.jsonl"
     cid = config_id(args, composed)
-    done = {(r["method"], r["seed"]) for r in load(store) if r.get("config") == cid}
+    stored = [r for r in load(store) if r.get("config") == cid]
+    here = None if args.report else this_machine()
+    check_machines(stored, store, here)
+    done = {(r["method"], r["seed"]) for r in stored}
     part, parts = (int(v) for v in args.part.split("/"))
     todo = [(m, s) for s in range(args.seeds) for m in methods]
     todo = [job for i, job in enumerate(todo) if i % parts == part and job not in done]
@@ -309,6 +352,7 @@ def main(args, compose_method) -> int:
         for method, seed in todo:
             run = run_once(method, composed[method], seed, args.cpu_budget)
             run["config"] = cid
+            run["machine"] = here
             store.parent.mkdir(parents=True, exist_ok=True)
             with open(store, "a") as f:
                 f.write(json.dumps(run) + "\n")

@@ -72,6 +72,17 @@ def test_equal_cpu_time_on_the_ranked_objective_stores_resumes_and_reports(data_
     again = _run(args, data_dir)
     assert again.returncode == 0 and "0 runs to do" in again.stdout
     assert len(store.read_text().splitlines()) == 2
+    # each run names its machine; runs of another machine are neither resumed into nor reported beside
+    assert all(r["machine"]["cpu"] and r["machine"]["isa"] for r in runs)
+    assert "Machine: " in report
+    runs[0]["machine"] = {**runs[0]["machine"], "cpu": "another CPU"}
+    store.write_text("".join(json.dumps(r) + "\n" for r in runs))
+    for extra in ([], ["--report"]):
+        mixed = _run([*args, *extra], data_dir, 300)
+        assert mixed.returncode == 1
+        last = mixed.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: {store} holds runs of this configuration from another machine (")
+        assert "another CPU" in last and last.endswith("use another --store for this machine")
 
 
 def test_an_unknown_timed_objective_is_a_one_line_error(data_dir, tmp_path):
