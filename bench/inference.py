@@ -3,8 +3,9 @@
 Prints, per model and way of running it (PyTorch eager in fp32 contiguous / channels_last and in bf16, ONNX
 Runtime fp32), the best seconds per image, the achieved GFLOP/s (2 FLOPs per mult-add) and that rate as a fraction
 of a large matmul of the same precision timed in the same run (issue 26's goal: the fastest fp32 way at >= 0.7);
-writes them to bench/results/inference.{json,md}. Uses all of torch's threads.
-    python bench/inference.py [--size 480] [--repeats 3]
+writes them to bench/results/<--name>.{json,md} (default inference; another machine's run gets its own name, so
+the figures of each CPU stay beside each other). Uses all of torch's threads.
+    python bench/inference.py [--size 480] [--repeats 3] [--name inference_<machine>]
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=480)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--name", default="inference", help="the results' file name in bench/results/")
     args = parser.parse_args()
-    report, rows = Report("inference"), []
+    report, rows = Report(args.name), []
     threads = torch.get_num_threads()
     peak = {"fp32": matmul_gflops(), "bf16": matmul_gflops(dtype=torch.bfloat16)}
     report.print(

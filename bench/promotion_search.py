@@ -33,6 +33,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from falsr.space.genome import Genome
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _runs
 import showdown
@@ -107,16 +109,20 @@ def experiment_steps(experiment: str) -> int:
 
 def judge(genome: str, reference: str, seeds: list[int], store: Path, train: bool) -> dict:
     """The reference's held-out PSNR of a genome per seed (trained when missing and `train`)."""
-    jobs = [(f"{reference} s{s}", recipe_overrides(genome, reference, s, BOOK)) for s in seeds]
+    tag = Genome.from_string(genome).key[:8]
+    jobs = [(f"promotion_search/{reference}/s{s}/{tag}", recipe_overrides(genome, reference, s, BOOK)) for s in seeds]
     done = _runs.work_through(jobs, store) if train else _runs.load_store(store)
-    per_seed = {}
+    per_seed, precisions = {}, set()
     for seed, (_, overrides) in zip(seeds, jobs, strict=True):
         rec = done.get(_runs.run_key(overrides))
         if rec and rec.get("status") == "ok" and _score(rec, "holdout") is not None:
             per_seed[str(seed)] = _score(rec, "holdout")
+            precisions.add(str(rec.get("precision")))
     return {
         "per_seed": per_seed,
         "mean": statistics.fmean(per_seed.values()) if len(per_seed) == len(seeds) else None,
+        # trainer.precision=auto trains in bf16 on one machine, fp32 on another: the run key does not say which
+        "precision": sorted(precisions),
     }
 
 
@@ -136,7 +142,10 @@ def render(results: dict[str, dict]) -> str:
             f"`{res['command']}`",
             "",
             f"Judge: {res['reference']} held-out PSNR, mean of seeds {', '.join(map(str, res['seeds']))} "
-            "(bench/proxy_fidelity.py's reference).",
+            "(bench/proxy_fidelity.py's reference), trained in "
+            + " / ".join(sorted({p for s in (single, promoted) for p in (s.get("judged") or {}).get("precision", [])}))
+            + ". The training seconds are each search's own journal, measured on the machine it ran on: the costs "
+            "are compared in training steps.",
             "",
             "| search | candidates | records (per rung) | training steps | training s (journal) | pick | "
             "pick's mult-adds | pick's rung | pick's search score | reference per seed | reference mean |",
@@ -160,13 +169,20 @@ def verdict(res: dict) -> str:
     a, b = (single.get("judged") or {}).get("mean"), (promoted.get("judged") or {}).get("mean")
     if a is None or b is None:
         return "Not judged yet: a reference run is missing."
+    kinds = [(s.get("judged") or {}).get("precision") for s in (single, promoted)]
+    if kinds[0] != kinds[1]:
+        return (
+            f"Not comparable: the picks' reference runs were trained in different precisions ({kinds[0]} / {kinds[1]})."
+        )
+    single_ref, promoted_ref = single["judged"]["per_seed"], promoted["judged"]["per_seed"]
     ratio = promoted["steps"] / single["steps"] if single["steps"] else float("nan")
     same = single["pick"]["key"] == promoted["pick"]["key"]
     what = (
         "the same model"
         if same
         else (
-            f"a {'better' if b > a else 'worse' if b < a else 'equally good'} model ({b - a:+.3f} dB on the reference)"
+            f"a {'better' if b > a else 'worse' if b < a else 'equally good'} model ({b - a:+.3f} dB on the reference"
+            f" mean; per seed {' / '.join(f'{promoted_ref[k] - single_ref[k]:+.3f}' for k in single_ref)})"
         )
     )
     met = "met" if b >= a else "not met"
