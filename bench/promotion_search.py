@@ -268,7 +268,7 @@ def main(argv=None) -> int:
         "reference": args.reference,
         "seeds": seeds,
         "command": f"python bench/promotion_search.py --band {args.band} --generations {args.generations} "
-        f"--rungs {args.rungs} --eta {args.eta}",
+        f"--rungs {args.rungs} --eta {args.eta} --seeds {args.seeds}",
         "promoted_search": f"python search.py +search=nsga2 experiment={experiment} "
         f"search.generations={args.generations} {shown}",
         "single_search": str(single_dir.relative_to(REPO) if single_dir.is_relative_to(REPO) else single_dir),
