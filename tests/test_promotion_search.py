@@ -35,6 +35,35 @@ def test_training_steps_of_promoted_and_single_records():
     assert promotion_search.trained_steps({}, [], 300) == 300
 
 
+def _side(key: str, per_seed: dict, precision: str, steps: int = 4800) -> dict:
+    mean = sum(per_seed.values()) / len(per_seed)
+    return {
+        "steps": steps,
+        "pick": {"key": key},
+        "judged": {"per_seed": per_seed, "mean": mean, "precision": [precision]},
+    }
+
+
+def test_the_verdict_per_seed_and_across_precisions():
+    """Known answers: the mean and per-seed differences; picks judged in different precisions (auto means bf16 on
+    one machine, fp32 on another) are not compared."""
+    res = {
+        "single": _side("a", {"0": 32.0, "1": 32.1}, "32-true"),
+        "promoted": _side("b", {"0": 32.1, "1": 31.8}, "32-true"),
+    }
+    assert promotion_search.verdict(res) == (
+        "Promotion picks a worse model (-0.100 dB on the reference mean; per seed +0.100 / -0.300) at 1.00x the "
+        "single-fidelity search's training steps: the goal (at least as good at equal cost) is not met in this band, "
+        "on one search."
+    )
+    res["promoted"] = _side("b", {"0": 32.1, "1": 32.1}, "bf16-mixed")
+    assert promotion_search.verdict(res) == (
+        "Not comparable: the picks' reference runs were trained in different precisions (['32-true'] / ['bf16-mixed'])."
+    )
+    res["promoted"] = _side("a", {"0": 32.0, "1": 32.1}, "32-true", steps=2400)
+    assert promotion_search.verdict(res).startswith("Promotion picks the same model at 0.50x")
+
+
 def _env(data_dir):
     return dict(os.environ, FALSR_DATA_DIR=str(data_dir), WANDB_MODE="disabled", OMP_NUM_THREADS="1")
 
