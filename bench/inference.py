@@ -5,7 +5,9 @@ Runtime fp32), the best seconds per image, the achieved GFLOP/s (2 FLOPs per mul
 of a large matmul of the same precision timed in the same run (issue 26's goal: the fastest fp32 way at >= 0.7);
 writes them to bench/results/<--name>.{json,md} (default inference; another machine's run gets its own name, so
 the figures of each CPU stay beside each other). Uses all of torch's threads.
-    python bench/inference.py [--size 480] [--repeats 3] [--name inference_<machine>]
+With --matmul beside, each row's fraction is of a matmul timed right after that network (on a machine whose speed
+drifts within a run, the once-per-run matmul is no fixed limit); --precisions fp32 skips the bf16 ways.
+    python bench/inference.py [--size 480] [--repeats 3] [--name inference_<machine>] [--matmul beside]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import yaml
 from falsr.cli import CONF_DIR
 from falsr.latency import LatencySettings
 from falsr.latency.measure import pinned, runner
-from falsr.protocol.pipeline import fast_bf16
+from falsr.protocol.pipeline import DTYPES, fast_bf16
 from falsr.space.cost import genome_cost
 from falsr.space.genome import config_genome
 from falsr.space.network import build_network
@@ -60,25 +62,43 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=480)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--name", default="inference", help="the results' file name in bench/results/")
+    parser.add_argument(
+        "--matmul",
+        choices=("once", "beside"),
+        default="once",
+        help="once: one matmul per run, before the networks; beside: a matmul timed right after each network, its "
+        "row's fraction taken of that one (for machines whose speed drifts between the start and the end of a run)",
+    )
+    parser.add_argument("--precisions", default="fp32,bf16", help="the ways' precisions to run (fp32, bf16)")
     args = parser.parse_args()
+    precisions = {p.strip() for p in args.precisions.split(",") if p.strip()}
     report, rows = Report(args.name), []
     threads = torch.get_num_threads()
-    peak = {"fp32": matmul_gflops(), "bf16": matmul_gflops(dtype=torch.bfloat16)}
+    # (an emulated bf16 matmul of 2048^2 takes about a minute: timed only where bf16 ways run)
+    peak = {"fp32": matmul_gflops(), "bf16": matmul_gflops(dtype=torch.bfloat16) if "bf16" in precisions else None}
     # Without AVX512-BF16/AMX, bf16 is emulated and its matmul is no limit to compare with (0.3 GFLOP/s on an AVX2
     # EPYC, below its convolutions): the bf16 rows then keep their times, not a fraction.
     bf16_limit = fast_bf16()
     if not bf16_limit:
         report.print("this CPU has no fast bf16 (AVX512-BF16/AMX): bf16 rows are times only, no fraction")
     report.print(
-        f"threads: {threads}  matmul (2048^2): fp32 {peak['fp32']:.1f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s "
-        "(each row's fraction is of the matmul of its precision)"
+        f"threads: {threads}  matmul (2048^2): fp32 {peak['fp32']:.1f} GFLOP/s, bf16 "
+        + (f"{peak['bf16']:.1f} GFLOP/s " if peak["bf16"] is not None else "not run ")
+        + (
+            "(each row's fraction is of the matmul of its precision)"
+            if args.matmul == "once"
+            else "(each row's fraction is of a matmul of its precision timed right after it: last column)"
+        )
     )
-    report.print(f"{'model':<8} {'backend':<25} {'s/img':>7} {'GFLOP/s':>8} {'of matmul':>9}")
+    matmul_head = f" {'matmul':>8}" if args.matmul == "beside" else ""
+    report.print(f"{'model':<8} {'backend':<25} {'s/img':>7} {'GFLOP/s':>8} {'of matmul':>9}{matmul_head}")
     for letter in "abc":
         cfg = yaml.safe_load((CONF_DIR / "model" / f"falsr_{letter}.yaml").read_text())
         genome = config_genome(cfg)
         flops = 2 * genome_cost(genome, args.size).mult_adds
         for name, backend, precision, fmt in WAYS:
+            if precision not in precisions:
+                continue
             settings = LatencySettings(
                 backend=backend, precision=precision, threads=threads, memory_format=fmt, pin=False
             )
@@ -87,9 +107,13 @@ def main() -> None:
                 call = runner(net, [(1, 1, args.size, args.size)], settings)
                 t = best_time(call, args.repeats)
             rate = flops / t / 1e9
-            share = rate / peak[precision] if precision == "fp32" or bf16_limit else None
+            limit = None
+            if precision == "fp32" or bf16_limit:
+                limit = peak[precision] if args.matmul == "once" else matmul_gflops(dtype=DTYPES[precision])
+            share = rate / limit if limit else None
             shown = f"{share:9.1%}" if share is not None else f"{'n/a':>9}"
-            report.print(f"{cfg['name']:<8} {name:<25} {t:7.3f} {rate:8.1f} {shown}")
+            beside = f" {limit or float('nan'):8.1f}" if args.matmul == "beside" else ""
+            report.print(f"{cfg['name']:<8} {name:<25} {t:7.3f} {rate:8.1f} {shown}{beside}")
             rows.append(
                 {
                     "model": cfg["name"],
@@ -100,6 +124,7 @@ def main() -> None:
                     "seconds": t,
                     "gflops": rate,
                     "of_matmul": share,
+                    "matmul_gflops": limit,
                 }
             )
     fastest = {}
