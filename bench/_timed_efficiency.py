@@ -191,8 +191,8 @@ def _machine_line(m: dict | None) -> str:
     return f"{m['cpu']}, {m['isa']}, torch {m['torch']}, training in {'bf16' if m['bf16'] else 'fp32'}"
 
 
-def check_machines(runs: list[dict], store: Path, here: dict | None = None) -> dict | None:
-    """The one machine of `runs` (and `here`, when given): a SystemExit naming both when they differ."""
+def check_machines(runs: list[dict], store: Path, here: dict | None = None) -> None:
+    """A SystemExit naming both machines when `runs` (and `here`, when given) come from more than one."""
     seen = {json.dumps(r.get("machine"), sort_keys=True) for r in runs}
     if here is not None:
         seen.add(json.dumps(here, sort_keys=True))
@@ -202,7 +202,6 @@ def check_machines(runs: list[dict], store: Path, here: dict | None = None) -> d
             f"error: {store} holds runs of this configuration from another machine ({first} / {second}): CPU "
             "seconds are not comparable across machines; use another --store for this machine"
         )
-    return json.loads(seen.pop()) if seen else None
 
 
 def load(store: Path) -> list[dict]:

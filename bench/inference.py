@@ -74,11 +74,13 @@ def main() -> None:
     precisions = {p.strip() for p in args.precisions.split(",") if p.strip()}
     report, rows = Report(args.name), []
     threads = torch.get_num_threads()
-    # (an emulated bf16 matmul of 2048^2 takes about a minute: timed only where bf16 ways run)
-    peak = {"fp32": matmul_gflops(), "bf16": matmul_gflops(dtype=torch.bfloat16) if "bf16" in precisions else None}
     # Without AVX512-BF16/AMX, bf16 is emulated and its matmul is no limit to compare with (0.3 GFLOP/s on an AVX2
-    # EPYC, below its convolutions): the bf16 rows then keep their times, not a fraction.
+    # EPYC, below its convolutions; one 2048^2 product takes about a minute): the bf16 rows then keep their times,
+    # not a fraction, and that matmul is not timed.
     bf16_limit = fast_bf16()
+    peak = {"fp32": matmul_gflops(), "bf16": None}
+    if "bf16" in precisions and bf16_limit:
+        peak["bf16"] = matmul_gflops(dtype=torch.bfloat16)
     if not bf16_limit:
         report.print("this CPU has no fast bf16 (AVX512-BF16/AMX): bf16 rows are times only, no fraction")
     report.print(
