@@ -12,7 +12,10 @@ parents' weights files, ``model.inherit_from`` of the search).
 Every candidate uses the same seed (common random numbers), so a fresh training is a deterministic
 function of the genome: :func:`fresh` caches it per canonical genome key with the CPU seconds it took,
 so a method that meets a genome another method trained is charged those seconds all the same. An
-inherited training depends on the parents' weights and is never cached.
+inherited training depends on the parents' weights and is never cached. ``use(..., cache=path)`` also keeps
+that cache on disk, one JSON line per fresh training, under the objective's description and the machine's
+identity: a bench killed mid-run replays what it had trained (charged the seconds it took then) instead of
+training it again, and a bench started later reads what every earlier process of it trained.
 
 Data: the default data folder (``data/`` in the repository, or ``FALSR_DATA_DIR``), as for train.py. This
 is the cheapest *honest* objective, not a converged PSNR: 80 small steps end far below bicubic, so it
@@ -31,8 +34,10 @@ import atexit
 import contextlib
 import dataclasses
 import io
+import json
 import logging
 import math
+import random
 import shutil
 import tempfile
 import time
@@ -54,16 +59,27 @@ PRECISION = "32-true"
 SEED = 0  # same seed for every candidate: same data order, same init stream
 ESTIMATE_AT = SearchConfig.estimate_at  # the ranked objective's step: the search's default (the p2000 reference)
 OBJECTIVES = ("real", "ranked")
-_ACTIVE = {"name": "real", "extra": ()}
+_ACTIVE = {"name": "real", "extra": (), "cache": None, "identity": None}
 
 
-def use(name: str, extra: Sequence[str] = ()) -> None:
+def use(name: str, extra: Sequence[str] = (), cache: Path | None = None, identity: dict | None = None) -> None:
     """Choose the objective for this process: "real" (the 80-step e80 objective) or "ranked" (the search's
-    evaluator); `extra` training overrides are appended to every training (and named in describe())."""
+    evaluator); `extra` training overrides are appended to every training (and named in describe()).
+    `cache`: a JSON-lines file of fresh trainings, read now and appended to; only its lines with this objective's
+    description and this `identity` (the machine: its seconds are charged) are used."""
     if name not in OBJECTIVES:
         raise SystemExit(f"error: unknown objective {name!r}: one of {', '.join(OBJECTIVES)}")
-    _ACTIVE.update(name=name, extra=tuple(extra))
+    _ACTIVE.update(name=name, extra=tuple(extra), cache=cache, identity=identity)
     _CACHE.clear()
+    if cache is not None and cache.is_file():
+        ours = {"objective": describe(), "identity": identity}
+        for line in cache.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:  # a line torn by a kill: that training is simply done again
+                continue
+            if {k: row.get(k) for k in ours} == ours:
+                _CACHE[row["key"]] = Result(**row["result"], weights=None, from_disk=True)
 
 
 FAILED_PSNR = 10.0  # objective of a candidate whose training failed (NaN, crash): below any trained value
@@ -81,6 +97,8 @@ class Result:
     inherited_steps: int = 0
     cached: bool = False
     measured_psnr: float | None = None  # "ranked": the PSNR measured at the end (psnr is the extrapolated one)
+    ok: bool = True  # trained without failing (a hit read from the disk cache has no weights file)
+    from_disk: bool = False  # read from use()'s cache file: its weights are not kept
 
 
 @dataclass
@@ -175,6 +193,27 @@ def _config(genome: Genome, out: Path, inherit_from: Sequence[str]):
         return compose("train", overrides=[*overrides(genome, inherit_from), f"paths.output_dir={out}"])
 
 
+@contextlib.contextmanager
+def _search_state_kept():
+    """Training sets the process's search space (from its own config: the default space, whatever the bench's
+    ``space.n_cells``) and seeds Python's, NumPy's and torch's global generators (seed_everything); the search
+    reads both. Restored after each training, the search proposes the same genomes whether a training ran or a
+    cache hit stood in for it, as in search.py, where candidates train in other processes."""
+    import numpy as np
+    import torch
+
+    from falsr.space.genome import active_space, set_space
+
+    space, python, numpy = active_space(), random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        set_space(space)
+        random.setstate(python)
+        np.random.set_state(numpy)
+
+
 def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str = "fresh") -> Result:
     """Train once (never cached): the objective's PSNR, CPU seconds, the saved weights' path."""
     from falsr.training.train import train
@@ -185,7 +224,11 @@ def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str =
     out = _workdir() / "runs" / tag / key
     cfg = _config(genome, out, inherit_from)
     start = time.process_time()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with (
+        _search_state_kept(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
         metrics = train(cfg)
     seconds = time.process_time() - start
     psnr = metrics.get("psnr")
@@ -197,7 +240,7 @@ def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str =
         STATS.errors.append(str(metrics.get("error")))
         if STATS.failed > MAX_FAILED:  # a broken set-up, not a bad network: stop rather than rank failures
             raise SystemExit(f"error: {STATS.failed} trainings failed, the last with: {STATS.errors[-1]}")
-        return Result(FAILED_PSNR, seconds, None)
+        return Result(FAILED_PSNR, seconds, None, ok=False)
     measured = None
     if _ACTIVE["name"] == "ranked":  # the search's own rule (a curve too short to fit keeps the measured PSNR)
         from falsr.search.callbacks import estimate
@@ -214,15 +257,29 @@ def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str =
     )
 
 
-def fresh(genome: Genome) -> Result:
-    """A fresh (not inherited) training of the genome, cached per key with the seconds it took."""
+def fresh(genome: Genome, need_weights: bool = False) -> Result:
+    """A fresh (not inherited) training of the genome, cached per key with the seconds it took.
+
+    `need_weights`: a hit read from the disk cache has no weights file, so it is trained again (a child
+    inherits from them)."""
     key = genome.canonical().key
-    if key in _CACHE:
+    hit = _CACHE.get(key)
+    if hit is not None and not (need_weights and hit.from_disk):
         STATS.cache_hits += 1
-        hit = _CACHE[key]
         return dataclasses.replace(hit, cached=True)
-    _CACHE[key] = train_candidate(genome)
-    return _CACHE[key]
+    result = _CACHE[key] = train_candidate(genome)
+    if _ACTIVE["cache"] is not None:
+        row = {
+            "objective": describe(),
+            "identity": _ACTIVE["identity"],
+            "key": key,
+            "genome": str(genome),
+            "result": {f: getattr(result, f) for f in ("psnr", "seconds", "measured_psnr", "ok")},
+        }
+        _ACTIVE["cache"].parent.mkdir(parents=True, exist_ok=True)
+        with open(_ACTIVE["cache"], "a") as f:  # one short line per append: two processes never interleave it
+            f.write(json.dumps(row) + "\n")
+    return result
 
 
 def short_training_psnr(genome: Genome) -> float:

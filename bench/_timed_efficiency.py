@@ -91,8 +91,8 @@ def run_once(method: str, composed, seed: int, budget: float) -> dict:
                     result = _objectives.train_candidate(off.genome, sources, tag=tag)
                     row["fresh_psnr"] = _objectives.fresh(off.genome).psnr  # uncharged: the bias check
                 else:
-                    result = _objectives.fresh(off.genome)
-                row["status"] = "ok" if result.weights else "failed"
+                    result = _objectives.fresh(off.genome, need_weights=inherit)
+                row["status"] = "ok" if result.ok else "failed"
                 weights[off.genome.key] = result.weights
             clock += result.seconds
             row.update(
@@ -105,6 +105,12 @@ def run_once(method: str, composed, seed: int, budget: float) -> dict:
                 **({"measured_psnr": result.measured_psnr} if result.measured_psnr is not None else {}),
             )
             history.append(row)
+            print(
+                f"  {tag} gen {state.generation} #{len(history)}: {cost.mult_adds / 1e9:.1f}G "
+                f"{row['status']}{' (cached)' if result.cached else ''} {result.psnr:.2f} dB; "
+                f"{clock:.0f}/{budget:.0f} CPU s",
+                flush=True,
+            )
             evaluated.append(
                 Individual(
                     off.genome,
@@ -334,11 +340,12 @@ def main(args, compose_method) -> int:
         )
     if args.cpu_budget is None:
         raise SystemExit("error: --report needs the --cpu-budget of the runs to report")
-    _objectives.use(args.objective, args.objective_overrides)
     store = args.store or Path(__file__).resolve().parent / "results" / f"search_efficiency_{args.objective}.jsonl"
+    here = None if args.report else this_machine()
+    # fresh trainings on disk beside the store: a run killed mid-way replays them when the bench starts again
+    _objectives.use(args.objective, args.objective_overrides, cache=store.with_suffix(".cache.jsonl"), identity=here)
     cid = config_id(args, composed)
     stored = [r for r in load(store) if r.get("config") == cid]
-    here = None if args.report else this_machine()
     check_machines(stored, store, here)
     done = {(r["method"], r["seed"]) for r in stored}
     part, parts = (int(v) for v in args.part.split("/"))

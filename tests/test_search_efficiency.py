@@ -72,6 +72,19 @@ def test_equal_cpu_time_on_the_ranked_objective_stores_resumes_and_reports(data_
     again = _run(args, data_dir)
     assert again.returncode == 0 and "0 runs to do" in again.stdout
     assert len(store.read_text().splitlines()) == 2
+    # a run killed before it was stored replays its trainings from the disk cache beside the store: the same
+    # genomes in the same order, each charged the seconds it took then, none trained again
+    cache = [json.loads(line) for line in store.with_suffix(".cache.jsonl").read_text().splitlines()]
+    assert len(cache) == len({h["key"] for h in ok}) and all(c["identity"] == runs[0]["machine"] for c in cache)
+    killed = tmp_path / "killed.jsonl"
+    store.with_suffix(".cache.jsonl").rename(killed.with_suffix(".cache.jsonl"))
+    replay = _run([*args[:-1], str(killed)], data_dir)
+    assert replay.returncode == 0, replay.stdout[-2000:] + replay.stderr[-2000:]
+    replayed = {r["method"]: r["history"] for r in map(json.loads, killed.read_text().splitlines())}
+    for run in runs:
+        before, after = run["history"][:-1], replayed[run["method"]]  # the last may differ: search seconds vary
+        assert [h["key"] for h in after[: len(before)]] == [h["key"] for h in before]
+        assert all(a["cached"] and a["seconds"] == b["seconds"] for a, b in zip(after, before, strict=False))
     # each run names its machine; runs of another machine are neither resumed into nor reported beside
     assert all(r["machine"]["cpu"] and r["machine"]["isa"] for r in runs)
     assert "Machine: " in report
