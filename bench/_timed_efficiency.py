@@ -162,7 +162,8 @@ def _settings_key(settings) -> dict:
 
 
 def config_id(args, composed: dict) -> str:
-    """What makes runs comparable: budget, population, objective and the methods' composed settings."""
+    """What makes runs comparable: budget, population, objective and the composed settings of the methods in
+    `composed` (one method: a run's own id; runs stored before that carry the id of all the methods run then)."""
     blob = json.dumps(
         {
             "budget": args.cpu_budget,
@@ -176,6 +177,20 @@ def config_id(args, composed: dict) -> str:
         default=str,
     )
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def comparable_ids(args, composed: dict) -> dict[str, set[str]]:
+    """For each method, the ids its stored runs may carry: its own id, or (runs stored before ids were per
+    method) the id of any set of these methods that holds it. So adding a method to a comparison never
+    orphans the runs of the others, and a run is only ever matched with its own method's settings."""
+    names = sorted(composed)
+    ids = {m: {config_id(args, {m: composed[m]})} for m in names}
+    for mask in range(1, 2 ** len(names)):
+        subset = [m for i, m in enumerate(names) if mask >> i & 1]
+        legacy = config_id(args, {m: composed[m] for m in subset})
+        for m in subset:
+            ids[m].add(legacy)
+    return ids
 
 
 def this_machine() -> dict:
@@ -344,8 +359,8 @@ def main(args, compose_method) -> int:
     here = None if args.report else this_machine()
     # fresh trainings on disk beside the store: a run killed mid-way replays them when the bench starts again
     _objectives.use(args.objective, args.objective_overrides, cache=store.with_suffix(".cache.jsonl"), identity=here)
-    cid = config_id(args, composed)
-    stored = [r for r in load(store) if r.get("config") == cid]
+    ids = comparable_ids(args, composed)
+    stored = [r for r in load(store) if r.get("config") in ids.get(r.get("method"), ())]
     check_machines(stored, store, here)
     done = {(r["method"], r["seed"]) for r in stored}
     part, parts = (int(v) for v in args.part.split("/"))
@@ -353,11 +368,11 @@ def main(args, compose_method) -> int:
     todo = [job for i, job in enumerate(todo) if i % parts == part and job not in done]
     if not args.report:
         print(f"objective: {_objectives.describe()}", flush=True)
-        print(f"{len(todo)} runs to do (config {cid}, store {store})", flush=True)
+        print(f"{len(todo)} runs to do ({len(stored)} stored, store {store})", flush=True)
         start = time.perf_counter()
         for method, seed in todo:
             run = run_once(method, composed[method], seed, args.cpu_budget)
-            run["config"] = cid
+            run["config"] = config_id(args, {method: composed[method]})
             run["machine"] = here
             store.parent.mkdir(parents=True, exist_ok=True)
             with open(store, "a") as f:
@@ -369,7 +384,7 @@ def main(args, compose_method) -> int:
                 f"wall {time.perf_counter() - start:.0f} s; {_objectives.STATS.line()}",
                 flush=True,
             )
-    runs = [r for r in load(store) if r.get("config") == cid]
+    runs = [r for r in load(store) if r.get("config") in ids.get(r.get("method"), ())]
     text = report(runs, methods, args.cpu_budget)
     print(text)
     out = store.with_suffix(".md")

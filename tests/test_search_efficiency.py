@@ -55,7 +55,7 @@ def test_equal_cpu_time_on_the_ranked_objective_stores_resumes_and_reports(data_
     first = _run(args, data_dir)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     runs = [json.loads(line) for line in store.read_text().splitlines()]
-    assert sorted(r["method"] for r in runs) == ["hybrid", "random"] and len({r["config"] for r in runs}) == 1
+    assert sorted(r["method"] for r in runs) == ["hybrid", "random"] and len({r["config"] for r in runs}) == 2
     for run in runs:
         assert run["clock"] >= 12  # ran until its CPU budget was spent
         # and no further: only the last candidate may end past the budget (none starts after it)
@@ -85,6 +85,10 @@ def test_equal_cpu_time_on_the_ranked_objective_stores_resumes_and_reports(data_
         before, after = run["history"][:-1], replayed[run["method"]]  # the last may differ: search seconds vary
         assert [h["key"] for h in after[: len(before)]] == [h["key"] for h in before]
         assert all(a["cached"] and a["seconds"] == b["seconds"] for a, b in zip(after, before, strict=False))
+    # a method added to the comparison runs beside the stored ones (each run is keyed on its own method's settings)
+    wider = _run([*args[:-3], "random,hybrid,nsga2", "--store", str(killed)], data_dir)
+    assert wider.returncode == 0 and "1 runs to do (2 stored" in wider.stdout, wider.stderr[-2000:]
+    assert "NSGA-II" in killed.with_suffix(".md").read_text()
     # each run names its machine; runs of another machine are neither resumed into nor reported beside
     assert all(r["machine"]["cpu"] and r["machine"]["isa"] for r in runs)
     assert "Machine: " in report
