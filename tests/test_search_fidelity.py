@@ -267,6 +267,10 @@ def test_tiny_search_promotes_from_checkpoints(fidelity_search, tiny_data, tmp_p
         assert len(promoted) >= ok0 // 2
     for r in rung1:  # continued from that candidate's own rung-0 checkpoint, to the second rung
         assert r["steps"] == RUNGS[1] and r["key"] in rung0
+        # its curve goes on from rung 0's: the earlier points, the one it starts from, then its own
+        val, val0 = r["curve"]["val"], rung0[r["key"]]["curve"]["val"]
+        assert val0["steps"] == [RUNGS[0]] and val["steps"] == RUNGS
+        assert val["psnr"][0] == pytest.approx(val0["psnr"][0], abs=1e-3)
         assert Path(r["resumed_from"]) == Path(rung0[r["key"]]["last_ckpt"]).resolve()
         assert Path(r["resumed_from"]).parent.parent == Path(rung0[r["key"]]["run_dir"]).resolve()
     pareto = json.loads((sweep / "pareto.json").read_text())
@@ -295,6 +299,10 @@ def test_tiny_search_promotes_from_checkpoints(fidelity_search, tiny_data, tmp_p
     assert single.returncode == 0, single.stderr[-3000:]
     metrics = json.loads((tmp_path / "single" / "metrics.json").read_text())
     assert metrics["steps"] == RUNGS[1] and metrics["psnr"] == pytest.approx(r["psnr"], abs=1e-6)
+    # and so does its curve: the same loss points (its open window went on in the checkpoint), the same last point
+    assert r["curve"]["loss"]["steps"] == metrics["curve"]["loss"]["steps"]
+    assert r["curve"]["loss"]["values"] == pytest.approx(metrics["curve"]["loss"]["values"], abs=1e-6)
+    assert r["curve"]["val"]["psnr"][-1] == pytest.approx(metrics["curve"]["val"]["psnr"][-1], abs=1e-6)
 
 
 def kill_when(args: list[str], sweep: Path, tmp: Path, done: str) -> None:

@@ -13,6 +13,13 @@ Observing never changes training: the evaluation runs in eval mode under ``torch
 ``torch.random.fork_rng``, so the random state the training goes on with is the one it would have had (the
 same seed trains the same weights bit for bit with or without curve points; tests/test_curves.py checks it).
 That is why bench/_runs.py leaves ``callbacks.learning_curve.*`` out of its run keys.
+
+A run continued from a Lightning checkpoint (``ckpt_path``: a promotion to the next rung of a multi-fidelity
+search) continues the curve: the points so far and the open loss window travel in the checkpoint (the callback's
+``state_dict``), so its loss points are those of one longer run, and the continued run validates once at the step
+it starts from (the checkpoint was written before the earlier run's
+last point), so the search extrapolates a promoted candidate from its whole curve, not from the steps of its
+last rung alone.
 """
 
 from __future__ import annotations
@@ -72,6 +79,11 @@ class LearningCurve(pl.Callback):
             self._set_name = names[0]
         self._set_index = names.index(self._set_name) if self._set_name in names else 0
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        step = trainer.global_step
+        if step > 0 and step not in self.val_at:  # continued from a checkpoint: the point it continues from
+            self._validate(trainer, pl_module, step)
+
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -92,6 +104,35 @@ class LearningCurve(pl.Callback):
         self._flush(step)
         if step > 0 and (not self.val_at or self.val_at[-1] != step):
             self._validate(trainer, pl_module, step)
+
+    # -- checkpoints (Lightning's callback state) -----------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "loss_every": self.loss_every,
+            "loss_steps": list(self.loss_steps),
+            "loss_values": list(self.loss_values),
+            "val_at": list(self.val_at),
+            "val_psnr": list(self.val_psnr),
+            "seconds": self.seconds,
+            # the loss window still open: the continued run goes on filling it, as one longer run would
+            "window_sum": None if self._window is None else float(self._window),
+            "window_count": self._count,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if int(state_dict.get("loss_every", self.loss_every)) != self.loss_every:
+            raise UserError(
+                f"callbacks.learning_curve.loss_every={self.loss_every}: the checkpoint's curve has a loss point every "
+                f"{state_dict['loss_every']} steps; continue with that value"
+            )
+        self.loss_steps = [int(s) for s in state_dict.get("loss_steps", [])]
+        self.loss_values = [float(v) for v in state_dict.get("loss_values", [])]
+        self.val_at = [int(s) for s in state_dict.get("val_at", [])]
+        self.val_psnr = [float(v) for v in state_dict.get("val_psnr", [])]
+        self.seconds = float(state_dict.get("seconds", 0.0))
+        if state_dict.get("window_sum") is not None:
+            self._window = torch.tensor(float(state_dict["window_sum"]))
+            self._count = int(state_dict.get("window_count", 0))
 
     # -- recording ---------------------------------------------------------------------------------
     def _flush(self, step: int) -> None:
