@@ -127,3 +127,21 @@ def test_the_committed_real_objective_report_regenerates_from_its_store(data_dir
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert store.with_suffix(".md").read_text() == committed.with_suffix(".md").read_text()
+
+
+def test_the_committed_ranked_objective_report_regenerates_from_its_store(data_dir, tmp_path):
+    """The runs of the objective that ranks (stored with the id of their method set, before ids were per method)
+    rewrite the committed report word for word, training nothing."""
+    committed = REPO / "bench" / "results" / "search_efficiency_ranked"
+    store = tmp_path / "search_efficiency_ranked.jsonl"
+    store.write_text(committed.with_suffix(".jsonl").read_text())
+    done = _run(
+        [
+            *("--objective", "ranked", "--cpu-budget", "1200", "--population", "8", "--seeds", "3"),
+            *("--methods", "random,hybrid,predictor", "--store", str(store), "--report"),
+        ],
+        data_dir,
+        600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert store.with_suffix(".md").read_text() == committed.with_suffix(".md").read_text()
