@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 # budget=search cut to 8 steps of batch 4 with four curve points: enough for the power law to be fitted.
 TOY = [
@@ -110,38 +112,27 @@ def test_an_unknown_timed_objective_is_a_one_line_error(data_dir, tmp_path):
     )
 
 
-def test_the_committed_real_objective_report_regenerates_from_its_store(data_dir, tmp_path):
-    """The stored --objective real runs keep their id as settings are added (bench/_timed_efficiency.ADDED_OFF):
-    --report rewrites the committed report from them, word for word, training nothing."""
-    committed = REPO / "bench" / "results" / "search_efficiency_real"
-    store = tmp_path / "search_efficiency_real.jsonl"
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        # the --objective real runs keep their id as settings are added (bench/_timed_efficiency.ADDED_OFF)
+        (
+            "real",
+            [
+                *("--cpu-budget", "240", "--methods", "random,nsga2,hybrid,inherit,predictor,inherit_predictor"),
+                *("--search-overrides", "search.settings.redraw_out_of_bounds=false"),
+            ],
+        ),
+        # the runs of the objective that ranks were stored with the id of their method set (before per-method ids)
+        ("ranked", ["--cpu-budget", "1200", "--methods", "random,hybrid,predictor"]),
+    ],
+)
+def test_a_committed_report_regenerates_from_its_store(name, options, data_dir, tmp_path):
+    """--report rewrites the committed report from the committed runs, word for word, training nothing."""
+    committed = REPO / "bench" / "results" / f"search_efficiency_{name}"
+    store = tmp_path / f"search_efficiency_{name}.jsonl"
     store.write_text(committed.with_suffix(".jsonl").read_text())
-    done = _run(
-        [
-            *("--objective", "real", "--cpu-budget", "240", "--population", "8", "--seeds", "3"),
-            *("--methods", "random,nsga2,hybrid,inherit,predictor,inherit_predictor"),
-            *("--search-overrides", "search.settings.redraw_out_of_bounds=false", "--store", str(store), "--report"),
-        ],
-        data_dir,
-        600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert store.with_suffix(".md").read_text() == committed.with_suffix(".md").read_text()
-
-
-def test_the_committed_ranked_objective_report_regenerates_from_its_store(data_dir, tmp_path):
-    """The runs of the objective that ranks (stored with the id of their method set, before ids were per method)
-    rewrite the committed report word for word, training nothing."""
-    committed = REPO / "bench" / "results" / "search_efficiency_ranked"
-    store = tmp_path / "search_efficiency_ranked.jsonl"
-    store.write_text(committed.with_suffix(".jsonl").read_text())
-    done = _run(
-        [
-            *("--objective", "ranked", "--cpu-budget", "1200", "--population", "8", "--seeds", "3"),
-            *("--methods", "random,hybrid,predictor", "--store", str(store), "--report"),
-        ],
-        data_dir,
-        600,
-    )
+    args = ["--objective", name, "--population", "8", "--seeds", "3", *options, "--store", str(store), "--report"]
+    done = _run(args, data_dir, 600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert store.with_suffix(".md").read_text() == committed.with_suffix(".md").read_text()
