@@ -37,7 +37,6 @@ import io
 import json
 import logging
 import math
-import random
 import shutil
 import tempfile
 import time
@@ -194,24 +193,18 @@ def _config(genome: Genome, out: Path, inherit_from: Sequence[str]):
 
 
 @contextlib.contextmanager
-def _search_state_kept():
-    """Training sets the process's search space (from its own config: the default space, whatever the bench's
-    ``space.n_cells``) and seeds Python's, NumPy's and torch's global generators (seed_everything); the search
-    reads both. Restored after each training, the search proposes the same genomes whether a training ran or a
-    cache hit stood in for it, as in search.py, where candidates train in other processes."""
-    import numpy as np
-    import torch
-
+def _search_space_kept():
+    """Training makes its own config's space the process's (the default space, whatever the bench's
+    ``space.n_cells``); the search reads it. Restored after each training, the search proposes the same genomes
+    whether a training ran or a cache hit stood in for it. (Its random streams need nothing here:
+    falsr.search.generation.search_random already swaps them in around every ask and tell.)"""
     from falsr.space.genome import active_space, set_space
 
-    space, python, numpy = active_space(), random.getstate(), np.random.get_state()
+    space = active_space()
     try:
-        with torch.random.fork_rng(devices=[]):
-            yield
+        yield
     finally:
         set_space(space)
-        random.setstate(python)
-        np.random.set_state(numpy)
 
 
 def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str = "fresh") -> Result:
@@ -225,7 +218,7 @@ def train_candidate(genome: Genome, inherit_from: Sequence[str] = (), tag: str =
     cfg = _config(genome, out, inherit_from)
     start = time.process_time()
     with (
-        _search_state_kept(),
+        _search_space_kept(),
         contextlib.redirect_stdout(io.StringIO()),
         contextlib.redirect_stderr(io.StringIO()),
     ):

@@ -358,7 +358,9 @@ def main(args, compose_method) -> int:
     store = args.store or Path(__file__).resolve().parent / "results" / f"search_efficiency_{args.objective}.jsonl"
     here = None if args.report else this_machine()
     # fresh trainings on disk beside the store: a run killed mid-way replays them when the bench starts again
-    _objectives.use(args.objective, args.objective_overrides, cache=store.with_suffix(".cache.jsonl"), identity=here)
+    # (--report trains nothing, so it reads no cache)
+    cache = None if args.report else store.with_suffix(".cache.jsonl")
+    _objectives.use(args.objective, args.objective_overrides, cache=cache, identity=here)
     ids = comparable_ids(args, composed)
     stored = [r for r in load(store) if r.get("config") in ids.get(r.get("method"), ())]
     check_machines(stored, store, here)
