@@ -1,13 +1,14 @@
 """FALSR-A/B/C inference speed on a 480x480 LR input (the paper's mult-adds convention).
 
 Prints, per model and way of running it (PyTorch eager in fp32 contiguous / channels_last and in bf16, ONNX
-Runtime fp32), the best seconds per image, the achieved GFLOP/s (2 FLOPs per mult-add) and that rate as a fraction
+Runtime fp32, torch.compile in fp32 and bf16), the best seconds per image, the achieved GFLOP/s (2 FLOPs per mult-add) and that rate as a fraction
 of a large matmul of the same precision timed in the same run (issue 26's goal: the fastest fp32 way at >= 0.7);
 writes them to bench/results/<--name>.{json,md} (default inference; another machine's run gets its own name, so
 the figures of each CPU stay beside each other). Uses all of torch's threads.
 With --matmul beside, each row's fraction is of a matmul timed right after that network (on a machine whose speed
 drifts within a run, the once-per-run matmul is no fixed limit); --precisions fp32 skips the bf16 ways.
     python bench/inference.py [--size 480] [--repeats 3] [--name inference_<machine>] [--matmul beside]
+        [--backends eager,onnxruntime,compile]
 """
 
 from __future__ import annotations
@@ -48,12 +49,15 @@ def matmul_gflops(n: int = 2048, repeats: int = 5, dtype=torch.float32) -> float
 
 
 # (name, backend, precision, memory format): PyTorch eager in both memory formats, eager bf16, ONNX Runtime's CPU
-# provider (the exported network, falsr.latency.measure.runner builds each call the way the latency bench does).
+# provider (the exported network), torch.compile (inductor, built once per way before timing) in fp32 and bf16;
+# falsr.latency.measure.runner builds each call the way the latency bench does.
 WAYS = (
     ("eager fp32 contiguous", "eager", "fp32", "contiguous"),
     ("eager fp32 channels_last", "eager", "fp32", "channels_last"),
     ("onnxruntime fp32", "onnxruntime", "fp32", "channels_last"),
+    ("compile fp32 channels_last", "compile", "fp32", "channels_last"),
     ("eager bf16 channels_last", "eager", "bf16", "channels_last"),
+    ("compile bf16 channels_last", "compile", "bf16", "channels_last"),
 )
 
 
@@ -70,8 +74,17 @@ def main() -> None:
         "row's fraction taken of that one (for machines whose speed drifts between the start and the end of a run)",
     )
     parser.add_argument("--precisions", default="fp32,bf16", help="the ways' precisions to run (fp32, bf16)")
+    parser.add_argument(
+        "--backends",
+        default="eager,onnxruntime,compile",
+        help="the ways' backends to run (eager, onnxruntime, compile: torch.compile builds each way first, ~1 min)",
+    )
     args = parser.parse_args()
     precisions = {p.strip() for p in args.precisions.split(",") if p.strip()}
+    backends = {b.strip() for b in args.backends.split(",") if b.strip()}
+    known = {w[1] for w in WAYS}
+    if not backends or not backends <= known:
+        parser.error(f"--backends {args.backends}: choose among {', '.join(sorted(known))}")
     report, rows = Report(args.name), []
     threads = torch.get_num_threads()
     # Without AVX512-BF16/AMX, bf16 is emulated and its matmul is no limit to compare with (0.3 GFLOP/s on an AVX2
@@ -99,7 +112,7 @@ def main() -> None:
         genome = config_genome(cfg)
         flops = 2 * genome_cost(genome, args.size).mult_adds
         for name, backend, precision, fmt in WAYS:
-            if precision not in precisions:
+            if precision not in precisions or backend not in backends:
                 continue
             settings = LatencySettings(
                 backend=backend, precision=precision, threads=threads, memory_format=fmt, pin=False
