@@ -122,6 +122,25 @@ def test_bf16_eager_runs_and_onnxruntime_bf16_is_refused(tmp_path):
         LatencySettings(backend="onnxruntime", precision="bf16")
 
 
+def test_compile_compiles_every_part_past_dynamos_recompile_limit(monkeypatch):
+    """A table's parts share their forward code; past dynamo's recompile limit they would run eager unnoticed.
+    With the limit at 1, the second part must still be compiled (a graph of its own), not run eager."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from falsr.latency.measure import runner
+    from falsr.latency.table import part
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    settings = LatencySettings.from_dict({"backend": "compile", "precision": "fp32", "threads": 1, "lr_size": [8, 8]})
+    graphs = []
+    for key in ("cell/conv_f16_k3_b1_isskip/32", "cell/conv_f16_k3_b1_noskip/32"):
+        module, shapes = part(key, settings)
+        runner(module, shapes, settings)()
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[1] == graphs[0] + 1, graphs
+
+
 def test_a_missing_table_is_a_one_line_error_naming_the_command(tmp_path):
     settings = LatencySettings(cache_dir=str(tmp_path), lr_size=(8, 8))
     with pytest.raises(LatencyError, match="python -m falsr.latency profile backend=onnxruntime"):

@@ -53,6 +53,9 @@ def runner(module: nn.Module, shapes: Sequence[tuple[int, ...]], settings: Laten
     module = module.to(dtype=dtype, memory_format=fmt)
     inputs = [x.to(dtype).contiguous(memory_format=fmt) for x in inputs]
     if settings.backend == "compile":
+        # Every part of a table runs the same forward code, so without a reset dynamo's recompile limit (8) is
+        # reached after a few parts and the rest silently run eager: each measured module gets a fresh compiler.
+        torch._dynamo.reset()
         module = torch.compile(module, dynamic=False)
 
     def call():
