@@ -25,6 +25,7 @@ checkpoints in outputs/bench-runs/ (git-ignored); zero-cost scores in bench/resu
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import signal
@@ -450,6 +451,9 @@ def evaluate(
     result["choice"] = _choice(result, kept, labels, ref, ref_mean, proxy, skip=extra, resamples=resamples)
     result["combination"] = _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resamples)
     result["promotion"] = promotion(runs, reference, ref_seeds, ref_mean, proxy, p_seeds, labels, macs)
+    result["promotion_pools"] = promotion_pools(
+        runs, reference, ref_seeds, ref_mean, proxy, p_seeds, labels, macs, ref_steps
+    )
     return result
 
 
@@ -636,6 +640,90 @@ def promotion(runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, p_see
     return out
 
 
+POOL_SIZE = 8  # candidates per simulated pool: a search generation's worth (population 8 in the efficiency bench)
+
+
+def _truncated(curve: dict, step: int) -> dict:
+    """The curve as a run stopped at `step` had recorded it (its validation points up to `step`)."""
+    val = (curve or {}).get("val") or {}
+    kept = [(s, v) for s, v in zip(val.get("steps", []), val.get("psnr", [])) if s <= step]
+    return {"val": {"steps": [s for s, _ in kept], "psnr": [v for _, v in kept]}}
+
+
+def promotion_pools(
+    runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, p_seeds, labels, macs, ref_steps: int
+) -> list[dict]:
+    """`promotion()`'s one pick per band and seed is one draw; this is the distribution: every pool of POOL_SIZE
+    genomes of a band (all combinations, so nothing random), each rule's pick judged by the reference mean
+    without the simulated seed, against the single-fidelity pick of the search's estimator (the proxy's curve
+    extrapolated to the reference's steps) and of the proxy's final PSNR. A rung is scored as the search scores
+    it: measured PSNR, or (`extrapolated`) the curve up to that rung extrapolated, measured where it has fewer
+    than 4 points (rung 100)."""
+    out = []
+    for seed in [s for s in ref_seeds if s in p_seeds]:
+        judge = ref_mean(seed)
+        curve_of = {k: r.get("curve") for k, r in runs.of(reference, seed).items()}
+        final = runs.scores(proxy, seed, lambda r: _score(r, "holdout"))
+        extrap = runs.scores(proxy, seed, lambda r: curves.extrapolate(r.get("curve"), ref_steps))
+        for band_name, (lo, hi) in PROMOTION_BANDS.items():
+            members = [
+                k
+                for k in labels
+                if lo <= macs[k] <= hi and k in judge and k in final and k in extrap and curve_of.get(k)
+            ]
+            if len(members) < POOL_SIZE + 2:  # too few genomes for pools that differ
+                continue
+
+            def measured(k, step, curve_of=curve_of):
+                return curves.val_at(curve_of[k], step)
+
+            memo: dict = {}
+
+            def extrapolated(k, step, curve_of=curve_of, memo=memo):
+                if (k, step) not in memo:
+                    memo[k, step] = curves.extrapolate(_truncated(curve_of[k], step), ref_steps)
+                    if memo[k, step] is None:
+                        memo[k, step] = curves.val_at(curve_of[k], step)
+                return memo[k, step]
+
+            diffs: dict[str, list[float]] = {}
+            regret: dict[str, list[float]] = {}
+            for pool in itertools.combinations(members, POOL_SIZE):
+                best = max(judge[k] for k in pool)
+                base = judge[max(pool, key=lambda k: extrap[k])]
+                picks = {
+                    "single: final": judge[max(pool, key=lambda k: final[k])],
+                    "single: extrapolated": base,
+                }
+                for rule, (rungs, eta) in PROMOTION_RULES.items():
+                    for how, fn in (("measured", measured), ("extrapolated", extrapolated)):
+                        pick, _ = _estimators.successive_halving(list(pool), fn, rungs, eta)
+                        if pick is not None:
+                            picks[f"{rule}, {how}"] = judge[pick]
+                for name, v in picks.items():
+                    diffs.setdefault(name, []).append(v - base)
+                    regret.setdefault(name, []).append(best - v)
+            out.append(
+                {
+                    "seed": seed,
+                    "band": band_name,
+                    "n": len(members),
+                    "pool": POOL_SIZE,
+                    "pools": len(regret["single: extrapolated"]),
+                    "rules": {
+                        name: {
+                            "mean_regret": float(np.mean(regret[name])),
+                            "mean_vs_single": float(np.mean(diffs[name])),
+                            "better": float(np.mean([d > 0 for d in diffs[name]])),
+                            "worse": float(np.mean([d < 0 for d in diffs[name]])),
+                        }
+                        for name in regret
+                    },
+                }
+            )
+    return out
+
+
 def render(result: dict) -> str:
     """The Markdown report of bench/results/proxy_fidelity.json (nothing computed here that is not in it)."""
     ref, panel = result["reference"], result["panel"]
@@ -728,6 +816,26 @@ def render(result: dict) -> str:
                 f"{row['single']['pick']}: {row['single']['reference']:.3f} ({row['single']['cpu_seconds']:.0f})"
                 f" | " + " | ".join(cells) + " |"
             )
+    if result.get("promotion_pools"):
+        rows = result["promotion_pools"]
+        names = list(rows[0]["rules"])
+        lines += [
+            "",
+            f"The same over every pool of {rows[0]['pool']} genomes of a band (all combinations; one pick above is one "
+            "pool): per rule, the mean regret (dB below the pool's best by the reference) and, against the "
+            "single-fidelity pick of the search's estimator (extrapolated), the mean difference and how often it "
+            "picks better / worse. A rung is scored by its measured PSNR or, as the search does, by its curve "
+            "extrapolated (measured where fewer than 4 points).",
+            "",
+            "| seed | band | pools | " + " | ".join(names) + " |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |",
+        ]
+        for row in rows:
+            cells = [
+                f"{r['mean_regret']:.3f} ({r['mean_vs_single']:+.3f}, {r['better']:.0%} / {r['worse']:.0%})"
+                for r in (row["rules"][n] for n in names)
+            ]
+            lines.append(f"| {row['seed']} | {row['band']} ({row['n']}) | {row['pools']} | " + " | ".join(cells) + " |")
     lines += ["", "| genome | mult-adds | reference PSNR (Set5+Set14 mean, dB) |", "| --- | --- | --- |"]
     for label, g in panel["genomes"].items():
         shown = "-" if g["reference"] is None else f"{g['reference']:.3f}"

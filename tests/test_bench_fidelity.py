@@ -54,3 +54,25 @@ def test_proxy_fidelity_quick(data_dir, tmp_path):
     runs = [json.loads(line) for line in store.read_text().splitlines()]
     assert len(runs) == 20 and all(r["curve"]["val"]["steps"] for r in runs)
     assert "| q10 |" in proc.stdout and "Goal" in proc.stdout
+
+
+def test_promotion_over_every_pool_regenerates_the_committed_numbers():
+    """The committed report's successive-halving tables (one pick per band, and every pool of a band) come from the
+    stored runs: recomputed here, they are the committed ones; each pool's pick is never above the pool's best."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import proxy_fidelity as pf
+
+    committed = json.loads((REPO / "bench" / "results" / "proxy_fidelity.json").read_text())
+    result = pf.evaluate(
+        pf.PANEL, pf.RECIPES, REPO / "bench" / "results" / "runs.jsonl", [0, 1, 2], "p2000", [0, 1, 2], resamples=20
+    )
+    assert result["promotion"] == committed["promotion"]
+    assert result["promotion_pools"] == committed["promotion_pools"]
+    assert {(r["band"], r["pools"]) for r in result["promotion_pools"]} == {
+        ("B (40-74.5G)", math.comb(11, pf.POOL_SIZE)),
+        ("50-100G", math.comb(16, pf.POOL_SIZE)),
+    }
+    for row in result["promotion_pools"]:
+        for rule in row["rules"].values():
+            assert rule["mean_regret"] >= 0 and rule["better"] + rule["worse"] <= 1
+        assert row["rules"]["single: extrapolated"]["mean_vs_single"] == 0
