@@ -107,11 +107,23 @@ def experiment_steps(experiment: str) -> int:
     return int(cfg.trainer.max_steps)
 
 
-def judge(genome: str, reference: str, seeds: list[int], store: Path, train: bool) -> dict:
-    """The reference's held-out PSNR of a genome per seed (trained when missing and `train`)."""
+def judge(
+    genome: str, reference: str, seeds: list[int], store: Path, train: bool, precision: str | None = None
+) -> dict:
+    """The reference's held-out PSNR of a genome per seed (trained when missing and `train`). With `precision`
+    (a Lightning precision, e.g. "32-true"), each seed's run is the stored one where it trained in that precision
+    (`trainer.precision=auto` trains in fp32 on one machine, bf16 on another: its key does not say which), else
+    one trained with `trainer.precision` set: the picks of two searches are judged alike on any machine."""
     tag = Genome.from_string(genome).key[:8]
-    jobs = [(f"promotion_search/{reference}/s{s}/{tag}", recipe_overrides(genome, reference, s, BOOK)) for s in seeds]
-    done = _runs.work_through(jobs, store) if train else _runs.load_store(store)
+    stored = _runs.load_store(store)
+    jobs = []
+    for s in seeds:
+        overrides = recipe_overrides(genome, reference, s, BOOK)
+        rec = stored.get(_runs.run_key(overrides))
+        if precision is not None and not (rec and rec.get("precision") == precision):
+            overrides = [*overrides, f"trainer.precision={precision}"]
+        jobs.append((f"promotion_search/{reference}/s{s}/{tag}", overrides))
+    done = _runs.work_through(jobs, store) if train else stored
     per_seed, precisions = {}, set()
     for seed, (_, overrides) in zip(seeds, jobs, strict=True):
         rec = done.get(_runs.run_key(overrides))
@@ -133,11 +145,12 @@ def render(results: dict[str, dict]) -> str:
         "Written by `bench/promotion_search.py` from the runs it stored; the command of each band is below.",
         "",
     ]
-    for band, res in sorted(results.items()):
+    for _, res in sorted(results.items()):
         single, promoted = res["single"], res["promoted"]
         lo, hi = res["bounds"]
         lines += [
-            f"## Band {band.upper()} ({_g(lo)}-{_g(hi)} mult-adds)",
+            f"## Band {res['band'].upper()} ({_g(lo)}-{_g(hi)} mult-adds)"
+            + (f": {res['variant']} ({' '.join(res['search_overrides'])})" if res.get("variant") else ""),
             "",
             f"`{res['command']}`",
             "",
@@ -216,6 +229,18 @@ def main(argv=None) -> int:
         help="steps per candidate of the single-fidelity search (default: its experiment's trainer.max_steps)",
     )
     parser.add_argument("--search", nargs="*", default=[], help="extra overrides of the promoted search (toy runs)")
+    parser.add_argument(
+        "--variant",
+        default=None,
+        help="a second promoted search of the band (e.g. other --search overrides), stored beside the first as "
+        "<band>_<variant>.json and search_<band>_<variant>/",
+    )
+    parser.add_argument(
+        "--judge-precision",
+        default=None,
+        help="judge both picks in this Lightning precision (e.g. 32-true, as the stored judges trained): a stored "
+        "run in it is reused, a missing one trained with trainer.precision set",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--store", type=Path, default=_runs.STORE, help="the run store (shared with proxy_fidelity)")
     parser.add_argument("--sweep", type=Path, default=None, help="the promoted search's folder (default outputs/)")
@@ -241,7 +266,8 @@ def main(argv=None) -> int:
         f"trainer.max_steps={rungs[-1]}",
         *args.search,
     ]
-    folder = f"search_{args.band}"
+    name = args.band if args.variant is None else f"{args.band}_{args.variant}"
+    folder = f"search_{name}"
     sweep = args.sweep or REPO / "outputs" / "promotion_search" / folder
     if not args.report:
         showdown.run_search(args.results, sweep, search_args, args.threads, experiment, folder)
@@ -257,10 +283,18 @@ def main(argv=None) -> int:
     for s in (single, promoted):
         if s["pick"] is None:
             raise SystemExit("error: a search trained no candidate inside the band: nothing to judge")
-        s["judged"] = judge(s["pick"]["genome"], args.reference, seeds, args.store, train=not args.report)
+        s["judged"] = judge(
+            s["pick"]["genome"],
+            args.reference,
+            seeds,
+            args.store,
+            train=not args.report,
+            precision=args.judge_precision,
+        )
     shown = " ".join(a for a in search_args if not a.startswith("search.generations="))
     result = {
         "band": args.band,
+        **({"variant": args.variant, "search_overrides": args.search} if args.variant else {}),
         "bounds": list(bounds),
         "generations": args.generations,
         "rungs": rungs,
@@ -268,7 +302,9 @@ def main(argv=None) -> int:
         "reference": args.reference,
         "seeds": seeds,
         "command": f"python bench/promotion_search.py --band {args.band} --generations {args.generations} "
-        f"--rungs {args.rungs} --eta {args.eta} --seeds {args.seeds}",
+        f"--rungs {args.rungs} --eta {args.eta} --seeds {args.seeds}"
+        + (f" --variant {args.variant} --search {' '.join(args.search)}" if args.variant else "")
+        + (f" --judge-precision {args.judge_precision}" if args.judge_precision else ""),
         "promoted_search": f"python search.py +search=nsga2 experiment={experiment} "
         f"search.generations={args.generations} {shown}",
         "single_search": str(single_dir.relative_to(REPO) if single_dir.is_relative_to(REPO) else single_dir),
@@ -276,7 +312,7 @@ def main(argv=None) -> int:
         "promoted": promoted,
     }
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"{args.band}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.results / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     stored = {p.stem: json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))}
     (args.results / "promotion_search.md").write_text(render(stored))
     log(verdict(result))
