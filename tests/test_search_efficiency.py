@@ -123,8 +123,9 @@ def test_an_unknown_timed_objective_is_a_one_line_error(data_dir, tmp_path):
                 *("--search-overrides", "search.settings.redraw_out_of_bounds=false"),
             ],
         ),
-        # the runs of the objective that ranks were stored with the id of their method set (before per-method ids)
-        ("ranked", ["--cpu-budget", "1200", "--methods", "random,hybrid,predictor"]),
+        # the first three methods' runs were stored with the id of their method set (before per-method ids), the
+        # inheritance runs with their own method's id: one report reads both
+        ("ranked", ["--cpu-budget", "1200", "--methods", "random,hybrid,predictor,inherit,inherit_predictor"]),
     ],
 )
 def test_a_committed_report_regenerates_from_its_store(name, options, data_dir, tmp_path):
