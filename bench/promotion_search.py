@@ -4,6 +4,8 @@ single-fidelity estimator picks?
 
     python bench/promotion_search.py --band b            # the promoted search, then the reference runs of both picks
     python bench/promotion_search.py --band b --report   # the report from what is stored; trains nothing
+    python bench/promotion_search.py --band b --variant final --search search.estimator=final \
+        --judge-precision 32-true                         # a second promoted search, stored beside the first
 
 1. Single fidelity: the showdown's band search (`--single`, bench/results/showdown2/search_<band>/: experiment=
    showdown_<band>, budget=search, every candidate 300 steps, ranked by its extrapolated curve) read up to its
