@@ -240,6 +240,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--judge-precision",
         default=None,
+        choices=("32-true", "bf16-mixed"),
         help="judge both picks in this Lightning precision (e.g. 32-true, as the stored judges trained): a stored "
         "run in it is reused, a missing one trained with trainer.precision set",
     )
