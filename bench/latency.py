@@ -8,12 +8,19 @@ measurements (does the table rank better than mult-adds?). In each run it also m
 models (conf/model/searched_*.yaml) and bicubic end to end (the README's table). Writes bench/results/latency.json
 and latency.md.
 
-Resumable: each measurement is appended to bench/results/latency_runs.jsonl (keyed by the settings' fingerprint
-and the genome) and the tables live in the latency cache, so a killed run continues where it stopped.
+Each network is measured twice, before the table is profiled and after it (`--passes 2`, the default): a shared
+machine's speed drifts over minutes (on the 2-core EPYC here one cell took 394 ms, then 520 ms a few minutes
+later), so a table and networks measured in different windows disagree by the drift, not by the table's error.
+The table is compared with the mean of the two passes, which bracket it in time, and the two passes with each
+other: that test-retest error is the floor no table can beat on the machine.
+
+Resumable: each measurement is appended to bench/results/latency_runs.jsonl (keyed by the settings' fingerprint,
+the genome and the pass) and the tables live in the latency cache, so a killed run continues where it stopped.
 
     python bench/latency.py                                  # the full bench: 32 genomes, 360x640, 1 thread
     python bench/latency.py --quick --out /tmp/latency.json  # 5 genomes at 24x32 (the test's)
     python bench/latency.py --rescore                        # the statistics again from the stored rows
+    python bench/latency.py --runs compile/fp32 --passes 1   # one pass after the table (no test-retest)
 Measure on a quiet machine: a one-line warning says when the runs spread too much to be trusted.
 """
 
@@ -75,26 +82,32 @@ def _runs(path: Path) -> dict:
                 r = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line torn by a kill: measured again
-            out[(r["fingerprint"], r["genome"])] = r
+            out[(r["fingerprint"], r["genome"], r.get("pass", 2))] = r
     return out
 
 
-def bench_one(settings: LatencySettings, genomes: list[tuple[str, str]], runs_path: Path) -> dict:
-    """Prediction vs measurement on `genomes` under `settings`; every measurement appended to `runs_path`."""
+def bench_one(settings: LatencySettings, genomes: list[tuple[str, str]], runs_path: Path, passes: int = 2) -> dict:
+    """Prediction vs measurement on `genomes` under `settings`; every measurement appended to `runs_path`. With
+    `passes` 2 the networks are measured before and after the table is profiled (the rows keep both)."""
     table = LatencyTable(settings)
     parts = list(dict.fromkeys(k for _, g in genomes for k in genome_parts(g)))
-    table.profile(parts)
     done, rows, timings = _runs(runs_path), [], []
+    before = (
+        {g: _measured(settings, label, g, runs_path, done, timings, 1) for label, g in genomes} if passes == 2 else {}
+    )
+    table.profile(parts)
     for label, genome in genomes:
-        measured = _measured(settings, label, genome, runs_path, done, timings)
+        after = _measured(settings, label, genome, runs_path, done, timings, 2)
+        both = [before[genome], after] if before else [after]
         rows.append(
             {
                 "label": label,
                 "genome": genome,
-                "measured_ms": measured["ms"],
-                "spread": measured["spread"],
+                "measured_ms": statistics.fmean(m["ms"] for m in both),
+                "spread": max(m["spread"] for m in both),
                 "predicted_ms": table.predict(genome),
                 "mult_adds": genome_cost(genome, settings.lr_size).mult_adds,
+                **({"passes_ms": [m["ms"] for m in both]} if before else {}),
             }
         )
     warn_if_noisy(timings, settings, f"{len(timings)} networks ({settings.describe()})")
@@ -108,11 +121,12 @@ def bench_one(settings: LatencySettings, genomes: list[tuple[str, str]], runs_pa
 
 
 def scores(rows: list[dict]) -> dict:
-    """Table vs measured and mult-adds vs measured on the stored rows, each with its bootstrap 95% interval."""
+    """Table vs measured and mult-adds vs measured on the stored rows, each with its bootstrap 95% interval; with two
+    passes also the table against each pass and the passes against each other (the machine's drift)."""
     meas = [r["measured_ms"] for r in rows]
     pred = [r["predicted_ms"] for r in rows]
     macs = [r["mult_adds"] for r in rows]
-    return {
+    out = {
         "n": len(rows),
         "spearman": float(_rho(pred, meas)),
         "spearman_ci95": _ci95(_rho, pred, meas),
@@ -121,6 +135,16 @@ def scores(rows: list[dict]) -> dict:
         "spearman_mult_adds": float(_rho(macs, meas)),
         "spearman_mult_adds_ci95": _ci95(_rho, macs, meas),
     }
+    if rows and all(len(r.get("passes_ms", ())) == 2 for r in rows):
+        first, second = ([r["passes_ms"][i] for r in rows] for i in (0, 1))
+        out |= {
+            "mape_pass1": float(_mape(pred, first)),
+            "mape_pass2": float(_mape(pred, second)),
+            "retest_mape": float(_retest(first, second)),
+            "retest_mape_ci95": _ci95(_retest, first, second),
+            "retest_spearman": float(_rho(first, second)),
+        }
+    return out
 
 
 def _rho(x, y) -> float:
@@ -129,6 +153,11 @@ def _rho(x, y) -> float:
 
 def _mape(pred, meas) -> float:
     return statistics.fmean(abs(p - m) / m for p, m in zip(pred, meas))
+
+
+def _retest(first, second) -> float:
+    """The mean absolute difference of two measurements of each network, as a fraction of their mean."""
+    return statistics.fmean(abs(a - b) / ((a + b) / 2) for a, b in zip(first, second))
 
 
 MIN_CI_N = 10  # below it many resamples repeat one genome and a rank statistic is undefined (nan)
@@ -143,27 +172,33 @@ def _ci95(statistic, x, y) -> list[float] | None:
     return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
 
 
-def _measured(settings: LatencySettings, label: str, genome: str, runs_path: Path, done: dict, timings: list) -> dict:
-    """The stored measurement of `genome` (or BICUBIC) under `settings`, measured and appended when missing."""
+def _measured(
+    settings: LatencySettings, label: str, genome: str, runs_path: Path, done: dict, timings: list, run_pass: int = 2
+) -> dict:
+    """The stored measurement of `genome` (or BICUBIC) under `settings` in pass `run_pass` (1: before the table is
+    profiled, 2: after it; rows stored before passes existed were measured after it), measured and appended when
+    missing."""
     key = settings.key()
-    if (key, genome) not in done:
+    if (key, genome, run_pass) not in done:
         if genome == BICUBIC:
             h, w = settings.lr_size
             t = measure(BicubicUpscale(settings.scale), [(1, 1, h, w)], settings)
         else:
             t = measure_network(genome, settings)
         timings.append(t)
-        done[(key, genome)] = {
+        done[(key, genome, run_pass)] = {
             "fingerprint": key,
             "genome": genome,
             "label": label,
+            "pass": run_pass,
             "ms": t.ms,
             "spread": t.spread,
             "runs": t.runs,
+            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         }
         with open(runs_path, "a") as fh:
-            fh.write(json.dumps(done[(key, genome)]) + "\n")
-    return done[(key, genome)]
+            fh.write(json.dumps(done[(key, genome, run_pass)]) + "\n")
+    return done[(key, genome, run_pass)]
 
 
 def deployed_models(settings: LatencySettings, runs_path: Path) -> list[dict]:
@@ -199,7 +234,14 @@ def _interval(ci: list[float] | None, fmt: str) -> str:
     return f" [{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else ""
 
 
+def _per_genome(row: dict) -> str:
+    passes = row.get("passes_ms")
+    both = f" ({_ms(passes[0])}, {_ms(passes[1])})" if passes else ""
+    return f"{row['measured_ms']:.2f}{both} / {row['predicted_ms']:.2f}"
+
+
 def markdown(result: dict) -> str:
+    retest = any("retest_mape" in r for r in result["results"].values())
     lines = [
         "# Latency: the lookup table against measurement",
         "",
@@ -217,16 +259,34 @@ def markdown(result: dict) -> str:
         f"below {MIN_CI_N} genomes).",
         "",
         "| backend / precision | n | Spearman (table vs measured) [95% CI] | MAPE [95% CI] | "
-        "Spearman (mult-adds vs measured) [95% CI] | median spread |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "Spearman (mult-adds vs measured) [95% CI] | median spread |"
+        + (
+            " MAPE vs pass 1 / pass 2 | retest: pass 1 vs pass 2, mean abs. difference [95% CI] (Spearman) |"
+            if retest
+            else ""
+        ),
+        "| --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if retest else ""),
     ]
     for name, r in result["results"].items():
         lines.append(
             f"| {name} | {r['n']} | {r['spearman']:.3f}{_interval(r['spearman_ci95'], '.3f')} | "
             f"{r['mape']:.1%}{_interval(r['mape_ci95'], '.1%')} | "
             f"{r['spearman_mult_adds']:.3f}{_interval(r['spearman_mult_adds_ci95'], '.3f')} | {r['median_spread']:.1%} |"
+            + (
+                f" {r['mape_pass1']:.1%} / {r['mape_pass2']:.1%} | {r['retest_mape']:.1%}"
+                f"{_interval(r['retest_mape_ci95'], '.1%')} ({r['retest_spearman']:.3f}) |"
+                if "retest_mape" in r
+                else (" - | - |" if retest else "")
+            )
         )
     lines += [
+        "",
+        (
+            "Measured is the mean of two passes, one before the table was profiled and one after it (the second "
+            "pass's time in brackets beside the first's)."
+            if retest
+            else "Measured after the table was profiled."
+        ),
         "",
         "Per genome (ms, measured / predicted):",
         "",
@@ -235,10 +295,7 @@ def markdown(result: dict) -> str:
     ]
     first = next(iter(result["results"].values()))
     for i, g in enumerate(first["genomes"]):
-        cells = [
-            f"{r['genomes'][i]['measured_ms']:.2f} / {r['genomes'][i]['predicted_ms']:.2f}"
-            for r in result["results"].values()
-        ]
+        cells = [_per_genome(r["genomes"][i]) for r in result["results"].values()]
         lines.append(f"| {g['label']} | {g['mult_adds'] / 1e9:.2f}G | " + " | ".join(cells) + " |")
     if result.get("models"):
         runs = list(result["models"])
@@ -274,6 +331,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr-size", type=int, nargs=2, default=list(deploy_lr_size()), metavar=("H", "W"))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="5 genomes (FALSR-A/B/C first) at 24x32, 3 repeats")
+    parser.add_argument(
+        "--passes",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="measure each network before and after the table is profiled (2), or only after it (1: half the time, "
+        "no test-retest floor)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latency.json", help="latency.md is written beside it")
     parser.add_argument("--cache-dir", default=None, help="latency tables (default: $FALSR_LATENCY_DIR or ~/.cache)")
     parser.add_argument(
@@ -296,6 +361,7 @@ def main(argv=None) -> dict:
     if args.quick:
         genomes, args.lr_size, args.repeats = genomes[:5], [24, 32], 3
     results, models, device = {}, {}, None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     for run in args.runs:
         backend, _, precision = run.partition("/")
         settings = LatencySettings.from_dict(
@@ -309,13 +375,14 @@ def main(argv=None) -> dict:
             }
         )
         print(f"{run}: {len(genomes)} genomes, {settings.describe()}", file=sys.stderr)
-        results[run] = bench_one(settings, genomes, args.out.with_name(args.out.stem + "_runs.jsonl"))
+        results[run] = bench_one(settings, genomes, args.out.with_name(args.out.stem + "_runs.jsonl"), args.passes)
         models[run] = deployed_models(settings, args.out.with_name(args.out.stem + "_runs.jsonl"))
         device = settings.fingerprint()["device"]
         r = results[run]
         print(
             f"{run}: Spearman {r['spearman']:.3f}, MAPE {r['mape']:.1%}, mult-adds Spearman "
             f"{r['spearman_mult_adds']:.3f} (n={r['n']})"
+            + (f", the two passes differ by {r['retest_mape']:.1%}" if "retest_mape" in r else "")
         )
     shown = " ".join(["python bench/latency.py", *(argv if argv is not None else sys.argv[1:])])
     result = {
@@ -325,11 +392,11 @@ def main(argv=None) -> dict:
         "lr_size": list(args.lr_size),
         "threads": args.threads,
         "repeats": args.repeats,
+        "passes": args.passes,
         "n_genomes": len(genomes),
         "results": results,
         "models": models,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(result))
     return result

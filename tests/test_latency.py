@@ -245,8 +245,14 @@ def test_the_latency_bench_quick_writes_its_results_and_resumes(tmp_path):
         assert all(m["ms"] > 0 for m in rows)
     assert "| Bicubic |" in out.with_suffix(".md").read_text()
     runs = out.with_name("latency_runs.jsonl").read_text()
-    # per run: the 5 genomes, then searched_a, searched_b and bicubic (FALSR-A/B/C are among the 5: not measured twice)
-    assert len(runs.splitlines()) == 2 * (5 + 3)
+    # per run: the 5 genomes before the table and after it, then searched_a, searched_b and bicubic (FALSR-A/B/C
+    # are among the 5: not measured again)
+    assert len(runs.splitlines()) == 2 * (5 + 5 + 3)
+    for r in result["results"].values():  # measured = the mean of the passes; the retest is their difference
+        passes = [g["passes_ms"] for g in r["genomes"]]
+        assert all(g["measured_ms"] == pytest.approx(sum(p) / 2) for g, p in zip(r["genomes"], passes))
+        assert r["retest_mape"] == pytest.approx(sum(abs(a - b) / ((a + b) / 2) for a, b in passes) / 5)
+        assert r["retest_spearman"] <= 1 and r["mape_pass1"] >= 0 and r["mape_pass2"] >= 0
     again = subprocess.run(args, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert out.with_name("latency_runs.jsonl").read_text() == runs  # nothing measured again
