@@ -331,3 +331,30 @@ def test_the_latency_bench_rescores_its_stored_measurements_with_intervals(tmp_p
 def test_the_latency_bench_rescore_without_results_says_what_to_run(tmp_path):
     done = bench("--rescore", "--out", str(tmp_path / "none.json"), timeout=120)
     assert done.returncode == 1 and "does not exist: run `python bench/latency.py --out" in done.stderr
+
+
+def test_the_drift_bench_reports_rounds_and_a_warm_up_ratio(tmp_path):
+    """bench/latency_drift.py --quick measures the probe once per round and writes the summary and its report; the
+    summary's arithmetic on hand-made rounds: a first round twice the later median reads 2.0."""
+    out = tmp_path / "drift.json"
+    run = subprocess.run(
+        [sys.executable, "bench/latency_drift.py", "--quick", "--out", str(out)],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    s = json.loads(out.read_text())["summary"]["eager/fp32"]
+    assert s["rounds"] == 2 and len(s["ms"]) == 2 and all(m > 0 for m in s["ms"])
+    assert s["first_over_later"] == pytest.approx(s["ms"][0] / s["ms"][1])
+    assert "| eager/fp32 | 2 |" in out.with_suffix(".md").read_text()
+    assert len((tmp_path / "drift_runs.jsonl").read_text().splitlines()) == 2
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from latency_drift import summarise
+
+    rows = [{"run": "x", "round": k, "ms": ms} for k, ms in enumerate([200.0, 100.0, 100.0, 120.0])]
+    got = summarise(rows)["x"]
+    assert got["max_over_min"] == 2.0 and got["first_over_later"] == 2.0 and got["ms"] == [200.0, 100.0, 100.0, 120.0]
