@@ -40,21 +40,28 @@ def mean_tau(per_seed: Sequence[Scores], ref: Scores, labels: Sequence[str]) -> 
 
 
 def mean_tau_ci(
-    per_seed: Sequence[Scores], ref: Scores, labels: Sequence[str], resamples: int = 2000, seed: int = 0
+    per_seed: Sequence[Scores],
+    ref: Scores | Sequence[Scores],
+    labels: Sequence[str],
+    resamples: int = 2000,
+    seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap 95% interval of mean_tau, resampling the genomes with replacement.
 
-    A resample with fewer than 3 distinct genomes, or constant scores, has no tau: it is drawn again rather
-    than counted (scipy's bootstrap would turn the whole interval into nan)."""
-    common = [k for k in labels if k in ref and all(k in p for p in per_seed)]
+    `ref`: one reference for every seed, or one per seed (a seed judged without its own reference run); the
+    genomes are resampled alike for all seeds. A resample with fewer than 3 distinct genomes, or constant
+    scores, has no tau: it is drawn again rather than counted (scipy's bootstrap would turn the whole interval
+    into nan)."""
+    refs = list(ref) if isinstance(ref, (list, tuple)) else [ref] * len(per_seed)
+    common = [k for k in labels if all(k in r for r in refs) and all(k in p for p in per_seed)]
     if not per_seed or len(common) < 4:
         return float("nan"), float("nan")
     est = np.array([[p[k] for k in common] for p in per_seed])  # seeds x genomes
-    target = np.array([ref[k] for k in common])
+    targets = np.array([[r[k] for k in common] for r in refs])
 
     def statistic(idx: np.ndarray) -> float:
         idx = idx.astype(int)
-        values = [kendalltau(row[idx], target[idx]).statistic for row in est]
+        values = [kendalltau(row[idx], target[idx]).statistic for row, target in zip(est, targets)]
         return float(np.mean(values)) if all(np.isfinite(values)) else float("nan")
 
     rng = np.random.default_rng(seed)

@@ -144,6 +144,10 @@ RECIPES = {
     # steps, dense points so that its early ones are the continuation proxies (p2000@300, p2000@1000).
     "p2000": recipe(2000, 100, curve=(50, 100, 150, 200, 250, 300, 400, 500, 700, 1000, 1500)),
     "reference": recipe(3000, 150, batch=32, curve=(100, 300, 1000, 2000)),
+    # p300's CPU spent on more, smaller steps (the same pixels per run, so about the same cost): does the rank
+    # agreement that p1000 reaches at 2.6x the cost come from the number of updates or from the samples seen?
+    "p600_b8": recipe(600, 30, batch=8, curve=(100, 200, 300, 400, 500)),
+    "p1000_b8_p48": recipe(1000, 50, batch=8, patch=48, curve=(100, 200, 300, 500, 700)),
 }
 # e80: bench/search_efficiency.py's real objective (80 steps x batch 8 of 32px patches, fp32), to know how that
 # bench's objective ranks. e80_inherit: e80 started from a parent's e80 weights (weight inheritance,
@@ -287,6 +291,7 @@ def evaluate(
     zero_cost: Path | None = None,
     data_dir: str | None = None,
     extra: tuple[str, ...] = (),
+    completed: tuple[str, ...] = (),
     band=BAND,
     resamples: int = 2000,
 ) -> dict:
@@ -450,6 +455,10 @@ def evaluate(
     _on_common_genomes(result, kept, labels, in_band, ref, ref_mean, skip=extra, resamples=resamples)
     result["choice"] = _choice(result, kept, labels, ref, ref_mean, proxy, skip=extra, resamples=resamples)
     result["combination"] = _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resamples)
+    result["proxy"] = proxy
+    result["fidelity_by_cost"] = fidelity_by_cost(
+        runs, reference, ref_seeds, ref_mean, (proxy, *completed), labels, in_band, resamples
+    )
     result["promotion"] = promotion(runs, reference, ref_seeds, ref_mean, proxy, p_seeds, labels, macs)
     result["promotion_pools"] = promotion_pools(
         runs, reference, ref_seeds, ref_mean, proxy, p_seeds, labels, macs, ref_steps
@@ -476,11 +485,12 @@ def _on_common_genomes(result, kept, labels, in_band, ref, ref_mean, skip=(), re
 def _tau_of(kept_entry, ref, ref_mean, genomes, resamples: int = 0):
     """(mean tau over the kept seeds on `genomes`, its bootstrap interval (None with resamples=0), the genomes it
     ranked). Seeds with their own seed to leave out are each judged against the reference without that seed's runs
-    (the interval: the first seed's)."""
+    (the interval resamples the genomes alike for every seed)."""
     per_seed, own = kept_entry
     if own:
-        taus = [_estimators.tau(p, ref_mean(s), genomes) for p, s in zip(per_seed, own)]
-        ci = _estimators.mean_tau_ci(per_seed[:1], ref_mean(own[0]), genomes, resamples) if resamples else None
+        refs = [ref_mean(s) for s in own]
+        taus = [_estimators.tau(p, r, genomes) for p, r in zip(per_seed, refs)]
+        ci = _estimators.mean_tau_ci(per_seed, refs, genomes, resamples) if resamples else None
         return float(np.nanmean([t for t, _ in taus])), ci, min(n for _, n in taus)
     t, n = _estimators.mean_tau(per_seed, ref, genomes)
     return t, _estimators.mean_tau_ci(per_seed, ref, genomes, resamples) if resamples else None, n
@@ -578,6 +588,72 @@ def _combination(result, runs, proxy, p_seeds, labels, in_band, ref, macs, resam
         "ci_band": list(_estimators.mean_tau_ci(held, ref, in_band, resamples)),
         "n_band": nb,
     }
+
+
+def fidelity_by_cost(runs: Runs, reference: str, ref_seeds, ref_mean, completed, labels, in_band, resamples) -> list:
+    """How rank agreement grows with training, and what it costs: the reference runs read at each of their curve
+    points (a run continued to that step) and the completed shorter schedules, each with its CPU seconds per
+    genome. Every row is judged without its own seed's reference run: a run of seed s shares its initialisation
+    and first patches with the reference run of seed s (common random numbers), which would flatter it. Where no
+    estimator at the proxy's cost reaches the goal, this says how much training one that does needs."""
+    ref_steps = int(next(o for o in runs.recipes[reference] if o.startswith("trainer.max_steps=")).split("=")[1])
+    curve_steps = next(
+        (o.split("=[")[1].rstrip("]") for o in runs.recipes[reference] if o.startswith("callbacks.learning_curve.")),
+        "",
+    )
+    r_sec = _mean_seconds(runs, reference, ref_seeds)
+    rows = []
+
+    ref = ref_mean()
+
+    def row(name, what, entry, seconds):
+        if not any(entry[0]):
+            return
+        t, ci, n = _tau_of(entry, ref, ref_mean, labels, resamples)
+        tb, _, nb = _tau_of(entry, ref, ref_mean, in_band)
+        rows.append(
+            {
+                "name": name,
+                "what": what,
+                "seeds": len(entry[0]),
+                "tau_panel": t,
+                "ci_panel": list(ci),
+                "n_panel": n,
+                "tau_band": tb,
+                "n_band": nb,
+                "cpu_seconds_per_genome": None if seconds is None else round(float(seconds), 1),
+            }
+        )
+
+    for step in [int(s) for s in curve_steps.split(",") if s] + [ref_steps]:
+        per_seed = [
+            runs.scores(
+                reference,
+                s,
+                (lambda r: _score(r, "holdout"))
+                if step == ref_steps
+                else (lambda r, st=step: curves.val_at(r.get("curve"), st)),
+            )
+            for s in ref_seeds
+        ]
+        row(
+            f"{reference}@{step}",
+            f"held-out PSNR at step {step} of {reference} (own seed left out)",
+            (per_seed, list(ref_seeds)),
+            None if r_sec is None else r_sec * step / ref_steps,
+        )
+    for name in completed:
+        per_seed = [runs.scores(name, s, lambda r: _score(r, "holdout")) for s in ref_seeds]
+        most = max((len(p) for p in per_seed), default=0)
+        kept = [p for p in per_seed if p and len(p) == most]
+        seeds = [s for s, p in zip(ref_seeds, per_seed) if p and len(p) == most]
+        row(
+            name,
+            f"held-out PSNR at the end of {name} (own seed left out)",
+            (kept, seeds),
+            _mean_seconds(runs, name, seeds),
+        )
+    return rows
 
 
 # Cost bands the promotion is simulated in: the showdown's (issue 22) and the panel's band.
@@ -791,6 +867,56 @@ def render(result: dict) -> str:
             f"Goal (an estimator costing no more than the proxy: tau >= 0.6 on the panel, >= 0.4 in the band, "
             f">= 0.85 of the reference's self-agreement): {goal}",
         ]
+    by_cost = result.get("fidelity_by_cost")
+    if by_cost:
+        proxy_row = next((e for e in by_cost if e["name"] == result.get("proxy")), None)
+        p_sec = proxy_row["cpu_seconds_per_genome"] if proxy_row else None
+        lines += [
+            "",
+            "Rank agreement against training, whatever it costs: the reference runs read at their curve points (a "
+            "run continued to that step) and the completed shorter schedules. Estimators costing more than the "
+            "proxy cannot be the search's at its budget; this says how much training reaching the goal takes. "
+            "Every row is judged by the reference without its own seed's run, which shares its initialisation and "
+            "first patches (common random numbers)"
+            + (
+                f": so `{proxy_row['name']}` reads {_f(proxy_row['tau_panel'])} here against "
+                f"{_f(result['estimators'][proxy_row['name']]['tau_panel'])} in the table above, which judges by "
+                "every reference seed."
+                if proxy_row and proxy_row["name"] in result["estimators"]
+                else "."
+            ),
+            "",
+            "| estimator | what | seeds | tau panel [95% CI] (n) | tau band (n) | of ref self-tau | CPU s / genome |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for e in sorted(by_cost, key=lambda e: e["cpu_seconds_per_genome"] or 0):
+            sec = e["cpu_seconds_per_genome"]
+            lines.append(
+                f"| {e['name']} | {e['what']} | {e['seeds']} | {_f(e['tau_panel'])} [{_f(e['ci_panel'][0])}, "
+                f"{_f(e['ci_panel'][1])}] ({e['n_panel']}) | {_f(e['tau_band'])} ({e['n_band']}) | "
+                f"{_f(e['tau_panel'] / ref['self_tau'], 2)} | {'-' if sec is None else round(sec)}"
+                + (f" ({sec / p_sec:.1f}x the proxy)" if sec and p_sec else "")
+                + " |"
+            )
+        first = next(
+            (
+                e
+                for e in sorted(by_cost, key=lambda e: e["cpu_seconds_per_genome"] or 0)
+                if e["tau_panel"] >= 0.6 and e["tau_panel"] >= 0.85 * ref["self_tau"]
+            ),
+            None,
+        )
+        lines += [
+            "",
+            (
+                f"The cheapest that reaches tau 0.6 and 0.85 of the reference's self-agreement on the panel: "
+                f"`{first['name']}` ({_f(first['tau_panel'])}; band {_f(first['tau_band'])}) at "
+                f"{round(first['cpu_seconds_per_genome'])} CPU s per genome"
+                + (f", {first['cpu_seconds_per_genome'] / p_sec:.1f}x the proxy's." if p_sec else ".")
+            )
+            if first
+            else "None of these reaches tau 0.6 and 0.85 of the reference's self-agreement on the panel.",
+        ]
     if result.get("promotion"):
         lines += [
             "",
@@ -982,6 +1108,7 @@ def main(argv=None) -> int:
             zero_cost=RESULTS / "zero_cost.json",
             data_dir=data_dir,
             extra=("p100", "e80"),
+            completed=("p1000",),
         )
     result["goal"] = goal_line(result, "q10" if args.quick else "p300")
     report = render(result)

@@ -38,6 +38,14 @@ def test_bootstrap_interval():
     assert -1 <= lo < point < hi <= 1 and hi - lo > 0.2
     same, slo, shi = est.seed_agreement_ci([ref, ref, noisy], list(ref), resamples=200)
     assert same == pytest.approx((1 + 2 * point) / 3) and slo <= same <= shi
+    # One reference per seed (a seed judged without its own reference run): the same as one shared reference when
+    # the references agree; a seed that matches its own reference perfectly keeps the interval above the other's.
+    assert est.mean_tau_ci([noisy], [ref], list(ref), resamples=300) == (lo, hi)
+    reversed_ref = {k: -v for k, v in ref.items()}
+    plo, phi = est.mean_tau_ci([ref, reversed_ref], [ref, reversed_ref], list(ref), resamples=300)
+    assert plo == pytest.approx(1.0) and phi == pytest.approx(1.0)
+    mlo, mhi = est.mean_tau_ci([ref, reversed_ref], ref, list(ref), resamples=300)  # +1 and -1: mean 0 always
+    assert mlo == pytest.approx(0.0) and mhi == pytest.approx(0.0)
 
 
 def test_curve_estimators():
