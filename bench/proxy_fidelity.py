@@ -155,6 +155,10 @@ RECIPES = {
 # and the same seed; what inheritance does to a proxy's ranking.
 # Validated on the held-out images only (as that bench's objective): 3 s per run instead of a Set14 pass.
 RECIPES["e80"] = recipe(80, 8, batch=8, patch=32)[:-1] + ["trainer.precision=32-true", "data.val_sets=[holdout]"]
+# Completed schedules longer than the proxy, read in the report's rank agreement against training cost; recipes at
+# the proxy's cost, estimators in the main table (and candidates for the search's estimator).
+COMPLETED = ("p1000",)
+ALTERNATIVES = ("p600_b8", "p1000_b8_p48")
 INHERIT = {"e80_inherit": "e80"}  # a recipe with inheritance -> the recipe the parent and the child train with
 QUICK_PANEL = [p for p in PANEL if p[0] in ("init-9.7G", "child-15.3G", "child-23.8G", "init-35.3G", "FALSR-B")]
 QUICK_RECIPES = {
@@ -292,6 +296,7 @@ def evaluate(
     data_dir: str | None = None,
     extra: tuple[str, ...] = (),
     completed: tuple[str, ...] = (),
+    alternatives: tuple[str, ...] = (),
     band=BAND,
     resamples: int = 2000,
 ) -> dict:
@@ -409,6 +414,21 @@ def evaluate(
         [runs.scores(proxy, s, lambda r: curves.extrapolate(r.get("curve"), ref_steps)) for s in p_seeds],
         p_sec,
     )
+    for name in alternatives:  # other recipes at the proxy's cost: candidates for the search's estimator too
+        a_seeds = runs.seeds(name, seeds)
+        a_sec = _mean_seconds(runs, name, a_seeds)
+        add(
+            name,
+            f"held-out PSNR at the end of {name}",
+            [runs.scores(name, s, lambda r: _score(r, "holdout")) for s in a_seeds],
+            a_sec,
+        )
+        add(
+            f"extrapolated({name})",
+            f"power law through {name}'s held-out curve, read at {ref_steps} steps",
+            [runs.scores(name, s, lambda r: curves.extrapolate(r.get("curve"), ref_steps)) for s in a_seeds],
+            a_sec,
+        )
     for name in extra:  # the other proxies of issue 10 (first 16 genomes)
         e_seeds = runs.seeds(name, seeds)
         add(
@@ -1108,7 +1128,8 @@ def main(argv=None) -> int:
             zero_cost=RESULTS / "zero_cost.json",
             data_dir=data_dir,
             extra=("p100", "e80"),
-            completed=("p1000",),
+            completed=COMPLETED,
+            alternatives=ALTERNATIVES,
         )
     result["goal"] = goal_line(result, "q10" if args.quick else "p300")
     report = render(result)

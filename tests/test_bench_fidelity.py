@@ -54,19 +54,44 @@ def test_proxy_fidelity_quick(data_dir, tmp_path):
     runs = [json.loads(line) for line in store.read_text().splitlines()]
     assert len(runs) == 20 and all(r["curve"]["val"]["steps"] for r in runs)
     assert "| q10 |" in proc.stdout and "Goal" in proc.stdout
+    # Rank agreement against training cost: the reference read at each curve point and at its end, and the proxy,
+    # each judged without its own seed's reference run, cheapest first in the report.
+    by_cost = {r["name"]: r for r in result["fidelity_by_cost"]}
+    assert set(by_cost) == {"qref@20", "qref@40", "qref@60", "qref@80", "qref@100", "q10"}
+    for r in by_cost.values():
+        assert r["n_panel"] == 5 and r["seeds"] == 2 and -1 <= r["tau_panel"] <= 1, r["name"]
+    assert by_cost["qref@20"]["cpu_seconds_per_genome"] < by_cost["qref@100"]["cpu_seconds_per_genome"]
+    assert "Rank agreement against training" in proc.stdout
 
 
 def test_promotion_over_every_pool_regenerates_the_committed_numbers():
-    """The committed report's successive-halving tables (one pick per band, and every pool of a band) come from the
-    stored runs: recomputed here, they are the committed ones; each pool's pick is never above the pool's best."""
+    """The committed report's successive-halving tables (one pick per band, and every pool of a band) and its rank
+    agreement against training cost come from the stored runs: recomputed here, they are the committed ones; each
+    pool's pick is never above the pool's best."""
     sys.path.insert(0, str(REPO / "bench"))
     import proxy_fidelity as pf
 
     committed = json.loads((REPO / "bench" / "results" / "proxy_fidelity.json").read_text())
     result = pf.evaluate(
-        pf.PANEL, pf.RECIPES, REPO / "bench" / "results" / "runs.jsonl", [0, 1, 2], "p2000", [0, 1, 2], resamples=20
+        pf.PANEL,
+        pf.RECIPES,
+        REPO / "bench" / "results" / "runs.jsonl",
+        [0, 1, 2],
+        "p2000",
+        [0, 1, 2],
+        completed=pf.COMPLETED,
+        alternatives=pf.ALTERNATIVES,
+        resamples=20,
     )
     assert result["promotion"] == committed["promotion"]
+    point = [
+        {k: r[k] for k in ("name", "seeds", "tau_panel", "n_panel", "tau_band", "n_band")}
+        for r in result["fidelity_by_cost"]
+    ]
+    assert point == [
+        {k: r[k] for k in ("name", "seeds", "tau_panel", "n_panel", "tau_band", "n_band")}
+        for r in committed["fidelity_by_cost"]
+    ]
     assert result["promotion_pools"] == committed["promotion_pools"]
     assert {(r["band"], r["pools"]) for r in result["promotion_pools"]} == {
         ("B (40-74.5G)", math.comb(11, pf.POOL_SIZE)),
