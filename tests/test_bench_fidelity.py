@@ -101,3 +101,28 @@ def test_promotion_over_every_pool_regenerates_the_committed_numbers():
         for rule in row["rules"].values():
             assert rule["mean_regret"] >= 0 and rule["better"] + rule["worse"] <= 1
         assert row["rules"]["single: extrapolated"]["mean_vs_single"] == 0
+
+
+def test_recipe_cost_times_two_recipes_alike(data_dir, tmp_path):
+    """bench/recipe_cost.py --quick: both recipes on both genomes, in A B / B A order, and the longer one costs more."""
+    env = {**os.environ, "FALSR_DATA_DIR": str(data_dir), "FALSR_CACHE_DIR": str(tmp_path / "cache")}
+    out = tmp_path / "cost.json"
+    proc = subprocess.run(
+        [sys.executable, "bench/recipe_cost.py", "--quick", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["recipes"] == ["q10", "qref"] and result["n"] == 2
+    runs = [json.loads(line) for line in out.with_name("cost_runs.jsonl").read_text().splitlines()]
+    assert [r["label"].split("/")[0] for r in runs] == ["q10", "qref", "qref", "q10"]  # alternating
+    assert result["ratio_of_totals"] > 1  # 100 steps against 10, validated alike
+    assert "| init-9.7G |" in out.with_suffix(".md").read_text()
+    bad = subprocess.run(
+        [sys.executable, "bench/recipe_cost.py", "--recipes", "p300,nope"], cwd=REPO, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "give two of" in bad.stderr
