@@ -169,7 +169,7 @@ def overrides(genome: Genome, inherit_from: Sequence[str] = ()) -> list[str]:
     out = [
         "model=genome",
         f"model.genome='{genome}'",
-        "budget=search",
+        "budget=search_p300",  # the search's budget when the committed runs were stored (describe()'s words stay)
         *(e80 if _ACTIVE["name"] == "real" else []),
         "data.val_sets=[holdout]",
         "logger=none",

@@ -116,8 +116,14 @@ def main(argv=None) -> int:
         if n > 1:
             return 0  # the parts' processes finish at different times: --report writes the tables
     result = report(labels, names, recipes, SEED, store)
+    shown_out = args.out.resolve() if args.out else None
+    if shown_out is not None and shown_out.is_relative_to(_runs.REPO):
+        shown_out = shown_out.relative_to(_runs.REPO)
     command = (
-        "python bench/recipe_cost.py" + (" --quick" if args.quick else "") + (f" --out {args.out}" if args.out else "")
+        "python bench/recipe_cost.py"
+        + (" --quick" if args.quick else "")
+        + (f" --recipes {args.recipes}" if not args.quick and args.recipes != parser.get_default("recipes") else "")
+        + (f" --out {shown_out}" if shown_out not in (None, Path("bench/results/recipe_cost.json")) else "")
     )
     text = markdown(result, command, out.name)
     print(text)

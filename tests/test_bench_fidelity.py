@@ -15,18 +15,19 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # end to end through the scripts: `pytest -m "not slow"` skips them
 
 
-def test_proxy_fidelity_quick(data_dir, tmp_path):
+def _bench(script: str, data_dir, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """A bench script run as a user would, on the test data; it must succeed."""
     env = {**os.environ, "FALSR_DATA_DIR": str(data_dir), "FALSR_CACHE_DIR": str(tmp_path / "cache")}
-    store = tmp_path / "runs.jsonl"
     proc = subprocess.run(
-        [sys.executable, "bench/proxy_fidelity.py", "--quick", "--store", str(store)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+        [sys.executable, f"bench/{script}", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc
+
+
+def test_proxy_fidelity_quick(data_dir, tmp_path):
+    store = tmp_path / "runs.jsonl"
+    proc = _bench("proxy_fidelity.py", data_dir, tmp_path, "--quick", "--store", str(store))
     result = json.loads((tmp_path / "proxy_fidelity.json").read_text())
     ests = result["estimators"]
     for name in (
@@ -105,17 +106,8 @@ def test_promotion_over_every_pool_regenerates_the_committed_numbers():
 
 def test_recipe_cost_times_two_recipes_alike(data_dir, tmp_path):
     """bench/recipe_cost.py --quick: both recipes on both genomes, in A B / B A order, and the longer one costs more."""
-    env = {**os.environ, "FALSR_DATA_DIR": str(data_dir), "FALSR_CACHE_DIR": str(tmp_path / "cache")}
     out = tmp_path / "cost.json"
-    proc = subprocess.run(
-        [sys.executable, "bench/recipe_cost.py", "--quick", "--out", str(out)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    _bench("recipe_cost.py", data_dir, tmp_path, "--quick", "--out", str(out))
     result = json.loads(out.read_text())
     assert result["recipes"] == ["q10", "qref"] and result["n"] == 2
     runs = [json.loads(line) for line in out.with_name("cost_runs.jsonl").read_text().splitlines()]

@@ -72,14 +72,17 @@ def test_common_random_numbers_two_candidates_see_identical_batches(data_dir):
         dm = SRDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
         dm.setup("fit")
         batches.append([b for b in dm.train_dataloader()])
-    assert len(batches[0]) == 4
+    assert len(batches[0]) == 64 // 8  # budget=search's batch of 8
     for (lr_a, hr_a), (lr_b, hr_b) in zip(*batches):
         assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
 
 
-@pytest.mark.parametrize("budget, recipe", [("search", "p300"), ("reference", "p1000")])
+@pytest.mark.parametrize(
+    "budget, recipe", [("search", "p1000_b8_p48"), ("search_p300", "p300"), ("reference", "p1000")]
+)
 def test_budget_configs_are_the_measured_recipes(budget, recipe):
-    """budget=search is the proxy bench/proxy_fidelity.py chose, budget=reference its p1000 (recipe R)."""
+    """budget=search is the proxy bench/proxy_fidelity.py chose, search_p300 the one before it (pinned by the
+    benches measured with it), budget=reference its p1000 (recipe R)."""
     from proxy_fidelity import RECIPES
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

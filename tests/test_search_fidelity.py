@@ -177,11 +177,11 @@ def compose_job(*overrides: str):
 
 
 def test_every_job_runs_one_schedule_with_an_epoch_end_on_every_rung():
-    """budget=search (300 steps, warm-up 30, batch 16), rungs [100, 300]: epochs of 100 steps, warmup_cosine
+    """budget=search (1000 steps, warm-up 50, batch 8), rungs [100, 300]: epochs of 100 steps, warmup_cosine
     over 300 steps, a last checkpoint kept."""
     job = compose_job()
     assert job_overrides(Fidelity(rungs=[100, 300], eta=2), job) == [
-        "data.samples_per_epoch=1600",
+        "data.samples_per_epoch=800",
         "trainer.check_val_every_n_epoch=1",
         "trainer.max_epochs=-1",
         "callbacks.model_checkpoint.save_last=true",
@@ -195,8 +195,8 @@ def test_every_job_runs_one_schedule_with_an_epoch_end_on_every_rung():
 def test_a_rung_beyond_the_budget_or_inside_the_warmup_is_one_line():
     from falsr.errors import UserError
 
-    with pytest.raises(UserError, match=r"rung 1000 is beyond the budget's trainer.max_steps=300"):
-        job_overrides(Fidelity(rungs=[100, 1000]), compose_job())
+    with pytest.raises(UserError, match=r"rung 2000 is beyond the budget's trainer.max_steps=1000"):
+        job_overrides(Fidelity(rungs=[100, 2000]), compose_job())
     with pytest.raises(UserError, match=r"rung 0 \(20 steps\) ends inside the schedule's warm-up"):
         job_overrides(Fidelity(rungs=[20, 300]), compose_job())
     with pytest.raises(UserError, match=r"counts training steps, and this budget counts epochs"):
@@ -387,7 +387,7 @@ def test_the_mult_adds_floor_in_a_search(tiny_data, tmp_path, redraw):
             "search.fidelity.rungs=[300,100]: rungs are training steps, positive and strictly increasing",
         ),
         (["search.fidelity.rungs=[100,300]", "search.fidelity.eta=1"], "search.fidelity.eta=1: use an integer >= 2"),
-        (["search.fidelity.rungs=[100,3000]"], "rung 3000 is beyond the budget's trainer.max_steps=300"),
+        (["search.fidelity.rungs=[100,3000]"], "rung 3000 is beyond the budget's trainer.max_steps=1000"),
         (
             ["search.settings.constraints.min_mult_adds=50e9", "search.settings.constraints.max_mult_adds=40e9"],
             "min_mult_adds=5e+10 is above max_mult_adds=4e+10",

@@ -292,10 +292,11 @@ class SearchConfig:
     # predicted it), written to front_latency.json / .md beside pareto.json
     measure_front: bool = True
     report_k: int = 4  # models chosen by crowding distance on the PSNR / mult-adds front (paper: 4)
-    # What a candidate is ranked by: "extrapolated", its held-out curve extrapolated to estimate_at steps (the best
-    # estimator at the proxy's cost in bench/proxy_fidelity.py; README, The evaluator), or "final", the held-out
-    # PSNR at the end of its training. The measured PSNR is always journaled (measured_psnr).
-    estimator: str = "extrapolated"
+    # What a candidate is ranked by: "final", the held-out PSNR at the end of its training (with budget=search, the
+    # best estimator at the proxy's cost in bench/proxy_fidelity.py; README, The evaluator), or "extrapolated", its
+    # held-out curve extrapolated to estimate_at steps (the best with budget=search_p300, the budget before;
+    # showdown_a/b and latency_search pin it). With "extrapolated" the measured PSNR is journaled beside it.
+    estimator: str = "final"
     estimate_at: int = 2000  # steps: the evaluator's reference (p2000, docs/evaluator.md); showdown_a/b pin 1000
     # weight inheritance: a child starts from its parents' trained tensors (falsr.weights.inherit)
     inherit: bool = False
