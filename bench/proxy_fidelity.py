@@ -172,6 +172,17 @@ QUICK_RECIPES = {
 }
 
 
+def _recipe_steps(recipe_overrides: list[str]) -> int:
+    """A recipe's training steps (its trainer.max_steps override)."""
+    return int(next(o for o in recipe_overrides if o.startswith("trainer.max_steps=")).split("=")[1])
+
+
+def _recipe_curve(recipe_overrides: list[str]) -> list[int]:
+    """A recipe's learning-curve points (its callbacks.learning_curve.val_steps override; none without one)."""
+    found = [o.split("=[")[1].rstrip("]") for o in recipe_overrides if o.startswith("callbacks.learning_curve.")]
+    return [int(v) for v in found[0].split(",") if v] if found else []
+
+
 def overrides(genome: str, recipe_name: str, seed: int, recipes=RECIPES) -> list[str]:
     return ["model=genome", f"model.genome={genome}", f"seed={seed}", *recipes[recipe_name]]
 
@@ -320,7 +331,7 @@ def evaluate(
     macs = {label: float(genome_cost(parse_genome(g)).mult_adds) for label, g, _ in panel}
     params = {label: float(genome_cost(parse_genome(g)).params) for label, g, _ in panel}
     in_band = [k for k in labels if band[0] <= macs[k] <= band[1]]
-    ref_steps = int(next(o for o in recipes[reference] if o.startswith("trainer.max_steps=")).split("=")[1])
+    ref_steps = _recipe_steps(recipes[reference])
 
     ref_seeds = runs.seeds(reference, ref_seeds)
     ref_by_seed = {s: runs.scores(reference, s, lambda r: _score(r, "test")) for s in ref_seeds}
@@ -622,11 +633,7 @@ def fidelity_by_cost(runs: Runs, reference: str, ref_seeds, ref_mean, completed,
     genome. Every row is judged without its own seed's reference run: a run of seed s shares its initialisation
     and first patches with the reference run of seed s (common random numbers), which would flatter it. Where no
     estimator at the proxy's cost reaches the goal, this says how much training one that does needs."""
-    ref_steps = int(next(o for o in runs.recipes[reference] if o.startswith("trainer.max_steps=")).split("=")[1])
-    curve_steps = next(
-        (o.split("=[")[1].rstrip("]") for o in runs.recipes[reference] if o.startswith("callbacks.learning_curve.")),
-        "",
-    )
+    ref_steps, curve_steps = _recipe_steps(runs.recipes[reference]), _recipe_curve(runs.recipes[reference])
     r_sec = _mean_seconds(runs, reference, ref_seeds)
     rows = []
 
@@ -651,7 +658,7 @@ def fidelity_by_cost(runs: Runs, reference: str, ref_seeds, ref_mean, completed,
             }
         )
 
-    for step in [int(s) for s in curve_steps.split(",") if s] + [ref_steps]:
+    for step in [*curve_steps, ref_steps]:
         per_seed = [
             runs.scores(
                 reference,
