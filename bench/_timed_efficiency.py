@@ -1,4 +1,4 @@
-"""Search efficiency at equal CPU time (``bench/search_efficiency.py --cpu-budget S --objective real|ranked``).
+"""Search efficiency at equal CPU time (``bench/search_efficiency.py --cpu-budget S --objective real|ranked|final``).
 
 Every method (random search, plain NSGA-II, the hybrid, the hybrid with weight inheritance and/or the
 predictor's pre-screening) runs the search's own ask/tell loop (falsr.search.generation: ``propose``,
@@ -351,7 +351,7 @@ def main(args, compose_method) -> int:
     composed = {m: compose_method(m, common) for m in methods}
     if args.objective not in _objectives.OBJECTIVES:
         raise SystemExit(
-            f"error: --cpu-budget measures real training time: use --objective {' or '.join(_objectives.OBJECTIVES)}"
+            f"error: --cpu-budget measures real training time: use --objective {', '.join(_objectives.OBJECTIVES)}"
         )
     if args.cpu_budget is None:
         raise SystemExit("error: --report needs the --cpu-budget of the runs to report")

@@ -41,10 +41,12 @@ The PSNR objective is pluggable (``--objective``):
   bicubic, outside the 33..38.5 dB box, so the PSNR side of the box is by default pooled: the lowest and
   highest PSNR any method reached on any seed in this invocation (one box for all methods; it changes if
   the set of methods changes). ``--psnr-range LO HI`` fixes it instead.
-* ``ranked``: the same trainings with the search's own evaluator (``budget=search``, 300 steps, the held-out curve
-  extrapolated to 2000 steps: bench/_objectives.py), the objective that ranks like longer training best
-  (docs/evaluator.md); ``real`` ranks at chance. With ``--cpu-budget`` its runs go to
-  ``bench/results/search_efficiency_ranked.jsonl``. ``--objective-overrides`` appends training overrides.
+* ``ranked``: the same trainings with the search's former evaluator (``budget=search_p300``, 300 steps, the
+  held-out curve extrapolated to 2000 steps: bench/_objectives.py); ``real`` ranks at chance. With
+  ``--cpu-budget`` its runs go to ``bench/results/search_efficiency_ranked.jsonl``.
+* ``final``: the search's evaluator now (``budget=search``: 1000 steps of batch 8 on 48px patches, its final
+  held-out PSNR), the one that ranks like longer training best (docs/evaluator.md); runs go to
+  ``bench/results/search_efficiency_final.jsonl``. ``--objective-overrides`` appends training overrides.
 * ``module:function``: any genome -> PSNR function (pooled PSNR range by default, as for ``real``).
 
 The results are what the run prints (README, Search efficiency); none are recorded here.
@@ -200,13 +202,14 @@ def main() -> None:
         "--objective",
         default="proxy",
         help="proxy (STAND-IN formula, default), real (80-step real training, bench/_objectives.py), ranked "
-        "(the search's evaluator: budget=search, curve extrapolated) or module:function (a genome -> PSNR function)",
+        "(the search's former evaluator: budget=search_p300, curve extrapolated), final (the search's evaluator: "
+        "budget=search, final PSNR) or module:function (a genome -> PSNR function)",
     )
     parser.add_argument(
         "--objective-overrides",
         nargs="*",
         default=[],
-        help="training overrides appended to real/ranked trainings (named in the objective, so in the runs' id)",
+        help="training overrides appended to real/ranked/final trainings (named in the objective, so in the runs' id)",
     )
     parser.add_argument(
         "--methods",
@@ -250,7 +253,7 @@ def main() -> None:
     objective_module = None
     if args.objective in (None, "proxy"):
         psnr_of, label = proxy_psnr, "STAND-IN proxy PSNR (deterministic formula of structure + cost, NOT trained)"
-    elif args.objective in ("real", "ranked"):
+    elif args.objective in ("real", "ranked", "final"):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         objective_module = importlib.import_module("_objectives")
         objective_module.use(args.objective, args.objective_overrides)

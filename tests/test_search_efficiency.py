@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 # budget=search cut to 8 steps of batch 4 with four curve points: enough for the power law to be fitted.
@@ -108,8 +109,27 @@ def test_an_unknown_timed_objective_is_a_one_line_error(data_dir, tmp_path):
     done = _run(["--cpu-budget", "5", "--objective", "proxy", "--store", str(tmp_path / "x.jsonl")], data_dir, 300)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
-        "error: --cpu-budget measures real training time: use --objective real or ranked"
+        "error: --cpu-budget measures real training time: use --objective real, ranked, final"
     )
+
+
+def test_the_final_objective_trains_what_budget_search_trains():
+    """The "final" objective spells budget=search out on budget=search_p300 (its stored runs keep their meaning if
+    the default changes): composed, the two train the same schedule on the same data."""
+    from hydra import compose, initialize_config_dir
+
+    from falsr.cli import CONF_DIR
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import _objectives
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        search = compose("train", overrides=["budget=search", "paths.output_dir=out"])
+        final = compose("train", overrides=["budget=search_p300", *_objectives.FINAL_RECIPE, "paths.output_dir=out"])
+    for part in ("trainer", "data", "scheduler", "optimizer", "module", "model", "callbacks"):
+        assert OmegaConf.to_container(final[part], resolve=True) == OmegaConf.to_container(
+            search[part], resolve=True
+        ), part
 
 
 @pytest.mark.parametrize(
