@@ -78,11 +78,12 @@ def test_common_random_numbers_two_candidates_see_identical_batches(data_dir):
 
 
 @pytest.mark.parametrize(
-    "budget, recipe", [("search", "p1000_b8_p48"), ("search_p300", "p300"), ("reference", "p1000")]
+    "budget, recipe",
+    [("search", "p1000_b8_p48"), ("search_p800", "p800_b8_p48"), ("search_p300", "p300"), ("reference", "p1000")],
 )
 def test_budget_configs_are_the_measured_recipes(budget, recipe):
-    """budget=search is the proxy bench/proxy_fidelity.py chose, search_p300 the one before it (pinned by the
-    benches measured with it), budget=reference its p1000 (recipe R)."""
+    """budget=search is the proxy bench/proxy_fidelity.py chose, search_p800 its cheaper variant, search_p300 the
+    one before it (pinned by the benches measured with it), budget=reference its p1000 (recipe R)."""
     from proxy_fidelity import RECIPES
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
