@@ -164,6 +164,7 @@ GOAL_COST = 1.05
 # the proxy's cost, estimators in the main table (and candidates for the search's estimator).
 COMPLETED = ("p1000",)
 ALTERNATIVES = ("p1000_b8_p48", "p800_b8_p48")
+SEARCH = "p1000_b8_p48"  # what budget=search is (tests/test_evaluator.py checks the two compose alike)
 INHERIT = {"e80_inherit": "e80"}  # a recipe with inheritance -> the recipe the parent and the child train with
 QUICK_PANEL = [p for p in PANEL if p[0] in ("init-9.7G", "child-15.3G", "child-23.8G", "init-35.3G", "FALSR-B")]
 QUICK_RECIPES = {
@@ -314,6 +315,7 @@ def evaluate(
     completed: tuple[str, ...] = (),
     alternatives: tuple[str, ...] = (),
     timed: dict[str, float] | None = None,
+    search: str | None = None,
     band=BAND,
     resamples: int = 2000,
 ) -> dict:
@@ -321,7 +323,8 @@ def evaluate(
     bench/results/proxy_fidelity.json (see the module docstring and README, The evaluator).
 
     timed: recipe -> its CPU cost as a multiple of the proxy's, timed alike by bench/recipe_cost.py (the stored
-    runs' CPU seconds come from different sittings and loads); other costs are the stored means' ratio."""
+    runs' CPU seconds come from different sittings and loads); other costs are the stored means' ratio.
+    search: the recipe budget=search is now; successive halving is also simulated against its pick."""
     from falsr.space.cost import genome_cost
     from falsr.space.genome import parse_genome
 
@@ -501,6 +504,10 @@ def evaluate(
     result["promotion_pools"] = promotion_pools(
         runs, reference, ref_seeds, ref_mean, proxy, p_seeds, labels, macs, ref_steps
     )
+    if search and timed and search in timed:
+        result["promotion_vs_search"] = promotion_vs_search(
+            runs, reference, ref_mean, proxy, search, labels, macs, ref_steps, timed
+        )
     return result
 
 
@@ -835,6 +842,95 @@ def promotion_pools(
     return out
 
 
+# Successive halving inside the search's current schedule (its recorded curve points and its end): rungs in its
+# own steps. Every rule tried is reported; none is chosen from these numbers (search.fidelity stays off).
+SEARCH_PROMOTION_RULES = {
+    "rungs [200, 500, 1000], eta 2": ((200, 500, 1000), 2),
+    "rungs [300, 700, 1000], eta 2": ((300, 700, 1000), 2),
+    "rungs [100, 300, 1000], eta 3": ((100, 300, 1000), 3),
+}
+
+
+def promotion_vs_search(
+    runs: Runs, reference: str, ref_mean, proxy: str, search: str, labels, macs, ref_steps: int, timed: dict
+) -> list[dict]:
+    """Every pool of POOL_SIZE genomes of a band, against the single-fidelity pick of the search's estimator now
+    (`search`'s final held-out PSNR), for each seed it was trained with: successive halving inside `search`'s own
+    schedule, and on the reference's schedule (issue 21's rules, about the old proxy's steps), each pick judged by
+    the reference mean without that seed. Cost: a rule's training as a multiple of the single-fidelity search's
+    (POOL_SIZE runs of `search`): in `search`'s steps, or the reference's steps priced at the old proxy's per step
+    and `timed` (recipe -> cost as a multiple of the proxy's, bench/recipe_cost.py)."""
+    out = []
+    search_steps, proxy_steps = _recipe_steps(runs.recipes[search]), _recipe_steps(runs.recipes[proxy])
+    for seed in [s for s in (0, 1, 2) if runs.of(search, s)]:
+        judge = ref_mean(seed)
+        final = runs.scores(search, seed, lambda r: _score(r, "holdout"))
+        curve_of = {k: r.get("curve") for k, r in runs.of(search, seed).items()}
+        ref_curve = {k: r.get("curve") for k, r in runs.of(reference, seed).items()}
+        old = runs.scores(proxy, seed, lambda r: curves.extrapolate(r.get("curve"), ref_steps))
+        for band_name, (lo, hi) in PROMOTION_BANDS.items():
+            members = [
+                k for k in labels if lo <= macs[k] <= hi and k in judge and k in final and k in old and ref_curve.get(k)
+            ]
+            if len(members) < POOL_SIZE + 2:
+                continue
+
+            def own(k, step, curve_of=curve_of, final=final):
+                return final[k] if step >= search_steps else curves.val_at(curve_of[k], step)
+
+            def on_reference(k, step, ref_curve=ref_curve):
+                return curves.val_at(ref_curve[k], step)
+
+            rules = {
+                f"{search}: {name}": (own, rungs, eta, 1 / search_steps)
+                for name, (rungs, eta) in SEARCH_PROMOTION_RULES.items()
+            }
+            rules |= {
+                f"{reference}: {name}": (on_reference, rungs, eta, 1 / (proxy_steps * timed[search]))
+                for name, (rungs, eta) in PROMOTION_RULES.items()
+            }
+            diffs: dict[str, list[float]] = {}
+            regret: dict[str, list[float]] = {}
+            cost: dict[str, list[float]] = {}
+            for pool in itertools.combinations(members, POOL_SIZE):
+                best = max(judge[k] for k in pool)
+                base = judge[max(pool, key=lambda k: final[k])]
+                picks = {
+                    f"single: {search}": (base, 1.0),
+                    f"single: extrapolated({proxy})": (judge[max(pool, key=lambda k: old[k])], 1 / timed[search]),
+                }
+                for name, (fn, rungs, eta, per_step) in rules.items():
+                    pick, trained = _estimators.successive_halving(list(pool), fn, rungs, eta)
+                    if pick is not None:
+                        steps = _estimators.halving_cost(trained, rungs, dict.fromkeys(pool, 1.0))
+                        picks[name] = (judge[pick], steps * per_step / POOL_SIZE)
+                for name, (v, c) in picks.items():
+                    diffs.setdefault(name, []).append(v - base)
+                    regret.setdefault(name, []).append(best - v)
+                    cost.setdefault(name, []).append(c)
+            out.append(
+                {
+                    "seed": seed,
+                    "band": band_name,
+                    "n": len(members),
+                    "pool": POOL_SIZE,
+                    "pools": len(regret[f"single: {search}"]),
+                    "single": search,
+                    "rules": {
+                        name: {
+                            "cost_vs_single": round(float(np.mean(cost[name])), 3),
+                            "mean_regret": float(np.mean(regret[name])),
+                            "mean_vs_single": float(np.mean(diffs[name])),
+                            "better": float(np.mean([d > 0 for d in diffs[name]])),
+                            "worse": float(np.mean([d < 0 for d in diffs[name]])),
+                        }
+                        for name in regret
+                    },
+                }
+            )
+    return out
+
+
 def render(result: dict) -> str:
     """The Markdown report of bench/results/proxy_fidelity.json (nothing computed here that is not in it)."""
     ref, panel = result["reference"], result["panel"]
@@ -1016,6 +1112,28 @@ def render(result: dict) -> str:
                 for r in (row["rules"][n] for n in names)
             ]
             lines.append(f"| {row['seed']} | {row['band']} ({row['n']}) | {row['pools']} | " + " | ".join(cells) + " |")
+    if result.get("promotion_vs_search"):
+        rows = result["promotion_vs_search"]
+        names = list(rows[0]["rules"])
+        lines += [
+            "",
+            f"Against the search's estimator now (`{rows[0]['single']}`'s final PSNR), over every pool of "
+            f"{rows[0]['pool']} genomes of a band, on each seed it was trained with: per rule, the mean regret, the mean "
+            "difference from the single-fidelity pick and how often it picks better / worse (judged by the reference "
+            "without that seed), and what it trains as a multiple of the single-fidelity search (its pool's runs of "
+            f"`{rows[0]['single']}`). Halving inside `{rows[0]['single']}`'s own schedule reads its curve points and its "
+            "end; on the reference's schedule, its curve (priced at the old proxy's CPU per step, timed alike).",
+            "",
+            "| seed | band | pools | " + " | ".join(names) + " |",
+            "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |",
+        ]
+        for row in rows:
+            cells = [
+                f"{r['mean_regret']:.3f} ({r['mean_vs_single']:+.3f}, {r['better']:.0%} / {r['worse']:.0%}; "
+                f"{r['cost_vs_single']:.2f}x)"
+                for r in (row["rules"][n] for n in names)
+            ]
+            lines.append(f"| {row['seed']} | {row['band']} ({row['n']}) | {row['pools']} | " + " | ".join(cells) + " |")
     lines += ["", "| genome | mult-adds | reference PSNR (Set5+Set14 mean, dB) |", "| --- | --- | --- |"]
     for label, g in panel["genomes"].items():
         shown = "-" if g["reference"] is None else f"{g['reference']:.3f}"
@@ -1185,6 +1303,7 @@ def main(argv=None) -> int:
             completed=COMPLETED,
             alternatives=ALTERNATIVES,
             timed=timed_costs(RESULTS, "p300"),
+            search=SEARCH,
         )
     result["goal"] = goal_line(result, "q10" if args.quick else "p300")
     report = render(result)

@@ -82,9 +82,21 @@ def test_promotion_over_every_pool_regenerates_the_committed_numbers():
         [0, 1, 2],
         completed=pf.COMPLETED,
         alternatives=pf.ALTERNATIVES,
+        timed=pf.timed_costs(REPO / "bench" / "results", "p300"),
+        search=pf.SEARCH,
         resamples=20,
     )
     assert result["promotion"] == committed["promotion"]
+    assert result["promotion_vs_search"] == committed["promotion_vs_search"]
+    for row in result["promotion_vs_search"]:  # the single pick is its own baseline; nothing beats a pool's best
+        assert row["rules"][f"single: {pf.SEARCH}"] == {
+            "cost_vs_single": 1.0,
+            "mean_regret": row["rules"][f"single: {pf.SEARCH}"]["mean_regret"],
+            "mean_vs_single": 0.0,
+            "better": 0.0,
+            "worse": 0.0,
+        }
+        assert all(r["mean_regret"] >= 0 for r in row["rules"].values())
     point = [
         {k: r[k] for k in ("name", "seeds", "tau_panel", "n_panel", "tau_band", "n_band")}
         for r in result["fidelity_by_cost"]
