@@ -768,6 +768,20 @@ def _truncated(curve: dict, step: int) -> dict:
     return {"val": {"steps": [s for s, _ in kept], "psnr": [v for _, v in kept]}}
 
 
+def _pool_stats(regret: dict[str, list[float]], diffs: dict[str, list[float]]) -> dict[str, dict]:
+    """Per rule over the pools: the mean regret, the mean difference from the single-fidelity pick, and how often
+    it picks better / worse."""
+    return {
+        name: {
+            "mean_regret": float(np.mean(regret[name])),
+            "mean_vs_single": float(np.mean(diffs[name])),
+            "better": float(np.mean([d > 0 for d in diffs[name]])),
+            "worse": float(np.mean([d < 0 for d in diffs[name]])),
+        }
+        for name in regret
+    }
+
+
 def promotion_pools(
     runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, p_seeds, labels, macs, ref_steps: int
 ) -> list[dict]:
@@ -828,15 +842,7 @@ def promotion_pools(
                     "n": len(members),
                     "pool": POOL_SIZE,
                     "pools": len(regret["single: extrapolated"]),
-                    "rules": {
-                        name: {
-                            "mean_regret": float(np.mean(regret[name])),
-                            "mean_vs_single": float(np.mean(diffs[name])),
-                            "better": float(np.mean([d > 0 for d in diffs[name]])),
-                            "worse": float(np.mean([d < 0 for d in diffs[name]])),
-                        }
-                        for name in regret
-                    },
+                    "rules": _pool_stats(regret, diffs),
                 }
             )
     return out
@@ -917,18 +923,33 @@ def promotion_vs_search(
                     "pools": len(regret[f"single: {search}"]),
                     "single": search,
                     "rules": {
-                        name: {
-                            "cost_vs_single": round(float(np.mean(cost[name])), 3),
-                            "mean_regret": float(np.mean(regret[name])),
-                            "mean_vs_single": float(np.mean(diffs[name])),
-                            "better": float(np.mean([d > 0 for d in diffs[name]])),
-                            "worse": float(np.mean([d < 0 for d in diffs[name]])),
-                        }
-                        for name in regret
+                        name: {"cost_vs_single": round(float(np.mean(cost[name])), 3), **stats}
+                        for name, stats in _pool_stats(regret, diffs).items()
                     },
                 }
             )
     return out
+
+
+def _pools_table(rows: list[dict], intro: str) -> list[str]:
+    """A table of promotion over every pool: per seed and band, each rule's mean regret, its mean difference from
+    the single-fidelity pick, how often better / worse, and its training cost where the rows have one."""
+    names = list(rows[0]["rules"])
+    lines = [
+        "",
+        intro,
+        "",
+        "| seed | band | pools | " + " | ".join(names) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |",
+    ]
+    for row in rows:
+        cells = [
+            f"{r['mean_regret']:.3f} ({r['mean_vs_single']:+.3f}, {r['better']:.0%} / {r['worse']:.0%}"
+            + (f"; {r['cost_vs_single']:.2f}x)" if "cost_vs_single" in r else ")")
+            for r in (row["rules"][n] for n in names)
+        ]
+        lines.append(f"| {row['seed']} | {row['band']} ({row['n']}) | {row['pools']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def render(result: dict) -> str:
@@ -1094,46 +1115,25 @@ def render(result: dict) -> str:
             )
     if result.get("promotion_pools"):
         rows = result["promotion_pools"]
-        names = list(rows[0]["rules"])
-        lines += [
-            "",
+        lines += _pools_table(
+            rows,
             f"The same over every pool of {rows[0]['pool']} genomes of a band (all combinations; one pick above is one "
             "pool): per rule, the mean regret (dB below the pool's best by the reference) and, against the "
             "single-fidelity pick of the search's estimator (extrapolated), the mean difference and how often it "
             "picks better / worse. A rung is scored by its measured PSNR or, as the search does, by its curve "
             "extrapolated (measured where fewer than 4 points).",
-            "",
-            "| seed | band | pools | " + " | ".join(names) + " |",
-            "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |",
-        ]
-        for row in rows:
-            cells = [
-                f"{r['mean_regret']:.3f} ({r['mean_vs_single']:+.3f}, {r['better']:.0%} / {r['worse']:.0%})"
-                for r in (row["rules"][n] for n in names)
-            ]
-            lines.append(f"| {row['seed']} | {row['band']} ({row['n']}) | {row['pools']} | " + " | ".join(cells) + " |")
+        )
     if result.get("promotion_vs_search"):
         rows = result["promotion_vs_search"]
-        names = list(rows[0]["rules"])
-        lines += [
-            "",
+        lines += _pools_table(
+            rows,
             f"Against the search's estimator now (`{rows[0]['single']}`'s final PSNR), over every pool of "
             f"{rows[0]['pool']} genomes of a band, on each seed it was trained with: per rule, the mean regret, the mean "
             "difference from the single-fidelity pick and how often it picks better / worse (judged by the reference "
             "without that seed), and what it trains as a multiple of the single-fidelity search (its pool's runs of "
             f"`{rows[0]['single']}`). Halving inside `{rows[0]['single']}`'s own schedule reads its curve points and its "
             "end; on the reference's schedule, its curve (priced at the old proxy's CPU per step, timed alike).",
-            "",
-            "| seed | band | pools | " + " | ".join(names) + " |",
-            "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |",
-        ]
-        for row in rows:
-            cells = [
-                f"{r['mean_regret']:.3f} ({r['mean_vs_single']:+.3f}, {r['better']:.0%} / {r['worse']:.0%}; "
-                f"{r['cost_vs_single']:.2f}x)"
-                for r in (row["rules"][n] for n in names)
-            ]
-            lines.append(f"| {row['seed']} | {row['band']} ({row['n']}) | {row['pools']} | " + " | ".join(cells) + " |")
+        )
     lines += ["", "| genome | mult-adds | reference PSNR (Set5+Set14 mean, dB) |", "| --- | --- | --- |"]
     for label, g in panel["genomes"].items():
         shown = "-" if g["reference"] is None else f"{g['reference']:.3f}"
