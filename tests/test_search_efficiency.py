@@ -146,6 +146,7 @@ def test_the_final_objective_trains_what_budget_search_trains():
         # the first three methods' runs were stored with the id of their method set (before per-method ids), the
         # inheritance runs with their own method's id: one report reads both
         ("ranked", ["--cpu-budget", "1200", "--methods", "random,hybrid,predictor,inherit,inherit_predictor"]),
+        ("final", ["--cpu-budget", "1200", "--methods", "hybrid,predictor"]),
     ],
 )
 def test_a_committed_report_regenerates_from_its_store(name, options, data_dir, tmp_path):
