@@ -76,7 +76,8 @@ _ACTIVE = {"name": "real", "extra": (), "cache": None, "identity": None}
 
 def use(name: str, extra: Sequence[str] = (), cache: Path | None = None, identity: dict | None = None) -> None:
     """Choose the objective for this process: "real" (the 80-step e80 objective), "ranked" (the search's
-    evaluator until budget=search became p1000_b8_p48) or "final" (the search's evaluator now); `extra` training overrides are appended to every training (and named in describe()).
+    evaluator until budget=search became p1000_b8_p48) or "final" (the search's evaluator now); `extra` training
+    overrides are appended to every training (and named in describe()).
     `cache`: a JSON-lines file of fresh trainings, read now and appended to; only its lines with this objective's
     description and this `identity` (the machine: its seconds are charged) are used."""
     if name not in OBJECTIVES:

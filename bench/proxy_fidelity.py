@@ -506,7 +506,7 @@ def evaluate(
     )
     if search and timed and search in timed:
         result["promotion_vs_search"] = promotion_vs_search(
-            runs, reference, ref_mean, proxy, search, labels, macs, ref_steps, timed
+            runs, reference, ref_seeds, ref_mean, proxy, search, labels, macs, ref_steps, timed
         )
     return result
 
@@ -858,7 +858,7 @@ SEARCH_PROMOTION_RULES = {
 
 
 def promotion_vs_search(
-    runs: Runs, reference: str, ref_mean, proxy: str, search: str, labels, macs, ref_steps: int, timed: dict
+    runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, search: str, labels, macs, ref_steps: int, timed: dict
 ) -> list[dict]:
     """Every pool of POOL_SIZE genomes of a band, against the single-fidelity pick of the search's estimator now
     (`search`'s final held-out PSNR), for each seed it was trained with: successive halving inside `search`'s own
@@ -868,7 +868,7 @@ def promotion_vs_search(
     and `timed` (recipe -> cost as a multiple of the proxy's, bench/recipe_cost.py)."""
     out = []
     search_steps, proxy_steps = _recipe_steps(runs.recipes[search]), _recipe_steps(runs.recipes[proxy])
-    for seed in [s for s in (0, 1, 2) if runs.of(search, s)]:
+    for seed in [s for s in ref_seeds if runs.of(search, s)]:
         judge = ref_mean(seed)
         final = runs.scores(search, seed, lambda r: _score(r, "holdout"))
         curve_of = {k: r.get("curve") for k, r in runs.of(search, seed).items()}
