@@ -149,6 +149,9 @@ RECIPES = {
     # p1000_b8_p48 is budget=search since 2026-12-07; p800_b8_p48 a cheaper variant.
     "p1000_b8_p48": recipe(1000, 50, batch=8, patch=48, curve=(100, 200, 300, 500, 700)),
     "p800_b8_p48": recipe(800, 40, batch=8, patch=48, curve=(100, 200, 300, 500, 700)),
+    # budget=search's family run twice as long, dense points: the curves that promotion inside the search's own
+    # family is simulated on at equal cost (rungs up to 2000 against 8 single-fidelity runs of 1000 steps).
+    "p2000_b8_p48": recipe(2000, 100, batch=8, patch=48, curve=(100, 200, 300, 500, 700, 1000, 1500)),
 }
 # e80: bench/search_efficiency.py's real objective (80 steps x batch 8 of 32px patches, fp32), to know how that
 # bench's objective ranks. e80_inherit: e80 started from a parent's e80 weights (weight inheritance,
@@ -1192,6 +1195,18 @@ def _f(v, digits: int = 3) -> str:
     return "nan" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
+def _selected(entry, only: str) -> bool:
+    """Whether a panel entry (label, genome, mult-adds) is among the genomes `--only` names."""
+    label, genome, _ = entry
+    if only == "promotion":
+        from falsr.space.cost import genome_cost
+        from falsr.space.genome import parse_genome
+
+        macs = float(genome_cost(parse_genome(genome)).mult_adds)
+        return PROMOTION_BANDS["B (40-74.5G)"][0] <= macs <= PROMOTION_BANDS["50-100G"][1]
+    return only == "all" or (label in FIRST16) == (only == "first16")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -1224,9 +1239,10 @@ def main(argv=None) -> int:
     parser.add_argument("--train-only", action="store_true", help="train, print no report (a worker)")
     parser.add_argument(
         "--only",
-        choices=("all", "first16", "added"),
+        choices=("all", "first16", "added", "promotion"),
         default="all",
-        help="train these genomes of the panel: the first 16 (issue 10's) or the 16 added since",
+        help="train these genomes of the panel: the first 16 (issue 10's), the 16 added since, or those of the "
+        "bands promotion is simulated in but A (40-100G)",
     )
     parser.add_argument(
         "--need-curves",
@@ -1266,7 +1282,7 @@ def main(argv=None) -> int:
         if failed:
             print(f"{failed} of {args.workers} workers failed (their output is above)", file=sys.stderr)
     elif not args.report:
-        part = [p for p in panel if args.only == "all" or (p[0] in FIRST16) == (args.only == "first16")]
+        part = [p for p in panel if _selected(p, args.only)]
         _runs.work_through(
             jobs(part, names, seeds, recipes), store, wait=not args.no_wait, need=("curve",) if args.need_curves else ()
         )
