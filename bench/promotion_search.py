@@ -7,10 +7,17 @@ single-fidelity estimator picks?
     python bench/promotion_search.py --band b --variant final --search search.estimator=final \
         --judge-precision 32-true                         # a second promoted search, stored beside the first
 
+    python bench/promotion_search.py --band b --generations 0 --rungs 500,1000,2000 --eta 2 --seeds 0,1,2 \
+        --variant search --single-search budget=search search.estimator=final \
+        --search budget=search search.estimator=final scheduler.warmup_steps=100 --judge-precision bf16-mixed
+        # both searches with budget=search (the single one run here too), promotion on its family at 2000 steps
+
 1. Single fidelity: the showdown's band search (`--single`, bench/results/showdown2/search_<band>/: experiment=
    showdown_<band>, budget=search, every candidate 300 steps, ranked by its extrapolated curve) read up to its
    generation `--generations`: the search as it stood then (a search is deterministic in its seed, so this is what
-   `search.generations=<G>` gives, at no cost).
+   `search.generations=<G>` gives, at no cost). With `--single-search OVERRIDES`, the bench runs (or resumes) it
+   itself, the band's experiment with those overrides and `search.generations=--generations`, stored as
+   `--results`/search_<name>_single/.
 2. Promotion: the same experiment, seed and generations with `search.fidelity.rungs=--rungs`, `search.fidelity.eta=
    --eta` and `trainer.max_steps=<last rung>`, run (or resumed) by search.py. Costs are compared in training steps
    (a promoted record trains from its rung below): rungs [100, 300, 700] with eta 2 over 32 candidates train about the
@@ -97,15 +104,18 @@ def summarise(records: list[dict], rungs: list[int], budget_steps: int, bounds) 
     }
 
 
-def experiment_steps(experiment: str) -> int:
-    """The training steps of every candidate of the pinned single-fidelity search (its stored config holds only the
-    search node; tests/test_showdown2.py checks that the experiment composes to what ran)."""
+def experiment_steps(experiment: str, overrides: list[str] | tuple[str, ...] = ()) -> int:
+    """The training steps of every candidate of the single-fidelity search: its experiment with `overrides` (its stored
+    config holds only the search node; tests/test_showdown2.py checks that the experiment composes to what ran)."""
     from hydra import compose, initialize_config_dir
 
     from falsr.cli import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("search", overrides=["+search=nsga2", f"experiment={experiment}", "paths.output_dir=/tmp/unused"])
+        cfg = compose(
+            "search",
+            overrides=["+search=nsga2", f"experiment={experiment}", "paths.output_dir=/tmp/unused", *overrides],
+        )
     return int(cfg.trainer.max_steps)
 
 
@@ -230,6 +240,19 @@ def main(argv=None) -> int:
         default=None,
         help="steps per candidate of the single-fidelity search (default: its experiment's trainer.max_steps)",
     )
+    parser.add_argument(
+        "--single-search",
+        nargs="*",
+        default=None,
+        help="run the single-fidelity search here, the band's experiment with these overrides (e.g. budget=search "
+        "search.estimator=final), instead of reading the showdown's stored one",
+    )
+    parser.add_argument(
+        "--stage",
+        choices=("all", "single", "promoted"),
+        default="all",
+        help="run only this search and stop (two processes, one per search; then one with --stage all judges)",
+    )
     parser.add_argument("--search", nargs="*", default=[], help="extra overrides of the promoted search (toy runs)")
     parser.add_argument(
         "--variant",
@@ -253,15 +276,28 @@ def main(argv=None) -> int:
     rungs = [int(v) for v in args.rungs.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
     experiment = BANDS[args.band]["experiment"]
-    single_dir = args.single or REPO / "bench" / "results" / "showdown2" / f"search_{args.band}"
-    single_cfg = single_dir / "search_config.yaml"
-    if not single_cfg.is_file():
-        raise SystemExit(f"error: no single-fidelity search in {single_dir} (search_config.yaml): run it first")
-    cfg = OmegaConf.load(single_cfg)
-    bounds = (cfg.search.settings.constraints.get("min_mult_adds"), cfg.search.settings.constraints.max_mult_adds)
-    if list(cfg.search.fidelity.rungs):
-        raise SystemExit(f"error: {single_dir}'s search used promotion (search.fidelity.rungs): not single fidelity")
+    name = args.band if args.variant is None else f"{args.band}_{args.variant}"
+    if args.single_search is not None and args.single is not None:
+        parser.error("--single reads a stored search, --single-search runs one: give one of them")
     _runs.set_threads(args.threads)
+    if args.single_search is not None:
+        single_dir = args.results / f"search_{name}_single"
+        if not args.report and args.stage in ("all", "single"):
+            showdown.run_search(
+                args.results,
+                args.sweep.with_name(args.sweep.name + "_single")
+                if args.sweep
+                else REPO / "outputs" / "promotion_search" / f"search_{name}_single",
+                [f"search.generations={args.generations}", "search.fidelity.rungs=[]", *args.single_search],
+                args.threads,
+                experiment,
+                single_dir.name,
+            )
+        if args.stage == "single":
+            log(f"single-fidelity search stored in {single_dir}")
+            return 0
+    else:
+        single_dir = args.single or REPO / "bench" / "results" / "showdown2" / f"search_{args.band}"
     search_args = [
         f"search.generations={args.generations}",
         f"search.fidelity.rungs=[{','.join(map(str, rungs))}]",
@@ -269,16 +305,25 @@ def main(argv=None) -> int:
         f"trainer.max_steps={rungs[-1]}",
         *args.search,
     ]
-    name = args.band if args.variant is None else f"{args.band}_{args.variant}"
     folder = f"search_{name}"
     sweep = args.sweep or REPO / "outputs" / "promotion_search" / folder
     if not args.report:
         showdown.run_search(args.results, sweep, search_args, args.threads, experiment, folder)
+    if args.stage == "promoted":
+        log(f"promoted search stored in {args.results / folder}")
+        return 0
+    single_cfg = single_dir / "search_config.yaml"
+    if not single_cfg.is_file():
+        raise SystemExit(f"error: no single-fidelity search in {single_dir} (search_config.yaml): run it first")
+    cfg = OmegaConf.load(single_cfg)
+    bounds = (cfg.search.settings.constraints.get("min_mult_adds"), cfg.search.settings.constraints.max_mult_adds)
+    if list(cfg.search.fidelity.rungs):
+        raise SystemExit(f"error: {single_dir}'s search used promotion (search.fidelity.rungs): not single fidelity")
     promoted_records = read_journal(args.results / folder / "journal.jsonl")
     if not promoted_records:
         raise SystemExit(f"error: no promoted search stored in {args.results / folder}: run without --report first")
     single_records = [r for r in read_journal(single_dir / "journal.jsonl") if r["generation"] <= args.generations]
-    steps = args.single_steps or experiment_steps(experiment)
+    steps = args.single_steps or experiment_steps(experiment, args.single_search or ())
     single = summarise(single_records, [], steps, bounds)
     promoted = summarise(promoted_records, rungs, rungs[-1], bounds)
     single["label"] = f"{steps} steps"
@@ -306,11 +351,14 @@ def main(argv=None) -> int:
         "seeds": seeds,
         "command": f"python bench/promotion_search.py --band {args.band} --generations {args.generations} "
         f"--rungs {args.rungs} --eta {args.eta} --seeds {args.seeds}"
-        + (f" --variant {args.variant} --search {' '.join(args.search)}" if args.variant else "")
+        + (f" --variant {args.variant}" if args.variant else "")
+        + (f" --single-search {' '.join(args.single_search)}" if args.single_search is not None else "")
+        + (f" --search {' '.join(args.search)}" if args.variant else "")
         + (f" --judge-precision {args.judge_precision}" if args.judge_precision else ""),
         "promoted_search": f"python search.py +search=nsga2 experiment={experiment} "
         f"search.generations={args.generations} {shown}",
         "single_search": str(single_dir.relative_to(REPO) if single_dir.is_relative_to(REPO) else single_dir),
+        **({"single_search_overrides": args.single_search} if args.single_search is not None else {}),
         "single": single,
         "promoted": promoted,
     }

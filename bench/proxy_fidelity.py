@@ -319,6 +319,7 @@ def evaluate(
     alternatives: tuple[str, ...] = (),
     timed: dict[str, float] | None = None,
     search: str | None = None,
+    longer: str | None = None,
     band=BAND,
     resamples: int = 2000,
 ) -> dict:
@@ -327,7 +328,8 @@ def evaluate(
 
     timed: recipe -> its CPU cost as a multiple of the proxy's, timed alike by bench/recipe_cost.py (the stored
     runs' CPU seconds come from different sittings and loads); other costs are the stored means' ratio.
-    search: the recipe budget=search is now; successive halving is also simulated against its pick."""
+    search: the recipe budget=search is now; successive halving is also simulated against its pick (and on
+    `longer`, its family at more steps, where stored)."""
     from falsr.space.cost import genome_cost
     from falsr.space.genome import parse_genome
 
@@ -509,7 +511,7 @@ def evaluate(
     )
     if search and timed and search in timed:
         result["promotion_vs_search"] = promotion_vs_search(
-            runs, reference, ref_seeds, ref_mean, proxy, search, labels, macs, ref_steps, timed
+            runs, reference, ref_seeds, ref_mean, proxy, search, labels, macs, ref_steps, timed, longer
         )
     return result
 
@@ -860,21 +862,56 @@ SEARCH_PROMOTION_RULES = {
 }
 
 
+# Successive halving on `search`'s family run longer (LONGER: its recipe at 2000 steps, continued runs follow it), at
+# about the single-fidelity search's training steps or less: [500, 1000, 2000] eta 2 trains 8 x 500 + 4 x 500 +
+# 2 x 1000 = 8 x 1000 steps, the goal's equal cost. Written down before any LONGER run was stored; all reported.
+LONGER = "p2000_b8_p48"
+LONGER_PROMOTION_RULES = {
+    "rungs [500, 1000, 2000], eta 2": ((500, 1000, 2000), 2),
+    "rungs [200, 500, 1000, 2000], eta 2": ((200, 500, 1000, 2000), 2),
+    "rungs [300, 1000, 2000], eta 3": ((300, 1000, 2000), 3),
+}
+
+
+def _scored_on(runs: Runs, recipe_name: str, seed: int):
+    """A recipe's held-out PSNR of genome k at `step` of its schedule: a curve point, or the final PSNR at its end."""
+    end = _recipe_steps(runs.recipes[recipe_name])
+    final = runs.scores(recipe_name, seed, lambda r: _score(r, "holdout"))
+    curve_of = {k: r.get("curve") for k, r in runs.of(recipe_name, seed).items()}
+
+    def at(k, step):
+        return final.get(k) if step >= end else curves.val_at(curve_of.get(k), step)
+
+    return at, final
+
+
 def promotion_vs_search(
-    runs: Runs, reference: str, ref_seeds, ref_mean, proxy: str, search: str, labels, macs, ref_steps: int, timed: dict
+    runs: Runs,
+    reference: str,
+    ref_seeds,
+    ref_mean,
+    proxy: str,
+    search: str,
+    labels,
+    macs,
+    ref_steps: int,
+    timed: dict,
+    longer: str | None = None,
 ) -> list[dict]:
     """Every pool of POOL_SIZE genomes of a band, against the single-fidelity pick of the search's estimator now
     (`search`'s final held-out PSNR), for each seed it was trained with: successive halving inside `search`'s own
     schedule, and on the reference's schedule (issue 21's rules, about the old proxy's steps), each pick judged by
     the reference mean without that seed. Cost: a rule's training as a multiple of the single-fidelity search's
     (POOL_SIZE runs of `search`): in `search`'s steps, or the reference's steps priced at the old proxy's per step
-    and `timed` (recipe -> cost as a multiple of the proxy's, bench/recipe_cost.py)."""
+    and `timed` (recipe -> cost as a multiple of the proxy's, bench/recipe_cost.py). `longer`: `search`'s family at
+    more steps (LONGER_PROMOTION_RULES on its curves, priced at `search`'s CPU per step, and its own final pick),
+    where every genome of the band has its run for that seed."""
     out = []
     search_steps, proxy_steps = _recipe_steps(runs.recipes[search]), _recipe_steps(runs.recipes[proxy])
     for seed in [s for s in ref_seeds if runs.of(search, s)]:
         judge = ref_mean(seed)
-        final = runs.scores(search, seed, lambda r: _score(r, "holdout"))
-        curve_of = {k: r.get("curve") for k, r in runs.of(search, seed).items()}
+        own, final = _scored_on(runs, search, seed)
+        long_at, long_final = _scored_on(runs, longer, seed) if longer else (None, {})
         ref_curve = {k: r.get("curve") for k, r in runs.of(reference, seed).items()}
         old = runs.scores(proxy, seed, lambda r: curves.extrapolate(r.get("curve"), ref_steps))
         for band_name, (lo, hi) in PROMOTION_BANDS.items():
@@ -883,9 +920,7 @@ def promotion_vs_search(
             ]
             if len(members) < POOL_SIZE + 2:
                 continue
-
-            def own(k, step, curve_of=curve_of, final=final):
-                return final[k] if step >= search_steps else curves.val_at(curve_of[k], step)
+            with_longer = longer is not None and all(k in long_final for k in members)
 
             def on_reference(k, step, ref_curve=ref_curve):
                 return curves.val_at(ref_curve[k], step)
@@ -898,6 +933,11 @@ def promotion_vs_search(
                 f"{reference}: {name}": (on_reference, rungs, eta, 1 / (proxy_steps * timed[search]))
                 for name, (rungs, eta) in PROMOTION_RULES.items()
             }
+            if with_longer:
+                rules |= {
+                    f"{longer}: {name}": (long_at, rungs, eta, 1 / search_steps)
+                    for name, (rungs, eta) in LONGER_PROMOTION_RULES.items()
+                }
             diffs: dict[str, list[float]] = {}
             regret: dict[str, list[float]] = {}
             cost: dict[str, list[float]] = {}
@@ -908,6 +948,9 @@ def promotion_vs_search(
                     f"single: {search}": (base, 1.0),
                     f"single: extrapolated({proxy})": (judge[max(pool, key=lambda k: old[k])], 1 / timed[search]),
                 }
+                if with_longer:
+                    longest = _recipe_steps(runs.recipes[longer]) / search_steps
+                    picks[f"single: {longer}"] = (judge[max(pool, key=lambda k: long_final[k])], longest)
                 for name, (fn, rungs, eta, per_step) in rules.items():
                     pick, trained = _estimators.successive_halving(list(pool), fn, rungs, eta)
                     if pick is not None:
@@ -1320,6 +1363,7 @@ def main(argv=None) -> int:
             alternatives=ALTERNATIVES,
             timed=timed_costs(RESULTS, "p300"),
             search=SEARCH,
+            longer=LONGER,
         )
     result["goal"] = goal_line(result, "q10" if args.quick else "p300")
     report = render(result)

@@ -84,6 +84,7 @@ def test_promotion_over_every_pool_regenerates_the_committed_numbers():
         alternatives=pf.ALTERNATIVES,
         timed=pf.timed_costs(REPO / "bench" / "results", "p300"),
         search=pf.SEARCH,
+        longer=pf.LONGER,
         resamples=20,
     )
     assert result["promotion"] == committed["promotion"]

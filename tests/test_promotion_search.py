@@ -70,21 +70,21 @@ def _env(data_dir):
 
 @pytest.mark.slow
 def test_a_toy_promoted_search_is_judged_against_the_single_fidelity_one(data_dir, tmp_path):
-    single = tmp_path / "single"
-    done = subprocess.run(
-        [sys.executable, "search.py", "+search=nsga2", "experiment=showdown_b", "search.generations=1"]
-        + ["trainer.max_steps=4", *TOY, f"hydra.sweep.dir={single}"],
-        cwd=REPO,
-        env=_env(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    args = [sys.executable, "bench/promotion_search.py", "--band", "b", "--single", str(single), "--single-steps", "4"]
+    """The bench runs both searches itself (--single-search), in two processes (--stage), then judges their picks."""
+    args = [sys.executable, "bench/promotion_search.py", "--band", "b"]
+    args += ["--single-search", "trainer.max_steps=4", *TOY]  # its steps per candidate composed from these: 4
     args += ["--rungs", "2,4", "--eta", "2", "--reference", "q10", "--seeds", "0"]
     args += ["--results", str(tmp_path / "res"), "--store", str(tmp_path / "runs.jsonl")]
     args += ["--sweep", str(tmp_path / "promoted"), "--search", *TOY]
+    stages = [
+        subprocess.Popen([*args, "--stage", stage], cwd=REPO, env=_env(data_dir), stdout=subprocess.PIPE, text=True)
+        for stage in ("single", "promoted")
+    ]
+    for proc in stages:
+        out, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, out[-2000:]
+    assert not (tmp_path / "res" / "b.json").exists()  # a stage runs its search only
+    single = tmp_path / "res" / "search_b_single"
     first = subprocess.run(args, cwd=REPO, env=_env(data_dir), capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     result = json.loads((tmp_path / "res" / "b.json").read_text())
