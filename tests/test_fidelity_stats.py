@@ -102,3 +102,41 @@ def test_hypervolume_of_the_efficiency_bench_by_hand():
     assert _timed_efficiency.hv_at(history, box, 2.0) == pytest.approx(0.140625)
     assert _timed_efficiency.hv_at(history, box, 1.0) == pytest.approx(0.125)
     assert _timed_efficiency.hv_at(history, box, 9.0) == pytest.approx(1.0)  # the ideal corner fills the box
+
+
+def test_promotion_on_the_search_family_is_simulated_at_the_cost_it_states():
+    """The rules on LONGER (budget=search's recipe at 2000 steps) read only its recorded points and end, and
+    [500, 1000, 2000] eta 2 over a pool of 8 trains exactly the 8 x 1000 steps of the single-fidelity search."""
+    import proxy_fidelity as pf
+
+    longer, search = pf.RECIPES[pf.LONGER], pf.RECIPES[pf.SEARCH]
+    changed = {o.split("=")[0] for o in set(longer) ^ set(search)}  # the same family: only its length differs
+    assert changed == {
+        "trainer.max_steps",
+        "data.samples_per_epoch",
+        "scheduler.warmup_steps",
+        "callbacks.learning_curve.val_steps",
+    }
+    points = set(pf._recipe_curve(longer))
+    pool = [f"g{i}" for i in range(8)]
+    for rungs, eta in pf.LONGER_PROMOTION_RULES.values():
+        assert rungs[-1] == pf._recipe_steps(longer) and set(rungs[:-1]) <= points
+        pick, trained = est.successive_halving(pool, lambda k, step: int(k[1:]) + step / 1e4, rungs, eta)
+        assert pick == "g7" and trained[0] == pool
+    rungs, eta = pf.LONGER_PROMOTION_RULES["rungs [500, 1000, 2000], eta 2"]
+    _, trained = est.successive_halving(pool, lambda k, step: int(k[1:]), rungs, eta)
+    assert [len(t) for t in trained] == [8, 4, 2]
+    assert est.halving_cost(trained, rungs, dict.fromkeys(pool, 1.0)) == 8 * pf._recipe_steps(search)
+
+
+def test_only_promotion_selects_the_panel_genomes_of_the_simulated_bands():
+    """--only promotion: the panel's genomes of 40-100G mult-adds (bands B and 50-100G), none outside."""
+    import proxy_fidelity as pf
+    from falsr.space.cost import genome_cost
+    from falsr.space.genome import parse_genome
+
+    macs = {label: genome_cost(parse_genome(g)).mult_adds for label, g, _ in pf.PANEL}
+    chosen = {p[0] for p in pf.PANEL if pf._selected(p, "promotion")}
+    assert chosen == {k for k, m in macs.items() if 40e9 <= m <= 100e9}
+    assert {"FALSR-B", "FALSR-C"} <= chosen and "FALSR-A" not in chosen and len(chosen) == 17
+    assert {p[0] for p in pf.PANEL if pf._selected(p, "first16")} == pf.FIRST16
