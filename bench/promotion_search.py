@@ -10,7 +10,8 @@ single-fidelity estimator picks?
     python bench/promotion_search.py --band b --generations 0 --rungs 500,1000,2000 --eta 2 --seeds 0,1,2 \
         --variant search --single-search budget=search search.estimator=final \
         --search budget=search search.estimator=final scheduler.warmup_steps=100 --judge-precision bf16-mixed
-        # both searches with budget=search (the single one run here too), promotion on its family at 2000 steps
+        # both searches with budget=search (the single one run here too), promotion on its family at 2000 steps;
+        # add --baseline bench/results/showdown2/search_b to judge the old budget's search's pick alike
 
 1. Single fidelity: the showdown's band search (`--single`, bench/results/showdown2/search_<band>/: experiment=
    showdown_<band>, budget=search, every candidate 300 steps, ranked by its extrapolated curve) read up to its
@@ -176,7 +177,10 @@ def render(results: dict[str, dict]) -> str:
             "pick's mult-adds | pick's rung | pick's search score | reference per seed | reference mean |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
-        for name, s in (("single fidelity", single), ("promotion", promoted)):
+        rows = [("single fidelity", single), ("promotion", promoted)]
+        if res.get("baseline"):
+            rows.append(("single fidelity, stored search", res["baseline"]))
+        for name, s in rows:
             p = s["pick"] or {}
             ref = s.get("judged") or {}
             per = " / ".join(f"{v:.3f}" for v in ref.get("per_seed", {}).values()) or "-"
@@ -185,8 +189,26 @@ def render(results: dict[str, dict]) -> str:
                 f"| {s['steps']} | {s['train_seconds']:.0f} | {p.get('key', '-')} | {_g(p.get('mult_adds'))} | "
                 f"{p.get('rung', '-')} | {_f(p.get('score'))} | {per} | {_f(ref.get('mean'))} |"
             )
-        lines += ["", verdict(res), ""]
+        lines += ["", verdict(res), *([baseline_line(res)] if res.get("baseline") else []), ""]
     return "\n".join(lines)
+
+
+def baseline_line(res: dict) -> str:
+    """The single-fidelity pick against the stored search's (`--baseline`), judged alike."""
+    a, b = (res["baseline"].get("judged") or {}).get("mean"), (res["single"].get("judged") or {}).get("mean")
+    what = f"the stored search `{res['baseline_search']}` ({res['baseline']['label'].split(',')[0]} per candidate)"
+    if a is None or b is None:
+        return f"Against {what}: not judged yet."
+    if res["baseline"]["pick"]["key"] == res["single"]["pick"]["key"]:
+        return f"Against {what}: the same pick."
+    return (
+        f"Against {what}: this single-fidelity search picks {b - a:+.3f} dB on the reference mean (per seed "
+        + " / ".join(
+            f"{res['single']['judged']['per_seed'][k] - res['baseline']['judged']['per_seed'][k]:+.3f}"
+            for k in res["single"]["judged"]["per_seed"]
+        )
+        + ")."
+    )
 
 
 def verdict(res: dict) -> str:
@@ -215,6 +237,10 @@ def verdict(res: dict) -> str:
         f"Promotion picks {what} at {ratio:.2f}x the single-fidelity search's training steps: the goal (at least as "
         f"good at equal cost) is {met} in this band, on one search."
     )
+
+
+def _shown_path(path: Path) -> str:
+    return str(path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path)
 
 
 def _g(v) -> str:
@@ -252,6 +278,13 @@ def main(argv=None) -> int:
         choices=("all", "single", "promoted"),
         default="all",
         help="run only this search and stop (two processes, one per search; then one with --stage all judges)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another stored single-fidelity search of the band (e.g. bench/results/showdown2/search_b, the old "
+        "budget), read and judged alike: its pick is a third row, compared with the single-fidelity pick",
     )
     parser.add_argument("--search", nargs="*", default=[], help="extra overrides of the promoted search (toy runs)")
     parser.add_argument(
@@ -328,7 +361,23 @@ def main(argv=None) -> int:
     promoted = summarise(promoted_records, rungs, rungs[-1], bounds)
     single["label"] = f"{steps} steps"
     promoted["label"] = f"rungs {rungs}, eta {args.eta}"
-    for s in (single, promoted):
+    sides = [single, promoted]
+    baseline = None
+    if args.baseline is not None:  # it ran with the band's experiment as it is (the showdown's search)
+        if not (args.baseline / "journal.jsonl").is_file():
+            raise SystemExit(
+                f"error: --baseline {args.baseline}: no journal.jsonl there; give a stored search's folder"
+            )
+        base_steps = experiment_steps(experiment)
+        baseline = summarise(
+            [r for r in read_journal(args.baseline / "journal.jsonl") if r["generation"] <= args.generations],
+            [],
+            base_steps,
+            bounds,
+        )
+        baseline["label"] = f"{base_steps} steps, {args.baseline.name}"
+        sides.append(baseline)
+    for s in sides:
         if s["pick"] is None:
             raise SystemExit("error: a search trained no candidate inside the band: nothing to judge")
         s["judged"] = judge(
@@ -354,13 +403,15 @@ def main(argv=None) -> int:
         + (f" --variant {args.variant}" if args.variant else "")
         + (f" --single-search {' '.join(args.single_search)}" if args.single_search is not None else "")
         + (f" --search {' '.join(args.search)}" if args.variant else "")
-        + (f" --judge-precision {args.judge_precision}" if args.judge_precision else ""),
+        + (f" --judge-precision {args.judge_precision}" if args.judge_precision else "")
+        + (f" --baseline {_shown_path(args.baseline)}" if args.baseline is not None else ""),
         "promoted_search": f"python search.py +search=nsga2 experiment={experiment} "
         f"search.generations={args.generations} {shown}",
-        "single_search": str(single_dir.relative_to(REPO) if single_dir.is_relative_to(REPO) else single_dir),
+        "single_search": _shown_path(single_dir),
         **({"single_search_overrides": args.single_search} if args.single_search is not None else {}),
         "single": single,
         "promoted": promoted,
+        **({"baseline": baseline, "baseline_search": _shown_path(args.baseline)} if baseline else {}),
     }
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -968,6 +968,7 @@ def promotion_vs_search(
                     "pool": POOL_SIZE,
                     "pools": len(regret[f"single: {search}"]),
                     "single": search,
+                    **({"longer": longer} if with_longer else {}),
                     "rules": {
                         name: {"cost_vs_single": round(float(np.mean(cost[name])), 3), **stats}
                         for name, stats in _pool_stats(regret, diffs).items()
@@ -980,7 +981,7 @@ def promotion_vs_search(
 def _pools_table(rows: list[dict], intro: str) -> list[str]:
     """A table of promotion over every pool: per seed and band, each rule's mean regret, its mean difference from
     the single-fidelity pick, how often better / worse, and its training cost where the rows have one."""
-    names = list(rows[0]["rules"])
+    names = list(dict.fromkeys(n for row in rows for n in row["rules"]))  # a rule some bands lack shows "-"
     lines = [
         "",
         intro,
@@ -990,9 +991,11 @@ def _pools_table(rows: list[dict], intro: str) -> list[str]:
     ]
     for row in rows:
         cells = [
-            f"{r['mean_regret']:.3f} ({r['mean_vs_single']:+.3f}, {r['better']:.0%} / {r['worse']:.0%}"
+            "-"
+            if r is None
+            else f"{r['mean_regret']:.3f} ({r['mean_vs_single']:+.3f}, {r['better']:.0%} / {r['worse']:.0%}"
             + (f"; {r['cost_vs_single']:.2f}x)" if "cost_vs_single" in r else ")")
-            for r in (row["rules"][n] for n in names)
+            for r in (row["rules"].get(n) for n in names)
         ]
         lines.append(f"| {row['seed']} | {row['band']} ({row['n']}) | {row['pools']} | " + " | ".join(cells) + " |")
     return lines
@@ -1178,7 +1181,15 @@ def render(result: dict) -> str:
             "difference from the single-fidelity pick and how often it picks better / worse (judged by the reference "
             "without that seed), and what it trains as a multiple of the single-fidelity search (its pool's runs of "
             f"`{rows[0]['single']}`). Halving inside `{rows[0]['single']}`'s own schedule reads its curve points and its "
-            "end; on the reference's schedule, its curve (priced at the old proxy's CPU per step, timed alike).",
+            "end; on the reference's schedule, its curve (priced at the old proxy's CPU per step, timed alike)"
+            + (
+                f"; on `{longer}` (the same family at {longer.split('_')[0][1:]} steps, where every genome of the band "
+                f"has its run), its curve points and its end, priced at `{rows[0]['single']}`'s CPU per step, and "
+                f"`single: {longer}` its final PSNR"
+                if (longer := next((r["longer"] for r in rows if r.get("longer")), None))
+                else ""
+            )
+            + ".",
         )
     lines += ["", "| genome | mult-adds | reference PSNR (Set5+Set14 mean, dB) |", "| --- | --- | --- |"]
     for label, g in panel["genomes"].items():

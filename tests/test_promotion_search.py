@@ -109,3 +109,15 @@ def test_a_toy_promoted_search_is_judged_against_the_single_fidelity_one(data_di
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert json.loads((tmp_path / "res" / "b.json").read_text()) == result
     assert (tmp_path / "runs.jsonl").read_text() == runs_before
+    # --baseline: another stored search's pick judged alike, a third row (here the same search: the same pick)
+    based = subprocess.run([*args, "--report", "--baseline", str(single)], cwd=REPO, env=_env(data_dir), text=True)
+    assert based.returncode == 0
+    result = json.loads((tmp_path / "res" / "b.json").read_text())
+    assert result["baseline"]["pick"] == result["single"]["pick"]
+    assert result["baseline"]["judged"] == result["single"]["judged"]
+    assert (
+        "| single fidelity, stored search: 300 steps, search_b_single |"
+        in (tmp_path / "res" / "promotion_search.md").read_text()
+    )
+    assert "the same pick." in (tmp_path / "res" / "promotion_search.md").read_text()
+    assert (tmp_path / "runs.jsonl").read_text() == runs_before
