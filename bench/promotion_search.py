@@ -240,7 +240,9 @@ def verdict(res: dict) -> str:
 
 
 def _shown_path(path: Path) -> str:
-    return str(path.relative_to(REPO) if path.resolve().is_relative_to(REPO) else path)
+    """A folder as the report names it: relative to the repository where it is inside it."""
+    full = path.resolve()
+    return str(full.relative_to(REPO) if full.is_relative_to(REPO) else path)
 
 
 def _g(v) -> str:
