@@ -4,8 +4,9 @@ A run is `falsr.training.train.train` on a config composed from `conf/train.yaml
 this process (no interpreter start-up per run). Its key is a hash of the sorted overrides. Finished runs
 are one JSON line each in a committed store (`bench/results/runs.jsonl`), so a rerun, in this sitting or
 a later one, skips them; checkpoints and logs go to a git-ignored folder (`outputs/bench-runs/<key>/`).
-Several processes can work through the same list at once: a run is claimed with an exclusive lock file,
-a lock whose process is gone is stale and taken over.
+Several processes can work through the same list at once: a run is claimed with an exclusive lock file beside
+the store (so processes of different worktrees writing one store share their locks too), a lock whose process is
+gone is stale and taken over.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def train_run(
     if _complete(done.get(key), need, weights):
         return done[key]
     out = RUNS_DIR / key
-    lock = RUNS_DIR / f"{key}.lock"
+    lock = lock_dir(store) / f"{key}.lock"
     if not _claim(lock):
         return None
     try:
@@ -179,6 +180,12 @@ def train_run(
         return record
     finally:
         lock.unlink(missing_ok=True)
+
+
+def lock_dir(store: Path) -> Path:
+    """Where the run locks of a store live: beside it (git-ignored), not in a worktree's outputs/, so that benches
+    of two worktrees writing one store never train the same run twice."""
+    return store.resolve().parent / f".{store.stem}.locks"
 
 
 def _threads() -> int:
