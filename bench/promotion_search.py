@@ -314,6 +314,8 @@ def main(argv=None) -> int:
     name = args.band if args.variant is None else f"{args.band}_{args.variant}"
     if args.single_search is not None and args.single is not None:
         parser.error("--single reads a stored search, --single-search runs one: give one of them")
+    if args.stage == "single" and args.single_search is None:
+        parser.error("--stage single runs the search of --single-search: give its overrides (or use --stage all)")
     _runs.set_threads(args.threads)
     if args.single_search is not None:
         single_dir = args.results / f"search_{name}_single"

@@ -64,6 +64,19 @@ def test_the_verdict_per_seed_and_across_precisions():
     assert promotion_search.verdict(res).startswith("Promotion picks the same model at 0.50x")
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--stage", "single"], "--stage single runs the search of --single-search"),
+        (["--single", "x", "--single-search", "budget=search"], "--single reads a stored search"),
+    ],
+)
+def test_contradictory_options_are_one_line_errors(args, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        promotion_search.main(args)
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
 def _env(data_dir):
     return dict(os.environ, FALSR_DATA_DIR=str(data_dir), WANDB_MODE="disabled", OMP_NUM_THREADS="1")
 
