@@ -61,8 +61,11 @@ def log(msg: str) -> None:
     print(f"[promotion_search {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def read_journal(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+def read_journal(path: Path, generations: int | None = None) -> list[dict]:
+    """A search's journal records (up to generation `generations`: the search as it stood then)."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    records = [json.loads(line) for line in lines if line.strip()]
+    return [r for r in records if generations is None or r["generation"] <= generations]
 
 
 def _ok(r: dict) -> bool:
@@ -196,7 +199,9 @@ def render(results: dict[str, dict]) -> str:
 def baseline_line(res: dict) -> str:
     """The single-fidelity pick against the stored search's (`--baseline`), judged alike."""
     a, b = (res["baseline"].get("judged") or {}).get("mean"), (res["single"].get("judged") or {}).get("mean")
-    what = f"the stored search `{res['baseline_search']}` ({res['baseline']['label'].split(',')[0]} per candidate)"
+    what = (
+        f"the stored search `{res['baseline_search']}` ({res['baseline']['steps_per_candidate']} steps per candidate)"
+    )
     if a is None or b is None:
         return f"Against {what}: not judged yet."
     if res["baseline"]["pick"]["key"] == res["single"]["pick"]["key"]:
@@ -317,14 +322,14 @@ def main(argv=None) -> int:
     if args.stage == "single" and args.single_search is None:
         parser.error("--stage single runs the search of --single-search: give its overrides (or use --stage all)")
     _runs.set_threads(args.threads)
+    folder = f"search_{name}"
+    sweep = args.sweep or REPO / "outputs" / "promotion_search" / folder
     if args.single_search is not None:
-        single_dir = args.results / f"search_{name}_single"
+        single_dir = args.results / f"{folder}_single"
         if not args.report and args.stage in ("all", "single"):
             showdown.run_search(
                 args.results,
-                args.sweep.with_name(args.sweep.name + "_single")
-                if args.sweep
-                else REPO / "outputs" / "promotion_search" / f"search_{name}_single",
+                sweep.with_name(sweep.name + "_single"),
                 [f"search.generations={args.generations}", "search.fidelity.rungs=[]", *args.single_search],
                 args.threads,
                 experiment,
@@ -342,8 +347,6 @@ def main(argv=None) -> int:
         f"trainer.max_steps={rungs[-1]}",
         *args.search,
     ]
-    folder = f"search_{name}"
-    sweep = args.sweep or REPO / "outputs" / "promotion_search" / folder
     if not args.report:
         showdown.run_search(args.results, sweep, search_args, args.threads, experiment, folder)
     if args.stage == "promoted":
@@ -359,7 +362,7 @@ def main(argv=None) -> int:
     promoted_records = read_journal(args.results / folder / "journal.jsonl")
     if not promoted_records:
         raise SystemExit(f"error: no promoted search stored in {args.results / folder}: run without --report first")
-    single_records = [r for r in read_journal(single_dir / "journal.jsonl") if r["generation"] <= args.generations]
+    single_records = read_journal(single_dir / "journal.jsonl", args.generations)
     steps = args.single_steps or experiment_steps(experiment, args.single_search or ())
     single = summarise(single_records, [], steps, bounds)
     promoted = summarise(promoted_records, rungs, rungs[-1], bounds)
@@ -373,13 +376,9 @@ def main(argv=None) -> int:
                 f"error: --baseline {args.baseline}: no journal.jsonl there; give a stored search's folder"
             )
         base_steps = experiment_steps(experiment)
-        baseline = summarise(
-            [r for r in read_journal(args.baseline / "journal.jsonl") if r["generation"] <= args.generations],
-            [],
-            base_steps,
-            bounds,
-        )
+        baseline = summarise(read_journal(args.baseline / "journal.jsonl", args.generations), [], base_steps, bounds)
         baseline["label"] = f"{base_steps} steps, {args.baseline.name}"
+        baseline["steps_per_candidate"] = base_steps
         sides.append(baseline)
     for s in sides:
         if s["pick"] is None:

@@ -227,6 +227,13 @@ def jobs(panel, recipe_names, seeds, recipes=RECIPES):
                 yield f"{name}/s{seed}/{label}", run_overrides(label, genome, name, seed, recipes)
 
 
+def _mult_adds(genome: str) -> float:
+    from falsr.space.cost import genome_cost
+    from falsr.space.genome import parse_genome
+
+    return float(genome_cost(parse_genome(genome)).mult_adds)
+
+
 def _score(rec: dict, target: str) -> float | None:
     val = rec.get("val") or {}
     if target == "test":  # mean of Set5 and Set14
@@ -336,7 +343,7 @@ def evaluate(
     runs = Runs(panel, recipes, store)
     labels = [label for label, _, _ in panel]
     genomes = {label: g for label, g, _ in panel}
-    macs = {label: float(genome_cost(parse_genome(g)).mult_adds) for label, g, _ in panel}
+    macs = {label: _mult_adds(g) for label, g, _ in panel}
     params = {label: float(genome_cost(parse_genome(g)).params) for label, g, _ in panel}
     in_band = [k for k in labels if band[0] <= macs[k] <= band[1]]
     ref_steps = _recipe_steps(recipes[reference])
@@ -921,6 +928,7 @@ def promotion_vs_search(
             if len(members) < POOL_SIZE + 2:
                 continue
             with_longer = longer is not None and all(k in long_final for k in members)
+            longest = _recipe_steps(runs.recipes[longer]) / search_steps if with_longer else None
 
             def on_reference(k, step, ref_curve=ref_curve):
                 return curves.val_at(ref_curve[k], step)
@@ -949,7 +957,6 @@ def promotion_vs_search(
                     f"single: extrapolated({proxy})": (judge[max(pool, key=lambda k: old[k])], 1 / timed[search]),
                 }
                 if with_longer:
-                    longest = _recipe_steps(runs.recipes[longer]) / search_steps
                     picks[f"single: {longer}"] = (judge[max(pool, key=lambda k: long_final[k])], longest)
                 for name, (fn, rungs, eta, per_step) in rules.items():
                     pick, trained = _estimators.successive_halving(list(pool), fn, rungs, eta)
@@ -1181,15 +1188,9 @@ def render(result: dict) -> str:
             "difference from the single-fidelity pick and how often it picks better / worse (judged by the reference "
             "without that seed), and what it trains as a multiple of the single-fidelity search (its pool's runs of "
             f"`{rows[0]['single']}`). Halving inside `{rows[0]['single']}`'s own schedule reads its curve points and its "
-            "end; on the reference's schedule, its curve (priced at the old proxy's CPU per step, timed alike)"
-            + (
-                f"; on `{longer}` (the same family at {longer.split('_')[0][1:]} steps, where every genome of the band "
-                f"has its run), its curve points and its end, priced at `{rows[0]['single']}`'s CPU per step, and "
-                f"`single: {longer}` its final PSNR"
-                if (longer := next((r["longer"] for r in rows if r.get("longer")), None))
-                else ""
-            )
-            + ".",
+            "end; on the reference's schedule, its curve (priced at the old proxy's CPU per step, timed alike); on "
+            f"`{LONGER}` (the same family run longer), where every genome of the band has its run, its curve points and "
+            f"its end, priced at `{rows[0]['single']}`'s CPU per step, and `single: {LONGER}` its final PSNR.",
         )
     lines += ["", "| genome | mult-adds | reference PSNR (Set5+Set14 mean, dB) |", "| --- | --- | --- |"]
     for label, g in panel["genomes"].items():
@@ -1253,11 +1254,7 @@ def _selected(entry, only: str) -> bool:
     """Whether a panel entry (label, genome, mult-adds) is among the genomes `--only` names."""
     label, genome, _ = entry
     if only == "promotion":
-        from falsr.space.cost import genome_cost
-        from falsr.space.genome import parse_genome
-
-        macs = float(genome_cost(parse_genome(genome)).mult_adds)
-        return PROMOTION_BANDS["B (40-74.5G)"][0] <= macs <= PROMOTION_BANDS["50-100G"][1]
+        return PROMOTION_BANDS["B (40-74.5G)"][0] <= _mult_adds(genome) <= PROMOTION_BANDS["50-100G"][1]
     return only == "all" or (label in FIRST16) == (only == "first16")
 
 
